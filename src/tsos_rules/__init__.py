@@ -1,0 +1,72 @@
+"""tsos-rules: keep a channel sales pipeline honest.
+
+The public API: :func:`check` a snapshot, the :class:`Engine`, the plugin markers, and the
+model and rule types plugin authors build on.
+"""
+
+from tsos_rules.api import check
+from tsos_rules.config import Config, load_config
+from tsos_rules.engine import Engine
+from tsos_rules.errors import (
+    ConfigError,
+    FatalConnectorError,
+    InputError,
+    PackValidationError,
+    RetriableConnectorError,
+    SkippableRecordError,
+    StaleRecordError,
+    TsosRulesError,
+)
+from tsos_rules.findings import Finding, Findings, Severity
+from tsos_rules.markers import hookimpl, hookspec
+from tsos_rules.model import (
+    Account,
+    Activity,
+    CloseDateChange,
+    Lead,
+    Opportunity,
+    Partner,
+    PartnerConsent,
+    Snapshot,
+    User,
+)
+from tsos_rules.org import OrgProfile
+from tsos_rules.rules.spec import Parameter, PythonRule, RulePack, RuleSpec, Violation
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Account",
+    "Activity",
+    "CloseDateChange",
+    "Config",
+    "ConfigError",
+    "Engine",
+    "FatalConnectorError",
+    "Finding",
+    "Findings",
+    "InputError",
+    "Lead",
+    "Opportunity",
+    "OrgProfile",
+    "Parameter",
+    "PackValidationError",
+    "Partner",
+    "PartnerConsent",
+    "PythonRule",
+    "RetriableConnectorError",
+    "RulePack",
+    "RuleSpec",
+    "Severity",
+    "SkippableRecordError",
+    "Snapshot",
+    "StaleRecordError",
+    "TsosRulesError",
+    "User",
+    "Violation",
+    "__version__",
+    "check",
+    "hookimpl",
+    "hookspec",
+    "load_config",
+]

@@ -1,0 +1,39 @@
+"""The Python API: ``check`` a snapshot with every installed rule pack."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tsos_rules.config import Config
+from tsos_rules.engine import Engine, filter_severity
+from tsos_rules.findings import Findings
+from tsos_rules.model import Snapshot
+from tsos_rules.snapshot_io import snapshot_from_dict
+
+
+def check(
+    snapshot: Snapshot | Mapping[str, Any],
+    *,
+    as_of: dt.date | str | None = None,
+    config: Config | Mapping[str, Any] | str | Path | None = None,
+    include_info: bool = False,
+) -> Findings:
+    """Evaluate a snapshot (a :class:`Snapshot` or a dict in the JSON shape) and return findings.
+
+    >>> findings = check({"as_of": "2026-11-24", "opportunities": [{"id": "o1"}]})
+    >>> [f.reason for f in findings.for_rule("tsos.next-step-required")]
+    ['missing']
+    """
+    if not isinstance(snapshot, Snapshot):
+        snapshot, _ = snapshot_from_dict(snapshot)
+    if isinstance(as_of, str):
+        as_of = dt.date.fromisoformat(as_of)
+    engine = Engine.from_config(config)
+    try:
+        findings = engine.evaluate(snapshot, as_of)
+    finally:
+        engine.close()
+    return filter_severity(findings, include_info=include_info)

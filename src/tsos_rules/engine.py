@@ -1,0 +1,157 @@
+"""The engine: rule packs bound to one configuration, evaluated over facts.
+
+An Engine is self-contained: it holds its own compiled packs (and, for declarative packs, its
+own durable-rules rulesets), so two engines with different packs or parameters in one process
+never see each other's rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from tsos_rules.errors import ConfigError
+from tsos_rules.facts import FactIndex, RecordFacts, build_index
+from tsos_rules.findings import Finding, Findings, Severity
+from tsos_rules.model import Snapshot
+from tsos_rules.org import OrgProfile
+from tsos_rules.rules.spec import CheckFn, CompiledPack, PythonRule, RulePack, RuleSpec
+
+log = logging.getLogger(__name__)
+
+
+@attrs.define
+class CompiledPythonPack:
+    """A Python pack bound to its parameter values, with its checks grouped by record type."""
+
+    name: str
+    parameters: Mapping[str, Any]
+    checks: dict[str, list[tuple[RuleSpec, CheckFn]]]
+
+    @classmethod
+    def build(
+        cls, pack: RulePack, rules: Sequence[PythonRule], parameters: Mapping[str, Any]
+    ) -> CompiledPythonPack:
+        checks: dict[str, list[tuple[RuleSpec, CheckFn]]] = {}
+        for rule in rules:
+            for record_type, check in rule.checks.items():
+                checks.setdefault(record_type, []).append((rule.spec, check))
+        return cls(pack.name, parameters, checks)
+
+    def evaluate(self, record_type: str, facts: RecordFacts) -> Iterator[Finding]:
+        record_id = facts.record_id
+        parameters = self.parameters
+        for spec, check in self.checks.get(record_type, ()):
+            for violation in check(facts, parameters):
+                yield spec.finding(record_type, record_id, violation)
+
+    def close(self) -> None:
+        """Nothing to release: Python checks hold no native state."""
+
+
+def select_rules(specs: Iterable[RuleSpec], patterns: Sequence[str] | None) -> set[str]:
+    """Rule ids matching any glob in ``patterns`` (all rules when there are none)."""
+    ids = {spec.id for spec in specs}
+    if not patterns:
+        return ids
+    chosen = {rule_id for rule_id in ids for p in patterns if fnmatch.fnmatchcase(rule_id, p)}
+    if not chosen:
+        raise ConfigError(f"--rules {','.join(patterns)}: matches no loaded rule")
+    return chosen
+
+
+class Engine:
+    """Evaluates rule packs over snapshots or single records. Build once, reuse many times."""
+
+    def __init__(
+        self,
+        packs: Sequence[RulePack],
+        *,
+        org: OrgProfile | None = None,
+        parameters: Mapping[str, Mapping[str, Any]] | None = None,
+        rules: Sequence[str] | None = None,
+        disabled_rules: Sequence[str] = (),
+    ) -> None:
+        self.org = org or OrgProfile()
+        self.packs = tuple(packs)
+        parameters = dict(parameters or {})
+        unknown = set(parameters) - {pack.name for pack in self.packs}
+        if unknown:
+            raise ConfigError(f"packs.{sorted(unknown)[0]}: no such pack is loaded")
+        all_specs = [spec for pack in self.packs for spec in pack.specs]
+        for rule_id in disabled_rules:
+            if rule_id not in {spec.id for spec in all_specs}:
+                raise ConfigError(f"rules.disabled: {rule_id!r} is not a loaded rule")
+        selected = select_rules(all_specs, rules) - set(disabled_rules)
+        self.specs: dict[str, RuleSpec] = {s.id: s for s in all_specs if s.id in selected}
+        self.parameters: dict[str, dict[str, Any]] = {}
+        self._compiled: list[CompiledPack] = []
+        for pack in self.packs:
+            values = pack.resolve_parameters(parameters.get(pack.name))
+            self.parameters[pack.name] = values
+            python_rules = [r for r in pack.python_rules if r.spec.id in selected]
+            if python_rules:
+                self._compiled.append(CompiledPythonPack.build(pack, python_rules, values))
+            declarative = [r for r in pack.declarative_rules if r.spec.id in selected]
+            if declarative:
+                from tsos_rules.rules.declarative import CompiledDeclarativePack
+
+                self._compiled.append(CompiledDeclarativePack.build(pack, declarative, values))
+        self.record_types = frozenset(t for spec in self.specs.values() for t in spec.record_types)
+
+    @classmethod
+    def from_config(cls, config: Any = None, *, rules: Sequence[str] | None = None) -> Engine:
+        """An engine with every installed pack, configured by a :class:`tsos_rules.Config`."""
+        from tsos_rules.config import Config, coerce_config
+        from tsos_rules.plugins import collect_packs, get_plugin_manager
+
+        cfg: Config = coerce_config(config)
+        pm = get_plugin_manager(disabled=cfg.plugins_disabled)
+        return cls(
+            collect_packs(pm),
+            org=cfg.org,
+            parameters=cfg.packs,
+            rules=rules or cfg.rules_selected or None,
+            disabled_rules=cfg.rules_disabled,
+        )
+
+    def index(self, snapshot: Snapshot, as_of: dt.date | None = None) -> FactIndex:
+        return build_index(snapshot, self.org, as_of)
+
+    def evaluate_facts(self, facts: RecordFacts) -> list[Finding]:
+        """Every finding of every loaded rule on one record's facts."""
+        record_type = facts.record_type
+        out: list[Finding] = []
+        for compiled in self._compiled:
+            out.extend(compiled.evaluate(record_type, facts))
+        return out
+
+    def evaluate(self, snapshot: Snapshot, as_of: dt.date | None = None) -> Findings:
+        """Evaluate a whole snapshot: every judged record against every selected rule."""
+        index = self.index(snapshot, as_of)
+        found: list[Finding] = []
+        compiled = self._compiled
+        for facts in index.iter_facts(self.record_types):
+            record_type = facts.record_type
+            for pack in compiled:
+                found.extend(pack.evaluate(record_type, facts))
+        return Findings.collect(found, records=snapshot.record_count)
+
+    def close(self) -> None:
+        """Release native rulesets held by declarative packs."""
+        for compiled in self._compiled:
+            compiled.close()
+        self._compiled = []
+
+
+def filter_severity(findings: Findings, *, include_info: bool) -> Findings:
+    """``info`` findings are reported only when asked for (DOCTRINE.md, severities)."""
+    if include_info:
+        return findings
+    kept = [f for f in findings if f.severity is not Severity.INFO]
+    return Findings(tuple(kept), findings.records)

@@ -1,0 +1,538 @@
+"""Facts: the joins and derived values rules read, resolved once per snapshot with indexes.
+
+A :class:`FactIndex` is built in one pass over a snapshot (dicts by id, history and activities
+grouped by deal, company groups for ownership conflicts). Per-record facts are then computed on
+demand, so the same builder serves a whole sync snapshot and a single in-line change with only
+its related records.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+
+from tsos_rules.model import (
+    Account,
+    Activity,
+    Channel,
+    CloseDateChange,
+    ForecastCategory,
+    Lead,
+    Opportunity,
+    Partner,
+    PartnerStatus,
+    Snapshot,
+    User,
+    UserRole,
+)
+from tsos_rules.org import OrgProfile, company_key
+
+#: Why a deal counts as a channel deal (DOCTRINE: tsos.channel-lead-not-direct).
+LEAD_PARTNER = "lead_partner"
+LEAD_SOURCE = "lead_source"
+ACCOUNT_PARTNER_OF_RECORD = "account_partner_of_record"
+CHANNEL_FIELD = "channel_field"
+
+#: Next-step states (DOCTRINE: tsos.next-step-required reasons).
+NEXT_STEP_OK = "ok"
+
+
+@attrs.frozen
+class CloseDateMove:
+    """One close-date change, judged at the time it was made."""
+
+    change: CloseDateChange
+    locked: bool
+    approved: bool
+    pushed_later: bool
+
+
+@attrs.frozen
+class CompanyConflict:
+    """Open leads or deals for one company that break the single-owner rule."""
+
+    reason: str
+    others: tuple[tuple[str, str], ...]
+
+
+@attrs.frozen
+class OpportunityFacts:
+    record_type = "opportunity"
+    opportunity: Opportunity
+    as_of: dt.date
+    account: Account | None
+    owner: User | None
+    owner_role: UserRole | None
+    partner: Partner | None
+    partner_status: str | None
+    account_partner_of_record: Partner | None
+    account_partner_of_record_id: str | None
+    lead: Lead | None
+    channel_reasons: tuple[str, ...]
+    team_roles: tuple[tuple[str, UserRole | None], ...]
+    moves: tuple[CloseDateMove, ...]
+    open_future_activities: tuple[Activity, ...]
+    next_step_state: str
+    stage_known: bool
+    stage_index: int | None
+    stage_probability: int | None
+    locked: bool
+    fiscal_quarter_end: dt.date
+    days_in_stage: int | None
+    company_conflict: CompanyConflict | None
+    index: FactIndex = attrs.field(repr=False, eq=False)
+
+    @property
+    def record(self) -> Opportunity:
+        return self.opportunity
+
+    @property
+    def record_id(self) -> str:
+        return self.opportunity.id
+
+    @property
+    def is_open(self) -> bool:
+        return not self.opportunity.is_closed
+
+    @property
+    def is_channel_deal(self) -> bool:
+        return bool(self.channel_reasons)
+
+    @property
+    def next_step_valid(self) -> bool:
+        """A good next step on the deal, or an open activity due today or later."""
+        return self.next_step_state == NEXT_STEP_OK or bool(self.open_future_activities)
+
+    @property
+    def close_date_pushes(self) -> int:
+        return sum(1 for move in self.moves if move.pushed_later)
+
+    def flat(self) -> dict[str, Any]:
+        return _flat(
+            self.opportunity,
+            is_open=self.is_open,
+            is_channel_deal=self.is_channel_deal,
+            channel_reasons=list(self.channel_reasons),
+            owner_role=_value(self.owner_role),
+            partner_status=self.partner_status,
+            partner_tier=self.partner.tier if self.partner else None,
+            account_partner_of_record_id=self.account_partner_of_record_id,
+            lead_source=self.lead.source if self.lead else None,
+            next_step_state=self.next_step_state,
+            next_step_valid=self.next_step_valid,
+            has_open_future_activity=bool(self.open_future_activities),
+            stage_known=self.stage_known,
+            stage_index=self.stage_index,
+            stage_probability=self.stage_probability,
+            locked=self.locked,
+            close_date_pushes=self.close_date_pushes,
+            days_in_stage=self.days_in_stage,
+            days_to_close=(self.opportunity.close_date - self.as_of).days
+            if self.opportunity.close_date
+            else None,
+            fiscal_quarter_end=self.fiscal_quarter_end.isoformat(),
+        )
+
+
+@attrs.frozen
+class LeadFacts:
+    record_type = "lead"
+    lead: Lead
+    as_of: dt.date
+    owner: User | None
+    owner_role: UserRole | None
+    partner: Partner | None
+    partner_status: str | None
+    account: Account | None
+    is_open: bool
+    is_distributed: bool
+    business_days_since_distribution: int | None
+    business_days_to_accept: int | None
+    business_days_to_follow_up: int | None
+    company_conflict: CompanyConflict | None
+    index: FactIndex = attrs.field(repr=False, eq=False)
+
+    @property
+    def record(self) -> Lead:
+        return self.lead
+
+    @property
+    def record_id(self) -> str:
+        return self.lead.id
+
+    def flat(self) -> dict[str, Any]:
+        return _flat(
+            self.lead,
+            is_open=self.is_open,
+            is_distributed=self.is_distributed,
+            owner_role=_value(self.owner_role),
+            partner_status=self.partner_status,
+            business_days_since_distribution=self.business_days_since_distribution,
+            business_days_to_accept=self.business_days_to_accept,
+            business_days_to_follow_up=self.business_days_to_follow_up,
+        )
+
+
+@attrs.frozen
+class AccountFacts:
+    record_type = "account"
+    account: Account
+    as_of: dt.date
+    partner_of_record: Partner | None
+    partner_status: str | None
+    has_channel_deal: bool
+    index: FactIndex = attrs.field(repr=False, eq=False)
+
+    @property
+    def record(self) -> Account:
+        return self.account
+
+    @property
+    def record_id(self) -> str:
+        return self.account.id
+
+    def flat(self) -> dict[str, Any]:
+        return _flat(
+            self.account, partner_status=self.partner_status, has_channel_deal=self.has_channel_deal
+        )
+
+
+@attrs.frozen
+class ActivityFacts:
+    record_type = "activity"
+    activity: Activity
+    as_of: dt.date
+    owner: User | None
+    owner_role: UserRole | None
+    account: Account | None
+    account_partner_of_record_id: str | None
+    activity_date: dt.date | None
+    index: FactIndex = attrs.field(repr=False, eq=False)
+
+    @property
+    def record(self) -> Activity:
+        return self.activity
+
+    @property
+    def record_id(self) -> str:
+        return self.activity.id
+
+    @property
+    def days_ago(self) -> int | None:
+        return (self.as_of - self.activity_date).days if self.activity_date else None
+
+    def flat(self) -> dict[str, Any]:
+        return _flat(
+            self.activity,
+            owner_role=_value(self.owner_role),
+            account_partner_of_record_id=self.account_partner_of_record_id,
+            days_ago=self.days_ago,
+        )
+
+
+RecordFacts = OpportunityFacts | LeadFacts | AccountFacts | ActivityFacts
+
+
+def _value(member: Any) -> Any:
+    return member.value if member is not None else None
+
+
+def _flat(record: Any, **derived: Any) -> dict[str, Any]:
+    """One flat JSON-ready dict: the record's fields and extras, then the derived values."""
+    from tsos_rules.snapshot_io import CONVERTER
+
+    out: dict[str, Any] = CONVERTER.unstructure(record)
+    out["record_id"] = out.pop("id", None)
+    out.update(derived)
+    return out
+
+
+class FactIndex:
+    """Indexes over one snapshot and the per-record fact builders that read them."""
+
+    def __init__(self, snapshot: Snapshot, org: OrgProfile, as_of: dt.date) -> None:
+        self.snapshot = snapshot
+        self.org = org
+        self.as_of = as_of
+        self.users: dict[str, User] = {u.id: u for u in snapshot.users}
+        self.partners: dict[str, Partner] = {p.id: p for p in snapshot.partners}
+        self.accounts: dict[str, Account] = {a.id: a for a in snapshot.accounts}
+        self.leads: dict[str, Lead] = {lead.id: lead for lead in snapshot.leads}
+        self.opportunities: dict[str, Opportunity] = {o.id: o for o in snapshot.opportunities}
+        self.lead_by_opportunity: dict[str, Lead] = {}
+        for lead in snapshot.leads:
+            if lead.converted_opportunity_id:
+                self.lead_by_opportunity[lead.converted_opportunity_id] = lead
+        changes: defaultdict[str, list[CloseDateChange]] = defaultdict(list)
+        for change in snapshot.close_date_changes:
+            changes[change.opportunity_id].append(change)
+        self.changes_by_opportunity: dict[str, list[CloseDateChange]] = dict(changes)
+        activities: defaultdict[str, list[Activity]] = defaultdict(list)
+        for activity in snapshot.activities:
+            if activity.what_id:
+                activities[activity.what_id].append(activity)
+        self.activities_by_what: dict[str, list[Activity]] = dict(activities)
+        self.channel_accounts: set[str] = set()
+        self._channel_reasons: dict[str, tuple[str, ...]] = {}  # by deal id, for indexed deals
+        for opportunity in snapshot.opportunities:
+            reasons = self.channel_reasons(opportunity)
+            self._channel_reasons[opportunity.id] = reasons
+            if reasons and opportunity.account_id:
+                self.channel_accounts.add(opportunity.account_id)
+        self.company_conflicts = self._company_conflicts()
+
+    # -- joins --------------------------------------------------------------------------
+
+    def source_lead(self, opportunity: Opportunity) -> Lead | None:
+        if opportunity.lead_id and opportunity.lead_id in self.leads:
+            return self.leads[opportunity.lead_id]
+        return self.lead_by_opportunity.get(opportunity.id)
+
+    def channel_reasons(self, opportunity: Opportunity) -> tuple[str, ...]:
+        """Why a deal is a channel deal (empty when it is not one)."""
+        reasons: list[str] = []
+        lead = self.source_lead(opportunity)
+        if lead is not None:
+            if lead.partner_id:
+                reasons.append(LEAD_PARTNER)
+            if lead.source and lead.source in self.org.partner_sources:
+                reasons.append(LEAD_SOURCE)
+        account = self.accounts.get(opportunity.account_id) if opportunity.account_id else None
+        if account is not None and account.partner_of_record_id:
+            reasons.append(ACCOUNT_PARTNER_OF_RECORD)
+        if opportunity.channel is Channel.PARTNER:
+            reasons.append(CHANNEL_FIELD)
+        return tuple(reasons)
+
+    def partner_status(self, partner_id: str | None) -> str | None:
+        """``active``/``terminated``, ``unknown`` when the id names no partner, None when unset."""
+        if not partner_id:
+            return None
+        partner = self.partners.get(partner_id)
+        return partner.status.value if partner else "unknown"
+
+    def role_of(self, user_id: str | None) -> UserRole | None:
+        user = self.users.get(user_id) if user_id else None
+        return user.role if user else None
+
+    def company_key_of(self, record: Lead | Opportunity) -> str | None:
+        account = self.accounts.get(record.account_id) if record.account_id else None
+        if account is not None and account.name:
+            return company_key(account.name)
+        if isinstance(record, Lead) and record.company:
+            return company_key(record.company)
+        if record.account_id:
+            return f"account:{record.account_id}"
+        return None
+
+    def lead_is_open(self, lead: Lead) -> bool:
+        return not lead.converted_opportunity_id and (
+            lead.status or "open"
+        ) not in self.org.closed_lead_statuses
+
+    def _company_conflicts(self) -> dict[tuple[str, str], CompanyConflict]:
+        groups: defaultdict[str, list[tuple[str, str, str | None, bool]]] = defaultdict(list)
+        for lead in self.snapshot.leads:
+            key = self.company_key_of(lead) if self.lead_is_open(lead) else None
+            if key:
+                groups[key].append(("lead", lead.id, lead.owner_id, bool(lead.partner_id)))
+        for opportunity in self.snapshot.opportunities:
+            key = None if opportunity.is_closed else self.company_key_of(opportunity)
+            if key:
+                via_partner = bool(opportunity.partner_id) or opportunity.channel is Channel.PARTNER
+                groups[key].append(
+                    ("opportunity", opportunity.id, opportunity.owner_id, via_partner)
+                )
+        conflicts: dict[tuple[str, str], CompanyConflict] = {}
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            owners = {owner for _, _, owner, _ in members if owner}
+            partnered = {via for _, _, _, via in members}
+            reason = None
+            if len(owners) > 1:
+                reason = "multiple_owners"
+            elif len(partnered) > 1:
+                reason = "partner_and_direct"
+            if reason is None:
+                continue
+            for record_type, record_id, _, _ in members:
+                others = tuple(
+                    (t, i) for t, i, _, _ in members if (t, i) != (record_type, record_id)
+                )
+                conflicts[(record_type, record_id)] = CompanyConflict(reason, others)
+        return conflicts
+
+    # -- per-record facts -----------------------------------------------------------------
+
+    def opportunity(self, opportunity: Opportunity) -> OpportunityFacts:
+        org = self.org
+        as_of = self.as_of
+        account = self.accounts.get(opportunity.account_id) if opportunity.account_id else None
+        owner = self.users.get(opportunity.owner_id) if opportunity.owner_id else None
+        partner = self.partners.get(opportunity.partner_id) if opportunity.partner_id else None
+        por_id = account.partner_of_record_id if account else None
+        stage = opportunity.stage
+        stage_index = org.stage_index.get(stage) if stage is not None else None
+        lock_index = org.stage_index[org.lock_stage]
+        current_forecast = opportunity.forecast_category
+        moves = tuple(
+            self._judge_move(change, opportunity, lock_index)
+            for change in self.changes_by_opportunity.get(opportunity.id, ())
+        )
+        future = tuple(
+            a
+            for a in self.activities_by_what.get(opportunity.id, ())
+            if a.status == "open" and a.due_date is not None and a.due_date >= as_of
+        )
+        return OpportunityFacts(
+            opportunity=opportunity,
+            as_of=as_of,
+            account=account,
+            owner=owner,
+            owner_role=owner.role if owner else None,
+            partner=partner,
+            partner_status=self.partner_status(opportunity.partner_id),
+            account_partner_of_record=self.partners.get(por_id) if por_id else None,
+            account_partner_of_record_id=por_id,
+            lead=self.source_lead(opportunity),
+            channel_reasons=self._channel_reasons[opportunity.id]
+            if self.opportunities.get(opportunity.id) is opportunity
+            else self.channel_reasons(opportunity),
+            team_roles=tuple((uid, self.role_of(uid)) for uid in opportunity.team_user_ids),
+            moves=moves,
+            open_future_activities=future,
+            next_step_state=self.next_step_state(opportunity),
+            stage_known=stage_index is not None,
+            stage_index=stage_index,
+            stage_probability=org.stage_probability.get(stage) if stage is not None else None,
+            locked=(stage_index is not None and stage_index >= lock_index)
+            or current_forecast is ForecastCategory.COMMIT,
+            fiscal_quarter_end=org.fiscal_quarter_end(as_of),
+            days_in_stage=(as_of - org.local_date(opportunity.stage_changed_at)).days
+            if opportunity.stage_changed_at
+            else None,
+            company_conflict=self.company_conflicts.get(("opportunity", opportunity.id)),
+            index=self,
+        )
+
+    def next_step_state(self, opportunity: Opportunity) -> str:
+        """``ok``, or the reason the deal's own next step fails: placeholder, missing, past_due."""
+        text = opportunity.next_step
+        if text is not None and text.strip() and self.org.is_placeholder(text):
+            return "placeholder"
+        if text is None or not text.strip() or opportunity.next_step_date is None:
+            return "missing"
+        if opportunity.next_step_date < self.as_of:
+            return "past_due"
+        return NEXT_STEP_OK
+
+    def _judge_move(
+        self, change: CloseDateChange, opportunity: Opportunity, lock_index: int
+    ) -> CloseDateMove:
+        stage = change.stage if change.stage is not None else opportunity.stage
+        forecast = (
+            change.forecast_category
+            if change.forecast_category is not None
+            else opportunity.forecast_category
+        )
+        stage_index = self.org.stage_index.get(stage) if stage is not None else None
+        locked = (
+            stage_index is not None and stage_index >= lock_index
+        ) or forecast is ForecastCategory.COMMIT
+        moved = change.old is not None and change.new is not None and change.old != change.new
+        return CloseDateMove(
+            change=change,
+            locked=locked and moved,
+            approved=bool(change.approved_by),
+            pushed_later=moved and change.new > change.old,  # type: ignore[operator]
+        )
+
+    def lead(self, lead: Lead) -> LeadFacts:
+        org = self.org
+        owner = self.users.get(lead.owner_id) if lead.owner_id else None
+        distributed = lead.distributed_at is not None
+        distributed_on = org.local_date(lead.distributed_at) if lead.distributed_at else None
+
+        def elapsed(moment: dt.datetime | None) -> int | None:
+            if distributed_on is None or moment is None:
+                return None
+            return org.business_days_between(distributed_on, org.local_date(moment))
+
+        return LeadFacts(
+            lead=lead,
+            as_of=self.as_of,
+            owner=owner,
+            owner_role=owner.role if owner else None,
+            partner=self.partners.get(lead.partner_id) if lead.partner_id else None,
+            partner_status=self.partner_status(lead.partner_id),
+            account=self.accounts.get(lead.account_id) if lead.account_id else None,
+            is_open=self.lead_is_open(lead),
+            is_distributed=distributed,
+            business_days_since_distribution=org.business_days_between(distributed_on, self.as_of)
+            if distributed_on
+            else None,
+            business_days_to_accept=elapsed(lead.accepted_at),
+            business_days_to_follow_up=elapsed(lead.followed_up_at),
+            company_conflict=self.company_conflicts.get(("lead", lead.id)),
+            index=self,
+        )
+
+    def account(self, account: Account) -> AccountFacts:
+        por = account.partner_of_record_id
+        return AccountFacts(
+            account=account,
+            as_of=self.as_of,
+            partner_of_record=self.partners.get(por) if por else None,
+            partner_status=self.partner_status(por),
+            has_channel_deal=account.id in self.channel_accounts,
+            index=self,
+        )
+
+    def activity(self, activity: Activity) -> ActivityFacts:
+        owner = self.users.get(activity.owner_id) if activity.owner_id else None
+        account_id = activity.account_id
+        if account_id is None and activity.what_id in self.opportunities:
+            account_id = self.opportunities[activity.what_id].account_id
+        account = self.accounts.get(account_id) if account_id else None
+        if activity.created_at is not None:
+            when: dt.date | None = self.org.local_date(activity.created_at)
+        else:
+            when = activity.due_date
+        return ActivityFacts(
+            activity=activity,
+            as_of=self.as_of,
+            owner=owner,
+            owner_role=owner.role if owner else None,
+            account=account,
+            account_partner_of_record_id=account.partner_of_record_id if account else None,
+            activity_date=when,
+            index=self,
+        )
+
+    def iter_facts(self, record_types: frozenset[str] | None = None) -> Iterator[RecordFacts]:
+        """Every judged record's facts, record type by record type."""
+        snapshot = self.snapshot
+        builders: tuple[tuple[str, Any, Any], ...] = (
+            ("account", snapshot.accounts, self.account),
+            ("activity", snapshot.activities, self.activity),
+            ("lead", snapshot.leads, self.lead),
+            ("opportunity", snapshot.opportunities, self.opportunity),
+        )
+        for record_type, records, build in builders:
+            if record_types is None or record_type in record_types:
+                for record in records:
+                    yield build(record)
+
+
+def build_index(
+    snapshot: Snapshot, org: OrgProfile | None = None, as_of: dt.date | None = None
+) -> FactIndex:
+    """Index a snapshot; ``as_of`` defaults to the snapshot's, then to today in the org's zone."""
+    org = org or OrgProfile()
+    return FactIndex(snapshot, org, as_of or snapshot.as_of or org.today())
+

@@ -1,0 +1,65 @@
+"""Every extension point of tsos-rules. Built-ins implement these exactly as plugins do.
+
+A plugin is a module or object with functions decorated by ``tsos_rules.hookimpl``, published
+under the ``tsos_rules`` entry-point group::
+
+    [project.entry-points.tsos_rules]
+    my_pack = "my_package.plugin"
+
+Each hook's docstring is its reference documentation (``docs/hooks.md`` is generated from them
+and a test fails when a hook is undocumented).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tsos_rules.markers import hookspec
+
+if TYPE_CHECKING:
+    from tsos_rules.rules.spec import RulePack
+
+
+@hookspec
+def tsos_rules_register_packs(register: Callable[[RulePack], None]) -> None:
+    """Register rule packs by calling ``register(pack)`` once per pack.
+
+    ``register`` validates the pack as it goes and raises ``PackValidationError`` naming the
+    rule and the offending key, so a broken pack fails loudly at load time instead of
+    silently never firing.
+
+    :param register: call it with each :class:`tsos_rules.RulePack` this plugin provides.
+    :returns: nothing.
+
+    Example::
+
+        from tsos_rules import hookimpl, RulePack, load_declarative_pack
+
+        @hookimpl
+        def tsos_rules_register_packs(register):
+            register(load_declarative_pack(Path(__file__).with_name("hygiene.yaml")))
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def tsos_rules_register_connectors(register: Callable[[str, Any], None]) -> None:
+    """Register CRM connectors by calling ``register(name, factory)`` once per connector.
+
+    ``factory(settings)`` receives the connector's config table (a dict) and returns an object
+    that implements :class:`tsos_rules.connectors.base.Connector`. The name is what admins
+    write in ``[connector] type = "..."``.
+
+    :param register: call it with the connector's name and its factory.
+    :returns: nothing.
+
+    Example::
+
+        @hookimpl
+        def tsos_rules_register_connectors(register):
+            register("hubspot", HubSpotConnector.from_settings)
+
+    .. versionadded:: 0.1
+    """

@@ -1,0 +1,1 @@
+"""Renderings of findings and runs: a text table for people, JSON for machines, HTML reports."""

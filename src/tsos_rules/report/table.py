@@ -1,0 +1,54 @@
+"""Findings as a text table for an 80-column terminal, grouped by record."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterable
+from itertools import groupby
+
+from tsos_rules.findings import Finding, Findings, Severity
+
+WIDTH = 80
+_LABEL = {Severity.BLOCK: "BLOCK", Severity.WARN: "warn ", Severity.INFO: "info "}
+
+
+def render_table(findings: Findings, *, width: int = WIDTH, color: bool = False) -> str:
+    """One block per record: its findings' severity, rule, reason, then the wrapped message."""
+    lines: list[str] = []
+    for (record_type, record_id), group in groupby(
+        findings, key=lambda f: (f.record_type, f.record_id)
+    ):
+        lines.append(_style(f"{record_type} {record_id}", bold=True, color=color))
+        lines.extend(_finding_lines(group, width=width, color=color))
+        lines.append("")
+    counts = findings.by_severity
+    lines.append(
+        f"{len(findings)} finding(s) on {findings.records} record(s): "
+        f"{counts['block']} block, {counts['warn']} warn, {counts['info']} info"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _finding_lines(group: Iterable[Finding], *, width: int, color: bool) -> list[str]:
+    out: list[str] = []
+    for finding in group:
+        label = _LABEL[finding.severity]
+        head = f"  {label}  {finding.rule}  ({finding.reason})"
+        if color:
+            tint = {"BLOCK": "red", "warn ": "yellow", "info ": "cyan"}[label]
+            head = head.replace(label, _style(label, fg=tint, color=True), 1)
+        out.append(head)
+        out.extend(
+            textwrap.wrap(
+                finding.message, width=width, initial_indent=" " * 9, subsequent_indent=" " * 9
+            )
+        )
+    return out
+
+
+def _style(text: str, *, color: bool, bold: bool = False, fg: str | None = None) -> str:
+    if not color:
+        return text
+    import click
+
+    return click.style(text, bold=bold, fg=fg)

@@ -1,0 +1,167 @@
+"""Rule and pack metadata as data: what ``rules``, ``explain``, reports and config all read."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from tsos_rules.errors import ConfigError, PackValidationError
+from tsos_rules.findings import Finding, Severity
+
+if TYPE_CHECKING:
+    from tsos_rules.facts import RecordFacts
+
+#: The record types rules can judge.
+RECORD_TYPES = ("opportunity", "lead", "account", "activity")
+
+RULE_ID = re.compile(r"^[a-z][a-z0-9_]*(-[a-z0-9_]+)*\.[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+
+@attrs.frozen
+class Parameter:
+    """A tunable value of a pack, with its default and the type an override must have."""
+
+    name: str
+    default: Any
+    description: str
+
+    def coerce(self, value: Any, *, pack: str) -> Any:
+        """Check an override against the default's type; config errors name pack and key."""
+        expected = type(self.default)
+        ok = isinstance(value, expected) and not (
+            isinstance(value, bool) and expected is not bool
+        )
+        if expected is float and type(value) is int:
+            return float(value)
+        if not ok:
+            raise ConfigError(
+                f"packs.{pack}.{self.name}: expected {expected.__name__}, got {value!r}"
+            )
+        return value
+
+
+@attrs.frozen
+class Violation:
+    """What a Python rule returns: the engine adds the rule's metadata to make a Finding."""
+
+    reason: str
+    message: str
+    severity: Severity | None = None
+    details: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class RuleSpec:
+    """A rule's metadata. ``id`` is public and never changes once shipped."""
+
+    id: str
+    severity: Severity
+    record_types: tuple[str, ...]
+    title: str
+    doctrine: str
+    source: str = ""
+    semantics: str = ""
+    remediation: str = ""
+    reasons: Mapping[str, str] = attrs.field(factory=dict)
+    parameters: tuple[str, ...] = ()
+
+    @property
+    def pack(self) -> str:
+        return self.id.split(".", 1)[0]
+
+    def finding(self, record_type: str, record_id: str, violation: Violation) -> Finding:
+        return Finding(
+            rule=self.id,
+            severity=violation.severity or self.severity,
+            record_type=record_type,
+            record_id=record_id,
+            reason=violation.reason,
+            message=violation.message,
+            doctrine=self.doctrine,
+            details=violation.details,
+        )
+
+
+CheckFn = Callable[["RecordFacts", Mapping[str, Any]], Iterable[Violation]]
+
+
+@attrs.frozen
+class PythonRule:
+    """A rule written as Python functions, one per record type it judges."""
+
+    spec: RuleSpec
+    checks: Mapping[str, CheckFn]
+
+
+class CompiledPack(Protocol):
+    """A pack ready to evaluate, bound to resolved parameter values."""
+
+    name: str
+
+    def evaluate(self, record_type: str, facts: RecordFacts) -> Iterable[Finding]: ...
+
+    def close(self) -> None: ...
+
+
+@attrs.frozen(kw_only=True)
+class RulePack:
+    """A named set of rules sharing parameters; ``compile`` binds them to one configuration."""
+
+    name: str
+    version: str
+    description: str
+    parameters: tuple[Parameter, ...] = ()
+    python_rules: tuple[PythonRule, ...] = ()
+    #: Declarative rules (data) evaluated by the durable-rules backend.
+    declarative_rules: tuple[Any, ...] = ()
+
+    @property
+    def specs(self) -> tuple[RuleSpec, ...]:
+        return tuple(rule.spec for rule in self.python_rules) + tuple(
+            rule.spec for rule in self.declarative_rules
+        )
+
+    def resolve_parameters(self, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Defaults overlaid with ``overrides``; an unknown name is a ConfigError naming it."""
+        declared = {parameter.name: parameter for parameter in self.parameters}
+        values = {parameter.name: parameter.default for parameter in self.parameters}
+        for name, value in (overrides or {}).items():
+            if name not in declared:
+                known = ", ".join(sorted(declared)) or "none"
+                raise ConfigError(
+                    f"packs.{self.name}: unknown parameter {name!r} (known: {known})"
+                )
+            values[name] = declared[name].coerce(value, pack=self.name)
+        return values
+
+    def validate(self) -> None:
+        """Refuse a malformed pack before anything loads it; errors name the rule and key."""
+        if not re.fullmatch(r"[a-z][a-z0-9_-]*", self.name):
+            raise PackValidationError(f"pack {self.name!r}: name: use lowercase letters, digits, -")
+        seen: set[str] = set()
+        declared = {parameter.name for parameter in self.parameters}
+        for spec in self.specs:
+            if not RULE_ID.match(spec.id) or spec.pack != self.name:
+                raise PackValidationError(
+                    f"{spec.id}: id: must read '{self.name}.<rule-name>' in lowercase"
+                )
+            if spec.id in seen:
+                raise PackValidationError(f"{spec.id}: id: defined twice in pack {self.name}")
+            seen.add(spec.id)
+            for record_type in spec.record_types:
+                if record_type not in RECORD_TYPES:
+                    raise PackValidationError(
+                        f"{spec.id}: record_types: unknown record type {record_type!r}"
+                    )
+            for name in spec.parameters:
+                if name not in declared:
+                    raise PackValidationError(f"{spec.id}: parameters: {name!r} is not declared")
+        for rule in self.python_rules:
+            missing = set(rule.spec.record_types) ^ set(rule.checks)
+            if missing:
+                raise PackValidationError(
+                    f"{rule.spec.id}: checks: record types and checks differ on {sorted(missing)}"
+                )

@@ -1,0 +1,1 @@
+"""CRM connectors: the protocol (``base``) and the built-in ``local`` demo CRM and Salesforce."""

@@ -1,0 +1,132 @@
+"""The connector protocol: how the sync job reads a CRM and writes findings back.
+
+A connector maps one CRM onto the snapshot model and back; it never knows what the rules are.
+The job calls ``read`` (incremental from a watermark), then ``write`` with an action plan, and
+commits state only after ``write`` returned. Every write carries the finding's fingerprint as an
+idempotency key, and repairs carry the record version that was read, so a re-run after a crash
+never writes twice and never overwrites a newer change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from tsos_rules.model import Snapshot
+from tsos_rules.snapshot_io import RecordError
+
+RecordKey = tuple[str, str]
+"""``(record_type, record_id)``, e.g. ``("opportunity", "006xx0000001")``."""
+
+
+@attrs.frozen
+class Capabilities:
+    """What a connector can do, so the job plans only actions it can carry out."""
+
+    incremental: bool = True
+    tasks: bool = True
+    field_updates: bool = False
+    conditional_updates: bool = False
+    idempotent_upsert: bool = True
+    max_batch: int = 200
+
+
+@attrs.frozen
+class ReadResult:
+    """One read: the changed records with every related record the facts need.
+
+    ``snapshot`` holds the changed records *and* their related records (a changed deal brings
+    its lead, account, partner, owner, close-date history and activities even when those did
+    not change). ``changed`` names the records that changed since the watermark and must be
+    judged; the others are there only as context. ``versions`` holds each record's version token
+    (e.g. ``SystemModstamp``) for optimistic concurrency. ``errors`` lists the records that could
+    not be mapped and were skipped.
+    """
+
+    snapshot: Snapshot
+    changed: frozenset[RecordKey]
+    watermark: str | None
+    deleted: frozenset[RecordKey] = frozenset()
+    versions: Mapping[RecordKey, str] = attrs.field(factory=dict)
+    errors: tuple[RecordError, ...] = ()
+    full: bool = False
+
+
+class ActionKind(enum.StrEnum):
+    CREATE_TASK = "create_task"
+    """Open a task for the record's owner describing the finding (idempotent on fingerprint)."""
+    CLOSE_TASK = "close_task"
+    """Close the task of a finding that resolved."""
+    UPDATE_FIELDS = "update_fields"
+    """Enforce-mode repair: set fields, only if the record is still at ``expected_version``."""
+
+
+@attrs.frozen
+class Action:
+    """One write the job wants done. ``fingerprint`` is the idempotency key."""
+
+    kind: ActionKind
+    fingerprint: str
+    record_type: str
+    record_id: str
+    owner_id: str | None = None
+    subject: str = ""
+    description: str = ""
+    rule: str = ""
+    changes: Mapping[str, Any] = attrs.field(factory=dict)
+    expected_version: str | None = None
+    crm_id: str | None = None
+    """For CLOSE_TASK: the CRM id of the task the job created earlier, when known."""
+
+
+class ActionStatus(enum.StrEnum):
+    WRITTEN = "written"
+    """Done now."""
+    ALREADY_DONE = "already_done"
+    """The idempotency key showed it was done before (a re-run after a crash): nothing written."""
+    STALE = "stale"
+    """Refused: the record changed since it was read. Reported as skipped, retried next run."""
+    FAILED = "failed"
+    """The CRM refused it for another reason, given in ``error``."""
+
+
+@attrs.frozen
+class ActionResult:
+    fingerprint: str
+    kind: ActionKind
+    status: ActionStatus
+    crm_id: str | None = None
+    error: str | None = None
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """What every connector implements. Register a factory with
+    ``tsos_rules_register_connectors``; the factory takes the ``[connector]`` config table."""
+
+    name: str
+
+    def capabilities(self) -> Capabilities:
+        """What this connector can read and write."""
+        ...
+
+    def read(self, since: str | None, *, until: dt.datetime | None = None) -> ReadResult:
+        """Records changed after watermark ``since`` (all records when None) up to ``until``.
+
+        The returned watermark is what the next run passes as ``since``: no record changed in
+        between may be skipped, and none at the boundary may be read twice as new.
+        """
+        ...
+
+    def write(self, actions: Sequence[Action]) -> list[ActionResult]:
+        """Carry out actions, one result per action in the same order. Never raises for one
+        bad item: that item's result says FAILED or STALE and the others go on."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...

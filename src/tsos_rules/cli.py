@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import IO, Any, NoReturn, TypeVar
 
 import click
 
@@ -133,9 +133,8 @@ def check(
     config = _config(config_path)
     selected = [p.strip() for p in patterns.split(",") if p.strip()] if patterns else None
     engine = Engine.from_config(config, rules=selected)
-    snapshot, _ = load_snapshot(
-        click.get_text_stream("stdin") if file == "-" else file  # type: ignore[arg-type]
-    )
+    source: str | IO[str] = sys.stdin if file == "-" else file
+    snapshot, _ = load_snapshot(source)
     findings = filter_severity(engine.evaluate(snapshot, as_of), include_info=include_info)
     engine.close()
     if fmt == "json":
@@ -165,8 +164,13 @@ def list_rules(fmt: str, config_path: str | None) -> None:
     engine.close()
     if fmt == "json":
         rows = [
-            {"id": s.id, "severity": s.severity.value, "pack": s.pack, "title": s.title,
-             "doctrine": s.doctrine}
+            {
+                "id": s.id,
+                "severity": s.severity.value,
+                "pack": s.pack,
+                "title": s.title,
+                "doctrine": s.doctrine,
+            }
             for s in specs
         ]
         click.echo(json.dumps(rows, indent=1, ensure_ascii=False))
@@ -217,7 +221,7 @@ def explain(rule_id: str, config_path: str | None) -> None:
         for reason, text in spec.reasons.items():
             click.echo(f"  {reason}: {text}")
     if spec.parameters:
-        click.echo("Parameters (config: [packs.%s]):" % pack.name)
+        click.echo(f"Parameters (config: [packs.{pack.name}]):")
         declared = {p.name: p for p in pack.parameters}
         for name in spec.parameters:
             current = engine.parameters[pack.name][name]

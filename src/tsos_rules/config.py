@@ -135,4 +135,4 @@ def read_secret(reference: Mapping[str, Any], what: str) -> str:
             return Path(str(reference["file"])).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"{what}: cannot read {reference['file']}: {exc.strerror}") from None
-    raise ConfigError(f"{what}: give env = \"VARIABLE\" or file = \"/path\", not the secret itself")
+    raise ConfigError(f'{what}: give env = "VARIABLE" or file = "/path", not the secret itself')

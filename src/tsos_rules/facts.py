@@ -24,7 +24,6 @@ from tsos_rules.model import (
     Lead,
     Opportunity,
     Partner,
-    PartnerStatus,
     Snapshot,
     User,
     UserRole,
@@ -330,9 +329,10 @@ class FactIndex:
         return None
 
     def lead_is_open(self, lead: Lead) -> bool:
-        return not lead.converted_opportunity_id and (
-            lead.status or "open"
-        ) not in self.org.closed_lead_statuses
+        return (
+            not lead.converted_opportunity_id
+            and (lead.status or "open") not in self.org.closed_lead_statuses
+        )
 
     def _company_conflicts(self) -> dict[tuple[str, str], CompanyConflict]:
         groups: defaultdict[str, list[tuple[str, str, str | None, bool]]] = defaultdict(list)
@@ -535,4 +535,3 @@ def build_index(
     """Index a snapshot; ``as_of`` defaults to the snapshot's, then to today in the org's zone."""
     org = org or OrgProfile()
     return FactIndex(snapshot, org, as_of or snapshot.as_of or org.today())
-

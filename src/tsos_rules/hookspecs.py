@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 from tsos_rules.markers import hookspec
 
 if TYPE_CHECKING:
+    from tsos_rules.facts import FactIndex
+    from tsos_rules.findings import Findings
+    from tsos_rules.report.sections import ReportSection
     from tsos_rules.rules.spec import RulePack
 
 
@@ -60,6 +63,29 @@ def tsos_rules_register_connectors(register: Callable[[str, Any], None]) -> None
         @hookimpl
         def tsos_rules_register_connectors(register):
             register("hubspot", HubSpotConnector.from_settings)
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def tsos_rules_report_sections(index: FactIndex, findings: Findings) -> list[ReportSection] | None:
+    """Contribute titled tables to the sync report (HTML and JSON) for one evaluated snapshot.
+
+    Called once per report with the snapshot's fact index (records, joins, derived values)
+    and the findings. Return a list of :class:`tsos_rules.report.sections.ReportSection`, or
+    None to add nothing. Results of all plugins are shown in plugin registration order.
+
+    :param index: the :class:`tsos_rules.facts.FactIndex` of the evaluated records.
+    :param findings: the :class:`tsos_rules.Findings` of this evaluation.
+    :returns: a list of report sections, or None.
+
+    Example::
+
+        @hookimpl
+        def tsos_rules_report_sections(index, findings):
+            rows = [(o.id, o.close_date) for o in index.snapshot.opportunities]
+            return [ReportSection.of("Close dates", ["deal", "close date"], rows)]
 
     .. versionadded:: 0.1
     """

@@ -188,7 +188,7 @@ class Snapshot:
 
     @property
     def record_count(self) -> int:
-        """Records that rules judge or read (users, partners, accounts, leads, deals, activities)."""
+        """Records in the snapshot, close-date changes aside (they are history of deals)."""
         return (
             len(self.users)
             + len(self.partners)

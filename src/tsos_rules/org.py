@@ -159,7 +159,12 @@ def _coerce_org_value(key: str, value: Any) -> Any:
             )
         except (TypeError, ValueError):
             raise ConfigError("org.holidays: expected a list of dates YYYY-MM-DD") from None
-    if key in {"placeholders", "partner_sources", "qualified_lead_statuses", "closed_lead_statuses"}:
+    if key in {
+        "placeholders",
+        "partner_sources",
+        "qualified_lead_statuses",
+        "closed_lead_statuses",
+    }:
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"org.{key}: expected a list of strings, got {value!r}")
         return tuple(value)

@@ -44,9 +44,7 @@ class PluginManager(pluggy.PluginManager):
         self.failures: list[PluginFailure] = []
 
 
-def get_plugin_manager(
-    *, disabled: Iterable[str] = (), entry_points: bool = True
-) -> PluginManager:
+def get_plugin_manager(*, disabled: Iterable[str] = (), entry_points: bool = True) -> PluginManager:
     """A fresh plugin manager with the built-ins and (unless told not to) installed plugins."""
     blocked = set(disabled) | {
         name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()

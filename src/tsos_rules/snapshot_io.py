@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -109,7 +109,9 @@ def _structure_datetime(value: Any, _: type) -> dt.datetime:
         else:
             if parsed.tzinfo is not None:
                 return parsed
-            raise FieldProblem(f"expected an ISO 8601 timestamp with an offset, got {_shown(value)}")
+            raise FieldProblem(
+                f"expected an ISO 8601 timestamp with an offset, got {_shown(value)}"
+            )
     raise FieldProblem(f"expected an ISO 8601 timestamp, got {_shown(value)}")
 
 
@@ -244,7 +246,9 @@ def snapshot_from_dict(
     otherwise the first bad record raises :class:`SnapshotError`.
     """
     if type(data) is not dict:
-        raise SnapshotError(f"{source}: expected a JSON object at the top level, got {_shown(data)}")
+        raise SnapshotError(
+            f"{source}: expected a JSON object at the top level, got {_shown(data)}"
+        )
     errors: list[RecordError] = []
     values: dict[str, Any] = {}
     for plural, _, cls in COLLECTIONS:
@@ -321,5 +325,3 @@ def record_from_dict(data: Mapping[str, Any], cls: type[T], *, source: str, wher
     except Exception:
         field, problem = _find_problem(data, cls)
         raise InputError(f"{source}: {where}: {field + ': ' if field else ''}{problem}") from None
-
-

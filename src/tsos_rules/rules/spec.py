@@ -31,9 +31,7 @@ class Parameter:
     def coerce(self, value: Any, *, pack: str) -> Any:
         """Check an override against the default's type; config errors name pack and key."""
         expected = type(self.default)
-        ok = isinstance(value, expected) and not (
-            isinstance(value, bool) and expected is not bool
-        )
+        ok = isinstance(value, expected) and not (isinstance(value, bool) and expected is not bool)
         if expected is float and type(value) is int:
             return float(value)
         if not ok:
@@ -131,9 +129,7 @@ class RulePack:
         for name, value in (overrides or {}).items():
             if name not in declared:
                 known = ", ".join(sorted(declared)) or "none"
-                raise ConfigError(
-                    f"packs.{self.name}: unknown parameter {name!r} (known: {known})"
-                )
+                raise ConfigError(f"packs.{self.name}: unknown parameter {name!r} (known: {known})")
             values[name] = declared[name].coerce(value, pack=self.name)
         return values
 

@@ -53,7 +53,7 @@ PARAMETERS = (
 
 
 def _rule(spec: RuleSpec, **checks: Callable[[Any, Params], Iterator[Violation]]) -> PythonRule:
-    typed: dict[str, CheckFn] = dict(checks)  # type: ignore[arg-type]
+    typed: dict[str, CheckFn] = dict(checks)
     return PythonRule(spec=spec, checks=typed)
 
 
@@ -183,9 +183,7 @@ def por_account(facts: AccountFacts, params: Params) -> Iterator[Violation]:
         return
     account = facts.account
     subject = f"Account {account.name or account.id}, which has channel deals,"
-    violation = _por_violation(
-        subject, account.partner_of_record_id, facts.partner_status
-    )
+    violation = _por_violation(subject, account.partner_of_record_id, facts.partner_status)
     if violation:
         yield violation
 
@@ -234,7 +232,9 @@ def close_date_locked(facts: OpportunityFacts, params: Params) -> Iterator[Viola
         return
     deal = facts.opportunity
     if deal.close_date is None:
-        yield Violation("missing", f"Deal {_name(facts)} has no close date; lock one down with the buyer.")
+        yield Violation(
+            "missing", f"Deal {_name(facts)} has no close date; lock one down with the buyer."
+        )
     elif deal.close_date < facts.as_of:
         yield Violation(
             "in_past",
@@ -320,14 +320,17 @@ def stage_probability_consistent(facts: OpportunityFacts, params: Params) -> Ite
         return
     default = facts.stage_probability
     tolerance = params["probability_tolerance"]
-    if deal.probability is not None and default is not None:
-        if abs(deal.probability - default) > tolerance:
-            yield Violation(
-                "probability_mismatch",
-                f"Deal {_name(facts)} is at {deal.probability:g} % but its stage {deal.stage!r} "
-                f"stands at {default} %; align the probability with the stage.",
-                details={"expected": default, "actual": deal.probability},
-            )
+    if (
+        deal.probability is not None
+        and default is not None
+        and abs(deal.probability - default) > tolerance
+    ):
+        yield Violation(
+            "probability_mismatch",
+            f"Deal {_name(facts)} is at {deal.probability:g} % but its stage {deal.stage!r} "
+            f"stands at {default} %; align the probability with the stage.",
+            details={"expected": default, "actual": deal.probability},
+        )
 
 
 # -- leads ----------------------------------------------------------------------------------
@@ -517,7 +520,9 @@ RULES = (
             record_types=("opportunity",),
             title="No deal without a next step",
             doctrine="Most important: propose and seek commitment to a next step.",
-            source='tip #2; tip #1 ("What\'s a next step?"); tip #4 ("What will be the next step?")',
+            source=(
+                'tip #2; tip #1 ("What\'s a next step?"); tip #4 ("What will be the next step?")'
+            ),
             semantics=(
                 "Every open deal has a non-placeholder next step and a next-step date today or "
                 "later. An open task or event on the deal due today or later also counts; a "
@@ -609,7 +614,8 @@ RULES = (
             source="tip #4, the consultative dialogue table (probability column)",
             semantics=(
                 "A deal's probability is within probability_tolerance points of its stage's "
-                "default on org.stage_ladder, and its stage is on the ladder. Open and closed deals."
+                "default on org.stage_ladder, and its stage is on the ladder. Open and closed "
+                "deals."
             ),
             remediation="Set the probability to the stage's default, or correct the stage.",
             reasons={
@@ -730,4 +736,3 @@ TSOS_PACK = RulePack(
 def tsos_rules_register_packs(register: Callable[[RulePack], None]) -> None:
     """Register the built-in doctrine pack."""
     register(TSOS_PACK)
-

@@ -1,0 +1,30 @@
+"""Report sections that plugins add to the sync report (``tsos_rules_report_sections``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class ReportSection:
+    """A titled table a plugin contributes to reports, e.g. each deal's period in two calendars."""
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    description: str = ""
+    plugin: str = ""
+
+    @classmethod
+    def of(
+        cls,
+        title: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        description: str = "",
+    ) -> ReportSection:
+        return cls(title, tuple(columns), tuple(tuple(row) for row in rows), description)

@@ -19,7 +19,9 @@ def test_ruff_lint_is_clean() -> None:
 
 
 def test_ruff_format_is_clean() -> None:
-    result = _run(sys.executable, "-m", "ruff", "format", "--check", "src", "tests", "bench", "contrib")
+    result = _run(
+        sys.executable, "-m", "ruff", "format", "--check", "src", "tests", "bench", "contrib"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

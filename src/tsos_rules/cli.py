@@ -95,7 +95,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("file", metavar="FILE|-")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
@@ -177,8 +177,9 @@ def list_rules(fmt: str, config_path: str | None) -> None:
         return
     width = max((len(s.id) for s in specs), default=10)
     for spec in specs:
-        line = f"{spec.id:<{width}}  {spec.severity.value:<5}  {spec.title}"
-        click.echo(line if len(line) <= 100 else line[:97] + "...")
+        click.echo(f"{spec.id:<{width}}  {spec.severity.value:<5}  {spec.pack}")
+        doctrine = spec.doctrine if len(spec.doctrine) <= 74 else spec.doctrine[:73] + "…"
+        click.echo(f"    {doctrine}")
     click.echo(f"\n{len(specs)} rule(s). Details: tsos-rules explain RULE_ID")
 
 
@@ -226,8 +227,13 @@ def explain(rule_id: str, config_path: str | None) -> None:
         for name in spec.parameters:
             current = engine.parameters[pack.name][name]
             click.echo(
-                f"  {name} = {current!r} (default {declared[name].default!r}): "
-                f"{declared[name].description}"
+                textwrap.fill(
+                    f"{name} = {current!r} (default {declared[name].default!r}): "
+                    f"{declared[name].description}",
+                    78,
+                    initial_indent="  ",
+                    subsequent_indent="    ",
+                )
             )
     if spec.remediation:
         para("What to do", spec.remediation)
@@ -267,3 +273,4 @@ def run(argv: Sequence[str] | None = None) -> int:
         exc.show()
         return EXIT_INPUT
     return EXIT_OK
+

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -43,25 +43,28 @@ class CompiledPythonPack:
                 checks.setdefault(record_type, []).append((rule.spec, check))
         return cls(pack.name, parameters, checks)
 
-    def evaluate(self, record_type: str, facts: RecordFacts) -> Iterator[Finding]:
-        record_id = facts.record_id
+    def evaluate(self, record_type: str, facts: RecordFacts) -> list[Finding]:
+        found: list[Finding] = []
         parameters = self.parameters
         for spec, check in self.checks.get(record_type, ()):
             for violation in check(facts, parameters):
-                yield spec.finding(record_type, record_id, violation)
+                found.append(spec.finding(record_type, facts.record_id, violation))
+        return found
 
     def close(self) -> None:
         """Nothing to release: Python checks hold no native state."""
 
 
-def select_rules(specs: Iterable[RuleSpec], patterns: Sequence[str] | None) -> set[str]:
+def select_rules(
+    specs: Iterable[RuleSpec], patterns: Sequence[str] | None, *, where: str = "--rules"
+) -> set[str]:
     """Rule ids matching any glob in ``patterns`` (all rules when there are none)."""
     ids = {spec.id for spec in specs}
     if not patterns:
         return ids
     chosen = {rule_id for rule_id in ids for p in patterns if fnmatch.fnmatchcase(rule_id, p)}
     if not chosen:
-        raise ConfigError(f"--rules {','.join(patterns)}: matches no loaded rule")
+        raise ConfigError(f"{where} {','.join(patterns)}: matches no loaded rule")
     return chosen
 
 
@@ -76,6 +79,7 @@ class Engine:
         parameters: Mapping[str, Mapping[str, Any]] | None = None,
         rules: Sequence[str] | None = None,
         disabled_rules: Sequence[str] = (),
+        rules_source: str = "--rules",
     ) -> None:
         self.org = org or OrgProfile()
         self.packs = tuple(packs)
@@ -87,7 +91,7 @@ class Engine:
         for rule_id in disabled_rules:
             if rule_id not in {spec.id for spec in all_specs}:
                 raise ConfigError(f"rules.disabled: {rule_id!r} is not a loaded rule")
-        selected = select_rules(all_specs, rules) - set(disabled_rules)
+        selected = select_rules(all_specs, rules, where=rules_source) - set(disabled_rules)
         self.specs: dict[str, RuleSpec] = {s.id: s for s in all_specs if s.id in selected}
         self.parameters: dict[str, dict[str, Any]] = {}
         self._compiled: list[CompiledPack] = []
@@ -118,6 +122,7 @@ class Engine:
             parameters=cfg.packs,
             rules=rules or cfg.rules_selected or None,
             disabled_rules=cfg.rules_disabled,
+            rules_source="--rules" if rules else "rules.select",
         )
 
     def index(self, snapshot: Snapshot, as_of: dt.date | None = None) -> FactIndex:

@@ -52,10 +52,14 @@ class CloseDateMove:
 
 @attrs.frozen
 class CompanyConflict:
-    """Open leads or deals for one company that break the single-owner rule."""
+    """Open leads and deals of one company that break the single-owner rule (one per group)."""
 
     reason: str
-    others: tuple[tuple[str, str], ...]
+    members: tuple[tuple[str, str], ...]
+
+    def others(self, record_type: str, record_id: str) -> list[tuple[str, str]]:
+        """The conflicting records other than the given one."""
+        return [member for member in self.members if member != (record_type, record_id)]
 
 
 @attrs.frozen
@@ -236,6 +240,28 @@ class ActivityFacts:
 RecordFacts = OpportunityFacts | LeadFacts | AccountFacts | ActivityFacts
 
 
+class _Companies:
+    """Union-find over company keys: records sharing an account or a name are one company."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, key: str) -> str:
+        parent = self.parent.setdefault(key, key)
+        while parent != key:
+            grandparent = self.parent[parent]
+            self.parent[key] = grandparent
+            key, parent = parent, grandparent
+        return key
+
+    def join(self, keys: list[str]) -> None:
+        root = self.find(keys[0])
+        for key in keys[1:]:
+            other = self.find(key)
+            if other != root:
+                self.parent[other] = root
+
+
 def _value(member: Any) -> Any:
     return member.value if member is not None else None
 
@@ -257,6 +283,10 @@ class FactIndex:
         self.snapshot = snapshot
         self.org = org
         self.as_of = as_of
+        self.lock_index = org.stage_index[org.lock_stage]
+        self.fiscal_quarter_end = org.fiscal_quarter_end(as_of)
+        self._placeholder_memo: dict[str, bool] = {}
+        self._company_key_memo: dict[str, str] = {}
         self.users: dict[str, User] = {u.id: u for u in snapshot.users}
         self.partners: dict[str, Partner] = {p.id: p for p in snapshot.partners}
         self.accounts: dict[str, Account] = {a.id: a for a in snapshot.accounts}
@@ -318,15 +348,23 @@ class FactIndex:
         user = self.users.get(user_id) if user_id else None
         return user.role if user else None
 
-    def company_key_of(self, record: Lead | Opportunity) -> str | None:
+    def company_keys_of(self, record: Lead | Opportunity) -> list[str]:
+        """The keys that identify a record's company: its account, and its normalised name."""
+        keys = []
+        if record.account_id:
+            keys.append(f"account:{record.account_id}")
         account = self.accounts.get(record.account_id) if record.account_id else None
         if account is not None and account.name:
-            return company_key(account.name)
-        if isinstance(record, Lead) and record.company:
-            return company_key(record.company)
-        if record.account_id:
-            return f"account:{record.account_id}"
-        return None
+            keys.append("name:" + self._company_key(account.name))
+        elif isinstance(record, Lead) and record.company:
+            keys.append("name:" + self._company_key(record.company))
+        return keys
+
+    def _company_key(self, name: str) -> str:
+        key = self._company_key_memo.get(name)
+        if key is None:
+            key = self._company_key_memo[name] = company_key(name)
+        return key
 
     def lead_is_open(self, lead: Lead) -> bool:
         return (
@@ -335,18 +373,25 @@ class FactIndex:
         )
 
     def _company_conflicts(self) -> dict[tuple[str, str], CompanyConflict]:
-        groups: defaultdict[str, list[tuple[str, str, str | None, bool]]] = defaultdict(list)
+        """Group open leads and deals by company (same account or same name), then judge."""
+        companies = _Companies()
+        records: list[tuple[str, tuple[str, str, str | None, bool]]] = []
         for lead in self.snapshot.leads:
-            key = self.company_key_of(lead) if self.lead_is_open(lead) else None
-            if key:
-                groups[key].append(("lead", lead.id, lead.owner_id, bool(lead.partner_id)))
+            keys = self.company_keys_of(lead) if self.lead_is_open(lead) else None
+            if keys:
+                companies.join(keys)
+                records.append((keys[0], ("lead", lead.id, lead.owner_id, bool(lead.partner_id))))
         for opportunity in self.snapshot.opportunities:
-            key = None if opportunity.is_closed else self.company_key_of(opportunity)
-            if key:
+            keys = None if opportunity.is_closed else self.company_keys_of(opportunity)
+            if keys:
+                companies.join(keys)
                 via_partner = bool(opportunity.partner_id) or opportunity.channel is Channel.PARTNER
-                groups[key].append(
-                    ("opportunity", opportunity.id, opportunity.owner_id, via_partner)
+                records.append(
+                    (keys[0], ("opportunity", opportunity.id, opportunity.owner_id, via_partner))
                 )
+        groups: defaultdict[str, list[tuple[str, str, str | None, bool]]] = defaultdict(list)
+        for key, record in records:
+            groups[companies.find(key)].append(record)
         conflicts: dict[tuple[str, str], CompanyConflict] = {}
         for members in groups.values():
             if len(members) < 2:
@@ -360,11 +405,9 @@ class FactIndex:
                 reason = "partner_and_direct"
             if reason is None:
                 continue
+            conflict = CompanyConflict(reason, tuple((t, i) for t, i, _, _ in members))
             for record_type, record_id, _, _ in members:
-                others = tuple(
-                    (t, i) for t, i, _, _ in members if (t, i) != (record_type, record_id)
-                )
-                conflicts[(record_type, record_id)] = CompanyConflict(reason, others)
+                conflicts[(record_type, record_id)] = conflict
         return conflicts
 
     # -- per-record facts -----------------------------------------------------------------
@@ -372,23 +415,36 @@ class FactIndex:
     def opportunity(self, opportunity: Opportunity) -> OpportunityFacts:
         org = self.org
         as_of = self.as_of
+        deal_id = opportunity.id
         account = self.accounts.get(opportunity.account_id) if opportunity.account_id else None
         owner = self.users.get(opportunity.owner_id) if opportunity.owner_id else None
-        partner = self.partners.get(opportunity.partner_id) if opportunity.partner_id else None
+        partner_id = opportunity.partner_id
+        partner = self.partners.get(partner_id) if partner_id else None
         por_id = account.partner_of_record_id if account else None
         stage = opportunity.stage
         stage_index = org.stage_index.get(stage) if stage is not None else None
-        lock_index = org.stage_index[org.lock_stage]
-        current_forecast = opportunity.forecast_category
-        moves = tuple(
-            self._judge_move(change, opportunity, lock_index)
-            for change in self.changes_by_opportunity.get(opportunity.id, ())
+        lock_index = self.lock_index
+        changes = self.changes_by_opportunity.get(deal_id)
+        moves = (
+            tuple(self._judge_move(change, opportunity, lock_index) for change in changes)
+            if changes
+            else ()
         )
-        future = tuple(
-            a
-            for a in self.activities_by_what.get(opportunity.id, ())
-            if a.status == "open" and a.due_date is not None and a.due_date >= as_of
+        activities = self.activities_by_what.get(deal_id)
+        future = (
+            tuple(
+                a
+                for a in activities
+                if a.status == "open" and a.due_date is not None and a.due_date >= as_of
+            )
+            if activities
+            else ()
         )
+        if partner is not None:
+            partner_status: str | None = partner.status.value
+        else:
+            partner_status = "unknown" if partner_id else None
+        team = opportunity.team_user_ids
         return OpportunityFacts(
             opportunity=opportunity,
             as_of=as_of,
@@ -396,14 +452,14 @@ class FactIndex:
             owner=owner,
             owner_role=owner.role if owner else None,
             partner=partner,
-            partner_status=self.partner_status(opportunity.partner_id),
+            partner_status=partner_status,
             account_partner_of_record=self.partners.get(por_id) if por_id else None,
             account_partner_of_record_id=por_id,
             lead=self.source_lead(opportunity),
-            channel_reasons=self._channel_reasons[opportunity.id]
-            if self.opportunities.get(opportunity.id) is opportunity
+            channel_reasons=self._channel_reasons[deal_id]
+            if self.opportunities.get(deal_id) is opportunity
             else self.channel_reasons(opportunity),
-            team_roles=tuple((uid, self.role_of(uid)) for uid in opportunity.team_user_ids),
+            team_roles=tuple((uid, self.role_of(uid)) for uid in team) if team else (),
             moves=moves,
             open_future_activities=future,
             next_step_state=self.next_step_state(opportunity),
@@ -411,25 +467,31 @@ class FactIndex:
             stage_index=stage_index,
             stage_probability=org.stage_probability.get(stage) if stage is not None else None,
             locked=(stage_index is not None and stage_index >= lock_index)
-            or current_forecast is ForecastCategory.COMMIT,
-            fiscal_quarter_end=org.fiscal_quarter_end(as_of),
+            or opportunity.forecast_category is ForecastCategory.COMMIT,
+            fiscal_quarter_end=self.fiscal_quarter_end,
             days_in_stage=(as_of - org.local_date(opportunity.stage_changed_at)).days
             if opportunity.stage_changed_at
             else None,
-            company_conflict=self.company_conflicts.get(("opportunity", opportunity.id)),
+            company_conflict=self.company_conflicts.get(("opportunity", deal_id)),
             index=self,
         )
 
     def next_step_state(self, opportunity: Opportunity) -> str:
         """``ok``, or the reason the deal's own next step fails: placeholder, missing, past_due."""
         text = opportunity.next_step
-        if text is not None and text.strip() and self.org.is_placeholder(text):
+        if text is not None and text.strip() and self._is_placeholder(text):
             return "placeholder"
         if text is None or not text.strip() or opportunity.next_step_date is None:
             return "missing"
         if opportunity.next_step_date < self.as_of:
             return "past_due"
         return NEXT_STEP_OK
+
+    def _is_placeholder(self, text: str) -> bool:
+        known = self._placeholder_memo.get(text)
+        if known is None:
+            known = self._placeholder_memo[text] = self.org.is_placeholder(text)
+        return known
 
     def _judge_move(
         self, change: CloseDateChange, opportunity: Opportunity, lock_index: int

@@ -109,6 +109,7 @@ class PartnerConsent:
     at: dt.datetime | None = None
     reason: ConsentReason | None = None
     note: str | None = None
+    extra: Extra = attrs.field(factory=dict, repr=False)
 
 
 @attrs.frozen

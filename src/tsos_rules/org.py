@@ -78,6 +78,7 @@ class OrgProfile:
     stage_probability: Mapping[str, int] = attrs.field(init=False, repr=False, eq=False)
     placeholder_keys: frozenset[str] = attrs.field(init=False, repr=False, eq=False)
     tz: dt.tzinfo = attrs.field(init=False, repr=False, eq=False)
+    is_utc: bool = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         if not 1 <= self.fiscal_year_start_month <= 12:
@@ -97,6 +98,7 @@ class OrgProfile:
             self, "placeholder_keys", frozenset(normalise_text(p) for p in self.placeholders)
         )
         object.__setattr__(self, "tz", tz)
+        object.__setattr__(self, "is_utc", self.timezone in ("UTC", "Etc/UTC"))
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> OrgProfile:
@@ -114,6 +116,8 @@ class OrgProfile:
 
     def local_date(self, moment: dt.datetime) -> dt.date:
         """The calendar date of a timestamp in the org's time zone."""
+        if self.is_utc and moment.tzinfo is dt.UTC:
+            return moment.date()
         return moment.astimezone(self.tz).date()
 
     def today(self) -> dt.date:

@@ -10,14 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import attrs
 import cattrs
+import orjson
 from cattrs.gen import make_dict_structure_fn, override
 
+from tsos_rules.bulk_structure import make_bulk_structure
 from tsos_rules.errors import InputError
 from tsos_rules.model import COLLECTIONS, ENUMS, PartnerConsent, Snapshot
 
@@ -91,8 +94,11 @@ def _structure_bool(value: Any, _: type) -> bool:
     raise FieldProblem(f"expected true or false, got {_shown(value)}")
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _structure_date(value: Any, _: type) -> dt.date:
-    if type(value) is str and len(value) == 10:
+    if type(value) is str and _ISO_DATE.fullmatch(value):
         try:
             return dt.date.fromisoformat(value)
         except ValueError:
@@ -141,14 +147,27 @@ def _make_converter() -> cattrs.Converter:
     for enum_cls in ENUMS:
         # Registered per class: the str hook above would otherwise match these str subclasses.
         converter.register_structure_hook(enum_cls, _structure_enum)
+    for base_type in (str, float, int, bool, dt.date, dt.datetime, *ENUMS):
+        # A direct hook per optional type: cattrs' generic Optional dispatch is the hot spot
+        # of loading a large snapshot.
+        _register_optional(converter, base_type)
     converter.register_unstructure_hook(dt.date, lambda d: d.isoformat())
     converter.register_unstructure_hook(dt.datetime, lambda d: d.isoformat())
     converter.register_unstructure_hook(tuple, list)
-    for _, _, cls in COLLECTIONS:
+    for cls in (PartnerConsent, *(cls for _, _, cls in COLLECTIONS)):
         attrs.resolve_types(cls)
         _register_record(converter, cls)
-    attrs.resolve_types(PartnerConsent)
     return converter
+
+
+def _register_optional(converter: cattrs.Converter, base_type: type) -> None:
+    hook = converter.get_structure_hook(base_type)
+    optional = base_type | None
+
+    def structure(value: Any, _: type) -> Any:
+        return None if value is None else hook(value, base_type)
+
+    converter.register_structure_hook_func(lambda t: t == optional, structure)
 
 
 def _register_record(converter: cattrs.Converter, cls: type[Any]) -> None:
@@ -160,9 +179,11 @@ def _register_record(converter: cattrs.Converter, cls: type[Any]) -> None:
         if type(data) is not dict:
             raise FieldProblem(f"expected an object, got {_shown(data)}")
         record = base(data, cls)
-        unknown = data.keys() - known
-        if unknown:
-            record = attrs.evolve(record, extra={key: data[key] for key in sorted(unknown)})
+        if len(data) > len(known) or not data.keys() <= known:
+            extra = {key: data[key] for key in sorted(data.keys() - known)}
+            # The record is brand new and not yet shared: filling its extras in place is safe
+            # and much cheaper than attrs.evolve on large snapshots.
+            object.__setattr__(record, "extra", extra)
         return record
 
     def unstructure(record: Any) -> dict[str, Any]:
@@ -179,9 +200,14 @@ def _register_record(converter: cattrs.Converter, cls: type[Any]) -> None:
 
 
 CONVERTER = _make_converter()
+_CONSENT = make_bulk_structure(PartnerConsent)
+#: Fast structure functions for bulk loads; cattrs reads or diagnoses whatever they refuse.
+BULK_STRUCTURE: dict[type[Any], Callable[[Any], Any]] = {
+    cls: make_bulk_structure(cls, {PartnerConsent: _CONSENT}) for _, _, cls in COLLECTIONS
+}
 
 
-def _find_problem(data: Any, cls: type[Any]) -> tuple[str | None, str]:
+def _find_problem(data: Any, cls: type[Any]) -> tuple[str | None, str | None]:
     """Name the first field of ``data`` that does not structure into ``cls``, and why."""
     if type(data) is not dict:
         return None, f"expected an object, got {_shown(data)}"
@@ -195,7 +221,7 @@ def _find_problem(data: Any, cls: type[Any]) -> tuple[str | None, str]:
         value = data[field.name]
         if attrs.has(_optional_inner(field.type)) and value is not None:
             inner, problem = _find_problem(value, _optional_inner(field.type))
-            if problem:
+            if problem is not None:
                 return f"{field.name}.{inner}" if inner else field.name, problem
             continue
         try:
@@ -204,7 +230,7 @@ def _find_problem(data: Any, cls: type[Any]) -> tuple[str | None, str]:
             return field.name, str(exc)
         except Exception as exc:  # cattrs reports other shapes in its own words
             return field.name, f"invalid value {_shown(value)} ({exc.__class__.__name__})"
-    return None, "record could not be read"
+    return None, None
 
 
 def _optional_inner(tp: Any) -> Any:
@@ -223,6 +249,7 @@ def structure_record(data: Any, cls: type[T], *, source: str, collection: str, i
     except Exception:
         field, problem = _find_problem(data, cls)
         record_id = data.get("id") if isinstance(data, dict) else None
+        problem = problem or "record could not be read"
         error = RecordError(
             source,
             collection,
@@ -257,14 +284,16 @@ def snapshot_from_dict(
             rows = []
         if type(rows) is not list:
             raise SnapshotError(f"{source}: {plural}: expected a list, got {_shown(rows)}")
-        structure = CONVERTER.get_structure_hook(cls)
+        structure = BULK_STRUCTURE[cls]
         records = []
         for index, row in enumerate(rows):
             try:
-                records.append(structure(row, cls))
+                records.append(structure(row))
             except Exception:
                 try:
-                    structure_record(row, cls, source=source, collection=plural, index=index)
+                    records.append(
+                        structure_record(row, cls, source=source, collection=plural, index=index)
+                    )
                 except SnapshotError as exc:
                     if not skip_bad_records:
                         raise
@@ -288,21 +317,25 @@ def load_snapshot(
     if isinstance(stream_or_path, str | Path):
         source = str(stream_or_path)
         try:
-            with open(stream_or_path, encoding="utf-8") as handle:
-                text = handle.read()
+            with open(stream_or_path, "rb") as handle:
+                text: str | bytes = handle.read()
+        except IsADirectoryError:
+            raise SnapshotError(f"{source}: is a directory, not a snapshot file") from None
         except OSError as exc:
             raise SnapshotError(f"{source}: cannot read: {exc.strerror or exc}") from None
-        except UnicodeDecodeError as exc:
-            raise SnapshotError(f"{source}: not UTF-8 text ({exc.reason})") from None
     else:
         source = getattr(stream_or_path, "name", "<stdin>")
         text = stream_or_path.read()
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        if "UTF-8" in exc.msg:
+            raise SnapshotError(f"{source}: not UTF-8 text") from None
         raise SnapshotError(
             f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise SnapshotError(f"{source}: not valid JSON: nested too deeply") from None
     del text
     return snapshot_from_dict(data, source=source, skip_bad_records=skip_bad_records)
 
@@ -324,4 +357,5 @@ def record_from_dict(data: Mapping[str, Any], cls: type[T], *, source: str, wher
         return CONVERTER.structure(dict(data) if isinstance(data, Mapping) else data, cls)
     except Exception:
         field, problem = _find_problem(data, cls)
+        problem = problem or "record could not be read"
         raise InputError(f"{source}: {where}: {field + ': ' if field else ''}{problem}") from None

@@ -97,7 +97,8 @@ def channel_lead_not_direct(facts: OpportunityFacts, params: Params) -> Iterator
         )
     if facts.owner_role is UserRole.DIRECT:
         consent = deal.partner_consent
-        if consent is None:
+        if consent is None or not consent.by or consent.at is None:
+            # A consent that names nobody or no date is not a recorded consent (who, when, why).
             yield Violation(
                 "direct_owner",
                 f"Deal {_name(facts)} is a channel deal ({why}) owned by direct rep "
@@ -377,11 +378,17 @@ def partner_lead_followup(facts: LeadFacts, params: Params) -> Iterator[Violatio
         )
 
 
+SHOWN_CONFLICTS = 5
+
+
 def _single_owner(facts: LeadFacts | OpportunityFacts) -> Iterator[Violation]:
     conflict = facts.company_conflict
     if conflict is None:
         return
-    others = ", ".join(f"{t} {i}" for t, i in conflict.others)
+    conflicting = conflict.others(facts.record_type, facts.record_id)
+    others = ", ".join(f"{t} {i}" for t, i in conflicting[:SHOWN_CONFLICTS])
+    if len(conflicting) > SHOWN_CONFLICTS:
+        others += f" and {len(conflicting) - SHOWN_CONFLICTS} more"
     if conflict.reason == "multiple_owners":
         text = f"owned by different people ({others})"
     else:
@@ -389,7 +396,7 @@ def _single_owner(facts: LeadFacts | OpportunityFacts) -> Iterator[Violation]:
     yield Violation(
         conflict.reason,
         f"The same company has other open leads or deals {text}; decide who owns the customer.",
-        details={"others": [f"{t}:{i}" for t, i in conflict.others]},
+        details={"others": [f"{t}:{i}" for t, i in conflicting[:SHOWN_CONFLICTS]]},
     )
 
 

@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Benchmark ``tsos-rules check`` against the plain-Python baseline on one snapshot file.
+
+    python bench/bench_check.py /tmp/snap100k.json          # an existing snapshot
+    python bench/bench_check.py --opportunities 100000      # generate one first (seed 7)
+
+Each command runs as its own child process, ``--runs`` times (default 3), alternating:
+
+    python bench/baseline.py FILE
+    tsos-rules check FILE --format json
+
+with stdout sent to /dev/null. For every run the driver records the wall time (from spawn to
+reap) and the child's peak resident set size (``ru_maxrss`` from ``os.wait4``), then prints the
+median wall time, the largest peak RSS, records per second (users + partners + accounts +
+leads + opportunities + activities, over the median time) and the tsos/baseline ratios against
+the targets: time at most 2x, RSS at most 3x.
+
+``tsos-rules check`` exits 1 when it finds ``block`` findings; that is a successful run here.
+Exit status of this script: 0 both targets met, 1 a target missed, 2 a command failed or
+``tsos-rules`` is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TIME_TARGET = 2.0
+RSS_TARGET = 3.0
+COUNT_SCRIPT = (
+    "import json, sys\n"
+    "with open(sys.argv[1], encoding='utf-8') as f:\n"
+    "    d = json.load(f)\n"
+    "names = ('users', 'partners', 'accounts', 'leads', 'opportunities', 'activities')\n"
+    "print(sum(len(d.get(n) or ()) for n in names))\n"
+)
+
+
+class BenchError(Exception):
+    """A command could not be run or failed; the message says which and why."""
+
+
+@dataclass
+class Series:
+    label: str
+    command: list[str]
+    ok_codes: tuple[int, ...]
+    walls: list[float] = field(default_factory=list)
+    rss_kb: list[int] = field(default_factory=list)
+
+    @property
+    def median_wall(self) -> float:
+        return statistics.median(self.walls)
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return max(self.rss_kb) / 1024
+
+
+def run_once(series: Series) -> None:
+    """Run the command once; record its wall time and peak RSS (children reaped with wait4)."""
+    with tempfile.TemporaryFile() as stderr:
+        started = time.perf_counter()
+        try:
+            child = subprocess.Popen(series.command, stdout=subprocess.DEVNULL, stderr=stderr)
+        except OSError as exc:
+            raise BenchError(f"{series.label}: cannot start {series.command[0]}: {exc}") from None
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = code = os.waitstatus_to_exitcode(status)
+        if code not in series.ok_codes:
+            stderr.seek(0)
+            tail = stderr.read().decode("utf-8", "replace").strip().splitlines()[-5:]
+            raise BenchError(
+                f"{series.label} exited {code}: {' '.join(series.command)}\n  "
+                + "\n  ".join(tail or ["(no error output)"])
+            )
+    series.walls.append(wall)
+    series.rss_kb.append(usage.ru_maxrss)  # kilobytes on Linux
+
+
+def find_tsos(explicit: str | None) -> str | None:
+    if explicit:
+        return explicit
+    beside_python = Path(sys.executable).parent / "tsos-rules"
+    if beside_python.exists():
+        return str(beside_python)
+    return shutil.which("tsos-rules")
+
+
+def generate(opportunities: int, seed: int, out: Path) -> int:
+    """Write a snapshot with bench/generate.py in a child process; return its record count."""
+    command = [
+        sys.executable,
+        str(HERE / "generate.py"),
+        "--opportunities",
+        str(opportunities),
+        "--seed",
+        str(seed),
+        "--out",
+        str(out),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BenchError(f"generate.py exited {done.returncode}: {done.stderr.strip()}")
+    sys.stderr.write(done.stderr)
+    counts = json.loads(done.stdout)["counts"]
+    return sum(n for name, n in counts.items() if name != "close_date_changes")
+
+
+def count_records(path: Path) -> int:
+    """Records in a snapshot, counted in a child process so this driver stays small."""
+    done = subprocess.run(
+        [sys.executable, "-c", COUNT_SCRIPT, str(path)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise BenchError(f"cannot read {path}: {done.stderr.strip().splitlines()[-1:]}")
+    return int(done.stdout)
+
+
+def verdict(ratio: float, target: float) -> str:
+    return "PASS" if ratio <= target else "FAIL"
+
+
+def report(file: Path, records: int, baseline: Series, tsos: Series | None) -> bool:
+    size_mb = file.stat().st_size / 1e6
+    print(f"snapshot: {file} ({size_mb:,.1f} MB, {records:,} records)")
+    print(f"runs: {len(baseline.walls)} each, alternating; stdout to /dev/null\n")
+    header = f"{'command':<28} {'median wall s':>13} {'peak RSS MB':>12} {'records/s':>12}"
+    print(header)
+    print("-" * len(header))
+    rows = [baseline] + ([tsos] if tsos else [])
+    for series in rows:
+        rate = records / series.median_wall if series.median_wall else float("inf")
+        print(
+            f"{series.label:<28} {series.median_wall:>13.2f} {series.peak_rss_mb:>12.0f} "
+            f"{rate:>12,.0f}"
+        )
+    if tsos is None:
+        return False
+    time_ratio = tsos.median_wall / baseline.median_wall
+    rss_ratio = tsos.peak_rss_mb / baseline.peak_rss_mb
+    print()
+    print(
+        f"time  tsos/baseline {time_ratio:5.2f}x  (target <= {TIME_TARGET:g}x)  "
+        f"{verdict(time_ratio, TIME_TARGET)}"
+    )
+    print(
+        f"RSS   tsos/baseline {rss_ratio:5.2f}x  (target <= {RSS_TARGET:g}x)  "
+        f"{verdict(rss_ratio, RSS_TARGET)}"
+    )
+    print(f"walls s: baseline {_walls(baseline)}; tsos {_walls(tsos)}")
+    return time_ratio <= TIME_TARGET and rss_ratio <= RSS_TARGET
+
+
+def _walls(series: Series) -> str:
+    return ", ".join(f"{w:.2f}" for w in series.walls)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  python bench/bench_check.py /tmp/snap100k.json\n"
+        "  python bench/bench_check.py --opportunities 100000 --runs 5",
+    )
+    parser.add_argument("file", nargs="?", help="snapshot JSON file to check")
+    parser.add_argument("--opportunities", type=int, help="generate a snapshot of N deals first")
+    parser.add_argument("--seed", type=int, default=7, help="seed for --opportunities (default 7)")
+    parser.add_argument("--out", help="where --opportunities writes (default: a temp file)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per command (default 3)")
+    parser.add_argument("--tsos", help="path of the tsos-rules executable (default: found)")
+    args = parser.parse_args(argv)
+    if (args.file is None) == (args.opportunities is None):
+        parser.error("give a snapshot FILE or --opportunities N (one of them)")
+    if args.runs < 1:
+        parser.error("--runs must be 1 or more")
+
+    with tempfile.TemporaryDirectory(prefix="tsos-bench-") as scratch:
+        try:
+            if args.file is not None:
+                file = Path(args.file)
+                if not file.is_file():
+                    raise BenchError(f"{file}: no such file")
+                records = count_records(file)
+            else:
+                file = Path(args.out) if args.out else Path(scratch) / "snapshot.json"
+                records = generate(args.opportunities, args.seed, file)
+            return bench(file, records, args.runs, find_tsos(args.tsos))
+        except BenchError as exc:
+            print(f"bench_check: {exc}", file=sys.stderr)
+            return 2
+
+
+def bench(file: Path, records: int, runs: int, tsos_path: str | None) -> int:
+    baseline = Series(
+        "baseline (plain Python)",
+        [sys.executable, str(HERE / "baseline.py"), str(file)],
+        ok_codes=(0,),
+    )
+    tsos = None
+    if tsos_path is not None:
+        tsos = Series(
+            "tsos-rules check", [tsos_path, "check", str(file), "--format", "json"], ok_codes=(0, 1)
+        )
+    for run in range(runs):
+        for series in (baseline, tsos):
+            if series is not None:
+                run_once(series)
+                print(
+                    f"  run {run + 1}/{runs} {series.label}: {series.walls[-1]:.2f} s, "
+                    f"{series.rss_kb[-1] / 1024:.0f} MB",
+                    file=sys.stderr,
+                )
+    passed = report(file, records, baseline, tsos)
+    if tsos is None:
+        print(
+            "\ntsos-rules is not installed (no `tsos-rules` beside this Python or on PATH): "
+            "only the baseline was measured. Install the package (pip install -e .) or pass "
+            "--tsos PATH, then re-run.",
+            file=sys.stderr,
+        )
+        return 2
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

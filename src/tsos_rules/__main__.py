@@ -1,0 +1,5 @@
+"""``python -m tsos_rules`` is the ``tsos-rules`` command."""
+
+from tsos_rules.cli import main
+
+main()

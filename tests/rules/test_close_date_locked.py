@@ -1,0 +1,150 @@
+"""tsos.close-date-locked (block): a close date, not in the past, moved only with approval once
+the deal is locked (stage at or beyond the lock stage, or forecast commit), judged at the time of
+each change."""
+
+from __future__ import annotations
+
+import pytest
+
+from builders import at, change, closed_deal, day, deal, findings, only, reasons, snapshot
+
+pytestmark = pytest.mark.usefixtures("isolated_env")
+
+RULE = "tsos.close-date-locked"
+
+
+def cdl(deals, changes=(), **kwargs):
+    if isinstance(deals, dict):
+        deals = [deals]
+    return reasons(snapshot(opportunities=deals, close_date_changes=changes), RULE, **kwargs)
+
+
+# -- the close date itself ---------------------------------------------------------------
+
+
+def test_a_future_close_date_passes():
+    assert cdl(deal(close_date=day(30))) == set()
+
+
+def test_a_close_date_of_today_is_not_in_the_past():
+    assert cdl(deal(close_date=day(0))) == set()
+
+
+def test_no_close_date_is_missing():
+    assert cdl(deal(close_date=None)) == {"missing"}
+
+
+def test_a_close_date_key_left_out_is_missing():
+    record = deal()
+    del record["close_date"]
+    assert cdl(record) == {"missing"}
+
+
+def test_a_close_date_before_today_is_in_the_past():
+    finding = only(snapshot(opportunities=[deal(close_date=day(-1))]), RULE)
+    assert (finding.reason, finding.severity.value) == ("in_past", "block")
+    assert day(-1) in finding.message
+
+
+def test_closed_deals_are_exempt():
+    assert cdl(closed_deal(close_date=day(-300)), [change(stage="closing")]) == set()
+    assert cdl(closed_deal(close_date=None)) == set()
+
+
+# -- moves of a locked deal --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", ["date_locked", "draft_proposal", "trial_close", "closing"])
+def test_an_unapproved_move_at_or_beyond_the_lock_stage_is_a_violation(stage):
+    snap = snapshot(
+        opportunities=[deal(stage=stage, probability=None)],
+        close_date_changes=[change(old=day(10), new=day(30), stage=stage)],
+    )
+    finding = only(snap, RULE)
+    assert (finding.reason, finding.severity.value) == ("moved_unapproved", "block")
+    assert finding.details["restore_to"] == day(10)
+    assert finding.details["moved_to"] == day(30)
+    assert day(10) in finding.message
+
+
+@pytest.mark.parametrize("stage", ["mql", "sql", "engagement", "single_sales_opportunity"])
+def test_moves_before_the_lock_stage_need_no_approval(stage):
+    assert cdl(deal(stage=stage), [change(stage=stage, forecast_category="pipeline")]) == set()
+
+
+def test_an_approved_move_of_a_locked_deal_is_fine():
+    moved = change(stage="closing", forecast_category="commit", approved_by="vp-sales")
+    assert cdl(deal(stage="closing", probability=80), [moved]) == set()
+
+
+def test_pulling_the_date_in_is_a_move_too():
+    pulled_in = change(old=day(40), new=day(20), stage="trial_close")
+    assert cdl(deal(stage="trial_close", probability=65), [pulled_in]) == {"moved_unapproved"}
+
+
+def test_forecast_commit_locks_a_deal_at_an_early_stage():
+    moved = change(stage="engagement", forecast_category="commit")
+    assert cdl(deal(stage="engagement"), [moved]) == {"moved_unapproved"}
+
+
+def test_a_change_made_before_the_deal_was_locked_is_fine_though_it_is_locked_now():
+    locked_now = deal(stage="closing", probability=80, forecast_category="commit")
+    early = change(stage="engagement", forecast_category="pipeline", changed_at=at(-60))
+    assert cdl(locked_now, [early]) == set()
+
+
+def test_a_change_recorded_without_stage_or_forecast_is_judged_on_current_values():
+    unrecorded = change(stage=None, forecast_category=None)
+    assert cdl(deal(stage="trial_close", probability=65), [unrecorded]) == {"moved_unapproved"}
+    assert cdl(deal(stage="engagement"), [unrecorded]) == set()
+    assert cdl(deal(stage="engagement", forecast_category="commit"), [unrecorded]) == {
+        "moved_unapproved"
+    }
+
+
+def test_only_the_locked_unapproved_moves_count_and_they_make_one_finding():
+    history = [
+        change(old=day(5), new=day(10), stage="engagement", changed_at=at(-30)),
+        change(old=day(10), new=day(20), stage="closing", changed_at=at(-20)),
+        change(old=day(20), new=day(25), stage="closing", changed_at=at(-10), approved_by="vp"),
+        change(old=day(25), new=day(30), stage="closing", changed_at=at(-5)),
+    ]
+    snap = snapshot(
+        opportunities=[deal(stage="closing", probability=80)], close_date_changes=history
+    )
+    finding = only(snap, RULE)
+    assert finding.details["unapproved_moves"] == 2
+    assert finding.details["restore_to"] == day(25)  # the latest unapproved move is undone
+
+
+def test_a_change_that_does_not_move_the_date_is_not_a_move():
+    same = change(old=day(30), new=day(30), stage="closing")
+    assert cdl(deal(stage="closing", probability=80), [same]) == set()
+
+
+def test_a_move_is_reported_alongside_a_past_close_date():
+    history = [change(old=day(-20), new=day(-2), stage="closing")]
+    assert cdl(deal(stage="closing", probability=80, close_date=day(-2)), history) == {
+        "in_past",
+        "moved_unapproved",
+    }
+
+
+def test_changes_of_another_deal_do_not_count():
+    snap = snapshot(
+        opportunities=[deal("o1", stage="closing", probability=80), deal("o2")],
+        close_date_changes=[change("o1", stage="closing")],
+    )
+    assert {(f.record_id, f.reason) for f in findings(snap) if f.rule == RULE} == {
+        ("o1", "moved_unapproved")
+    }
+
+
+def test_the_lock_stage_is_configurable():
+    at_trial_close = change(stage="trial_close", forecast_category="best_case")
+    late = {"org": {"lock_stage": "closing"}}
+    early = {"org": {"lock_stage": "engagement"}}
+    assert cdl(deal(stage="trial_close", probability=65), [at_trial_close]) == {"moved_unapproved"}
+    assert cdl(deal(stage="trial_close", probability=65), [at_trial_close], config=late) == set()
+    at_engagement = change(stage="engagement", forecast_category="pipeline")
+    assert cdl(deal(), [at_engagement], config=early) == {"moved_unapproved"}

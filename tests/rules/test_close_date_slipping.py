@@ -1,0 +1,77 @@
+"""tsos.close-date-slipping (warn): a close date pushed later slip_count (3) times or more."""
+
+from __future__ import annotations
+
+import pytest
+
+from builders import at, change, closed_deal, day, deal, found, only, snapshot
+
+pytestmark = pytest.mark.usefixtures("isolated_env")
+
+RULE = "tsos.close-date-slipping"
+
+
+def pushes(count, *, later=True, opportunity_id="o1"):
+    out = []
+    for i in range(count):
+        old, new = day(10 + i), day(11 + i)
+        if not later:
+            old, new = new, old
+        out.append(change(opportunity_id, old=old, new=new, changed_at=at(-20 + i)))
+    return out
+
+
+def slip(history, deal_record=None, **kwargs):
+    snap = snapshot(opportunities=[deal_record or deal()], close_date_changes=history)
+    return found(snap, RULE, **kwargs)
+
+
+def test_two_pushes_are_not_yet_slipping():
+    assert slip(pushes(2)) == set()
+
+
+def test_exactly_three_pushes_slip():
+    finding = only(snapshot(opportunities=[deal()], close_date_changes=pushes(3)), RULE)
+    assert (finding.reason, finding.severity.value) == ("pushed_repeatedly", "warn")
+    assert finding.details == {"pushes": 3}
+    assert "3 times" in finding.message
+
+
+def test_more_pushes_still_one_finding():
+    assert slip(pushes(6)) == {("o1", "pushed_repeatedly", "warn")}
+
+
+def test_pulling_the_date_in_is_not_a_push():
+    assert slip(pushes(2) + pushes(3, later=False)) == set()
+
+
+def test_a_change_that_keeps_the_date_or_has_no_old_date_is_not_a_push():
+    history = [
+        *pushes(2),
+        change(old=day(30), new=day(30)),
+        change(old=None, new=day(30)),
+    ]
+    assert slip(history) == set()
+
+
+def test_approval_does_not_stop_slipping():
+    history = [dict(c, approved_by="vp") for c in pushes(3)]
+    assert slip(history) == {("o1", "pushed_repeatedly", "warn")}
+
+
+def test_closed_deals_are_exempt():
+    assert slip(pushes(5), closed_deal()) == set()
+
+
+def test_pushes_of_other_deals_do_not_count():
+    snap = snapshot(
+        opportunities=[deal("o1"), deal("o2")],
+        close_date_changes=pushes(2, opportunity_id="o1") + pushes(2, opportunity_id="o2"),
+    )
+    assert found(snap, RULE) == set()
+
+
+def test_slip_count_is_configurable():
+    config = {"packs": {"tsos": {"slip_count": 2}}}
+    assert slip(pushes(2), config=config) == {("o1", "pushed_repeatedly", "warn")}
+    assert slip(pushes(1), config=config) == set()

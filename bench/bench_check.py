@@ -57,6 +57,7 @@ class Series:
     ok_codes: tuple[int, ...]
     walls: list[float] = field(default_factory=list)
     rss_kb: list[int] = field(default_factory=list)
+    env: dict[str, str] | None = None
 
     @property
     def median_wall(self) -> float:
@@ -72,7 +73,9 @@ def run_once(series: Series) -> None:
     with tempfile.TemporaryFile() as stderr:
         started = time.perf_counter()
         try:
-            child = subprocess.Popen(series.command, stdout=subprocess.DEVNULL, stderr=stderr)
+            child = subprocess.Popen(
+                series.command, stdout=subprocess.DEVNULL, stderr=stderr, env=series.env
+            )
         except OSError as exc:
             raise BenchError(f"{series.label}: cannot start {series.command[0]}: {exc}") from None
         _, status, usage = os.wait4(child.pid, 0)
@@ -202,6 +205,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
 
 
+def core_only_environment() -> dict[str, str]:
+    """The environment with every installed third-party plugin disabled: the built-in doctrine
+    pack is what the baseline re-implements, so it alone is measured."""
+    from importlib.metadata import entry_points
+
+    names = sorted({ep.name for ep in entry_points(group="tsos_rules")})
+    return {**os.environ, "TSOS_RULES_DISABLE_PLUGINS": ",".join(names)}
+
+
 def bench(file: Path, records: int, runs: int, tsos_path: str | None) -> int:
     baseline = Series(
         "baseline (plain Python)",
@@ -211,7 +223,10 @@ def bench(file: Path, records: int, runs: int, tsos_path: str | None) -> int:
     tsos = None
     if tsos_path is not None:
         tsos = Series(
-            "tsos-rules check", [tsos_path, "check", str(file), "--format", "json"], ok_codes=(0, 1)
+            "tsos-rules check",
+            [tsos_path, "check", str(file), "--format", "json"],
+            ok_codes=(0, 1),
+            env=core_only_environment(),
         )
     for run in range(runs):
         for series in (baseline, tsos):

@@ -219,6 +219,7 @@ def test_references_resolve(org: dict[str, Any]) -> None:
     assert unknown and all(p.startswith(UNKNOWN_PARTNER_PREFIX) for p in unknown)
 
 
+@pytest.mark.usefixtures("isolated_env")  # installed contrib packs would add findings
 def test_every_tsos_rule_is_breached_by_a_minority_of_deals() -> None:
     small = generate_org(opportunities=400, seed=7, as_of=AS_OF)
     findings = check(small, include_info=True)

@@ -35,12 +35,28 @@ from tsos_rules.rules.spec import Parameter, PythonRule, RulePack, RuleSpec, Vio
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """Exports whose modules load native or server code are imported on first use."""
+    if name == "load_declarative_pack":
+        from tsos_rules.rules.declarative import load_declarative_pack
+
+        return load_declarative_pack
+    if name in ("check_change", "Decision", "ChangeChecker"):
+        from tsos_rules import inline
+
+        return getattr(inline, name)
+    raise AttributeError(f"module 'tsos_rules' has no attribute {name!r}")
+
+
 __all__ = [
     "Account",
     "Activity",
+    "ChangeChecker",
     "CloseDateChange",
     "Config",
     "ConfigError",
+    "Decision",
     "Engine",
     "FatalConnectorError",
     "Finding",
@@ -66,7 +82,9 @@ __all__ = [
     "Violation",
     "__version__",
     "check",
+    "check_change",
     "hookimpl",
     "hookspec",
     "load_config",
+    "load_declarative_pack",
 ]

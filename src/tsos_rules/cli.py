@@ -138,25 +138,32 @@ def check(
     findings = filter_severity(engine.evaluate(snapshot, as_of), include_info=include_info)
     engine.close()
     if fmt == "json":
-        out = sys.stdout
-        json.dump(findings.to_dict(), out, ensure_ascii=False, indent=1)
-        out.write("\n")
+        import orjson
+
+        sys.stdout.flush()
+        sys.stdout.buffer.write(orjson.dumps(findings.to_dict(), option=orjson.OPT_INDENT_2))
+        sys.stdout.buffer.write(b"\n")
+        sys.stdout.buffer.flush()
     else:
         click.echo(render_table(findings, color=sys.stdout.isatty()), nl=False)
     sys.exit(EXIT_BLOCK if findings.blocking else EXIT_OK)
 
 
-@main.command("rules")
+@main.group("rules", invoke_without_command=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @config_option
-def list_rules(fmt: str, config_path: str | None) -> None:
+@click.pass_context
+def list_rules(ctx: click.Context, fmt: str, config_path: str | None) -> None:
     """List every loaded rule: id, severity, pack and its doctrine in one line.
 
     \b
     Examples:
       tsos-rules rules
       tsos-rules rules --format json | jq '.[].id'
+      tsos-rules rules validate my_rules.yaml
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from tsos_rules.engine import Engine
 
     engine = Engine.from_config(_config(config_path))
@@ -256,7 +263,7 @@ def plugins() -> None:
         if plugin is None:
             continue
         dist = dists.get(plugin)
-        version = dist.version if dist is not None else "built-in"
+        version = pm.versions.get(name) or (dist.version if dist is not None else "built-in")
         hooks = ", ".join(sorted(impl.name for impl in pm.get_hookcallers(plugin) or []))
         click.echo(f"{name}  {version}  {hooks}")
     for failure in pm.failures:
@@ -274,3 +281,5 @@ def run(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     return EXIT_OK
 
+
+from tsos_rules import commands_sdk as _commands_sdk  # noqa: E402,F401

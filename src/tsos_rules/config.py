@@ -19,7 +19,7 @@ from tsos_rules.errors import ConfigError
 from tsos_rules.org import OrgProfile
 
 TOP_LEVEL = ("org", "packs", "rules", "plugins", "connector", "sync", "state", "serve")
-RULES_KEYS = ("disabled", "select")
+RULES_KEYS = ("disabled", "select", "pack_dirs")
 PLUGINS_KEYS = ("disabled",)
 
 
@@ -31,6 +31,8 @@ class Config:
     packs: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     rules_disabled: tuple[str, ...] = ()
     rules_selected: tuple[str, ...] = ()
+    #: Directories of declarative packs (``*.yaml``, ``*.yml``, ``*.json``) admins keep locally.
+    pack_dirs: tuple[Path, ...] = ()
     plugins_disabled: tuple[str, ...] = ()
     connector: Mapping[str, Any] = attrs.field(factory=dict)
     sync: Mapping[str, Any] = attrs.field(factory=dict)
@@ -67,10 +69,21 @@ class Config:
             packs={name: dict(table) for name, table in packs.items()},
             rules_disabled=_strings(rules.get("disabled", []), "rules.disabled"),
             rules_selected=_strings(rules.get("select", []), "rules.select"),
+            pack_dirs=tuple(
+                _resolve(Path(d), path)
+                for d in _strings(rules.get("pack_dirs", []), "rules.pack_dirs")
+            ),
             plugins_disabled=_strings(plugins.get("disabled", []), "plugins.disabled"),
             path=path,
             **sections,
         )
+
+
+def _resolve(directory: Path, config_path: Path | None) -> Path:
+    """A relative directory is taken relative to the config file that names it."""
+    if directory.is_absolute() or config_path is None:
+        return directory
+    return config_path.parent / directory
 
 
 def _only(table: Mapping[str, Any], keys: tuple[str, ...], where: str) -> None:

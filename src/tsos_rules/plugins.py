@@ -42,6 +42,8 @@ class PluginManager(pluggy.PluginManager):
     def __init__(self) -> None:
         super().__init__(PROJECT)
         self.failures: list[PluginFailure] = []
+        #: Distribution version of each plugin loaded from an entry point, by plugin name.
+        self.versions: dict[str, str] = {}
 
 
 def get_plugin_manager(*, disabled: Iterable[str] = (), entry_points: bool = True) -> PluginManager:
@@ -63,8 +65,30 @@ def get_plugin_manager(*, disabled: Iterable[str] = (), entry_points: bool = Tru
         for name in blocked:
             pm.set_blocked(name)
         _load_entry_points(pm)
+    _drop_unknown_hooks(pm)
     pm.check_pending()
     return pm
+
+
+def _drop_unknown_hooks(pm: PluginManager) -> None:
+    """A third-party plugin implementing a hook that does not exist (a typo) is reported by
+    name and skipped; a built-in one still fails loudly in ``check_pending``."""
+    for name, plugin in list(pm.list_name_plugin()):
+        if plugin is None or name in DEFAULT_PLUGINS:
+            continue
+        unknown = sorted(
+            caller.name
+            for caller in pm.get_hookcallers(plugin) or []
+            if not caller.has_spec()
+            and any(
+                not impl.optionalhook for impl in caller.get_hookimpls() if impl.plugin is plugin
+            )
+        )
+        if unknown:
+            pm.unregister(plugin)
+            message = f"unknown hook(s) {', '.join(unknown)}; see docs/hooks.md"
+            log.warning("plugin %s was skipped: %s", name, message)
+            pm.failures.append(PluginFailure(name, f"PluginValidationError: {message}"))
 
 
 def _load_entry_points(pm: PluginManager) -> None:
@@ -79,6 +103,9 @@ def _load_entry_points(pm: PluginManager) -> None:
         except Exception as exc:  # a broken plugin must not take the run down
             log.warning("plugin %s could not be loaded and was skipped: %s", entry_point.name, exc)
             pm.failures.append(PluginFailure(entry_point.name, f"{type(exc).__name__}: {exc}"))
+            continue
+        if entry_point.dist is not None:
+            pm.versions[entry_point.name] = entry_point.dist.version
 
 
 def collect_packs(pm: PluginManager) -> list[RulePack]:

@@ -83,7 +83,9 @@ class RuleSpec:
         )
 
 
-CheckFn = Callable[["RecordFacts", Mapping[str, Any]], Iterable[Violation]]
+#: A Python rule's check for one record type; it receives that type's facts class
+#: (``OpportunityFacts``, ``LeadFacts``, ...) and the pack's resolved parameters.
+CheckFn = Callable[[Any, Mapping[str, Any]], Iterable[Violation]]
 
 
 @attrs.frozen

@@ -1,0 +1,68 @@
+"""The plugin: registers the pack and adds the "both calendars" section to sync reports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tsos_rules import RulePack, hookimpl
+from tsos_rules.facts import FactIndex
+from tsos_rules.report.sections import ReportSection
+from tsos_rules_mutual_operating_period.calendars import FiscalCalendar
+from tsos_rules_mutual_operating_period.rules import PACK
+
+COLUMNS = (
+    "deal",
+    "partner",
+    "close date",
+    "forecast",
+    "vendor period",
+    "partner period",
+    "aligned",
+)
+
+
+@hookimpl
+def tsos_rules_register_packs(register: Callable[[RulePack], None]) -> None:
+    register(PACK)
+
+
+@hookimpl
+def tsos_rules_report_sections(index: FactIndex) -> list[ReportSection] | None:
+    """Each open channel deal with a close date and a partner: its period in both calendars."""
+    vendor = FiscalCalendar(index.org.fiscal_year_start_month)
+    default_month = 1
+    rows = []
+    for deal in sorted(index.snapshot.opportunities, key=lambda o: (o.close_date, o.id)):
+        if deal.is_closed or deal.close_date is None or not deal.partner_id:
+            continue
+        if not index.channel_reasons(deal):
+            continue
+        partner = index.partners.get(deal.partner_id)
+        month = (partner.fiscal_year_start_month if partner else None) or default_month
+        ours = vendor.quarter_of(deal.close_date)
+        theirs = FiscalCalendar(month).quarter_of(deal.close_date)
+        rows.append(
+            (
+                deal.name or deal.id,
+                (partner.name or partner.id) if partner else deal.partner_id,
+                deal.close_date.isoformat(),
+                deal.forecast_category.value if deal.forecast_category else "",
+                ours.label,
+                theirs.label,
+                "yes" if ours.same_period(theirs) else "no",
+            )
+        )
+    if not rows:
+        return None
+    return [
+        ReportSection.of(
+            "Mutual operating period: channel deals in both calendars",
+            COLUMNS,
+            rows,
+            description=(
+                "Each open channel deal's close date in the vendor's fiscal quarter and in its "
+                "partner's. 'aligned' is no where the partner's quarter ends on another day: "
+                "the vendor's quarter-end urgency is not the partner's."
+            ),
+        )
+    ]

@@ -50,5 +50,5 @@ def test_a_broken_pack_is_refused_naming_the_file_rule_and_key(tmp_path: Path) -
 
 
 def test_a_missing_directory_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="rules.pack_dirs"):
+    with pytest.raises(ConfigError, match=r"rules\.pack_dirs"):
         Engine.from_config(load_config(_config(tmp_path, "nowhere")))

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "tsos_rules.rules.tsos_pack",
     "tsos_rules.connectors.local",
+    "tsos_rules.connectors.salesforce",
 )
 
 #: Comma-separated plugin names to leave out, e.g. ``TSOS_RULES_DISABLE_PLUGINS=hubspot``.

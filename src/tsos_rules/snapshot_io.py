@@ -154,7 +154,8 @@ def _make_converter() -> cattrs.Converter:
     converter.register_unstructure_hook(dt.date, lambda d: d.isoformat())
     converter.register_unstructure_hook(dt.datetime, lambda d: d.isoformat())
     converter.register_unstructure_hook(tuple, list)
-    for cls in (PartnerConsent, *(cls for _, _, cls in COLLECTIONS)):
+    record_classes: list[type[Any]] = [PartnerConsent, *(cls for _, _, cls in COLLECTIONS)]
+    for cls in record_classes:
         attrs.resolve_types(cls)
         _register_record(converter, cls)
     return converter

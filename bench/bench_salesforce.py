@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+"""Benchmark the Salesforce connector against the fake org: API calls and client CPU.
+
+    python bench/bench_salesforce.py                     # N = 1,000, 10,000 and 100,000
+    python bench/bench_salesforce.py --sizes 1000 --json
+
+For a sync of N changed opportunities (with their accounts, converted leads, close-date history,
+open tasks and events, owners and partners) that writes W finding tasks and R conditional
+repairs, the HTTP calls the connector makes must equal
+
+    1 (auth) + Σ_q ceil(rows_q / 2000) + ceil(W / 200) + ceil(R / 25)
+
+where rows_q is what query q matched *on the server* (the fake org's own count, not the
+client's), and a query that matches nothing still costs its one call (max(1, …)). The REST
+path is measured with the Bulk threshold above N; at N = 100,000 the default threshold
+(10,000 rows) is measured as well, where a query above it costs one REST page (which tells its
+size), the job creation, the status polls and ceil(rows / 50,000) result pages instead.
+
+Local CPU per 10,000 records read and mapped is the process CPU time of ``connector.read``
+less the CPU the fake org spent answering (building and serialising its pages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tsos_rules.connectors.base import Action, ActionKind
+from tsos_rules.connectors.salesforce import SalesforceConnector
+from tsos_rules.engine import Engine
+from tsos_rules.findings import Severity
+from tsos_rules.testing.fake_salesforce import FakeSalesforce
+
+T0 = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
+TODAY = T0.date()
+PAGE = 2000
+BULK_PAGE = 50_000
+STAGES = [
+    "Prospecting",
+    "Qualification",
+    "Needs Analysis",
+    "Perception Analysis",
+    "Negotiation/Review",
+]
+
+
+def build_org(n: int, seed: int = 7) -> FakeSalesforce:
+    """N deals changed after T0, with everything around them created the day before."""
+    rng = random.Random(seed)
+    fake = FakeSalesforce(now=T0 - dt.timedelta(days=1), daily_limit=10_000_000)
+    fake.add_field("Account", "Partner_of_Record__c", "reference", reference_to=["Account"])
+    fake.add_field("Opportunity", "Next_Step_Date__c", "date")
+    users = [
+        fake.add_user(f"Rep {i}", role="Direct Sales" if i % 2 else "Channel Manager")
+        for i in range(40)
+    ]
+    partners = [fake.insert("Account", Name=f"VAR {i}", IsPartner=i % 10 != 0) for i in range(30)]
+    accounts = [
+        fake.insert(
+            "Account",
+            Name=f"Customer {i}",
+            Partner_of_Record__c=rng.choice(partners) if rng.random() < 0.5 else None,
+        )
+        for i in range(max(10, n // 4))
+    ]
+    deals = []
+    for i in range(n):
+        stage = rng.choice(STAGES)
+        deal = fake.insert(
+            "Opportunity",
+            Name=f"Deal {i}",
+            AccountId=rng.choice(accounts),
+            OwnerId=rng.choice(users),
+            PartnerAccountId=rng.choice(partners) if rng.random() < 0.3 else None,
+            StageName=stage,
+            CloseDate=TODAY + dt.timedelta(days=rng.randint(5, 120)),
+            Amount=float(rng.randint(5, 500) * 1000),
+            NextStep=rng.choice(["TBD", "Demo for the CFO", None]),
+            Next_Step_Date__c=TODAY + dt.timedelta(days=rng.randint(-5, 20)),
+        )
+        deals.append(deal)
+        if rng.random() < 0.3:
+            fake.insert(
+                "Lead",
+                Company=f"Customer {i}",
+                LastName="Buyer",
+                OwnerId=rng.choice(users),
+                PartnerAccountId=rng.choice(partners) if rng.random() < 0.5 else None,
+                LeadSource=rng.choice(["Web", "Partner Referral"]),
+                Status="Closed - Converted",
+                IsConverted=True,
+                ConvertedOpportunityId=deal,
+            )
+        if rng.random() < 0.5:
+            fake.insert(
+                "Task",
+                Subject="Follow up",
+                WhatId=deal,
+                OwnerId=rng.choice(users),
+                ActivityDate=TODAY + dt.timedelta(days=rng.randint(-3, 10)),
+            )
+        if rng.random() < 0.1:
+            fake.insert(
+                "Event",
+                Subject="Meeting",
+                WhatId=deal,
+                OwnerId=rng.choice(users),
+                ActivityDate=TODAY + dt.timedelta(days=rng.randint(1, 10)),
+            )
+    fake.now = T0 - dt.timedelta(hours=12)
+    for deal in deals[: n // 5]:  # a fifth had their close date pushed
+        record = fake.tables["Opportunity"][deal]
+        fake.update("Opportunity", deal, CloseDate=record["CloseDate"] + dt.timedelta(days=30))
+    fake.now = T0 + dt.timedelta(seconds=10)
+    for deal in deals:  # then every deal changed after the watermark T0 (no tracked field)
+        fake.update("Opportunity", deal, NextStep=fake.tables["Opportunity"][deal]["NextStep"])
+    fake.now = T0 + dt.timedelta(minutes=5)
+    return fake
+
+
+def table(consumer_key: str, username: str, key_file: Path, bulk_threshold: int) -> dict[str, Any]:
+    return {
+        "type": "salesforce",
+        "auth": {
+            "username": username,
+            "consumer_key": consumer_key,
+            "private_key": {"file": str(key_file)},
+        },
+        "fields": {
+            "partner_of_record": "Account.Partner_of_Record__c",
+            "next_step_date": "Opportunity.Next_Step_Date__c",
+        },
+        "users": {"direct": ["Direct*"], "channel": ["Channel*"]},
+        "budget": {"max_run_share": 1.0, "min_remaining_share": 0.0},
+        "read": {"bulk_threshold": bulk_threshold, "watermark_lag_seconds": 0},
+    }
+
+
+def plan(connector: SalesforceConnector, result: Any) -> list[Action]:
+    """Finding tasks (block and warn) and close-date repairs, as the sync job would plan them."""
+    engine = Engine.from_config(None)
+    try:
+        findings = engine.evaluate(result.snapshot, TODAY)
+    finally:
+        engine.close()
+    actions: list[Action] = []
+    for finding in findings:
+        if (finding.record_type, finding.record_id) not in result.changed:
+            continue
+        if finding.severity is Severity.INFO:
+            continue
+        actions.append(
+            Action(
+                ActionKind.CREATE_TASK,
+                finding.fingerprint,
+                finding.record_type,
+                finding.record_id,
+                subject=finding.message[:200],
+                rule=finding.rule,
+            )
+        )
+        if finding.reason == "moved_unapproved" and finding.details.get("restore_to"):
+            actions.append(
+                Action(
+                    ActionKind.UPDATE_FIELDS,
+                    finding.fingerprint,
+                    finding.record_type,
+                    finding.record_id,
+                    changes={"close_date": finding.details["restore_to"]},
+                    expected_version=result.versions[(finding.record_type, finding.record_id)],
+                )
+            )
+    return actions
+
+
+def run(n: int, *, bulk_threshold: int, fake: FakeSalesforce, workdir: Path) -> dict[str, Any]:
+    with fake.mock(keep_history=False):
+        creds = fake.setup_jwt()
+        key_file = workdir / f"key-{n}-{bulk_threshold}.pem"
+        key_file.write_text(creds.private_key_pem)
+        fake.reset_counts()
+        connector = SalesforceConnector.from_settings(
+            table(creds.consumer_key, creds.username, key_file, bulk_threshold),
+            sleep=lambda seconds: None,
+            now=lambda: fake.now,
+        )
+        try:
+            server_before = fake.server_cpu
+            cpu_before = time.process_time()
+            wall_before = time.perf_counter()
+            result = connector.read(T0.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            read_wall = time.perf_counter() - wall_before
+            read_cpu = (time.process_time() - cpu_before) - (fake.server_cpu - server_before)
+            queries = list(fake.query_log)
+            actions = plan(connector, result)
+            tasks = sum(1 for a in actions if a.kind is ActionKind.CREATE_TASK)
+            repairs = sum(1 for a in actions if a.kind is ActionKind.UPDATE_FIELDS)
+            results = connector.write(actions)
+        finally:
+            connector.close()
+    stats = connector.client.query_stats
+    rows_read = sum(s.rows for s in stats)
+    formula = 1 + math.ceil(tasks / 200) + math.ceil(repairs / 25)
+    terms = []
+    log = iter(queries)  # the server's own row counts, query by query
+    for stat in stats:
+        _, rows = next(log)
+        if stat.bulk:
+            _, rows = next(log)  # the REST page that told the size, then the Bulk job
+            cost = 1 + 1 + fake.bulk_polls + max(1, math.ceil(rows / BULK_PAGE))
+        else:
+            cost = max(1, math.ceil(rows / PAGE))
+        terms.append({"query": stat.label, "rows": rows, "bulk": stat.bulk, "calls": cost})
+        formula += cost
+    measured = fake.count()
+    return {
+        "n": n,
+        "mode": "bulk" if any(t["bulk"] for t in terms) else "rest",
+        "changed": sum(1 for k in result.changed if k[0] == "opportunity"),
+        "queries": len(terms),
+        "rows": sum(t["rows"] for t in terms),
+        "tasks": tasks,
+        "repairs": repairs,
+        "written": sum(1 for r in results if r.status.value == "written"),
+        "measured": measured,
+        "formula": formula,
+        "equal": measured == formula,
+        "read_seconds": round(read_wall, 3),
+        "read_cpu_seconds": round(read_cpu, 3),
+        "records_mapped": result.snapshot.record_count + len(result.snapshot.close_date_changes),
+        "rows_read": rows_read,
+        "cpu_per_10k_rows": round(read_cpu / rows_read * 10_000, 4) if rows_read else None,
+        "terms": terms,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--verbose", action="store_true", help="print each query's term")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    reports = []
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        for n in sizes:
+            started = time.perf_counter()
+            fake = build_org(n)
+            built = time.perf_counter() - started
+            if not args.json:
+                print(f"N = {n:,}: fake org built in {built:.1f} s", file=sys.stderr)
+            reports.append(run(n, bulk_threshold=n * 10, fake=fake, workdir=workdir))
+            if n > 10_000:
+                fake = build_org(n)
+                reports.append(run(n, bulk_threshold=10_000, fake=fake, workdir=workdir))
+    if args.json:
+        print(json.dumps(reports, indent=1))
+    else:
+        print(
+            f"{'N':>8} {'path':>5} {'queries':>7} {'rows':>8} {'W':>7} {'R':>6} "
+            f"{'measured':>8} {'formula':>8} {'equal':>5} {'read s':>7} {'CPU/10k rows':>12}"
+        )
+        for r in reports:
+            print(
+                f"{r['n']:>8,} {r['mode']:>5} {r['queries']:>7} {r['rows']:>8,} {r['tasks']:>7,} "
+                f"{r['repairs']:>6,} {r['measured']:>8,} {r['formula']:>8,} "
+                f"{'yes' if r['equal'] else 'NO':>5} {r['read_seconds']:>7.2f} "
+                f"{r['cpu_per_10k_rows']:>10.3f} s"
+            )
+            if args.verbose:
+                for term in r["terms"]:
+                    kind = "bulk" if term["bulk"] else "rest"
+                    rows, calls = term["rows"], term["calls"]
+                    print(f"{'':>10}{term['query']:<28} {rows:>8,} rows  {kind}  {calls} call(s)")
+    return 0 if all(r["equal"] for r in reports) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

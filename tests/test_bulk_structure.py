@@ -9,7 +9,7 @@ import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tsos_rules.bulk_structure import Refused
+from tsos_rules.bulk_structure import Refused, make_bulk_unstructure
 from tsos_rules.demo_org import generate_org
 from tsos_rules.model import COLLECTIONS, Opportunity
 from tsos_rules.snapshot_io import BULK_STRUCTURE, CONVERTER, FieldProblem
@@ -76,3 +76,17 @@ def test_the_fast_path_never_accepts_what_cattrs_refuses(row: dict[str, Any]) ->
         # Refused by the fast path but read by cattrs: the bulk loader falls back to cattrs,
         # so the document still loads; the values must still be cattrs' own.
         assert isinstance(slow, Opportunity)
+
+
+def test_the_fast_unstructure_writes_what_cattrs_writes() -> None:
+    org = generate_org(opportunities=300, seed=5, as_of=dt.date(2026, 11, 24))
+    org["opportunities"][0]["partner_consent"] = {
+        "by": "p1",
+        "at": "2026-11-01T09:00:00+00:00",
+        "reason": "credit_limit",
+        "ticket": "T-7",
+    }
+    for plural, _, cls in COLLECTIONS:
+        for row in org[plural]:
+            record = CONVERTER.structure(row, cls)
+            assert make_bulk_unstructure(cls)(record) == CONVERTER.unstructure(record)

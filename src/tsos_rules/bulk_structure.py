@@ -147,3 +147,41 @@ def _check(
         namespace[f"nested{i}"] = nested[tp]
         return [f"{var} = nested{i}({var})"]
     raise TypeError(f"no bulk structure for {tp!r}")
+
+
+def _unstructure_value(value: Any) -> Any:
+    """A model value as JSON: dates as ISO strings, enums as values, tuples as lists."""
+    if value is None or type(value) in (str, bool, int, float):
+        return value
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.date):  # datetime is a date too
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return [_unstructure_value(item) for item in value]
+    if attrs.has(type(value)):
+        return make_bulk_unstructure(type(value))(value)
+    return value
+
+
+_UNSTRUCTURE: dict[type[Any], Callable[[Any], dict[str, Any]]] = {}
+
+
+def make_bulk_unstructure(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
+    """``unstructure(record) -> dict``: the record's JSON shape with its extras, like cattrs'."""
+    known = _UNSTRUCTURE.get(cls)
+    if known is not None:
+        return known
+    names = tuple(field.name for field in attrs.fields(cls) if field.name != "extra")
+    plain = (str, bool, int, float, type(None))
+
+    def unstructure(record: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in names:
+            value = getattr(record, name)
+            out[name] = value if type(value) in plain else _unstructure_value(value)
+        out.update(record.extra)
+        return out
+
+    _UNSTRUCTURE[cls] = unstructure
+    return unstructure

@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from tsos_rules.bulk_structure import make_bulk_unstructure
 from tsos_rules.model import (
     Account,
     Activity,
@@ -268,9 +269,7 @@ def _value(member: Any) -> Any:
 
 def _flat(record: Any, **derived: Any) -> dict[str, Any]:
     """One flat JSON-ready dict: the record's fields and extras, then the derived values."""
-    from tsos_rules.snapshot_io import CONVERTER
-
-    out: dict[str, Any] = CONVERTER.unstructure(record)
+    out = make_bulk_unstructure(type(record))(record)
     out["record_id"] = out.pop("id", None)
     out.update(derived)
     return out

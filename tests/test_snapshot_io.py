@@ -356,3 +356,22 @@ def test_non_json_number_tokens_are_refused(tmp_path, token):
     path.write_text(f'{{"opportunities": [{{"id": "o1", "probability": {token}}}]}}')
     with pytest.raises(SnapshotError, match=r"snap\.json"):
         load_snapshot(path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("stage_changed_at", "0001-01-01T00:00:00+05:00"),
+        ("stage_changed_at", "9999-12-31T23:00:00-05:00"),
+        ("close_date", "9999-12-31"),
+        ("close_date", "0001-01-01"),
+    ],
+)
+def test_dates_at_the_ends_of_the_calendar_are_input_errors(field: str, value: str) -> None:
+    with pytest.raises(SnapshotError, match=f"opportunities\\[0\\] \\(id o1\\): {field}: expected"):
+        snapshot_from_dict({"opportunities": [{"id": "o1", field: value}]}, source="s.json")
+
+
+def test_an_as_of_at_the_end_of_the_calendar_is_an_input_error() -> None:
+    with pytest.raises(SnapshotError, match="as_of: expected a year"):
+        snapshot_from_dict({"as_of": "9999-12-31"}, source="s.json")

@@ -24,18 +24,24 @@ class Refused(Exception):
 
 
 _MISSING = object()
+#: Dates outside these years are refused: date arithmetic (time zones, quarter ends) must not
+#: overflow on a record that says year 1 or 9999.
+MIN_YEAR = 2
+MAX_YEAR = 9998
 
 
 def _date(value: Any) -> dt.date:
     if type(value) is str and len(value) == 10 and value[4] == "-" and value[7] == "-":
-        return dt.date.fromisoformat(value)
+        parsed = dt.date.fromisoformat(value)
+        if MIN_YEAR <= parsed.year <= MAX_YEAR:
+            return parsed
     raise Refused
 
 
 def _datetime(value: Any) -> dt.datetime:
     if type(value) is str:
         parsed = dt.datetime.fromisoformat(value)
-        if parsed.tzinfo is not None:
+        if parsed.tzinfo is not None and MIN_YEAR <= parsed.year <= MAX_YEAR:
             return parsed
     raise Refused
 

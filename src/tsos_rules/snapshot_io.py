@@ -20,7 +20,7 @@ import cattrs
 import orjson
 from cattrs.gen import make_dict_structure_fn, override
 
-from tsos_rules.bulk_structure import make_bulk_structure
+from tsos_rules.bulk_structure import MAX_YEAR, MIN_YEAR, make_bulk_structure
 from tsos_rules.errors import InputError
 from tsos_rules.model import COLLECTIONS, ENUMS, PartnerConsent, Snapshot
 
@@ -100,9 +100,13 @@ _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 def _structure_date(value: Any, _: type) -> dt.date:
     if type(value) is str and _ISO_DATE.fullmatch(value):
         try:
-            return dt.date.fromisoformat(value)
+            parsed = dt.date.fromisoformat(value)
         except ValueError:
             pass
+        else:
+            if MIN_YEAR <= parsed.year <= MAX_YEAR:
+                return parsed
+            raise FieldProblem(f"expected a year from {MIN_YEAR} to {MAX_YEAR}, got {value!r}")
     raise FieldProblem(f"expected a date YYYY-MM-DD, got {_shown(value)}")
 
 
@@ -113,6 +117,10 @@ def _structure_datetime(value: Any, _: type) -> dt.datetime:
         except ValueError:
             pass
         else:
+            if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+                raise FieldProblem(
+                    f"expected a year from {MIN_YEAR} to {MAX_YEAR}, got {_shown(value)}"
+                )
             if parsed.tzinfo is not None:
                 return parsed
             raise FieldProblem(

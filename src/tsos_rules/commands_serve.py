@@ -1,0 +1,119 @@
+"""``tsos-rules serve``: the in-line endpoint on uvicorn. Attached to the CLI group by cli.py."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import logging.config
+import signal
+from typing import Any
+
+import click
+
+from tsos_rules.cli import config_option, main
+from tsos_rules.config import Config, load_config
+
+log = logging.getLogger("tsos_rules.server")
+
+
+def _logging(level: str) -> dict[str, Any]:
+    """Access lines are JSON already; everything else gets a timestamp, level and logger."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "plain": {"format": "%(message)s"},
+            "default": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        },
+        "handlers": {
+            "access": {
+                "class": "logging.StreamHandler",
+                "formatter": "plain",
+                "stream": "ext://sys.stdout",
+            },
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": "default",
+                "stream": "ext://sys.stderr",
+            },
+        },
+        "loggers": {
+            "tsos_rules.server.access": {
+                "handlers": ["access"],
+                "level": "INFO",
+                "propagate": False,
+            },
+            "tsos_rules": {"handlers": ["default"], "level": level.upper(), "propagate": False},
+            "uvicorn": {"handlers": ["default"], "level": level.upper(), "propagate": False},
+        },
+    }
+
+
+async def _run(server: Any, reload_all: Any) -> None:
+    loop = asyncio.get_running_loop()
+
+    def on_hangup() -> None:
+        log.info("SIGHUP: reloading the rules and reopening the decision log")
+        reload_all()
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    try:
+        await server.serve()
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+
+@main.command("serve")
+@config_option
+@click.option("--host", default=None, help="Listen address (default: [serve] host, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: [serve] port, 8787).")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def serve(config_path: str | None, host: str | None, port: int | None, log_level: str) -> None:
+    """Run the in-line endpoint that CRM validation hooks call before a save.
+
+    POST /v1/check, /v1/hubspot/check and /v1/salesforce/check answer {"allowed", "findings"};
+    GET /healthz and /openapi.json. The [serve] table of the config holds the bearer token
+    reference (token = {env = "NAME"}), limits and the decision log path. SIGHUP (or POST
+    /v1/admin/reload) reloads the rules: a pack that fails validation is refused and the old
+    rules keep serving. See docs/inline.md.
+
+    \b
+    Examples:
+      TSOS_TOKEN=... tsos-rules serve --config tsos.toml
+      tsos-rules serve --config tsos.toml --host 0.0.0.0 --port 8787
+      kill -HUP $(pidof tsos-rules)   # reload the rules
+    """
+    import uvicorn
+
+    from tsos_rules.server import ServeSettings, create_app
+
+    config = load_config(config_path)
+    settings = ServeSettings.from_mapping(config.serve)
+    path = config.path
+
+    def reload_config() -> Config:
+        return load_config(path) if path is not None else Config()
+
+    logging.config.dictConfig(_logging(log_level))
+    app = create_app(settings, load_config=reload_config)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host or settings.host,
+            port=settings.port if port is None else port,
+            access_log=False,  # ours logs no query string (it may carry a key); uvicorn's does
+            log_config=None,
+            lifespan="on",
+            timeout_keep_alive=settings.keep_alive_seconds,
+            timeout_graceful_shutdown=10,
+            limit_concurrency=settings.max_concurrency,
+            server_header=False,
+            proxy_headers=False,
+        )
+    )
+    asyncio.run(_run(server, app.state.service.reload_all))

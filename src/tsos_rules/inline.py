@@ -1,0 +1,534 @@
+"""In-line validation: judge one CRM change (before → after) in the middle of a save.
+
+A change is judged by exactly the rules a sync uses, on exactly the facts a sync would build:
+
+* **The after-state.** The record after the change is put into its context (the related
+  records the caller sent: account, lead, partner, owner, history, activities), a
+  :class:`~tsos_rules.facts.FactIndex` is built over them as a sync would build it over a whole
+  snapshot, and every loaded rule judges the record's facts. Every finding a sync would report
+  for that record is reported here, pre-existing ones included (an unapproved close-date move
+  already in the deal's history, a next step that was already past due): CONTRACT.md refuses a
+  change when "the record after the change has a ``block`` finding".
+* **The transition.** What a sync cannot see, because it only has the after-state:
+
+  - a close-date move on an opportunity (``before.close_date != after.close_date``) becomes a
+    :class:`~tsos_rules.model.CloseDateChange` in the deal's history (old and new dates, the
+    deal's stage and forecast category *before* the change, ``changed_at`` now), so
+    ``tsos.close-date-locked`` judges it like any recorded move (reason ``moved_unapproved``).
+    The approval is read from the after record's ``close_date_approved_by`` field (an unknown
+    key, kept in ``extra``); it counts only when it is set by this change (its value differs from
+    the before record's), so an approval left on the record by an earlier move never approves a
+    later one.
+  - an opportunity that was a channel deal before the change stays one after it: a change that
+    strips every channel marker (partner, ``channel = partner``) is judged as if the deal were
+    still a channel deal, so "flipping it to direct" is refused like removing the partner.
+  - deleting a lead whose outcome is ``future`` or ``no_opportunity`` is a ``block`` finding of
+    ``tsos.lead-outcome-recorded`` with reason ``deleted_kept_lead``.
+
+``allowed`` is false exactly when one of the findings is a ``block``. A call does no I/O: the
+engine is built once (:class:`ChangeChecker`, or the cache behind :func:`check_change`) and
+reused; a call only builds the per-change index.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from tsos_rules.config import Config, coerce_config
+from tsos_rules.engine import Engine
+from tsos_rules.errors import InputError
+from tsos_rules.facts import FactIndex, RecordFacts
+from tsos_rules.findings import Finding, Findings, Severity
+from tsos_rules.model import (
+    COLLECTIONS,
+    Account,
+    Activity,
+    CloseDateChange,
+    Lead,
+    LeadOutcome,
+    Opportunity,
+    Snapshot,
+)
+from tsos_rules.rules.spec import Violation
+from tsos_rules.snapshot_io import SnapshotError, snapshot_from_dict, structure_record
+
+#: The record types a change can be about, with their model class and snapshot collection.
+RECORD_TYPES: Final[Mapping[str, tuple[type[Any], str]]] = {
+    "opportunity": (Opportunity, "opportunities"),
+    "lead": (Lead, "leads"),
+    "account": (Account, "accounts"),
+    "activity": (Activity, "activities"),
+}
+
+#: The after record's field that carries the approval of a close-date move.
+APPROVAL_FIELD: Final = "close_date_approved_by"
+
+#: The rule and reason of a kept lead's deletion (DOCTRINE: tsos.lead-outcome-recorded).
+LEAD_OUTCOME_RULE: Final = "tsos.lead-outcome-recorded"
+DELETED_KEPT_LEAD: Final = "deleted_kept_lead"
+_KEPT_OUTCOMES: Final = {
+    LeadOutcome.FUTURE: "a future prospect",
+    LeadOutcome.NO_OPPORTUNITY: "a no-opportunity lead",
+}
+
+_COLLECTION_NAMES: Final = frozenset(plural for plural, _, _ in COLLECTIONS)
+
+Record = Opportunity | Lead | Account | Activity
+
+
+class ChangeError(InputError):
+    """A change that cannot be judged; ``field`` is the dotted path of the offending value."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+@attrs.frozen
+class Decision:
+    """The verdict on one change: ``allowed`` is false exactly when a finding is a ``block``."""
+
+    allowed: bool
+    findings: tuple[Finding, ...]
+    record_type: str
+    record_id: str
+    as_of: dt.date
+
+    @property
+    def blocking(self) -> tuple[Finding, ...]:
+        """The findings that refuse the change."""
+        return tuple(f for f in self.findings if f.severity is Severity.BLOCK)
+
+    def to_dict(self) -> dict[str, Any]:
+        """CONTRACT.md's answer: ``{"allowed": bool, "findings": [...]}``."""
+        return {"allowed": self.allowed, "findings": [f.to_dict() for f in self.findings]}
+
+
+@attrs.frozen
+class ParsedChange:
+    """A change after validation: model records, the context snapshot and the date."""
+
+    record_type: str
+    before: Record | None
+    after: Record | None
+    context: Snapshot
+    as_of: dt.date | None
+
+    @property
+    def record_id(self) -> str:
+        record = self.after if self.after is not None else self.before
+        assert record is not None
+        return record.id
+
+
+def _shown(value: Any) -> str:
+    try:
+        text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    except (ValueError, RecursionError):
+        text = f"a deeply nested {type(value).__name__}"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _timestamp_fields(cls: type[Any]) -> tuple[str, ...]:
+    return tuple(a.name for a in attrs.fields(cls) if a.type in (dt.datetime, dt.datetime | None))
+
+
+#: Timestamp fields per record class, range-checked (see :func:`_check_ranges`).
+_TIMESTAMPS: Final = {cls: _timestamp_fields(cls) for _, _, cls in COLLECTIONS}
+_TIMESTAMP_COLLECTIONS: Final = tuple(
+    (plural, _TIMESTAMPS[cls]) for plural, _, cls in COLLECTIONS if _TIMESTAMPS[cls]
+)
+
+
+def _in_range(value: dt.date) -> bool:
+    return 1 < value.year < 9999
+
+
+def _check_ranges(record: Any, where: str) -> None:
+    """Refuse timestamps a time-zone conversion would overflow (years 1 and 9999)."""
+    for name in _TIMESTAMPS.get(type(record), ()):
+        value = getattr(record, name)
+        if value is not None and not _in_range(value):
+            raise ChangeError(f"{where}.{name}", f"{value.isoformat()} is out of range")
+    if isinstance(record, Opportunity) and record.partner_consent is not None:
+        at = record.partner_consent.at
+        if at is not None and not _in_range(at):
+            raise ChangeError(f"{where}.partner_consent.at", f"{at.isoformat()} is out of range")
+
+
+def _parse_record(value: Any, record_type: str, where: str) -> Record | None:
+    cls, collection = RECORD_TYPES[record_type]
+    if value is None:
+        return None
+    if isinstance(value, cls):
+        _check_ranges(value, where)
+        return value  # type: ignore[no-any-return]
+    if not isinstance(value, Mapping):
+        raise ChangeError(
+            where, f"expected an object (a {record_type}) or null, got {_shown(value)}"
+        )
+    data = value if type(value) is dict else dict(value)
+    try:
+        record = structure_record(data, cls, source=where, collection=collection, index=0)
+    except SnapshotError as exc:
+        error = exc.errors[0] if exc.errors else None
+        if error is None:
+            raise ChangeError(where, str(exc)) from None
+        field = f"{where}.{error.field}" if error.field else where
+        raise ChangeError(field, error.problem) from None
+    _check_ranges(record, where)
+    return record  # type: ignore[no-any-return]
+
+
+def _parse_context(context: Snapshot | Mapping[str, Any] | None) -> Snapshot:
+    if context is None:
+        return Snapshot()
+    if isinstance(context, Snapshot):
+        return _checked_context(context)
+    if not isinstance(context, Mapping):
+        raise ChangeError(
+            "context", f"expected an object (a snapshot subset), got {_shown(context)}"
+        )
+    data = context if type(context) is dict else dict(context)
+    for key in _COLLECTION_NAMES:
+        rows = data.get(key)
+        if rows is not None and type(rows) is not list:
+            raise ChangeError(f"context.{key}", f"expected a list, got {_shown(rows)}")
+    as_of = data.get("as_of")
+    if as_of is not None and not _is_date_text(as_of):
+        raise ChangeError("context.as_of", f"expected a date YYYY-MM-DD, got {_shown(as_of)}")
+    try:
+        snapshot, _ = snapshot_from_dict(data, source="context")
+    except SnapshotError as exc:
+        if not exc.errors:
+            raise ChangeError("context", str(exc)) from None
+        error = exc.errors[0]
+        where = f"context.{error.collection}[{error.index}]"
+        raise ChangeError(
+            f"{where}.{error.field}" if error.field else where, error.problem
+        ) from None
+    return _checked_context(snapshot)
+
+
+def _checked_context(snapshot: Snapshot) -> Snapshot:
+    if snapshot.as_of is not None and not _in_range(snapshot.as_of):
+        raise ChangeError("context.as_of", f"{snapshot.as_of.isoformat()} is out of range")
+    for plural, names in _TIMESTAMP_COLLECTIONS:
+        for record in getattr(snapshot, plural):
+            for name in names:
+                value = getattr(record, name)
+                if value is not None and not 1 < value.year < 9999:
+                    index = getattr(snapshot, plural).index(record)
+                    where = f"context.{plural}[{index}].{name}"
+                    raise ChangeError(where, f"{value.isoformat()} is out of range")
+    for index, deal in enumerate(snapshot.opportunities):
+        consent = deal.partner_consent
+        if consent is not None and consent.at is not None and not _in_range(consent.at):
+            where = f"context.opportunities[{index}].partner_consent.at"
+            raise ChangeError(where, f"{consent.at.isoformat()} is out of range")
+    return snapshot
+
+
+_ISO_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _is_date_text(value: Any) -> bool:
+    if type(value) is not str or not _ISO_DATE.fullmatch(value):
+        return False
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_as_of(as_of: dt.date | str | None, where: str = "as_of") -> dt.date | None:
+    if as_of is None:
+        return None
+    if isinstance(as_of, dt.datetime):
+        raise ChangeError(where, f"expected a date YYYY-MM-DD, got a timestamp {as_of.isoformat()}")
+    if isinstance(as_of, dt.date):
+        day = as_of
+    elif _is_date_text(as_of):
+        day = dt.date.fromisoformat(as_of)
+    else:
+        raise ChangeError(where, f"expected a date YYYY-MM-DD, got {_shown(as_of)}")
+    if not _in_range(day):
+        raise ChangeError(where, f"{day.isoformat()} is out of range")
+    return day
+
+
+def parse_change(
+    record_type: Any,
+    before: Any,
+    after: Any,
+    context: Snapshot | Mapping[str, Any] | None = None,
+    *,
+    as_of: dt.date | str | None = None,
+    prefix: str = "change.",
+) -> ParsedChange:
+    """Validate a change; every error is a :class:`ChangeError` naming the field."""
+    if not isinstance(record_type, str) or record_type not in RECORD_TYPES:
+        allowed = ", ".join(RECORD_TYPES)
+        raise ChangeError(
+            f"{prefix}record_type", f"expected one of {allowed}, got {_shown(record_type)}"
+        )
+    before_record = _parse_record(before, record_type, f"{prefix}before")
+    after_record = _parse_record(after, record_type, f"{prefix}after")
+    if before_record is None and after_record is None:
+        raise ChangeError(f"{prefix}after", "before and after cannot both be null")
+    if (
+        before_record is not None
+        and after_record is not None
+        and before_record.id != after_record.id
+    ):
+        raise ChangeError(
+            f"{prefix}after.id",
+            f"the after record ({after_record.id!r}) must have the before record's id "
+            f"({before_record.id!r})",
+        )
+    if after_record is not None and record_type == "opportunity":
+        approval = after_record.extra.get(APPROVAL_FIELD)
+        if approval is not None and type(approval) is not str:
+            raise ChangeError(
+                f"{prefix}after.{APPROVAL_FIELD}",
+                f"expected a string (the approver) or null, got {_shown(approval)}",
+            )
+    return ParsedChange(
+        record_type=record_type,
+        before=before_record,
+        after=after_record,
+        context=_parse_context(context),
+        as_of=_parse_as_of(as_of),
+    )
+
+
+class ChangeChecker:
+    """Judges changes with one engine, built once. Thread-safe: a call shares no state.
+
+    >>> checker = ChangeChecker.from_config(None)
+    >>> decision = checker.check(
+    ...     "opportunity", None, {"id": "o1", "next_step": "TBD"}, None, as_of="2026-11-24"
+    ... )
+    >>> decision.allowed, sorted({f.reason for f in decision.blocking})
+    (False, ['missing', 'placeholder'])
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        spec = engine.specs.get(LEAD_OUTCOME_RULE)
+        self._lead_outcome_spec = spec
+        self.rule_versions: dict[str, str] = {
+            pack.name: pack.version
+            for pack in engine.packs
+            if any(s.pack == pack.name for s in engine.specs.values())
+        }
+        self.rules_digest = _rules_digest(engine)
+
+    @classmethod
+    def from_config(
+        cls, config: Config | Mapping[str, Any] | str | Path | None = None
+    ) -> ChangeChecker:
+        """A checker with every installed pack, configured as a sync would be."""
+        return cls(Engine.from_config(config))
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def check(
+        self,
+        record_type: str,
+        before: Record | Mapping[str, Any] | None,
+        after: Record | Mapping[str, Any] | None,
+        context: Snapshot | Mapping[str, Any] | None = None,
+        *,
+        as_of: dt.date | str | None = None,
+        include_info: bool = False,
+    ) -> Decision:
+        """Judge one change; raises :class:`ChangeError` (an ``InputError``) for bad input."""
+        parsed = parse_change(record_type, before, after, context, as_of=as_of)
+        return self.judge(parsed, include_info=include_info)
+
+    def judge(self, change: ParsedChange, *, include_info: bool = False) -> Decision:
+        """Judge a change already validated by :func:`parse_change`."""
+        engine = self.engine
+        record_type = change.record_type
+        before, after = change.before, change.after
+        found: list[Finding] = []
+        if after is None:
+            assert before is not None
+            as_of = change.as_of or change.context.as_of or engine.org.today()
+            if isinstance(before, Lead):
+                found.extend(self._deleted_lead(before))
+        else:
+            snapshot = self._after_snapshot(change, after)
+            index = engine.index(snapshot, change.as_of)
+            as_of = index.as_of
+            facts = self._facts(index, record_type, before, after)
+            if record_type in engine.record_types:
+                found.extend(engine.evaluate_facts(facts))
+        findings = Findings.collect(found, records=1).items
+        if not include_info:
+            findings = tuple(f for f in findings if f.severity is not Severity.INFO)
+        return Decision(
+            allowed=not any(f.severity is Severity.BLOCK for f in findings),
+            findings=findings,
+            record_type=record_type,
+            record_id=change.record_id,
+            as_of=as_of,
+        )
+
+    # -- the after-state, as a sync would see it ----------------------------------------------
+
+    def _after_snapshot(self, change: ParsedChange, after: Record) -> Snapshot:
+        context = change.context
+        _, collection = RECORD_TYPES[change.record_type]
+        rows: tuple[Any, ...] = getattr(context, collection)
+        replaced = (*(r for r in rows if r.id != after.id), after)
+        values: dict[str, Any] = {collection: replaced}
+        move = self._close_date_move(change.before, after)
+        if move is not None:
+            values["close_date_changes"] = (*context.close_date_changes, move)
+        return attrs.evolve(context, **values)
+
+    @staticmethod
+    def _close_date_move(before: Record | None, after: Record) -> CloseDateChange | None:
+        if not isinstance(before, Opportunity) or not isinstance(after, Opportunity):
+            return None
+        if before.close_date == after.close_date:
+            return None
+        approver = after.extra.get(APPROVAL_FIELD) or None
+        if approver is not None and approver == (before.extra.get(APPROVAL_FIELD) or None):
+            approver = None  # left over from an earlier move: it does not approve this one
+        return CloseDateChange(
+            opportunity_id=after.id,
+            old=before.close_date,
+            new=after.close_date,
+            changed_at=dt.datetime.now(dt.UTC),
+            approved_by=approver,
+            stage=before.stage,
+            forecast_category=before.forecast_category,
+        )
+
+    @staticmethod
+    def _facts(
+        index: FactIndex, record_type: str, before: Record | None, after: Record
+    ) -> RecordFacts:
+        if isinstance(after, Opportunity):
+            facts = index.opportunity(after)
+            if (
+                isinstance(before, Opportunity)
+                and not facts.is_channel_deal
+                and not after.is_closed
+            ):
+                was = index.channel_reasons(before)
+                if was:  # a channel deal stays one: stripping its markers is a transition
+                    facts = attrs.evolve(facts, channel_reasons=was)
+            return facts
+        if isinstance(after, Lead):
+            return index.lead(after)
+        if isinstance(after, Account):
+            return index.account(after)
+        assert isinstance(after, Activity), record_type
+        return index.activity(after)
+
+    # -- deletions -----------------------------------------------------------------------------
+
+    def _deleted_lead(self, lead: Lead) -> list[Finding]:
+        spec = self._lead_outcome_spec
+        if spec is None or lead.outcome not in _KEPT_OUTCOMES:
+            return []
+        what = _KEPT_OUTCOMES[lead.outcome]
+        violation = Violation(
+            DELETED_KEPT_LEAD,
+            f"Lead {lead.company or lead.id} is {what}; such leads are kept, not thrown back: "
+            "keep the lead with its outcome instead of deleting it.",
+            severity=Severity.BLOCK,
+            details={"outcome": lead.outcome.value},
+        )
+        return [spec.finding("lead", lead.id, violation)]
+
+
+def _rules_digest(engine: Engine) -> str:
+    """A short hash of what decides a verdict: rules, severities, parameters and org profile."""
+    payload = {
+        "rules": sorted((s.id, s.severity.value) for s in engine.specs.values()),
+        "packs": sorted((p.name, p.version) for p in engine.packs),
+        "parameters": engine.parameters,
+        "org": attrs.asdict(engine.org, filter=lambda a, _: a.init),
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# -- the module-level function and its engine cache ----------------------------------------------
+
+_CACHE_SIZE: Final = 8
+_cache: dict[tuple[str, str], tuple[Any, ChangeChecker]] = {}
+_cache_lock = threading.Lock()
+
+
+def _cache_key(config: Config | Mapping[str, Any] | str | Path | None) -> tuple[str, str]:
+    if config is None:
+        return ("default", "")
+    if isinstance(config, Config):
+        return ("config", str(id(config)))
+    if isinstance(config, str | Path):
+        return ("path", str(Path(config).resolve()))
+    return ("mapping", repr(config))
+
+
+def checker_for(config: Config | Mapping[str, Any] | str | Path | None = None) -> ChangeChecker:
+    """The cached checker for ``config`` (a config given as a path is read once)."""
+    key = _cache_key(config)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            return hit[1]
+        checker = ChangeChecker(Engine.from_config(coerce_config(config)))
+        if len(_cache) >= _CACHE_SIZE:
+            _cache.pop(next(iter(_cache)))[1].close()
+        _cache[key] = (config, checker)  # holding ``config`` keeps its id() unique
+        return checker
+
+
+def clear_checkers() -> None:
+    """Close and forget the cached checkers (after installing plugins, or between tests)."""
+    with _cache_lock:
+        while _cache:
+            _cache.popitem()[1][1].close()
+
+
+def check_change(
+    record_type: str,
+    before: Record | Mapping[str, Any] | None,
+    after: Record | Mapping[str, Any] | None,
+    context: Snapshot | Mapping[str, Any] | None = None,
+    *,
+    as_of: dt.date | str | None = None,
+    config: Config | Mapping[str, Any] | str | Path | None = None,
+    include_info: bool = False,
+) -> Decision:
+    """Judge one CRM change before it is saved, by the rules a sync uses.
+
+    ``before`` is None for a create, ``after`` None for a delete. ``context`` holds the related
+    records (a :class:`Snapshot` or a dict in the snapshot JSON shape). The engine for ``config``
+    is built on the first call and reused; a call does no I/O.
+
+    >>> d = check_change("lead", {"id": "l1", "outcome": "future"}, None)
+    >>> d.allowed, [(f.rule, f.reason) for f in d.findings]
+    (False, [('tsos.lead-outcome-recorded', 'deleted_kept_lead')])
+    """
+    return checker_for(config).check(
+        record_type, before, after, context, as_of=as_of, include_info=include_info
+    )

@@ -1,0 +1,12 @@
+"""The in-line HTTP service: ``tsos-rules serve`` (Starlette on uvicorn).
+
+``POST /v1/check`` (CONTRACT.md's body), ``POST /v1/hubspot/check`` (a HubSpot workflow
+webhook, v3 signature), ``POST /v1/salesforce/check`` (sObjects from a screen flow or a
+Lightning component), ``POST /v1/admin/reload``, ``GET /healthz`` and ``GET /openapi.json``.
+See ``docs/inline.md``.
+"""
+
+from tsos_rules.server.app import Service, create_app
+from tsos_rules.server.settings import Secret, ServeSettings
+
+__all__ = ["Secret", "ServeSettings", "Service", "create_app"]

@@ -1,0 +1,439 @@
+"""The in-line HTTP service (Starlette): routes, body limits, auth, decision log, access log.
+
+Evaluation runs on the event loop's thread, without awaiting: a check takes well under a
+millisecond, a thread hop would cost more than it saves, and declarative packs are not
+thread-safe. Everything that waits on the network (reading the body) is bounded in size and time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tsos_rules.config import Config
+from tsos_rules.engine import Engine
+from tsos_rules.inline import ChangeError, Decision
+from tsos_rules.server import adapters
+from tsos_rules.server.auth import ReplayCache, SignatureProblem, bearer_ok, verify_hubspot
+from tsos_rules.server.decision_log import DecisionLog, DecisionLogError
+from tsos_rules.server.openapi import build_openapi
+from tsos_rules.server.rules import RuleHolder, strict_engine
+from tsos_rules.server.settings import ServeSettings
+
+log = logging.getLogger("tsos_rules.server")
+access_log = logging.getLogger("tsos_rules.server.access")
+
+#: Paths the access log names; any other path is logged as "(unmatched)" (it may hold anything).
+ROUTES: Final = (
+    "/v1/check",
+    "/v1/hubspot/check",
+    "/v1/salesforce/check",
+    "/v1/admin/reload",
+    "/healthz",
+    "/openapi.json",
+)
+_LOG_SLOT: Final = "tsos.access"
+
+
+def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return _json(
+        status, {"error": {"code": code, "message": message, "field": field}}, headers=headers
+    )
+
+
+def _unauthorized(message: str) -> Response:
+    return _error(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+class AccessLogMiddleware:
+    """One JSON line per request: method, path, status, duration, size. No body, no header."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+        slot: dict[str, Any] = {}
+        scope[_LOG_SLOT] = slot
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            path = scope.get("path", "")
+            client = scope.get("client")
+            entry = {
+                "event": "request",
+                "method": scope.get("method"),
+                "path": path if path in ROUTES else "(unmatched)",
+                "status": status or 500,
+                "ms": round((time.perf_counter() - started) * 1000, 3),
+                "client": client[0] if client else None,
+                **slot,
+            }
+            access_log.info(json.dumps(entry, separators=(",", ":")))
+
+
+class Service:
+    """The handlers, with the state they share (rules, decision log, replay cache)."""
+
+    def __init__(
+        self,
+        settings: ServeSettings,
+        rules: RuleHolder,
+        decisions: DecisionLog,
+        *,
+        clock: Callable[[], float] = time.time,
+        version: str = "0",
+    ) -> None:
+        self.settings = settings
+        self.rules = rules
+        self.decisions = decisions
+        self.clock = clock
+        self.version = version
+        self.replays = ReplayCache()
+        self._openapi = json.dumps(
+            build_openapi(max_body_bytes=settings.max_body_bytes, version=version)
+        ).encode()
+
+    # -- shared steps --------------------------------------------------------------------------
+
+    async def _read_body(self, request: Request) -> bytes | Response:
+        limit = self.settings.max_body_bytes
+        too_large = _error(
+            413,
+            "body_too_large",
+            f"the body exceeds the limit of {limit} bytes",
+            "body",
+            headers={"Connection": "close"},
+        )
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.strip().isdigit():
+                return _error(400, "bad_request", "Content-Length: not a number", "Content-Length")
+            if int(declared) > limit:
+                return too_large
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            with anyio.fail_after(self.settings.body_timeout_seconds):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        return too_large
+                    chunks.append(chunk)
+        except TimeoutError:
+            return _error(
+                408,
+                "body_timeout",
+                f"the body did not arrive within {self.settings.body_timeout_seconds:g} s",
+                "body",
+                headers={"Connection": "close"},
+            )
+        except ClientDisconnect:
+            return _error(400, "bad_request", "the client went away mid-body", "body")
+        return b"".join(chunks)
+
+    @staticmethod
+    def _parse_json(body: bytes) -> Any:
+        if not body.strip():
+            raise ChangeError("body", "empty: expected a JSON object")
+        try:
+            return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+        except UnicodeDecodeError:
+            raise ChangeError("body", "not UTF-8 text") from None
+        except json.JSONDecodeError as exc:
+            raise ChangeError(
+                "body", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from None
+        except RecursionError:
+            raise ChangeError("body", "nested too deeply") from None
+        except ValueError as exc:
+            raise ChangeError("body", f"not valid JSON: {exc}") from None
+
+    def _slot(self, request: Request) -> dict[str, Any]:
+        slot = request.scope.get(_LOG_SLOT)
+        return slot if isinstance(slot, dict) else {}
+
+    def _decide(
+        self,
+        request: Request,
+        body: bytes,
+        adapt: Callable[[Any], adapters.CheckRequest],
+        *,
+        with_message: bool,
+    ) -> Response:
+        """Parse, adapt, judge, log: the synchronous heart of every check route."""
+        slot = self._slot(request)
+        try:
+            check = adapt(self._parse_json(body))
+        except ChangeError as exc:
+            slot["error_field"] = exc.field
+            return _error(400, "bad_request", str(exc), exc.field)
+        except RecursionError:
+            return _error(400, "bad_request", "body: nested too deeply", "body")
+        checker = self.rules.checker
+        decision = checker.judge(check.change, include_info=check.include_info)
+        decision_id = uuid.uuid4().hex
+        entry = self._entry(decision_id, check, decision, body)
+        slot.update(decision_id=decision_id, adapter=check.adapter, allowed=decision.allowed)
+        try:
+            self.decisions.write(entry)
+        except DecisionLogError as exc:
+            if self.settings.decision_log_required:
+                log.error("decision %s refused: the decision log failed: %s", decision_id, exc)
+                return _error(
+                    503,
+                    "decision_log_unavailable",
+                    "the decision could not be recorded, so none is given; see /healthz",
+                    headers={"Retry-After": "5"},
+                )
+            self.decisions.count_unlogged()
+            log.error("decision %s answered but NOT logged: %s", decision_id, exc)
+        payload: dict[str, Any] = decision.to_dict()
+        payload["decision_id"] = decision_id
+        if with_message:
+            payload["message"] = " ".join(f.message for f in decision.blocking)
+        return _json(200, payload, headers={"X-Decision-Id": decision_id})
+
+    def _entry(
+        self, decision_id: str, check: adapters.CheckRequest, decision: Decision, body: bytes
+    ) -> dict[str, Any]:
+        checker = self.rules.checker
+        return {
+            "id": decision_id,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock())),
+            "adapter": check.adapter,
+            "record_type": decision.record_type,
+            "record_id": decision.record_id,
+            "as_of": decision.as_of.isoformat(),
+            "allowed": decision.allowed,
+            "blocking": sorted({f"{f.rule}:{f.reason}" for f in decision.blocking}),
+            "findings": len(decision.findings),
+            "packs": checker.rule_versions,
+            "rules_digest": checker.rules_digest,
+            "input_sha256": hashlib.sha256(body).hexdigest(),
+        }
+
+    async def _guarded(
+        self, request: Request, handler: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        try:
+            return await handler(request)
+        except Exception:
+            log.exception("internal error on %s", request.url.path)
+            return _error(500, "internal_error", "internal error; it has been logged")
+
+    # -- routes --------------------------------------------------------------------------------
+
+    async def check(self, request: Request) -> Response:
+        return await self._guarded(request, self._check)
+
+    async def _check(self, request: Request) -> Response:
+        if not bearer_ok(request.headers.get("authorization"), self.settings.token):
+            return _unauthorized("missing or wrong bearer token")
+        body = await self._read_body(request)
+        if isinstance(body, Response):
+            return body
+        return self._decide(request, body, adapters.generic, with_message=False)
+
+    async def salesforce(self, request: Request) -> Response:
+        return await self._guarded(request, self._salesforce)
+
+    async def _salesforce(self, request: Request) -> Response:
+        if not bearer_ok(request.headers.get("authorization"), self.settings.token):
+            return _unauthorized("missing or wrong bearer token")
+        body = await self._read_body(request)
+        if isinstance(body, Response):
+            return body
+        fields = self.settings.salesforce_fields
+
+        def adapt(data: Any) -> adapters.CheckRequest:
+            return adapters.salesforce(data, fields)
+
+        return self._decide(request, body, adapt, with_message=True)
+
+    async def hubspot(self, request: Request) -> Response:
+        return await self._guarded(request, self._hubspot)
+
+    async def _hubspot(self, request: Request) -> Response:
+        authorization = request.headers.get("authorization")
+        if authorization is not None and not bearer_ok(authorization, self.settings.token):
+            return _unauthorized("wrong bearer token")
+        body = await self._read_body(request)
+        if isinstance(body, Response):
+            return body
+        replay_until: float | None = None
+        signature = request.headers.get("x-hubspot-signature-v3")
+        if authorization is None:
+            secret = self.settings.hubspot_app_secret
+            if secret is None:
+                return _unauthorized(
+                    "no bearer token, and no HubSpot app secret is configured to check signatures"
+                )
+            now = self.clock()
+            try:
+                replay_until = verify_hubspot(
+                    secret=secret,
+                    method=request.method,
+                    uri=self._public_uri(request),
+                    body=body,
+                    signature=signature,
+                    timestamp=request.headers.get("x-hubspot-request-timestamp"),
+                    now=now,
+                    replays=self.replays,
+                )
+            except SignatureProblem as exc:
+                return _unauthorized(f"HubSpot signature refused: {exc}")
+            if self.replays.full(now):
+                log.error("replay cache full: signed requests are refused until entries expire")
+                return _error(503, "busy", "too many signed requests in the last 5 minutes")
+        overrides = self.settings.hubspot_properties
+
+        def adapt(data: Any) -> adapters.CheckRequest:
+            return adapters.hubspot(data, overrides)
+
+        # No await between verifying and remembering: a concurrent replay cannot slip between.
+        response = self._decide(request, body, adapt, with_message=True)
+        if replay_until is not None and signature and response.status_code < 500:
+            self.replays.remember(signature.strip(), replay_until, self.clock())
+        return response
+
+    def _public_uri(self, request: Request) -> str:
+        """The URL HubSpot called: the configured public base URL, else the request's own."""
+        scope = request.scope
+        raw = scope.get("raw_path") or scope["path"].encode()
+        path = raw.decode("latin-1")
+        query = scope.get("query_string", b"").decode("latin-1")
+        base = self.settings.public_url
+        if base is None:
+            base = f"{request.url.scheme}://{request.url.netloc}"
+        return f"{base}{path}" + (f"?{query}" if query else "")
+
+    async def reload(self, request: Request) -> Response:
+        return await self._guarded(request, self._reload)
+
+    async def _reload(self, request: Request) -> Response:
+        if not bearer_ok(request.headers.get("authorization"), self.settings.token):
+            return _unauthorized("missing or wrong bearer token")
+        refused = self.reload_all()
+        status = self.rules.status()
+        if refused is not None:
+            return _json(
+                422,
+                {
+                    "error": {
+                        "code": "reload_refused",
+                        "message": f"{refused}; the previous rules keep serving",
+                        "field": None,
+                    },
+                    "rules": status,
+                },
+            )
+        return _json(200, {"reloaded": True, "rules": status})
+
+    def reload_all(self) -> str | None:
+        """Reload the rules and reopen the decision log (SIGHUP and the admin endpoint)."""
+        self.decisions.reopen()
+        return self.rules.reload()
+
+    async def healthz(self, request: Request) -> Response:
+        decisions = self.decisions.status()
+        healthy = decisions["ok"]
+        payload = {
+            "status": "ok" if healthy else "degraded",
+            "version": self.version,
+            "decision_log": decisions,
+            "fail_closed": self.settings.decision_log_required,
+            "rules": self.rules.status(),
+        }
+        return _json(200 if healthy else 503, payload)
+
+    async def openapi(self, request: Request) -> Response:
+        return Response(self._openapi, media_type="application/json")
+
+
+def create_app(
+    settings: ServeSettings,
+    *,
+    load_config: Callable[[], Config] | None = None,
+    build_engine: Callable[[Config], Engine] = strict_engine,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The ASGI app. ``load_config`` is called at start and on every reload (default: defaults).
+
+    Raises a TsosRulesError when the rules cannot be loaded: the service does not start without
+    its rules.
+    """
+    from tsos_rules import __version__
+
+    rules = RuleHolder(load_config or Config, build_engine)
+    decisions = DecisionLog(settings.decision_log, fsync=settings.decision_log_fsync)
+    if not decisions.ok:
+        log.error("the decision log cannot be written: %s", decisions.last_error)
+    service = Service(settings, rules, decisions, clock=clock, version=__version__)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        yield
+        decisions.close()
+        rules.checker.close()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/check", service.check, methods=["POST"]),
+            Route("/v1/hubspot/check", service.hubspot, methods=["POST"]),
+            Route("/v1/salesforce/check", service.salesforce, methods=["POST"]),
+            Route("/v1/admin/reload", service.reload, methods=["POST"]),
+            Route("/healthz", service.healthz, methods=["GET"]),
+            Route("/openapi.json", service.openapi, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.add_middleware(AccessLogMiddleware)
+    app.state.service = service
+    return app

@@ -1,0 +1,367 @@
+"""The OpenAPI 3.1 document of the in-line service, generated from the model it validates with.
+
+Record schemas are derived from the attrs classes in :mod:`tsos_rules.model` (the same classes
+the loader structures into), so the document cannot drift from what ``/v1/check`` accepts: a
+field's JSON type, nullability, enumeration and date format come from its annotation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import types
+import typing
+from typing import Any, Final
+
+import attrs
+
+from tsos_rules.inline import RECORD_TYPES
+from tsos_rules.model import COLLECTIONS, PartnerConsent
+from tsos_rules.server.adapters import SALESFORCE_TYPES
+
+DATE: Final = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
+DATETIME: Final = {
+    "type": "string",
+    "format": "date-time",
+    "description": "ISO 8601 with an offset, e.g. 2026-11-20T10:00:00+00:00",
+}
+_REF = "#/components/schemas/"
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in schema:
+        return {"anyOf": [schema, {"type": "null"}]}
+    out = dict(schema)
+    kind: str | list[str] = out["type"]
+    out["type"] = [kind, "null"] if isinstance(kind, str) else [*kind, "null"]
+    if "enum" in out:
+        out["enum"] = [*out["enum"], None]
+    return out
+
+
+def _schema_for(tp: Any) -> dict[str, Any]:
+    args = typing.get_args(tp)
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        assert len(rest) == 1, tp
+        return _nullable(_schema_for(rest[0]))
+    if origin is tuple:
+        return {"type": "array", "items": _schema_for(args[0])}
+    if tp is str:
+        return {"type": "string"}
+    if tp is bool:
+        return {"type": "boolean"}
+    if tp is int:
+        return {"type": "integer"}
+    if tp is float:
+        return {"type": "number"}
+    if tp is dt.datetime:
+        return dict(DATETIME)
+    if tp is dt.date:
+        return dict(DATE)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return {"type": "string", "enum": [member.value for member in tp]}
+    if attrs.has(tp):
+        return {"$ref": f"{_REF}{tp.__name__}"}
+    raise TypeError(f"no JSON schema for {tp!r}")
+
+
+def record_schema(cls: type[Any], *, extra: bool = True) -> dict[str, Any]:
+    """The JSON schema of one model record: its fields, and unknown keys allowed (kept)."""
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for field in attrs.fields(cls):
+        if field.name == "extra":
+            continue
+        properties[field.name] = _schema_for(field.type)
+        if field.default is attrs.NOTHING:
+            required.append(field.name)
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    schema["additionalProperties"] = extra
+    if cls.__doc__:
+        schema["description"] = " ".join(cls.__doc__.split())
+    return schema
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"{_REF}{name}"}
+
+
+def _error_response(text: str) -> dict[str, Any]:
+    return {"description": text, "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+def _decision_response() -> dict[str, Any]:
+    return {
+        "description": "The verdict: allowed is false exactly when a finding is a block.",
+        "content": {"application/json": {"schema": _ref("Decision")}},
+    }
+
+
+def _check_responses(auth: str) -> dict[str, Any]:
+    return {
+        "200": _decision_response(),
+        "400": _error_response("A malformed body; error.field names the offending field."),
+        "401": _error_response(auth),
+        "408": _error_response("The body did not arrive within the body timeout."),
+        "413": _error_response("The body is larger than the configured limit."),
+        "503": _error_response(
+            "The decision could not be written to the decision log (fail closed)."
+        ),
+    }
+
+
+def build_openapi(*, max_body_bytes: int, version: str) -> dict[str, Any]:
+    """The service's OpenAPI document."""
+    schemas: dict[str, Any] = {}
+    for _, _, cls in COLLECTIONS:
+        schemas[cls.__name__] = record_schema(cls)
+    schemas["PartnerConsent"] = record_schema(PartnerConsent)
+    opportunity = schemas["Opportunity"]
+    opportunity["properties"]["close_date_approved_by"] = {
+        "type": ["string", "null"],
+        "description": (
+            "In-line only: who approved this change's close-date move. It counts only when set "
+            "by this change (it differs from the before record's value)."
+        ),
+    }
+    schemas["Context"] = {
+        "type": "object",
+        "description": "A subset of a snapshot: the records related to the change.",
+        "properties": {
+            "as_of": _nullable(dict(DATE)),
+            **{
+                plural: {"type": ["array", "null"], "items": _ref(cls.__name__)}
+                for plural, _, cls in COLLECTIONS
+            },
+        },
+        "additionalProperties": True,
+    }
+    variants = []
+    for record_type, (cls, _) in RECORD_TYPES.items():
+        name = f"{cls.__name__}Change"
+        schemas[name] = {
+            "type": "object",
+            "required": ["record_type"],
+            "properties": {
+                "record_type": {"type": "string", "enum": [record_type]},
+                "before": _nullable(_ref(cls.__name__)),
+                "after": _nullable(_ref(cls.__name__)),
+            },
+            "description": (
+                "before null: a create; after null: a delete; not both null. When both are "
+                "given they carry the same id."
+            ),
+        }
+        variants.append(_ref(name))
+    schemas["Change"] = {"oneOf": variants}
+    schemas["CheckRequest"] = {
+        "type": "object",
+        "required": ["change"],
+        "properties": {
+            "change": _ref("Change"),
+            "context": _nullable(_ref("Context")),
+            "as_of": _nullable(dict(DATE)),
+            "include_info": {"type": "boolean", "default": False},
+        },
+    }
+    schemas["Finding"] = {
+        "type": "object",
+        "required": [
+            "rule",
+            "severity",
+            "record_type",
+            "record_id",
+            "reason",
+            "message",
+            "doctrine",
+        ],
+        "properties": {
+            "rule": {"type": "string"},
+            "severity": {"type": "string", "enum": ["block", "warn", "info"]},
+            "record_type": {"type": "string"},
+            "record_id": {"type": "string"},
+            "reason": {"type": "string"},
+            "message": {"type": "string"},
+            "doctrine": {"type": "string"},
+            "details": {"type": "object"},
+        },
+    }
+    schemas["Decision"] = {
+        "type": "object",
+        "required": ["allowed", "findings", "decision_id"],
+        "properties": {
+            "allowed": {"type": "boolean"},
+            "findings": {"type": "array", "items": _ref("Finding")},
+            "decision_id": {"type": "string", "description": "The decision log entry's id."},
+            "message": {
+                "type": "string",
+                "description": "The block findings' messages in one line (CRM adapters only).",
+            },
+        },
+    }
+    schemas["Error"] = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "field": {"type": ["string", "null"]},
+                },
+            }
+        },
+    }
+    schemas["HubSpotDeal"] = {
+        "type": "object",
+        "description": (
+            "A deal as a HubSpot workflow posts it: {dealId, properties: {name: {value}}} "
+            "(legacy), {id, properties: {name: value}} (v3), or a flat customised body "
+            "{hs_object_id, dealstage, ...}. Optional: context, as_of, include_info, before."
+        ),
+        "properties": {
+            "properties": {"type": "object"},
+            "dealId": {"type": ["integer", "string"]},
+            "hs_object_id": {"type": ["integer", "string"]},
+            "context": _nullable(_ref("Context")),
+            "as_of": _nullable(dict(DATE)),
+            "include_info": {"type": "boolean"},
+            "before": {"type": ["object", "null"]},
+        },
+        "additionalProperties": True,
+    }
+    schemas["SObject"] = {
+        "type": "object",
+        "required": ["attributes"],
+        "properties": {
+            "attributes": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {"type": {"type": "string"}},
+            }
+        },
+        "additionalProperties": True,
+        "description": "An sObject as Apex JSON.serialize writes it (API field names).",
+    }
+    schemas["SalesforceCheckRequest"] = {
+        "type": "object",
+        "properties": {
+            "record_type": {"type": "string", "enum": list(SALESFORCE_TYPES)},
+            "before": _nullable(_ref("SObject")),
+            "after": _nullable(_ref("SObject")),
+            "related": {"type": ["array", "null"], "items": _ref("SObject")},
+            "as_of": _nullable(dict(DATE)),
+            "include_info": {"type": "boolean"},
+        },
+    }
+    schemas["Health"] = {
+        "type": "object",
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded"]},
+            "decision_log": {"type": "object"},
+            "rules": {"type": "object"},
+        },
+    }
+    bearer = "Missing or wrong bearer token."
+    body_note = f" Bodies larger than {max_body_bytes} bytes are refused with 413."
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "tsos-rules in-line check",
+            "version": version,
+            "description": (
+                "Judge one CRM change before it is saved, by the rules a sync uses." + body_note
+            ),
+        },
+        "paths": {
+            "/v1/check": {
+                "post": {
+                    "operationId": "check",
+                    "summary": "Judge one change (CONTRACT.md's body).",
+                    "security": [{"bearer": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("CheckRequest")}},
+                    },
+                    "responses": _check_responses(bearer),
+                }
+            },
+            "/v1/hubspot/check": {
+                "post": {
+                    "operationId": "checkHubSpot",
+                    "summary": "Judge a deal posted by a HubSpot workflow webhook.",
+                    "security": [{"hubspotSignature": []}, {"bearer": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("HubSpotDeal")}},
+                    },
+                    "responses": _check_responses(
+                        "Bad, stale (older than 5 minutes) or replayed HubSpot v3 signature, "
+                        "and no valid bearer token."
+                    ),
+                }
+            },
+            "/v1/salesforce/check": {
+                "post": {
+                    "operationId": "checkSalesforce",
+                    "summary": "Judge sObjects sent by a screen flow or Lightning component.",
+                    "security": [{"bearer": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("SalesforceCheckRequest")}},
+                    },
+                    "responses": _check_responses(bearer),
+                }
+            },
+            "/v1/admin/reload": {
+                "post": {
+                    "operationId": "reload",
+                    "summary": "Reload the rules; a pack or config that fails validation is "
+                    "refused and the old rules keep serving.",
+                    "security": [{"bearer": []}],
+                    "responses": {
+                        "200": {"description": "Reloaded.", "content": {"application/json": {}}},
+                        "401": _error_response(bearer),
+                        "422": _error_response("Refused: the old rules keep serving."),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "Liveness, the decision log's state and the rules loaded.",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "Healthy.",
+                            "content": {"application/json": {"schema": _ref("Health")}},
+                        },
+                        "503": {
+                            "description": "Degraded: the decision log cannot be written.",
+                            "content": {"application/json": {"schema": _ref("Health")}},
+                        },
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "hubspotSignature": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-HubSpot-Signature-v3",
+                    "description": (
+                        "HubSpot's v3 signature with X-HubSpot-Request-Timestamp (5-minute window)."
+                    ),
+                },
+            },
+        },
+    }

@@ -126,6 +126,7 @@ def check(
       tsos-rules check snapshot.json --format json --as-of 2026-11-24
       cat snapshot.json | tsos-rules check - --rules 'tsos.next-step-*,tsos.close-*'
     """
+    from tsos_rules.batch_memory import bulk_allocation
     from tsos_rules.engine import Engine, filter_severity
     from tsos_rules.report.table import render_table
     from tsos_rules.snapshot_io import load_snapshot
@@ -134,8 +135,9 @@ def check(
     selected = [p.strip() for p in patterns.split(",") if p.strip()] if patterns else None
     engine = Engine.from_config(config, rules=selected)
     source: str | IO[str] = sys.stdin if file == "-" else file
-    snapshot, _ = load_snapshot(source)
-    findings = filter_severity(engine.evaluate(snapshot, as_of), include_info=include_info)
+    with bulk_allocation(keep=True):
+        snapshot, _ = load_snapshot(source)
+        findings = filter_severity(engine.evaluate(snapshot, as_of), include_info=include_info)
     engine.close()
     if fmt == "json":
         import orjson
@@ -283,3 +285,4 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 from tsos_rules import commands_sdk as _commands_sdk  # noqa: E402,F401
+from tsos_rules import commands_serve as _commands_serve  # noqa: E402,F401

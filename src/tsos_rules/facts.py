@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
 import attrs
 
@@ -30,6 +30,37 @@ from tsos_rules.model import (
     UserRole,
 )
 from tsos_rules.org import OrgProfile, company_key
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class once(Generic[T, R]):
+    """A property computed on first use and then kept on the instance.
+
+    Like ``functools.cached_property`` but without its per-access lock (Python 3.11), which
+    costs more than the values it guards on a 100k-deal snapshot.
+    """
+
+    def __init__(self, func: Callable[[T], R]) -> None:
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner: type[T], name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type[T]) -> once[T, R]: ...
+    @overload
+    def __get__(self, instance: T, owner: type[T]) -> R: ...
+    def __get__(self, instance: T | None, owner: type[T]) -> R | once[T, R]:
+        if instance is None:
+            return self
+        value = self.func(instance)
+        instance.__dict__[self.name] = value  # shadows this descriptor from now on
+        return value
+
 
 #: Why a deal counts as a channel deal (DOCTRINE: tsos.channel-lead-not-direct).
 LEAD_PARTNER = "lead_partner"
@@ -63,32 +94,15 @@ class CompanyConflict:
         return [member for member in self.members if member != (record_type, record_id)]
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class OpportunityFacts:
-    record_type = "opportunity"
+    """A deal with its joins and derived values, each computed on first use and kept."""
+
+    record_type: ClassVar[str] = "opportunity"
     opportunity: Opportunity
-    as_of: dt.date
-    account: Account | None
-    owner: User | None
-    owner_role: UserRole | None
-    partner: Partner | None
-    partner_status: str | None
-    account_partner_of_record: Partner | None
-    account_partner_of_record_id: str | None
-    lead: Lead | None
-    channel_reasons: tuple[str, ...]
-    team_roles: tuple[tuple[str, UserRole | None], ...]
-    moves: tuple[CloseDateMove, ...]
-    open_future_activities: tuple[Activity, ...]
-    next_step_state: str
-    stage_known: bool
-    stage_index: int | None
-    stage_probability: int | None
-    locked: bool
-    fiscal_quarter_end: dt.date
-    days_in_stage: int | None
-    company_conflict: CompanyConflict | None
     index: FactIndex = attrs.field(repr=False, eq=False)
+    #: Set by the in-line path: a deal that was a channel deal before a change stays one.
+    channel_reasons_override: tuple[str, ...] | None = attrs.field(default=None, repr=False)
 
     @property
     def record(self) -> Opportunity:
@@ -99,12 +113,101 @@ class OpportunityFacts:
         return self.opportunity.id
 
     @property
+    def as_of(self) -> dt.date:
+        return self.index.as_of
+
+    @property
     def is_open(self) -> bool:
         return not self.opportunity.is_closed
+
+    @once
+    def account(self) -> Account | None:
+        account_id = self.opportunity.account_id
+        return self.index.accounts.get(account_id) if account_id else None
+
+    @once
+    def owner(self) -> User | None:
+        owner_id = self.opportunity.owner_id
+        return self.index.users.get(owner_id) if owner_id else None
+
+    @property
+    def owner_role(self) -> UserRole | None:
+        owner = self.owner
+        return owner.role if owner else None
+
+    @once
+    def partner(self) -> Partner | None:
+        partner_id = self.opportunity.partner_id
+        return self.index.partners.get(partner_id) if partner_id else None
+
+    @property
+    def partner_status(self) -> str | None:
+        """``active``/``terminated``, ``unknown`` when the id names no partner, None when unset."""
+        partner = self.partner
+        if partner is not None:
+            return partner.status.value
+        return "unknown" if self.opportunity.partner_id else None
+
+    @property
+    def account_partner_of_record_id(self) -> str | None:
+        account = self.account
+        return account.partner_of_record_id if account else None
+
+    @property
+    def account_partner_of_record(self) -> Partner | None:
+        por_id = self.account_partner_of_record_id
+        return self.index.partners.get(por_id) if por_id else None
+
+    @once
+    def lead(self) -> Lead | None:
+        return self.index.source_lead(self.opportunity)
+
+    @once
+    def channel_reasons(self) -> tuple[str, ...]:
+        """Why the deal is a channel deal (lead partner or source, account, channel field)."""
+        if self.channel_reasons_override is not None:
+            return self.channel_reasons_override
+        return self.index.channel_reasons_of(self.opportunity)
 
     @property
     def is_channel_deal(self) -> bool:
         return bool(self.channel_reasons)
+
+    @property
+    def team_roles(self) -> tuple[tuple[str, UserRole | None], ...]:
+        role_of = self.index.role_of
+        return tuple((uid, role_of(uid)) for uid in self.opportunity.team_user_ids)
+
+    @once
+    def moves(self) -> tuple[CloseDateMove, ...]:
+        """Every close-date change of the deal, judged at the time it was made."""
+        changes = self.index.changes_by_opportunity.get(self.opportunity.id)
+        if not changes:
+            return ()
+        judge = self.index.judge_move
+        return tuple(judge(change, self.opportunity) for change in changes)
+
+    @property
+    def close_date_pushes(self) -> int:
+        return sum(1 for move in self.moves if move.pushed_later)
+
+    @once
+    def open_future_activities(self) -> tuple[Activity, ...]:
+        """Open tasks and events on the deal due today or later: each counts as a next step."""
+        activities = self.index.activities_by_what.get(self.opportunity.id)
+        if not activities:
+            return ()
+        as_of = self.index.as_of
+        return tuple(
+            a
+            for a in activities
+            if a.status == "open" and a.due_date is not None and a.due_date >= as_of
+        )
+
+    @once
+    def next_step_state(self) -> str:
+        """``ok``, or why the deal's own next step fails: placeholder, missing, past_due."""
+        return self.index.next_step_state(self.opportunity)
 
     @property
     def next_step_valid(self) -> bool:
@@ -112,8 +215,41 @@ class OpportunityFacts:
         return self.next_step_state == NEXT_STEP_OK or bool(self.open_future_activities)
 
     @property
-    def close_date_pushes(self) -> int:
-        return sum(1 for move in self.moves if move.pushed_later)
+    def stage_index(self) -> int | None:
+        stage = self.opportunity.stage
+        return self.index.org.stage_index.get(stage) if stage is not None else None
+
+    @property
+    def stage_known(self) -> bool:
+        return self.stage_index is not None
+
+    @property
+    def stage_probability(self) -> int | None:
+        stage = self.opportunity.stage
+        return self.index.org.stage_probability.get(stage) if stage is not None else None
+
+    @property
+    def locked(self) -> bool:
+        """At or beyond the lock stage, or in forecast category commit, now."""
+        stage_index = self.stage_index
+        return (
+            stage_index is not None and stage_index >= self.index.lock_index
+        ) or self.opportunity.forecast_category is ForecastCategory.COMMIT
+
+    @property
+    def fiscal_quarter_end(self) -> dt.date:
+        return self.index.fiscal_quarter_end
+
+    @property
+    def days_in_stage(self) -> int | None:
+        changed = self.opportunity.stage_changed_at
+        if changed is None:
+            return None
+        return (self.index.as_of - self.index.org.local_date(changed)).days
+
+    @property
+    def company_conflict(self) -> CompanyConflict | None:
+        return self.index.company_conflicts.get(("opportunity", self.opportunity.id))
 
     def flat(self) -> dict[str, Any]:
         return _flat(
@@ -142,22 +278,12 @@ class OpportunityFacts:
         )
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class LeadFacts:
-    record_type = "lead"
+    """A lead with its joins and the business-day clock of its distribution to a partner."""
+
+    record_type: ClassVar[str] = "lead"
     lead: Lead
-    as_of: dt.date
-    owner: User | None
-    owner_role: UserRole | None
-    partner: Partner | None
-    partner_status: str | None
-    account: Account | None
-    is_open: bool
-    is_distributed: bool
-    business_days_since_distribution: int | None
-    business_days_to_accept: int | None
-    business_days_to_follow_up: int | None
-    company_conflict: CompanyConflict | None
     index: FactIndex = attrs.field(repr=False, eq=False)
 
     @property
@@ -167,6 +293,76 @@ class LeadFacts:
     @property
     def record_id(self) -> str:
         return self.lead.id
+
+    @property
+    def as_of(self) -> dt.date:
+        return self.index.as_of
+
+    @once
+    def owner(self) -> User | None:
+        owner_id = self.lead.owner_id
+        return self.index.users.get(owner_id) if owner_id else None
+
+    @property
+    def owner_role(self) -> UserRole | None:
+        owner = self.owner
+        return owner.role if owner else None
+
+    @once
+    def partner(self) -> Partner | None:
+        partner_id = self.lead.partner_id
+        return self.index.partners.get(partner_id) if partner_id else None
+
+    @property
+    def partner_status(self) -> str | None:
+        partner = self.partner
+        if partner is not None:
+            return partner.status.value
+        return "unknown" if self.lead.partner_id else None
+
+    @property
+    def account(self) -> Account | None:
+        account_id = self.lead.account_id
+        return self.index.accounts.get(account_id) if account_id else None
+
+    @property
+    def is_open(self) -> bool:
+        return self.index.lead_is_open(self.lead)
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.lead.distributed_at is not None
+
+    @once
+    def _distributed_on(self) -> dt.date | None:
+        distributed_at = self.lead.distributed_at
+        return self.index.org.local_date(distributed_at) if distributed_at else None
+
+    def _business_days_to(self, moment: dt.datetime | None) -> int | None:
+        start = self._distributed_on
+        if start is None or moment is None:
+            return None
+        org = self.index.org
+        return org.business_days_between(start, org.local_date(moment))
+
+    @property
+    def business_days_since_distribution(self) -> int | None:
+        start = self._distributed_on
+        if start is None:
+            return None
+        return self.index.org.business_days_between(start, self.index.as_of)
+
+    @property
+    def business_days_to_accept(self) -> int | None:
+        return self._business_days_to(self.lead.accepted_at)
+
+    @property
+    def business_days_to_follow_up(self) -> int | None:
+        return self._business_days_to(self.lead.followed_up_at)
+
+    @property
+    def company_conflict(self) -> CompanyConflict | None:
+        return self.index.company_conflicts.get(("lead", self.lead.id))
 
     def flat(self) -> dict[str, Any]:
         return _flat(
@@ -181,14 +377,12 @@ class LeadFacts:
         )
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class AccountFacts:
-    record_type = "account"
+    """An account with its partner of record and whether it has ever had a channel deal."""
+
+    record_type: ClassVar[str] = "account"
     account: Account
-    as_of: dt.date
-    partner_of_record: Partner | None
-    partner_status: str | None
-    has_channel_deal: bool
     index: FactIndex = attrs.field(repr=False, eq=False)
 
     @property
@@ -199,22 +393,35 @@ class AccountFacts:
     def record_id(self) -> str:
         return self.account.id
 
+    @property
+    def as_of(self) -> dt.date:
+        return self.index.as_of
+
+    @property
+    def partner_of_record(self) -> Partner | None:
+        por = self.account.partner_of_record_id
+        return self.index.partners.get(por) if por else None
+
+    @property
+    def partner_status(self) -> str | None:
+        return self.index.partner_status(self.account.partner_of_record_id)
+
+    @property
+    def has_channel_deal(self) -> bool:
+        return self.account.id in self.index.channel_accounts
+
     def flat(self) -> dict[str, Any]:
         return _flat(
             self.account, partner_status=self.partner_status, has_channel_deal=self.has_channel_deal
         )
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ActivityFacts:
-    record_type = "activity"
+    """A task or event with its owner and the account it touches (directly or via its deal)."""
+
+    record_type: ClassVar[str] = "activity"
     activity: Activity
-    as_of: dt.date
-    owner: User | None
-    owner_role: UserRole | None
-    account: Account | None
-    account_partner_of_record_id: str | None
-    activity_date: dt.date | None
     index: FactIndex = attrs.field(repr=False, eq=False)
 
     @property
@@ -226,8 +433,44 @@ class ActivityFacts:
         return self.activity.id
 
     @property
+    def as_of(self) -> dt.date:
+        return self.index.as_of
+
+    @once
+    def owner(self) -> User | None:
+        owner_id = self.activity.owner_id
+        return self.index.users.get(owner_id) if owner_id else None
+
+    @property
+    def owner_role(self) -> UserRole | None:
+        owner = self.owner
+        return owner.role if owner else None
+
+    @once
+    def account(self) -> Account | None:
+        index = self.index
+        account_id = self.activity.account_id
+        if account_id is None and self.activity.what_id in index.opportunities:
+            account_id = index.opportunities[self.activity.what_id].account_id
+        return index.accounts.get(account_id) if account_id else None
+
+    @property
+    def account_partner_of_record_id(self) -> str | None:
+        account = self.account
+        return account.partner_of_record_id if account else None
+
+    @property
+    def activity_date(self) -> dt.date | None:
+        """When the contact happened: its creation date, else its due date."""
+        created = self.activity.created_at
+        if created is not None:
+            return self.index.org.local_date(created)
+        return self.activity.due_date
+
+    @property
     def days_ago(self) -> int | None:
-        return (self.as_of - self.activity_date).days if self.activity_date else None
+        when = self.activity_date
+        return (self.index.as_of - when).days if when else None
 
     def flat(self) -> dict[str, Any]:
         return _flat(
@@ -320,6 +563,14 @@ class FactIndex:
             return self.leads[opportunity.lead_id]
         return self.lead_by_opportunity.get(opportunity.id)
 
+    def channel_reasons_of(self, opportunity: Opportunity) -> tuple[str, ...]:
+        """Why a deal is a channel deal (empty when it is not one); indexed deals are cached."""
+        if self.opportunities.get(opportunity.id) is opportunity:
+            known = self._channel_reasons.get(opportunity.id)
+            if known is not None:
+                return known
+        return self.channel_reasons(opportunity)
+
     def channel_reasons(self, opportunity: Opportunity) -> tuple[str, ...]:
         """Why a deal is a channel deal (empty when it is not one)."""
         reasons: list[str] = []
@@ -411,69 +662,20 @@ class FactIndex:
 
     # -- per-record facts -----------------------------------------------------------------
 
-    def opportunity(self, opportunity: Opportunity) -> OpportunityFacts:
-        org = self.org
-        as_of = self.as_of
-        deal_id = opportunity.id
-        account = self.accounts.get(opportunity.account_id) if opportunity.account_id else None
-        owner = self.users.get(opportunity.owner_id) if opportunity.owner_id else None
-        partner_id = opportunity.partner_id
-        partner = self.partners.get(partner_id) if partner_id else None
-        por_id = account.partner_of_record_id if account else None
-        stage = opportunity.stage
-        stage_index = org.stage_index.get(stage) if stage is not None else None
-        lock_index = self.lock_index
-        changes = self.changes_by_opportunity.get(deal_id)
-        moves = (
-            tuple(self._judge_move(change, opportunity, lock_index) for change in changes)
-            if changes
-            else ()
-        )
-        activities = self.activities_by_what.get(deal_id)
-        future = (
-            tuple(
-                a
-                for a in activities
-                if a.status == "open" and a.due_date is not None and a.due_date >= as_of
-            )
-            if activities
-            else ()
-        )
-        if partner is not None:
-            partner_status: str | None = partner.status.value
-        else:
-            partner_status = "unknown" if partner_id else None
-        team = opportunity.team_user_ids
-        return OpportunityFacts(
-            opportunity=opportunity,
-            as_of=as_of,
-            account=account,
-            owner=owner,
-            owner_role=owner.role if owner else None,
-            partner=partner,
-            partner_status=partner_status,
-            account_partner_of_record=self.partners.get(por_id) if por_id else None,
-            account_partner_of_record_id=por_id,
-            lead=self.source_lead(opportunity),
-            channel_reasons=self._channel_reasons[deal_id]
-            if self.opportunities.get(deal_id) is opportunity
-            else self.channel_reasons(opportunity),
-            team_roles=tuple((uid, self.role_of(uid)) for uid in team) if team else (),
-            moves=moves,
-            open_future_activities=future,
-            next_step_state=self.next_step_state(opportunity),
-            stage_known=stage_index is not None,
-            stage_index=stage_index,
-            stage_probability=org.stage_probability.get(stage) if stage is not None else None,
-            locked=(stage_index is not None and stage_index >= lock_index)
-            or opportunity.forecast_category is ForecastCategory.COMMIT,
-            fiscal_quarter_end=self.fiscal_quarter_end,
-            days_in_stage=(as_of - org.local_date(opportunity.stage_changed_at)).days
-            if opportunity.stage_changed_at
-            else None,
-            company_conflict=self.company_conflicts.get(("opportunity", deal_id)),
-            index=self,
-        )
+    def opportunity(
+        self, opportunity: Opportunity, *, channel_reasons: tuple[str, ...] | None = None
+    ) -> OpportunityFacts:
+        """A deal's facts; ``channel_reasons`` overrides the derived ones (in-line changes)."""
+        return OpportunityFacts(opportunity, self, channel_reasons)
+
+    def lead(self, lead: Lead) -> LeadFacts:
+        return LeadFacts(lead, self)
+
+    def account(self, account: Account) -> AccountFacts:
+        return AccountFacts(account, self)
+
+    def activity(self, activity: Activity) -> ActivityFacts:
+        return ActivityFacts(activity, self)
 
     def next_step_state(self, opportunity: Opportunity) -> str:
         """``ok``, or the reason the deal's own next step fails: placeholder, missing, past_due."""
@@ -492,9 +694,8 @@ class FactIndex:
             known = self._placeholder_memo[text] = self.org.is_placeholder(text)
         return known
 
-    def _judge_move(
-        self, change: CloseDateChange, opportunity: Opportunity, lock_index: int
-    ) -> CloseDateMove:
+    def judge_move(self, change: CloseDateChange, opportunity: Opportunity) -> CloseDateMove:
+        """Was the deal locked when this change was made, was it approved, was it a push?"""
         stage = change.stage if change.stage is not None else opportunity.stage
         forecast = (
             change.forecast_category
@@ -503,76 +704,15 @@ class FactIndex:
         )
         stage_index = self.org.stage_index.get(stage) if stage is not None else None
         locked = (
-            stage_index is not None and stage_index >= lock_index
+            stage_index is not None and stage_index >= self.lock_index
         ) or forecast is ForecastCategory.COMMIT
-        moved = change.old is not None and change.new is not None and change.old != change.new
+        old, new = change.old, change.new
+        moved = old is not None and new is not None and old != new
         return CloseDateMove(
             change=change,
             locked=locked and moved,
             approved=bool(change.approved_by),
-            pushed_later=moved and change.new > change.old,  # type: ignore[operator]
-        )
-
-    def lead(self, lead: Lead) -> LeadFacts:
-        org = self.org
-        owner = self.users.get(lead.owner_id) if lead.owner_id else None
-        distributed = lead.distributed_at is not None
-        distributed_on = org.local_date(lead.distributed_at) if lead.distributed_at else None
-
-        def elapsed(moment: dt.datetime | None) -> int | None:
-            if distributed_on is None or moment is None:
-                return None
-            return org.business_days_between(distributed_on, org.local_date(moment))
-
-        return LeadFacts(
-            lead=lead,
-            as_of=self.as_of,
-            owner=owner,
-            owner_role=owner.role if owner else None,
-            partner=self.partners.get(lead.partner_id) if lead.partner_id else None,
-            partner_status=self.partner_status(lead.partner_id),
-            account=self.accounts.get(lead.account_id) if lead.account_id else None,
-            is_open=self.lead_is_open(lead),
-            is_distributed=distributed,
-            business_days_since_distribution=org.business_days_between(distributed_on, self.as_of)
-            if distributed_on
-            else None,
-            business_days_to_accept=elapsed(lead.accepted_at),
-            business_days_to_follow_up=elapsed(lead.followed_up_at),
-            company_conflict=self.company_conflicts.get(("lead", lead.id)),
-            index=self,
-        )
-
-    def account(self, account: Account) -> AccountFacts:
-        por = account.partner_of_record_id
-        return AccountFacts(
-            account=account,
-            as_of=self.as_of,
-            partner_of_record=self.partners.get(por) if por else None,
-            partner_status=self.partner_status(por),
-            has_channel_deal=account.id in self.channel_accounts,
-            index=self,
-        )
-
-    def activity(self, activity: Activity) -> ActivityFacts:
-        owner = self.users.get(activity.owner_id) if activity.owner_id else None
-        account_id = activity.account_id
-        if account_id is None and activity.what_id in self.opportunities:
-            account_id = self.opportunities[activity.what_id].account_id
-        account = self.accounts.get(account_id) if account_id else None
-        if activity.created_at is not None:
-            when: dt.date | None = self.org.local_date(activity.created_at)
-        else:
-            when = activity.due_date
-        return ActivityFacts(
-            activity=activity,
-            as_of=self.as_of,
-            owner=owner,
-            owner_role=owner.role if owner else None,
-            account=account,
-            account_partner_of_record_id=account.partner_of_record_id if account else None,
-            activity_date=when,
-            index=self,
+            pushed_later=moved and new > old,  # type: ignore[operator]
         )
 
     def iter_facts(self, record_types: frozenset[str] | None = None) -> Iterator[RecordFacts]:

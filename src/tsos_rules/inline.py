@@ -433,7 +433,7 @@ class ChangeChecker:
             ):
                 was = index.channel_reasons(before)
                 if was:  # a channel deal stays one: stripping its markers is a transition
-                    facts = attrs.evolve(facts, channel_reasons=was)
+                    facts = index.opportunity(after, channel_reasons=was)
             return facts
         if isinstance(after, Lead):
             return index.lead(after)

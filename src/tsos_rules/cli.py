@@ -284,5 +284,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
+from tsos_rules import commands_connectors_check as _commands_connectors_check  # noqa: E402,F401
 from tsos_rules import commands_sdk as _commands_sdk  # noqa: E402,F401
 from tsos_rules import commands_serve as _commands_serve  # noqa: E402,F401
+from tsos_rules import commands_sync as _commands_sync  # noqa: E402,F401

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -54,6 +54,15 @@ class ReadResult:
     versions: Mapping[RecordKey, str] = attrs.field(factory=dict)
     errors: tuple[RecordError, ...] = ()
     full: bool = False
+    affected: frozenset[RecordKey] = frozenset()
+    """Records that did not change but whose findings may have, because a related record did
+    (another deal for the same company, an account whose deal turned channel). The job judges
+    them too. Only records whose related records are all in ``snapshot`` belong here."""
+    incomplete: frozenset[RecordKey] = frozenset()
+    """Records present but not judgeable because a related record is in ``errors``: the job
+    neither judges them nor resolves their open findings this run."""
+    progress: tuple[int, int] | None = None
+    """``(units done, units total)`` after this batch, when the connector knows them."""
 
 
 class ActionKind(enum.StrEnum):
@@ -129,4 +138,18 @@ class Connector(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+        ...
+
+
+@runtime_checkable
+class BatchReader(Protocol):
+    """Optional: a connector that streams a read in self-contained batches, so a sync of a
+    million deals runs in bounded memory. The job uses it when present, else ``read``."""
+
+    def read_batches(
+        self, since: str | None, *, until: dt.datetime | None = None, batch_size: int = 1000
+    ) -> Iterator[ReadResult]:
+        """Like ``read``, cut into batches: each batch holds its judged records with all their
+        related records. Every batch carries the same final watermark; the job stores it only
+        after the last batch, so a run stopped half-way is read again in full."""
         ...

@@ -1,0 +1,266 @@
+"""From a findings diff to an action plan: which tasks to open or close and which repairs to make.
+
+Pure functions over plain data, so the plan for a batch can be read and tested without a CRM.
+The mode of each rule decides what is allowed: ``report`` writes nothing, ``annotate`` keeps one
+task per open finding (closed when it resolves), ``enforce`` also repairs what the doctrine says
+to repair, each repair conditional on the record being unchanged since it was read.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from tsos_rules.connectors.base import Action, ActionKind, Capabilities, RecordKey
+from tsos_rules.errors import ConfigError
+from tsos_rules.findings import Finding, Severity
+from tsos_rules.state import FindingState
+
+
+class Mode(enum.StrEnum):
+    """What the sync may write for a rule's findings."""
+
+    REPORT = "report"
+    ANNOTATE = "annotate"
+    ENFORCE = "enforce"
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARN: 1, Severity.BLOCK: 2}
+
+
+@attrs.frozen
+class ModePolicy:
+    """The default mode and per-rule overrides (exact rule ids or globs such as ``tsos.close-*``;
+    an exact id wins over a glob, and a longer glob over a shorter one)."""
+
+    default: Mode = Mode.ANNOTATE
+    overrides: Mapping[str, Mode] = attrs.field(factory=dict)
+
+    def mode_for(self, rule: str) -> Mode:
+        if rule in self.overrides:
+            return self.overrides[rule]
+        matches = [p for p in self.overrides if fnmatch.fnmatchcase(rule, p)]
+        if matches:
+            return self.overrides[max(matches, key=len)]
+        return self.default
+
+    def writes_anything(self) -> bool:
+        return self.default is not Mode.REPORT or any(
+            mode is not Mode.REPORT for mode in self.overrides.values()
+        )
+
+    def check_rules(self, rule_ids: Iterable[str]) -> None:
+        """Every override must name a loaded rule (or match one): a typo is a config error."""
+        ids = set(rule_ids)
+        for pattern in self.overrides:
+            if pattern not in ids and not any(fnmatch.fnmatchcase(i, pattern) for i in ids):
+                raise ConfigError(f"sync.rule_modes.{pattern}: matches no loaded rule")
+
+
+@attrs.frozen
+class RecordInfo:
+    """What the planner needs to know about the record a finding is on."""
+
+    record_type: str
+    record_id: str
+    label: str
+    owner_id: str | None = None
+    version: str | None = None
+    close_date: str | None = None
+    partner_id: str | None = None
+    previous_partner_id: str | None = None
+    account_partner_of_record_id: str | None = None
+    active_partner_ids: frozenset[str] = frozenset()
+
+
+@attrs.frozen
+class RuleText:
+    """The rule metadata a task shows: title, doctrine and what to do."""
+
+    title: str
+    doctrine: str = ""
+    remediation: str = ""
+
+
+@attrs.frozen
+class PlannedAction:
+    """An action and the values its result is recorded with (a repair's changes)."""
+
+    action: Action
+    changes: Mapping[str, Any] | None = None
+
+
+@attrs.frozen
+class SkippedRepair:
+    """A repair the doctrine asks for that cannot be made (reported, never guessed)."""
+
+    fingerprint: str
+    record_type: str
+    record_id: str
+    rule: str
+    reason: str
+
+
+@attrs.frozen
+class Plan:
+    actions: tuple[PlannedAction, ...] = ()
+    skipped: tuple[SkippedRepair, ...] = ()
+
+
+RepairFn = Callable[[Finding, RecordInfo], "dict[str, Any] | str | None"]
+"""Returns the field changes that repair a finding, None when the record already holds them,
+or a string saying why it cannot be repaired (reported as a skipped repair)."""
+
+
+def restore_close_date(finding: Finding, record: RecordInfo) -> dict[str, Any] | str | None:
+    """An unapproved move of a locked deal's close date: put the previous date back."""
+    target = finding.details.get("restore_to")
+    if not isinstance(target, str) or not target:
+        return "no previous close date is known"
+    if record.close_date == target:
+        return None
+    return {"close_date": target}
+
+
+def restore_partner(finding: Finding, record: RecordInfo) -> dict[str, Any] | str | None:
+    """A partner removed from a channel deal: put back the partner the CRM's field history
+    names, else the account's partner of record; only an active partner is restored."""
+    if record.partner_id:
+        return None
+    for candidate in (record.previous_partner_id, record.account_partner_of_record_id):
+        if candidate and candidate in record.active_partner_ids:
+            return {"partner_id": candidate}
+    return "no active previous partner or partner of record to restore"
+
+
+#: The repairs the doctrine names, by (rule, reason).
+REPAIRS: Mapping[tuple[str, str], RepairFn] = {
+    ("tsos.close-date-locked", "moved_unapproved"): restore_close_date,
+    ("tsos.channel-lead-not-direct", "no_partner"): restore_partner,
+}
+
+
+@attrs.frozen
+class Planner:
+    """Plans the writes for one batch's findings diff."""
+
+    policy: ModePolicy
+    capabilities: Capabilities
+    rules: Mapping[str, RuleText]
+    task_min_severity: Severity = Severity.WARN
+
+    def plan(
+        self,
+        current: Sequence[tuple[Finding, FindingState | None]],
+        resolved: Sequence[FindingState],
+        records: Mapping[RecordKey, RecordInfo],
+        *,
+        resolution: Mapping[str, str] | None = None,
+    ) -> Plan:
+        """``current``: findings present now with their stored state (None when new);
+        ``resolved``: open findings that are gone; ``resolution``: why, by fingerprint."""
+        actions: list[PlannedAction] = []
+        skipped: list[SkippedRepair] = []
+        caps = self.capabilities
+        for finding, state in current:
+            mode = self.policy.mode_for(finding.rule)
+            if mode is Mode.REPORT:
+                continue
+            record = records.get((finding.record_type, finding.record_id))
+            if (
+                caps.tasks
+                and _SEVERITY_RANK[finding.severity] >= _SEVERITY_RANK[self.task_min_severity]
+                and (state is None or not state.has_open_task)
+            ):
+                actions.append(PlannedAction(self._task(finding, record)))
+            if mode is Mode.ENFORCE:
+                repair = REPAIRS.get((finding.rule, finding.reason))
+                if repair is None or record is None:
+                    continue
+                outcome = repair(finding, record)
+                if outcome is None:
+                    continue
+                if isinstance(outcome, str):
+                    skipped.append(_skip(finding, outcome))
+                    continue
+                if not caps.field_updates:
+                    skipped.append(_skip(finding, "the connector cannot update fields"))
+                    continue
+                if not caps.conditional_updates or record.version is None:
+                    skipped.append(
+                        _skip(finding, "the connector cannot make the write conditional")
+                    )
+                    continue
+                actions.append(
+                    PlannedAction(
+                        Action(
+                            kind=ActionKind.UPDATE_FIELDS,
+                            fingerprint=finding.fingerprint,
+                            record_type=finding.record_type,
+                            record_id=finding.record_id,
+                            owner_id=record.owner_id,
+                            subject=f"Restore {', '.join(outcome)}",
+                            description=finding.message,
+                            rule=finding.rule,
+                            changes=outcome,
+                            expected_version=record.version,
+                        ),
+                        changes=outcome,
+                    )
+                )
+        for state in resolved:
+            if not state.has_open_task or not caps.tasks:
+                continue
+            if (
+                self.policy.mode_for(state.rule) is Mode.REPORT
+                and self.policy.default is Mode.REPORT
+            ):
+                continue
+            why = (resolution or {}).get(state.fingerprint, "the record no longer breaks the rule")
+            actions.append(
+                PlannedAction(
+                    Action(
+                        kind=ActionKind.CLOSE_TASK,
+                        fingerprint=state.fingerprint,
+                        record_type=state.record_type,
+                        record_id=state.record_id,
+                        owner_id=state.owner_id,
+                        description=f"Resolved: {why}.",
+                        rule=state.rule,
+                        crm_id=state.task_id,
+                    )
+                )
+            )
+        return Plan(tuple(actions), tuple(skipped))
+
+    def _task(self, finding: Finding, record: RecordInfo | None) -> Action:
+        text = self.rules.get(finding.rule, RuleText(finding.rule))
+        label = record.label if record else f"{finding.record_type} {finding.record_id}"
+        lines = [finding.message, ""]
+        if text.doctrine:
+            lines.append(f"Doctrine: “{text.doctrine}”")
+        if text.remediation:
+            lines.append(f"What to do: {text.remediation}")
+        lines.append(
+            f"Rule {finding.rule} ({finding.severity.value}), finding {finding.fingerprint}."
+        )
+        return Action(
+            kind=ActionKind.CREATE_TASK,
+            fingerprint=finding.fingerprint,
+            record_type=finding.record_type,
+            record_id=finding.record_id,
+            owner_id=record.owner_id if record else None,
+            subject=f"[tsos-rules] {text.title}: {label}"[:255],
+            description="\n".join(lines),
+            rule=finding.rule,
+        )
+
+
+def _skip(finding: Finding, reason: str) -> SkippedRepair:
+    return SkippedRepair(
+        finding.fingerprint, finding.record_type, finding.record_id, finding.rule, reason
+    )

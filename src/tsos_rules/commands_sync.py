@@ -1,0 +1,376 @@
+"""The job's commands: ``sync``, ``demo reset``, ``init`` and ``connectors``, added to the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tsos_rules.cli import EXIT_INPUT, _config, _parse_date, config_option, fail, main
+from tsos_rules.sync import EXIT_LOCKED
+
+log = logging.getLogger("tsos_rules")
+
+EXAMPLE_CONFIG = """\
+# tsos-rules configuration (TOML). Every key is optional; an unknown key is an error naming it.
+# Secrets never go in this file: a connector that needs one takes {env = "NAME"} or
+# {file = "/path/to/secret"} instead. Reference: docs/sync.md.
+
+[connector]
+# Which CRM to sync. "local" is the embedded demo CRM (one SQLite file, seeded on first use);
+# `tsos-rules connectors` lists the installed connectors.
+type = "local"
+# Where the demo CRM lives. Default: the user data directory (for example
+# ~/.local/share/tsos-rules/demo-crm.sqlite3), or $TSOS_RULES_DATA_DIR when set.
+# path = "/var/lib/tsos-rules/demo-crm.sqlite3"
+# Size and seed of the generated demo org when the file is first created.
+# opportunities = 5000
+# seed = 7
+
+[sync]
+# report   - judge and record findings; write nothing to the CRM
+# annotate - also keep one task per open finding for the record's owner, closed on resolve
+# enforce  - annotate, plus the repairs the doctrine names (restore an unapproved close-date
+#            move on a locked deal, restore a partner removed from a channel deal), each only
+#            if the record is unchanged since it was read
+mode = "annotate"
+# Findings of at least this severity get a task: "block" or "warn".
+# task_min_severity = "warn"
+# Record info findings too (never tasked unless task_min_severity = "info").
+# include_info = false
+# The first run on a new date is a full run, so date-driven verdicts (past-due next steps,
+# close dates in the past, follow-up windows, quarter end) are re-judged every day.
+# daily_full = true
+# Company groups (an account with its leads, deals and activities) read per batch.
+# batch_size = 500
+# Retries of a CRM write that failed for a transient reason (the writes are idempotent).
+# write_retries = 3
+
+# Per-rule modes, by rule id or glob; they override sync.mode for those rules.
+[sync.rule_modes]
+# "tsos.close-date-locked" = "enforce"
+# "tsos.channel-lead-not-direct" = "enforce"
+# "tsos.lead-single-owner" = "report"
+
+[state]
+# The state store: watermarks, every finding's lifecycle, the run log. Keep it on persistent
+# storage; a lock file <path>.lock sits beside it. Default: the user data directory.
+# path = "/var/lib/tsos-rules/state.sqlite3"
+
+[org]
+# timezone = "UTC"
+# fiscal_year_start_month = 1
+# lock_stage = "date_locked"
+
+[rules]
+# disabled = ["tsos.partner-told-of-direct-contact"]
+
+# [packs.tsos]
+# slip_count = 3
+"""
+
+
+class PlainProgress:
+    """Log lines for cron and CI: one when the run starts, then at most one every 10 s."""
+
+    def __init__(self, *, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.last = 0.0
+
+    def _say(self, text: str) -> None:
+        if not self.quiet:
+            click.echo(f"tsos-rules: {text}", err=True)
+
+    def start(self, *, full: bool, since: str | None) -> None:
+        self.last = time.monotonic()
+        self._say("sync started: " + ("full read" if full else f"changes since {since}"))
+
+    def batch(self, *, done: int, total: int | None, records: int, findings: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= 10 or (total is not None and done >= total):
+            self.last = now
+            where = f"{done:,}/{total:,} groups" if total else f"{done:,} groups"
+            self._say(f"{where}, {records:,} records read, {findings:,} new findings")
+
+    def note(self, message: str) -> None:
+        self._say(message)
+
+    def stop(self) -> None:
+        pass
+
+
+class RichProgress:
+    """A rich progress bar on the terminal (stderr), with notes printed above it."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.console = Console(stderr=True)
+        self.bar = Progress(
+            TextColumn("[bold]sync[/bold]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("groups"),
+            TextColumn("{task.fields[records]} records, {task.fields[findings]} new findings"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.task: Any = None
+
+    def start(self, *, full: bool, since: str | None) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task("sync", total=None, records="0", findings="0")
+
+    def batch(self, *, done: int, total: int | None, records: int, findings: int) -> None:
+        self.bar.update(
+            self.task, completed=done, total=total, records=f"{records:,}", findings=f"{findings:,}"
+        )
+
+    def note(self, message: str) -> None:
+        self.console.log(message)
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+class _EchoHandler(logging.Handler):
+    """Log records as ``tsos-rules: message`` lines on the *current* stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"tsos-rules: {record.getMessage()}", err=True)
+
+
+@contextlib.contextmanager
+def _logging(*, quiet: bool, console: Any = None) -> Iterator[None]:
+    """Route the package's log lines to stderr for one command (above the bar on a terminal)."""
+    handler: logging.Handler
+    if console is not None:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=console, show_path=False, show_time=False)
+    else:
+        handler = _EchoHandler()
+    level, propagate = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate
+
+
+@main.command()
+@config_option
+@click.option(
+    "--dry-run", is_flag=True, help="Read, judge and plan; write nothing, commit nothing."
+)
+@click.option("--full", is_flag=True, help="Read and judge every record, not only changes.")
+@click.option(
+    "--mode",
+    type=click.Choice(["report", "annotate", "enforce"]),
+    help="Override sync.mode for this run.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Write an HTML report.")
+@click.option("--as-of", callback=_parse_date, help="Evaluate as of this date (YYYY-MM-DD).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or log lines, only the result.")
+def sync(
+    config_path: str | None,
+    dry_run: bool,
+    full: bool,
+    mode: str | None,
+    fmt: str,
+    html_path: str | None,
+    as_of: dt.date | None,
+    quiet: bool,
+) -> None:
+    """Run the scheduled job: read the CRM, judge, write tasks and repairs, record state.
+
+    With no config it runs on the embedded demo CRM (seeded on first use) in annotate mode.
+    Exit codes: 0 clean, 1 block findings open, 2 config or input error, 3 connector failure
+    or refused writes, 5 records skipped as unreadable, 6 another run holds the lock.
+
+    \b
+    Examples:
+      tsos-rules sync
+      tsos-rules sync --html report.html
+      tsos-rules sync --config /etc/tsos-rules.toml --format json
+      tsos-rules sync --dry-run --full --mode enforce
+    """
+    from tsos_rules.report.html import render_html
+    from tsos_rules.report.summary import render_summary
+    from tsos_rules.state import LockHeldError
+    from tsos_rules.sync import run_sync
+
+    config = _config(config_path)
+    tty = sys.stderr.isatty() and not quiet
+    progress: RichProgress | PlainProgress = RichProgress() if tty else PlainProgress(quiet=quiet)
+    console = progress.console if isinstance(progress, RichProgress) else None
+    try:
+        with _logging(quiet=quiet, console=console):
+            summary = run_sync(
+                config,
+                dry_run=dry_run,
+                full=full,
+                as_of=as_of,
+                mode=mode,
+                progress=progress,
+                charts=fmt == "json" or html_path is not None,
+            )
+    except LockHeldError as exc:
+        fail(str(exc), EXIT_LOCKED)
+    data = summary.to_dict()
+    if html_path:
+        path = Path(html_path)
+        try:
+            path.write_text(render_html(data), encoding="utf-8")
+        except OSError as exc:
+            fail(f"{path}: cannot write the HTML report: {exc.strerror}", EXIT_INPUT)
+        if not quiet:
+            click.echo(f"tsos-rules: HTML report written to {path}", err=True)
+    if fmt == "json":
+        json.dump(data, sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+    else:
+        render_summary(data, stream=sys.stdout, color=sys.stdout.isatty())
+    sys.exit(summary.exit_code)
+
+
+@main.group()
+def demo() -> None:
+    """The embedded demo CRM (the ``local`` connector).
+
+    \b
+    Examples:
+      tsos-rules demo reset
+      tsos-rules demo reset --opportunities 20000 --seed 3
+    """
+
+
+@demo.command("reset")
+@config_option
+@click.option("--opportunities", type=click.IntRange(0), default=None, help="Deals to generate.")
+@click.option("--seed", type=int, default=None, help="Random seed (same seed, same org).")
+@click.option("--as-of", callback=_parse_date, help="Generate the org as of this date.")
+def demo_reset(
+    config_path: str | None, opportunities: int | None, seed: int | None, as_of: dt.date | None
+) -> None:
+    """Re-seed the demo CRM with a freshly generated org, and forget its sync state.
+
+    The CRM file is [connector] path (default: the user data directory); the sync state of the
+    local connector in [state] path is cleared so the next sync starts from a full read.
+
+    \b
+    Examples:
+      tsos-rules demo reset
+      tsos-rules demo reset --opportunities 500 --seed 11
+    """
+    from tsos_rules.connectors.local import (
+        DEMO_OPPORTUNITIES,
+        DEMO_SEED,
+        NAME,
+        LocalCRM,
+        default_crm_path,
+    )
+    from tsos_rules.state import StateStore
+    from tsos_rules.sync import SyncSettings
+
+    settings = SyncSettings.from_config(_config(config_path))
+    if settings.connector_type != NAME:
+        fail(f"connector.type is {settings.connector_type!r}: demo reset works on the local CRM")
+    raw = settings.connector_settings
+    path = Path(str(raw["path"])).expanduser() if raw.get("path") else default_crm_path()
+    deals = opportunities if opportunities is not None else raw.get("opportunities")
+    chosen_seed = seed if seed is not None else raw.get("seed")
+    state = StateStore(settings.state_path)
+    try:
+        with state.lock():
+            crm = LocalCRM(path)
+            try:
+                counts = crm.seed_demo(
+                    opportunities=int(deals if deals is not None else DEMO_OPPORTUNITIES),
+                    seed=int(chosen_seed if chosen_seed is not None else DEMO_SEED),
+                    as_of=as_of or dt.date.today(),
+                )
+            finally:
+                crm.close()
+            state.forget(NAME)
+    finally:
+        state.close()
+    shown = ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in counts.items())
+    click.echo(f"demo CRM at {path} re-seeded: {shown}")
+    click.echo(f"sync state for {NAME!r} in {settings.state_path} cleared")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False), default="tsos-rules.toml")
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+def init(file: str, force: bool) -> None:
+    """Write a commented example config to FILE (default: ./tsos-rules.toml).
+
+    \b
+    Examples:
+      tsos-rules init
+      tsos-rules init /etc/tsos-rules.toml --force
+    """
+    path = Path(file)
+    if path.exists() and not force:
+        fail(f"{path}: exists; use --force to overwrite it")
+    try:
+        path.write_text(EXAMPLE_CONFIG, encoding="utf-8")
+    except OSError as exc:
+        fail(f"{path}: cannot write: {exc.strerror}")
+    click.echo(f"wrote {path}; run: tsos-rules sync --config {path}")
+
+
+@main.command()
+@config_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def connectors(config_path: str | None, fmt: str) -> None:
+    """List the installed CRM connectors (what ``[connector] type`` accepts).
+
+    \b
+    Examples:
+      tsos-rules connectors
+      tsos-rules connectors --format json
+    """
+    from tsos_rules.plugins import collect_connectors, get_plugin_manager
+
+    config = _config(config_path)
+    pm = get_plugin_manager(disabled=config.plugins_disabled)
+    factories = collect_connectors(pm)
+    rows = []
+    for name in sorted(factories):
+        factory = factories[name]
+        owner = getattr(factory, "__self__", None)
+        doc = (getattr(owner, "__doc__", None) or getattr(factory, "__doc__", None) or "").strip()
+        rows.append({"name": name, "description": doc.splitlines()[0] if doc else ""})
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=1))
+        return
+    width = max((len(row["name"]) for row in rows), default=4)
+    for row in rows:
+        click.echo(f"{row['name']:<{width}}  {row['description']}")
+    for failure in pm.failures:
+        click.echo(f"{failure.name}  FAILED  {failure.error}")

@@ -1,0 +1,122 @@
+"""The run summary as rich tables: records read, findings by rule, actions, what was skipped."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import IO, Any
+
+from rich.console import Console
+from rich.table import Table
+
+#: What each exit code of ``tsos-rules sync`` means (docs/sync.md has the same list).
+EXIT_MEANINGS = {
+    0: "clean: no block finding is open",
+    1: "block findings are open",
+    2: "configuration or input error: nothing was synced",
+    3: "connector failure (or the CRM refused some writes)",
+    5: "some records could not be read and were skipped",
+    6: "another sync run holds the lock: nothing was done",
+}
+
+#: Rows listed for skipped records and actions before "... and N more".
+SHOWN = 20
+
+
+def render_summary(summary: Mapping[str, Any], *, stream: IO[str], color: bool) -> None:
+    """Print the summary of one run (``SyncSummary.to_dict()``) for people."""
+    console = Console(file=stream, force_terminal=color, no_color=not color, width=100)
+    records = summary["records"]
+    findings = summary["findings"]
+    kind = "full run" if summary["full"] else "incremental run"
+    dry = " (dry run: nothing written, nothing committed)" if summary["dry_run"] else ""
+    console.print(
+        f"[bold]tsos-rules sync[/bold] #{summary['run_id']}: {summary['connector']}, "
+        f"mode {summary['mode']}, {kind}, as of {summary['as_of']}, "
+        f"{summary['duration_s']:.1f} s{dry}",
+        highlight=False,
+    )
+
+    table = Table(title="Records", title_justify="left", show_edge=False)
+    for column in ("read", "changed", "judged", "deleted", "skipped", "held back"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        *(
+            f"{records[key]:,}"
+            for key in ("read", "changed", "judged", "deleted", "skipped", "held_back")
+        )
+    )
+    console.print(table)
+
+    table = Table(title="Findings by rule", title_justify="left", show_edge=False)
+    table.add_column("rule")
+    table.add_column("severity")
+    for column in ("new", "resolved", "open"):
+        table.add_column(column, justify="right")
+    for rule, counts in findings["by_rule"].items():
+        severity = counts["severity"]
+        style = {"block": "red", "warn": "yellow"}.get(severity, "")
+        table.add_row(
+            rule,
+            f"[{style}]{severity}[/{style}]" if style else severity,
+            f"{counts['new']:,}",
+            f"{counts['resolved']:,}",
+            f"{counts['open']:,}",
+        )
+    table.add_section()
+    table.add_row(
+        "[bold]total[/bold]",
+        f"{findings['open_block']:,} block",
+        f"{findings['new']:,}",
+        f"{findings['resolved']:,}",
+        f"{findings['open']:,}",
+    )
+    console.print(table)
+
+    actions = summary["actions"]
+    table = Table(title="Actions", title_justify="left", show_edge=False)
+    table.add_column("action")
+    statuses = ("written", "already_done", "stale", "not_possible", "failed", "planned")
+    for status in statuses:
+        table.add_column(status.replace("_", " "), justify="right")
+    for action_kind, counts in actions["by_kind"].items():
+        table.add_row(action_kind, *(f"{counts.get(s, 0):,}" for s in statuses))
+    if not actions["by_kind"]:
+        table.add_row("none", *("0" for _ in statuses))
+    console.print(table)
+
+    skipped = summary["skipped_records"]
+    if skipped:
+        table = Table(
+            title=f"Skipped records ({len(skipped)})", title_justify="left", show_edge=False
+        )
+        for column in ("record", "field", "reason"):
+            table.add_column(column)
+        for item in skipped[:SHOWN]:
+            table.add_row(
+                f"{item['record_type']} {item['record_id'] or '(no id)'}",
+                item["field"] or "-",
+                item["reason"],
+            )
+        if len(skipped) > SHOWN:
+            table.add_row(f"... and {len(skipped) - SHOWN} more", "", "")
+        console.print(table)
+
+    skipped_actions = summary["skipped_actions"]
+    if skipped_actions:
+        table = Table(
+            title="Writes skipped or refused (retried next run)",
+            title_justify="left",
+            show_edge=False,
+        )
+        for column in ("action", "record", "reason"):
+            table.add_column(column)
+        for item in skipped_actions[:SHOWN]:
+            table.add_row(
+                item["kind"], f"{item['record_type']} {item['record_id']}", item["reason"]
+            )
+        if len(skipped_actions) > SHOWN:
+            table.add_row(f"... and {len(skipped_actions) - SHOWN} more", "", "")
+        console.print(table)
+
+    code = summary["exit_code"]
+    console.print(f"exit {code}: {EXIT_MEANINGS.get(code, 'see docs/sync.md')}", highlight=False)

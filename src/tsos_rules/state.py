@@ -1,0 +1,717 @@
+"""The sync job's state store (SQLite): watermarks, every finding's lifecycle, and the run log.
+
+Schema changes are numbered migrations recorded in ``PRAGMA user_version``: an older state file
+is upgraded in place, a newer one is refused rather than misread. A run holds an OS file lock
+(``flock``) next to the state file, which the kernel releases when the process dies, even by
+``kill -9``, so a crashed run can never leave the job locked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import attrs
+import platformdirs
+
+from tsos_rules.connectors.base import ActionKind, ActionResult, ActionStatus, RecordKey
+from tsos_rules.errors import ConfigError, TsosRulesError
+from tsos_rules.findings import Finding
+
+#: Overrides where tsos-rules keeps its files (demo CRM, state); tests point it at a temp dir.
+DATA_DIR_ENV = "TSOS_RULES_DATA_DIR"
+
+
+def default_data_dir() -> Path:
+    """``$TSOS_RULES_DATA_DIR``, else the platform's user data directory for tsos-rules."""
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else Path(platformdirs.user_data_dir("tsos-rules"))
+
+
+def default_state_path() -> Path:
+    return default_data_dir() / "state.sqlite3"
+
+
+class LockHeldError(TsosRulesError):
+    """Another sync run holds the lock on this state file; this run did nothing."""
+
+
+class StateError(TsosRulesError):
+    """The state file cannot be used (unreadable, not a state file, or from a newer version)."""
+
+
+class RunLock:
+    """An exclusive, non-blocking ``flock`` on ``<state>.lock``, released by the OS at exit.
+
+    The file also records the holder's PID and start time, for the error message only: the
+    lock itself is the kernel's, so a stale PID in the file never blocks anyone.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+            os.close(fd)
+            raise LockHeldError(
+                f"another sync run holds {self.path} ({holder or 'holder unknown'}); "
+                "this run did nothing"
+            ) from None
+        os.ftruncate(fd, 0)
+        started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        os.pwrite(fd, f"pid {os.getpid()} since {started}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+#: (version, what it does, SQL). Append only: never edit a shipped migration.
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (
+        1,
+        "watermarks, findings with their lifecycle, run log",
+        """
+        CREATE TABLE cursors (
+            connector TEXT PRIMARY KEY,
+            watermark TEXT,
+            updated_at TEXT,
+            last_full_as_of TEXT,
+            last_full_at TEXT
+        );
+        CREATE TABLE findings (
+            connector TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            record_type TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            message TEXT NOT NULL,
+            details TEXT,
+            owner_id TEXT,
+            owner_name TEXT,
+            partner_id TEXT,
+            partner_name TEXT,
+            status TEXT NOT NULL CHECK (status IN ('open', 'resolved')),
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            resolved_at TEXT,
+            reopened INTEGER NOT NULL DEFAULT 0,
+            last_run INTEGER NOT NULL,
+            task_id TEXT,
+            task_status TEXT,
+            repair_status TEXT,
+            repair_at TEXT,
+            repair_changes TEXT,
+            PRIMARY KEY (connector, fingerprint)
+        );
+        CREATE INDEX findings_by_record ON findings (connector, record_type, record_id);
+        CREATE INDEX findings_by_status ON findings (connector, status, last_run);
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            connector TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            as_of TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            full INTEGER NOT NULL,
+            dry_run INTEGER NOT NULL,
+            watermark_from TEXT,
+            watermark_to TEXT,
+            outcome TEXT NOT NULL DEFAULT 'running',
+            exit_code INTEGER,
+            counts TEXT,
+            error TEXT
+        );
+        """,
+    ),
+    (
+        2,
+        "action log and close-date pushes for the report",
+        """
+        CREATE TABLE actions (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL,
+            connector TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL,
+            crm_id TEXT,
+            error TEXT,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX actions_by_run ON actions (run_id);
+        CREATE TABLE close_date_pushes (
+            connector TEXT NOT NULL,
+            opportunity_id TEXT NOT NULL,
+            changed_on TEXT NOT NULL,
+            locked INTEGER NOT NULL,
+            approved INTEGER NOT NULL
+        );
+        CREATE INDEX pushes_by_opportunity ON close_date_pushes (connector, opportunity_id);
+        """,
+    ),
+    (
+        3,
+        "remember the configuration a watermark was read with",
+        """
+        ALTER TABLE cursors ADD COLUMN config_digest TEXT;
+        """,
+    ),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+@attrs.frozen
+class Cursor:
+    """Where the last completed run of a connector left off."""
+
+    watermark: str | None = None
+    last_full_as_of: dt.date | None = None
+    config_digest: str | None = None
+
+
+@attrs.frozen
+class FindingState:
+    """A finding as the state store knows it: identity, lifecycle and the actions taken."""
+
+    fingerprint: str
+    rule: str
+    severity: str
+    record_type: str
+    record_id: str
+    reason: str
+    message: str
+    owner_id: str | None
+    status: str
+    first_seen: str
+    task_id: str | None
+    task_status: str | None
+    repair_status: str | None
+    repair_changes: Mapping[str, Any] | None
+
+    @property
+    def record_key(self) -> RecordKey:
+        return (self.record_type, self.record_id)
+
+    @property
+    def has_open_task(self) -> bool:
+        return self.task_id is not None and self.task_status == "open"
+
+
+@attrs.frozen
+class SeenFinding:
+    """A finding produced in this run, with the owner and partner the report groups by."""
+
+    finding: Finding
+    owner_id: str | None = None
+    owner_name: str | None = None
+    partner_id: str | None = None
+    partner_name: str | None = None
+
+
+@attrs.frozen
+class Push:
+    """One push of a deal's close date to a later date, for the report's time chart."""
+
+    opportunity_id: str
+    changed_on: dt.date
+    locked: bool
+    approved: bool
+
+
+_FINDING_COLUMNS = (
+    "fingerprint, rule, severity, record_type, record_id, reason, message, owner_id, status, "
+    "first_seen, task_id, task_status, repair_status, repair_changes"
+)
+
+
+def _finding_state(row: sqlite3.Row) -> FindingState:
+    changes = row["repair_changes"]
+    return FindingState(
+        fingerprint=row["fingerprint"],
+        rule=row["rule"],
+        severity=row["severity"],
+        record_type=row["record_type"],
+        record_id=row["record_id"],
+        reason=row["reason"],
+        message=row["message"],
+        owner_id=row["owner_id"],
+        status=row["status"],
+        first_seen=row["first_seen"],
+        task_id=row["task_id"],
+        task_status=row["task_status"],
+        repair_status=row["repair_status"],
+        repair_changes=json.loads(changes) if changes else None,
+    )
+
+
+class StateStore:
+    """One state file. Each batch of a run is committed in one transaction, after its writes.
+
+    With ``dry_run`` every change goes into one transaction that is rolled back on close, so a
+    dry run sees its own would-be state (counts, resolutions) and leaves the content untouched
+    (a missing file is still created, and an old one migrated).
+    """
+
+    def __init__(self, path: Path, *, dry_run: bool = False) -> None:
+        self.path = path
+        self.dry_run = dry_run
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"{path}: not a usable state file: {exc}") from None
+        except OSError as exc:
+            raise StateError(f"{path}: cannot open the state file: {exc.strerror}") from None
+        if dry_run:
+            self.db.execute("BEGIN IMMEDIATE")
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    def lock(self) -> RunLock:
+        return RunLock(self.lock_path)
+
+    # -- schema -------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StateError(
+                f"{self.path}: state schema version {current} is newer than this tsos-rules "
+                f"understands ({SCHEMA_VERSION}); upgrade tsos-rules"
+            )
+        for version, _, sql in MIGRATIONS:
+            if version <= current:
+                continue
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {version}")
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    # -- transactions ---------------------------------------------------------------------
+
+    def _begin(self) -> None:
+        if not self.dry_run:
+            self.db.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        if not self.dry_run:
+            self.db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if not self.dry_run and self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+
+    def close(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+        self.db.close()
+
+    # -- cursors and runs ---------------------------------------------------------------
+
+    def cursor(self, connector: str) -> Cursor:
+        row = self.db.execute(
+            "SELECT watermark, last_full_as_of, config_digest FROM cursors WHERE connector = ?",
+            (connector,),
+        ).fetchone()
+        if row is None:
+            return Cursor()
+        full = row["last_full_as_of"]
+        return Cursor(
+            row["watermark"],
+            dt.date.fromisoformat(full) if full else None,
+            row["config_digest"],
+        )
+
+    def start_run(
+        self,
+        connector: str,
+        *,
+        as_of: dt.date,
+        mode: str,
+        full: bool,
+        dry_run: bool,
+        watermark_from: str | None,
+    ) -> int:
+        """Log a new run; any earlier run still marked running died without finishing."""
+        now = _now()
+        self._begin()
+        try:
+            self.db.execute(
+                "UPDATE runs SET outcome = 'interrupted', finished_at = ? "
+                "WHERE connector = ? AND outcome = 'running'",
+                (now, connector),
+            )
+            cur = self.db.execute(
+                "INSERT INTO runs (connector, pid, started_at, as_of, mode, full, dry_run, "
+                "watermark_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    connector,
+                    os.getpid(),
+                    now,
+                    as_of.isoformat(),
+                    mode,
+                    full,
+                    dry_run,
+                    watermark_from,
+                ),
+            )
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def finish_run(
+        self,
+        run_id: int,
+        connector: str,
+        *,
+        outcome: str,
+        exit_code: int,
+        counts: Mapping[str, Any],
+        error: str | None = None,
+        watermark: str | None = None,
+        advance: bool = False,
+        full_as_of: dt.date | None = None,
+        config_digest: str | None = None,
+    ) -> None:
+        """Close the run's log entry; with ``advance``, store the new watermark (and full date)."""
+        now = _now()
+        self._begin()
+        try:
+            self.db.execute(
+                "UPDATE runs SET finished_at = ?, outcome = ?, exit_code = ?, counts = ?, "
+                "error = ?, watermark_to = ? WHERE id = ?",
+                (now, outcome, exit_code, json.dumps(counts), error, watermark, run_id),
+            )
+            if advance:
+                self.db.execute(
+                    "INSERT INTO cursors (connector, watermark, updated_at, config_digest) "
+                    "VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (connector) DO UPDATE SET watermark = excluded.watermark, "
+                    "updated_at = excluded.updated_at, config_digest = excluded.config_digest",
+                    (connector, watermark, now, config_digest),
+                )
+                if full_as_of is not None:
+                    self.db.execute(
+                        "UPDATE cursors SET last_full_as_of = ?, last_full_at = ? "
+                        "WHERE connector = ?",
+                        (full_as_of.isoformat(), now, connector),
+                    )
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    def runs(self, connector: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """The run log, newest first."""
+        sql = "SELECT * FROM runs"
+        params: tuple[Any, ...] = ()
+        if connector is not None:
+            sql += " WHERE connector = ?"
+            params = (connector,)
+        rows = self.db.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+        out = []
+        for row in rows:
+            item = dict(row)
+            item["counts"] = json.loads(item["counts"]) if item["counts"] else None
+            out.append(item)
+        return out
+
+    # -- findings -----------------------------------------------------------------------
+
+    def open_findings_for(
+        self, connector: str, keys: Iterable[RecordKey]
+    ) -> dict[str, FindingState]:
+        """Open findings on the given records, by fingerprint."""
+        pairs = [[record_type, record_id] for record_type, record_id in keys]
+        if not pairs:
+            return {}
+        # CROSS JOIN keeps json_each outside, so each record is one look-up in
+        # findings_by_record instead of a scan of every open finding.
+        columns = ", ".join(f"f.{c.strip()}" for c in _FINDING_COLUMNS.split(","))
+        rows = self.db.execute(
+            f"SELECT {columns} FROM json_each(?) AS j CROSS JOIN findings AS f "
+            "WHERE f.connector = ? AND f.record_type = j.value ->> 0 "
+            "AND f.record_id = j.value ->> 1 AND f.status = 'open'",
+            (json.dumps(pairs), connector),
+        ).fetchall()
+        return {row["fingerprint"]: _finding_state(row) for row in rows}
+
+    def findings(
+        self, connector: str, *, status: str | None = None, record_id: str | None = None
+    ) -> list[FindingState]:
+        """Findings of a connector (for reports and tests), optionally filtered."""
+        sql = f"SELECT {_FINDING_COLUMNS} FROM findings WHERE connector = ?"
+        params: list[Any] = [connector]
+        if status is not None:
+            sql += " AND status = ?"
+            params.append(status)
+        if record_id is not None:
+            sql += " AND record_id = ?"
+            params.append(record_id)
+        rows = self.db.execute(sql + " ORDER BY record_type, record_id, rule, reason", params)
+        return [_finding_state(row) for row in rows]
+
+    def unseen_open(
+        self, connector: str, run_id: int, *, exclude: frozenset[RecordKey], chunk: int = 2000
+    ) -> Iterator[list[FindingState]]:
+        """Open findings this (full) run did not see again: their records are gone or clean."""
+        last = ""
+        while True:
+            rows = self.db.execute(
+                f"SELECT {_FINDING_COLUMNS} FROM findings WHERE connector = ? AND status = 'open' "
+                "AND last_run < ? AND fingerprint > ? ORDER BY fingerprint LIMIT ?",
+                (connector, run_id, last, chunk),
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1]["fingerprint"]
+            states = [_finding_state(row) for row in rows]
+            kept = [s for s in states if s.record_key not in exclude]
+            if kept:
+                yield kept
+
+    def commit_batch(
+        self,
+        connector: str,
+        run_id: int,
+        *,
+        seen: Sequence[SeenFinding] = (),
+        resolved: Sequence[str] = (),
+        results: Sequence[tuple[ActionResult, Mapping[str, Any] | None]] = (),
+        pushes: tuple[Sequence[str], Sequence[Push]] | None = None,
+    ) -> None:
+        """Record one batch in one transaction: findings seen, findings resolved, the results
+        of the writes already made for them, and the judged deals' close-date pushes."""
+        now = _now()
+        db = self.db
+        self._begin()
+        try:
+            db.executemany(
+                "INSERT INTO findings (connector, fingerprint, rule, severity, record_type, "
+                "record_id, reason, message, details, owner_id, owner_name, partner_id, "
+                "partner_name, status, first_seen, last_seen, last_run) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?) "
+                "ON CONFLICT (connector, fingerprint) DO UPDATE SET "
+                "severity = excluded.severity, message = excluded.message, "
+                "details = excluded.details, owner_id = excluded.owner_id, "
+                "owner_name = excluded.owner_name, partner_id = excluded.partner_id, "
+                "partner_name = excluded.partner_name, last_seen = excluded.last_seen, "
+                "last_run = excluded.last_run, "
+                "reopened = reopened + (status = 'resolved'), "
+                "resolved_at = NULL, status = 'open'",
+                [
+                    (
+                        connector,
+                        s.finding.fingerprint,
+                        s.finding.rule,
+                        s.finding.severity.value,
+                        s.finding.record_type,
+                        s.finding.record_id,
+                        s.finding.reason,
+                        s.finding.message,
+                        json.dumps(dict(s.finding.details), default=str)
+                        if s.finding.details
+                        else None,
+                        s.owner_id,
+                        s.owner_name,
+                        s.partner_id,
+                        s.partner_name,
+                        now,
+                        now,
+                        run_id,
+                    )
+                    for s in seen
+                ],
+            )
+            db.executemany(
+                "UPDATE findings SET status = 'resolved', resolved_at = ?, last_run = ? "
+                "WHERE connector = ? AND fingerprint = ? AND status = 'open'",
+                [(now, run_id, connector, fingerprint) for fingerprint in resolved],
+            )
+            for result, changes in results:
+                self._record_result(connector, run_id, now, result, changes)
+            if pushes is not None:
+                opportunity_ids, rows = pushes
+                db.execute(
+                    "DELETE FROM close_date_pushes WHERE connector = ? AND opportunity_id IN "
+                    "(SELECT value FROM json_each(?))",
+                    (connector, json.dumps(list(opportunity_ids))),
+                )
+                db.executemany(
+                    "INSERT INTO close_date_pushes VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (
+                            connector,
+                            p.opportunity_id,
+                            p.changed_on.isoformat(),
+                            p.locked,
+                            p.approved,
+                        )
+                        for p in rows
+                    ],
+                )
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _record_result(
+        self,
+        connector: str,
+        run_id: int,
+        now: str,
+        result: ActionResult,
+        changes: Mapping[str, Any] | None,
+    ) -> None:
+        db = self.db
+        db.execute(
+            "INSERT INTO actions (run_id, connector, fingerprint, kind, status, crm_id, error, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                connector,
+                result.fingerprint,
+                result.kind.value,
+                result.status.value,
+                result.crm_id,
+                result.error,
+                now,
+            ),
+        )
+        done = result.status in (ActionStatus.WRITTEN, ActionStatus.ALREADY_DONE)
+        key = (connector, result.fingerprint)
+        if result.kind is ActionKind.CREATE_TASK and done:
+            db.execute(
+                "UPDATE findings SET task_id = ?, task_status = 'open' "
+                "WHERE connector = ? AND fingerprint = ?",
+                (result.crm_id, *key),
+            )
+        elif result.kind is ActionKind.CLOSE_TASK and done:
+            db.execute(
+                "UPDATE findings SET task_status = 'closed' "
+                "WHERE connector = ? AND fingerprint = ?",
+                key,
+            )
+        elif result.kind is ActionKind.UPDATE_FIELDS:
+            db.execute(
+                "UPDATE findings SET repair_status = ?, repair_at = ?, repair_changes = ? "
+                "WHERE connector = ? AND fingerprint = ?",
+                (
+                    result.status.value,
+                    now,
+                    json.dumps(dict(changes or {}), default=str),
+                    *key,
+                ),
+            )
+
+    # -- reporting ----------------------------------------------------------------------
+
+    def open_counts(self, connector: str, by: str) -> list[tuple[str, str, int]]:
+        """Open findings counted by ``rule``, ``owner`` or ``partner``: (key, label, count)."""
+        columns = {
+            "rule": ("rule", "rule"),
+            "owner": ("owner_id", "owner_name"),
+            "partner": ("partner_id", "partner_name"),
+        }
+        if by not in columns:
+            raise ConfigError(f"open_counts: by must be rule, owner or partner, not {by!r}")
+        key, label = columns[by]
+        rows = self.db.execute(
+            f"SELECT coalesce({key}, '') AS k, max(coalesce({label}, {key}, '')) AS label, "
+            f"count(*) AS n FROM findings WHERE connector = ? AND status = 'open' "
+            f"GROUP BY k ORDER BY n DESC, k",
+            (connector,),
+        ).fetchall()
+        return [(row["k"], row["label"], row["n"]) for row in rows]
+
+    def open_count(self, connector: str, *, severity: str | None = None) -> int:
+        sql = "SELECT count(*) FROM findings WHERE connector = ? AND status = 'open'"
+        params: tuple[Any, ...] = (connector,)
+        if severity is not None:
+            sql += " AND severity = ?"
+            params += (severity,)
+        return int(self.db.execute(sql, params).fetchone()[0])
+
+    def forget(self, connector: str) -> None:
+        """Drop a connector's findings, pushes and watermark (its CRM was re-seeded)."""
+        self._begin()
+        try:
+            for table in ("findings", "close_date_pushes", "cursors", "actions"):
+                self.db.execute(f"DELETE FROM {table} WHERE connector = ?", (connector,))
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    def open_by_rule_severity(self, connector: str) -> dict[str, tuple[str, int]]:
+        rows = self.db.execute(
+            "SELECT rule, max(severity) AS severity, count(*) AS n FROM findings "
+            "WHERE connector = ? AND status = 'open' GROUP BY rule",
+            (connector,),
+        ).fetchall()
+        return {row["rule"]: (row["severity"], row["n"]) for row in rows}
+
+    def pushes_by_month(self, connector: str) -> list[tuple[str, int, int]]:
+        """Close-date pushes per month: (YYYY-MM, all pushes, unapproved pushes on locked deals)."""
+        rows = self.db.execute(
+            "SELECT substr(changed_on, 1, 7) AS month, count(*) AS n, "
+            "sum(locked AND NOT approved) AS bad FROM close_date_pushes WHERE connector = ? "
+            "GROUP BY month ORDER BY month",
+            (connector,),
+        ).fetchall()
+        return [(row["month"], row["n"], row["bad"] or 0) for row in rows]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")

@@ -1,0 +1,836 @@
+"""The scheduled job: read (incremental or full) → facts → engine → diff → plan → write → commit.
+
+Each batch is written to the CRM *before* its state is committed, and every write carries the
+finding's fingerprint as its idempotency key. A run killed anywhere is therefore repaired by the
+next run: it reads the same changes again (the watermark moves only when a run completes), finds
+the writes already done (``already_done``) and records them; nothing is written twice and no
+finding is lost.
+
+Time-dependent rules (past-due next steps, close dates in the past, follow-up windows, the end of
+the quarter) change verdicts only when the evaluation date changes, so the first run on a new
+date is a full run (``sync.daily_full``); later runs that day judge only what changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+
+from tsos_rules.actions import Mode, ModePolicy, Plan, PlannedAction, Planner, RecordInfo, RuleText
+from tsos_rules.config import Config, coerce_config
+from tsos_rules.connectors.base import (
+    ActionResult,
+    ActionStatus,
+    BatchReader,
+    Connector,
+    ReadResult,
+    RecordKey,
+)
+from tsos_rules.engine import Engine
+from tsos_rules.errors import (
+    ConfigError,
+    ConnectorError,
+    FatalConnectorError,
+    RetriableConnectorError,
+)
+from tsos_rules.facts import FactIndex, RecordFacts
+from tsos_rules.findings import Finding, Severity
+from tsos_rules.state import Push, SeenFinding, StateStore, default_state_path
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_BLOCK = 1
+EXIT_INPUT = 2
+EXIT_CONNECTOR = 3
+EXIT_SKIPPED = 5
+EXIT_LOCKED = 6
+
+SYNC_KEYS = (
+    "mode",
+    "rule_modes",
+    "batch_size",
+    "daily_full",
+    "include_info",
+    "task_min_severity",
+    "write_retries",
+)
+STATE_KEYS = ("path",)
+DEFAULT_BATCH_SIZE = 500
+
+
+@attrs.frozen
+class SyncSettings:
+    """The ``[sync]``, ``[state]`` and ``[connector]`` tables, validated; unknown keys are
+    errors naming the key."""
+
+    mode: Mode = Mode.ANNOTATE
+    rule_modes: Mapping[str, Mode] = attrs.field(factory=dict)
+    batch_size: int = DEFAULT_BATCH_SIZE
+    daily_full: bool = True
+    include_info: bool = False
+    task_min_severity: Severity = Severity.WARN
+    write_retries: int = 3
+    state_path: Path = attrs.field(factory=default_state_path)
+    connector_type: str = "local"
+    connector_settings: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Config) -> SyncSettings:
+        sync, state, connector = dict(config.sync), dict(config.state), dict(config.connector)
+        _only(sync, SYNC_KEYS, "sync")
+        _only(state, STATE_KEYS, "state")
+        values: dict[str, Any] = {}
+        if "mode" in sync:
+            values["mode"] = _mode(sync["mode"], "sync.mode")
+        modes = sync.get("rule_modes", {})
+        if not isinstance(modes, Mapping):
+            raise ConfigError("sync.rule_modes: expected a table of rule id = mode")
+        values["rule_modes"] = {
+            str(rule): _mode(mode, f"sync.rule_modes.{rule}") for rule, mode in modes.items()
+        }
+        for key in ("batch_size", "write_retries"):
+            if key in sync:
+                value = sync[key]
+                low = 1 if key == "batch_size" else 0
+                if type(value) is not int or value < low:
+                    raise ConfigError(
+                        f"sync.{key}: expected a whole number >= {low}, got {value!r}"
+                    )
+                values[key] = value
+        for key in ("daily_full", "include_info"):
+            if key in sync:
+                if type(sync[key]) is not bool:
+                    raise ConfigError(f"sync.{key}: expected true or false, got {sync[key]!r}")
+                values[key] = sync[key]
+        if "task_min_severity" in sync:
+            try:
+                values["task_min_severity"] = Severity(sync["task_min_severity"])
+            except ValueError:
+                raise ConfigError(
+                    "sync.task_min_severity: expected block, warn or info, "
+                    f"got {sync['task_min_severity']!r}"
+                ) from None
+        if "path" in state:
+            if not isinstance(state["path"], str) or not state["path"]:
+                raise ConfigError(f"state.path: expected a file path, got {state['path']!r}")
+            values["state_path"] = Path(state["path"]).expanduser()
+        kind = connector.get("type", "local")
+        if not isinstance(kind, str):
+            raise ConfigError(f"connector.type: expected a connector name, got {kind!r}")
+        return cls(connector_type=kind, connector_settings=connector, **values)
+
+    @property
+    def policy(self) -> ModePolicy:
+        return ModePolicy(self.mode, self.rule_modes)
+
+
+def _only(table: Mapping[str, Any], keys: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in keys:
+            raise ConfigError(f"{where}.{key}: unknown setting (known: {', '.join(keys)})")
+
+
+def _mode(value: Any, where: str) -> Mode:
+    try:
+        return Mode(value)
+    except ValueError:
+        raise ConfigError(f"{where}: expected report, annotate or enforce, got {value!r}") from None
+
+
+class Progress(Protocol):
+    """What the job reports while it runs (a rich bar on a terminal, log lines elsewhere)."""
+
+    def start(self, *, full: bool, since: str | None) -> None: ...
+
+    def batch(self, *, done: int, total: int | None, records: int, findings: int) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class NullProgress:
+    def start(self, *, full: bool, since: str | None) -> None:
+        pass
+
+    def batch(self, *, done: int, total: int | None, records: int, findings: int) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        log.info("%s", message)
+
+    def stop(self) -> None:
+        pass
+
+
+@attrs.define
+class RuleCounts:
+    severity: str = ""
+    new: int = 0
+    resolved: int = 0
+    open: int = 0
+
+
+@attrs.define
+class SyncSummary:
+    """What one run did: the run summary table, ``--format json`` and the HTML report."""
+
+    run_id: int = 0
+    connector: str = ""
+    mode: str = ""
+    full: bool = False
+    dry_run: bool = False
+    as_of: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+    duration_s: float = 0.0
+    watermark_from: str | None = None
+    watermark_to: str | None = None
+    records_read: int = 0
+    records_by_type: Counter[str] = attrs.field(factory=Counter)
+    records_changed: int = 0
+    records_judged: int = 0
+    records_deleted: int = 0
+    records_held: int = 0
+    findings_new: int = 0
+    findings_resolved: int = 0
+    findings_open: int = 0
+    open_block: int = 0
+    rules: dict[str, RuleCounts] = attrs.field(factory=dict)
+    actions: Counter[tuple[str, str]] = attrs.field(factory=Counter)
+    skipped_records: list[dict[str, Any]] = attrs.field(factory=list)
+    skipped_actions: list[dict[str, Any]] = attrs.field(factory=list)
+    charts: dict[str, Any] = attrs.field(factory=dict)
+    outcome: str = "running"
+    exit_code: int = EXIT_OK
+    batches: int = 0
+
+    def rule(self, rule: str) -> RuleCounts:
+        if rule not in self.rules:
+            self.rules[rule] = RuleCounts()
+        return self.rules[rule]
+
+    @property
+    def actions_written(self) -> int:
+        return sum(n for (_, status), n in self.actions.items() if status == "written")
+
+    @property
+    def actions_skipped(self) -> int:
+        return sum(
+            n for (_, status), n in self.actions.items() if status in ("stale", "not_possible")
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        by_kind: dict[str, dict[str, int]] = {}
+        for (kind, status), n in sorted(self.actions.items()):
+            by_kind.setdefault(kind, {})[status] = n
+        totals = Counter[str]()
+        for (_, status), n in self.actions.items():
+            totals[status] += n
+        return {
+            "run_id": self.run_id,
+            "connector": self.connector,
+            "mode": self.mode,
+            "full": self.full,
+            "dry_run": self.dry_run,
+            "as_of": self.as_of,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_s": round(self.duration_s, 3),
+            "watermark": {"from": self.watermark_from, "to": self.watermark_to},
+            "records": {
+                "read": self.records_read,
+                "by_type": dict(sorted(self.records_by_type.items())),
+                "changed": self.records_changed,
+                "judged": self.records_judged,
+                "deleted": self.records_deleted,
+                "skipped": len(self.skipped_records),
+                "held_back": self.records_held,
+            },
+            "findings": {
+                "new": self.findings_new,
+                "resolved": self.findings_resolved,
+                "open": self.findings_open,
+                "open_block": self.open_block,
+                "by_rule": {
+                    rule: attrs.asdict(counts) for rule, counts in sorted(self.rules.items())
+                },
+            },
+            "actions": {
+                "written": totals["written"],
+                "already_done": totals["already_done"],
+                "skipped": totals["stale"] + totals["not_possible"],
+                "failed": totals["failed"],
+                "planned": totals["planned"],
+                "by_kind": by_kind,
+            },
+            "skipped_records": self.skipped_records,
+            "skipped_actions": self.skipped_actions,
+            "charts": self.charts,
+            "outcome": self.outcome,
+            "exit_code": self.exit_code,
+        }
+
+
+ConnectorFactory = Callable[[Mapping[str, Any]], Connector]
+
+#: Skipped actions listed one by one in the summary (the rest are only counted).
+LISTED_SKIPS = 200
+
+
+def make_connector(config: Config, settings: SyncSettings) -> Connector:
+    """The configured connector, from the factories plugins registered."""
+    from tsos_rules.plugins import collect_connectors, get_plugin_manager
+
+    pm = get_plugin_manager(disabled=config.plugins_disabled)
+    factories = collect_connectors(pm)
+    factory = factories.get(settings.connector_type)
+    if factory is None:
+        known = ", ".join(sorted(factories)) or "none"
+        raise ConfigError(
+            f"connector.type: no connector {settings.connector_type!r} is installed "
+            f"(installed: {known})"
+        )
+    try:
+        connector = factory(dict(settings.connector_settings))
+    except (ConfigError, ConnectorError):
+        raise
+    except Exception as exc:
+        raise FatalConnectorError(
+            f"connector {settings.connector_type!r} could not start: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(connector, Connector):
+        raise FatalConnectorError(
+            f"connector {settings.connector_type!r}: its factory did not return a Connector"
+        )
+    return connector
+
+
+def run_sync(
+    config: Config | Mapping[str, Any] | str | Path | None = None,
+    *,
+    dry_run: bool = False,
+    full: bool = False,
+    as_of: dt.date | None = None,
+    mode: str | None = None,
+    progress: Progress | None = None,
+    connector: Connector | None = None,
+    charts: bool = True,
+) -> SyncSummary:
+    """Run one sync and return its summary. Raises ConfigError (exit 2), ConnectorError
+    (exit 3) or LockHeldError (exit 6); the summary's ``exit_code`` covers everything else.
+    ``charts=False`` skips the report's open-findings breakdowns (a few seconds at a million
+    deals) when neither JSON nor HTML output wants them."""
+    cfg = coerce_config(config)
+    settings = SyncSettings.from_config(cfg)
+    if mode is not None:
+        settings = attrs.evolve(settings, mode=_mode(mode, "--mode"))
+    engine = Engine.from_config(cfg)
+    try:
+        settings.policy.check_rules(engine.specs)
+        state = StateStore(settings.state_path, dry_run=dry_run)
+        try:
+            with state.lock():
+                own = connector is None
+                crm = connector if connector is not None else make_connector(cfg, settings)
+                try:
+                    job = _Job(engine, state, crm, settings, progress or NullProgress())
+                    job.charts = charts
+                    return job.run(dry_run=dry_run, full=full, as_of=as_of)
+                finally:
+                    if own:
+                        crm.close()
+        finally:
+            state.close()
+    finally:
+        engine.close()
+
+
+class _Job:
+    """One run of the sync over one connector and one state file."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        state: StateStore,
+        connector: Connector,
+        settings: SyncSettings,
+        progress: Progress,
+    ) -> None:
+        self.engine = engine
+        self.state = state
+        self.connector = connector
+        self.settings = settings
+        self.progress = progress
+        self.key = connector.name
+        self.capabilities = connector.capabilities()
+        self.policy = settings.policy
+        self.planner = Planner(
+            self.policy,
+            self.capabilities,
+            {
+                rule: RuleText(spec.title, spec.doctrine, spec.remediation)
+                for rule, spec in engine.specs.items()
+            },
+            settings.task_min_severity,
+        )
+        self.summary = SyncSummary()
+        self.held: set[RecordKey] = set()
+        self._people: set[tuple[str, str]] = set()
+        self._bad: dict[tuple[str, str | None, str | None], dict[str, Any]] = {}
+        self.run_id = 0
+        self.dry_run = False
+        self.writes = False
+        self.charts = True
+
+    # -- the run ------------------------------------------------------------------------------
+
+    def run(self, *, dry_run: bool, full: bool, as_of: dt.date | None) -> SyncSummary:
+        started = time.monotonic()
+        as_of = as_of or self.engine.org.today()
+        cursor = self.state.cursor(self.key)
+        digest = self._config_digest()
+        reasons = []
+        if full:
+            reasons.append("--full")
+        if cursor.watermark is None:
+            reasons.append("first run")
+        else:
+            if cursor.config_digest != digest:
+                reasons.append("the configuration changed")
+            if self.settings.daily_full and cursor.last_full_as_of != as_of:
+                reasons.append(f"first run on {as_of}")
+        if not self.capabilities.incremental:
+            reasons.append("the connector reads only in full")
+        is_full = bool(reasons)
+        since = None if is_full else cursor.watermark
+        self.dry_run = dry_run
+        self.writes = not dry_run and self.policy.writes_anything()
+        summary = self.summary
+        summary.connector = self.key
+        summary.mode = self.settings.mode.value
+        summary.full = is_full
+        summary.dry_run = dry_run
+        summary.as_of = as_of.isoformat()
+        summary.watermark_from = cursor.watermark
+        summary.started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        self.run_id = self.state.start_run(
+            self.key,
+            as_of=as_of,
+            mode=self.settings.mode.value,
+            full=is_full,
+            dry_run=dry_run,
+            watermark_from=cursor.watermark,
+        )
+        summary.run_id = self.run_id
+        self.progress.start(full=is_full, since=since)
+        if is_full:
+            self.progress.note(f"full run ({', '.join(reasons)})")
+        try:
+            watermark = cursor.watermark
+            for batch in self._batches(since):
+                watermark = batch.watermark
+                self._process(batch, as_of)
+                done, total = batch.progress or (summary.batches, None)
+                self.progress.batch(
+                    done=done,
+                    total=total,
+                    records=summary.records_read,
+                    findings=summary.findings_new,
+                )
+            if is_full:
+                self._sweep()
+            summary.watermark_to = watermark
+            self._final_counts()
+            summary.exit_code = self._exit_code()
+            summary.outcome = "dry_run" if dry_run else "ok"
+            summary.duration_s = time.monotonic() - started
+            summary.finished_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            self.state.finish_run(
+                self.run_id,
+                self.key,
+                outcome=summary.outcome,
+                exit_code=summary.exit_code,
+                counts=self._log_counts(),
+                watermark=watermark,
+                advance=not dry_run,
+                full_as_of=as_of if is_full else None,
+                config_digest=digest,
+            )
+        except ConnectorError as exc:
+            self._fail("connector_failed", EXIT_CONNECTOR, str(exc), started)
+            raise
+        except BaseException as exc:
+            self._fail("failed", EXIT_INPUT, f"{type(exc).__name__}: {exc}", started)
+            raise
+        finally:
+            self.progress.stop()
+        return summary
+
+    def _config_digest(self) -> str:
+        """What verdicts and writes depend on besides the records: a change forces a full run."""
+        engine, settings = self.engine, self.settings
+        material = {
+            "rules": sorted(engine.specs),
+            "parameters": engine.parameters,
+            "org": repr(engine.org),
+            "mode": settings.mode.value,
+            "rule_modes": {k: v.value for k, v in sorted(settings.rule_modes.items())},
+            "include_info": settings.include_info,
+            "task_min_severity": settings.task_min_severity.value,
+            "connector": {k: repr(v) for k, v in sorted(settings.connector_settings.items())},
+        }
+        raw = json.dumps(material, sort_keys=True, default=repr).encode()
+        return hashlib.sha256(raw).hexdigest()[:16]
+
+    def _fail(self, outcome: str, code: int, error: str, started: float) -> None:
+        summary = self.summary
+        summary.outcome = outcome
+        summary.exit_code = code
+        summary.duration_s = time.monotonic() - started
+        if self.dry_run:
+            return
+        try:
+            self.state.finish_run(
+                self.run_id,
+                self.key,
+                outcome=outcome,
+                exit_code=code,
+                counts=self._log_counts(),
+                error=error,
+            )
+        except Exception:  # the state file itself may be the problem; the error still surfaces
+            log.exception("could not record the failed run in the state file")
+
+    def _batches(self, since: str | None) -> Iterator[ReadResult]:
+        connector = self.connector
+        if isinstance(connector, BatchReader):
+            yield from connector.read_batches(since, batch_size=self.settings.batch_size)
+        else:
+            yield connector.read(since)
+
+    # -- one batch ------------------------------------------------------------------------
+
+    def _process(self, batch: ReadResult, as_of: dt.date) -> None:
+        summary = self.summary
+        summary.batches += 1
+        snapshot = batch.snapshot
+        for name in ("accounts", "leads", "opportunities", "activities"):
+            n = len(getattr(snapshot, name))
+            summary.records_by_type[name] += n
+            summary.records_read += n
+        for name, people in (("users", snapshot.users), ("partners", snapshot.partners)):
+            # the same owners and partners come with many batches: count each once
+            fresh = {(name, person.id) for person in people} - self._people
+            self._people.update(fresh)
+            summary.records_by_type[name] += len(fresh)
+            summary.records_read += len(fresh)
+        summary.records_by_type["close_date_changes"] += len(snapshot.close_date_changes)
+        summary.records_read += len(snapshot.close_date_changes)
+        summary.records_changed += len(batch.changed)
+        summary.records_deleted += len(batch.deleted)
+        summary.records_held += len(batch.incomplete)
+        self.held.update(batch.incomplete)
+        for error in batch.errors:
+            self.held.add((error.record_type, error.record_id or ""))
+            key = (error.record_type, error.record_id, error.field)
+            if key not in self._bad:
+                self._bad[key] = {
+                    "record_type": error.record_type,
+                    "record_id": error.record_id,
+                    "field": error.field,
+                    "reason": error.problem,
+                }
+                log.warning(
+                    "skipped %s %s: %s: %s",
+                    error.record_type,
+                    error.record_id or "(no id)",
+                    error.field or "record",
+                    error.problem,
+                )
+
+        judged_keys = (batch.changed | batch.affected) - batch.incomplete
+        index = self.engine.index(snapshot, as_of)
+        current: dict[str, Finding] = {}
+        records: dict[RecordKey, RecordInfo] = {}
+        seen: list[SeenFinding] = []
+        pushes: list[Push] = []
+        judged_opportunities: list[str] = []
+        include_info = self.settings.include_info
+        judged = 0
+        for facts in self._judged_facts(index, judged_keys):
+            judged += 1
+            if facts.record_type == "opportunity":
+                judged_opportunities.append(facts.record_id)
+                pushes.extend(_pushes(facts, index))
+            found = [
+                finding
+                for finding in self.engine.evaluate_facts(facts)
+                if include_info or finding.severity is not Severity.INFO
+            ]
+            if not found:
+                continue
+            record_key = (facts.record_type, facts.record_id)
+            info, owner, partner = _describe(facts, index, batch.versions.get(record_key))
+            records[record_key] = info
+            for finding in found:
+                if finding.fingerprint not in current:
+                    current[finding.fingerprint] = finding
+                    seen.append(SeenFinding(finding, owner[0], owner[1], partner[0], partner[1]))
+        summary.records_judged += judged
+
+        previous = self.state.open_findings_for(self.key, judged_keys | batch.deleted)
+        resolved = [state for fp, state in previous.items() if fp not in current]
+        why = {
+            state.fingerprint: "the record was deleted"
+            for state in resolved
+            if state.record_key in batch.deleted
+        }
+        pairs = [(finding, previous.get(fp)) for fp, finding in current.items()]
+        for finding, state in pairs:
+            if state is None:
+                summary.findings_new += 1
+                summary.rule(finding.rule).new += 1
+        for state in resolved:
+            summary.findings_resolved += 1
+            summary.rule(state.rule).resolved += 1
+        plan = self.planner.plan(pairs, resolved, records, resolution=why)
+        results = self._write(plan)
+        self.state.commit_batch(
+            self.key,
+            self.run_id,
+            seen=seen,
+            resolved=[state.fingerprint for state in resolved],
+            results=results,
+            pushes=(judged_opportunities, pushes),
+        )
+
+    def _judged_facts(self, index: FactIndex, keys: frozenset[RecordKey]) -> Iterator[RecordFacts]:
+        snapshot = index.snapshot
+        types = self.engine.record_types
+        builders: tuple[tuple[str, Sequence[Any], Callable[[Any], RecordFacts]], ...] = (
+            ("account", snapshot.accounts, index.account),
+            ("activity", snapshot.activities, index.activity),
+            ("lead", snapshot.leads, index.lead),
+            ("opportunity", snapshot.opportunities, index.opportunity),
+        )
+        for record_type, records, build in builders:
+            if record_type not in types:
+                continue
+            for record in records:
+                if (record_type, record.id) in keys:
+                    yield build(record)
+
+    def _write(self, plan: Plan) -> list[tuple[ActionResult, Mapping[str, Any] | None]]:
+        summary = self.summary
+        for skip in plan.skipped:
+            summary.actions[("update_fields", "not_possible")] += 1
+            self._list_skip(
+                skip.fingerprint, "update_fields", skip.record_type, skip.record_id, skip.reason
+            )
+        if not plan.actions:
+            return []
+        if not self.writes:
+            for planned in plan.actions:
+                summary.actions[(planned.action.kind.value, "planned")] += 1
+            return []
+        out: list[tuple[ActionResult, Mapping[str, Any] | None]] = []
+        size = max(1, self.capabilities.max_batch)
+        for start in range(0, len(plan.actions), size):
+            chunk = plan.actions[start : start + size]
+            results = self._write_chunk(chunk)
+            if len(results) != len(chunk):
+                raise FatalConnectorError(
+                    f"connector {self.key}: write returned {len(results)} results "
+                    f"for {len(chunk)} actions"
+                )
+            for planned, result in zip(chunk, results, strict=True):
+                summary.actions[(result.kind.value, result.status.value)] += 1
+                if result.status in (ActionStatus.STALE, ActionStatus.FAILED):
+                    action = planned.action
+                    self._list_skip(
+                        action.fingerprint,
+                        action.kind.value,
+                        action.record_type,
+                        action.record_id,
+                        f"{result.status.value}: {result.error or ''}".rstrip(": "),
+                    )
+                out.append((result, planned.changes))
+        return out
+
+    def _write_chunk(self, chunk: Sequence[PlannedAction]) -> list[ActionResult]:
+        attempts = self.settings.write_retries + 1
+        for attempt in range(attempts):
+            try:
+                return self.connector.write([planned.action for planned in chunk])
+            except RetriableConnectorError as exc:
+                if attempt + 1 >= attempts:
+                    raise
+                delay = min(30.0, 0.5 * 2**attempt)
+                log.warning("write failed (%s); retrying in %.1f s", exc, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _list_skip(
+        self, fingerprint: str, kind: str, record_type: str, record_id: str, reason: str
+    ) -> None:
+        if len(self.summary.skipped_actions) < LISTED_SKIPS:
+            self.summary.skipped_actions.append(
+                {
+                    "fingerprint": fingerprint,
+                    "kind": kind,
+                    "record_type": record_type,
+                    "record_id": record_id,
+                    "reason": reason,
+                }
+            )
+
+    # -- end of run -------------------------------------------------------------------------
+
+    def _sweep(self) -> None:
+        """After a full read: open findings not seen again are resolved (their record is gone
+        or clean), except on records that were skipped or held back this run."""
+        exclude = frozenset(self.held)
+        for chunk in self.state.unseen_open(self.key, self.run_id, exclude=exclude):
+            for state in chunk:
+                self.summary.findings_resolved += 1
+                self.summary.rule(state.rule).resolved += 1
+            why = {s.fingerprint: "the record is gone or no longer judged" for s in chunk}
+            plan = self.planner.plan([], chunk, {}, resolution=why)
+            results = self._write(plan)
+            self.state.commit_batch(
+                self.key, self.run_id, resolved=[s.fingerprint for s in chunk], results=results
+            )
+
+    def _final_counts(self) -> None:
+        summary = self.summary
+        summary.skipped_records = sorted(
+            self._bad.values(), key=lambda e: (e["record_type"], e["record_id"] or "")
+        )
+        open_by_rule = self.state.open_by_rule_severity(self.key)
+        for rule, (severity, n) in open_by_rule.items():
+            counts = summary.rule(rule)
+            counts.open = n
+            counts.severity = severity
+        specs = self.engine.specs
+        for rule, counts in summary.rules.items():
+            if not counts.severity and rule in specs:
+                counts.severity = specs[rule].severity.value
+        summary.findings_open = sum(n for _, n in open_by_rule.values())
+        summary.open_block = self.state.open_count(self.key, severity="block")
+        if not self.charts:
+            return
+        summary.charts = {
+            "by_rule": [[k, n] for k, _, n in self.state.open_counts(self.key, "rule")],
+            "by_owner": [
+                [k, label, n] for k, label, n in self.state.open_counts(self.key, "owner")
+            ],
+            "by_partner": [
+                [k, label, n] for k, label, n in self.state.open_counts(self.key, "partner")
+            ],
+            "pushes_by_month": [list(row) for row in self.state.pushes_by_month(self.key)],
+        }
+
+    def _exit_code(self) -> int:
+        summary = self.summary
+        if any(status == "failed" for (_, status) in summary.actions):
+            return EXIT_CONNECTOR
+        if summary.skipped_records:
+            return EXIT_SKIPPED
+        if summary.open_block:
+            return EXIT_BLOCK
+        return EXIT_OK
+
+    def _log_counts(self) -> dict[str, Any]:
+        data = self.summary.to_dict()
+        data.pop("charts", None)
+        data["findings"].pop("by_rule", None)
+        data["skipped_actions"] = len(self.summary.skipped_actions)
+        return data
+
+
+def _describe(
+    facts: RecordFacts, index: FactIndex, version: str | None
+) -> tuple[RecordInfo, tuple[str | None, str | None], tuple[str | None, str | None]]:
+    """The planner's view of a record, and its (owner, partner) ids and names for reports."""
+    record_type, record_id = facts.record_type, facts.record_id
+    owner_id: str | None = None
+    partner_id: str | None = None
+    label = record_id
+    info_fields: dict[str, Any] = {}
+    if record_type == "opportunity":
+        deal = index.opportunities.get(record_id)
+        assert deal is not None
+        owner_id = deal.owner_id
+        account = index.accounts.get(deal.account_id) if deal.account_id else None
+        por = account.partner_of_record_id if account else None
+        partner_id = deal.partner_id or por
+        label = deal.name or record_id
+        previous = deal.extra.get("previous_partner_id")
+        info_fields = {
+            "close_date": deal.close_date.isoformat() if deal.close_date else None,
+            "partner_id": deal.partner_id,
+            "previous_partner_id": previous if isinstance(previous, str) else None,
+            "account_partner_of_record_id": por,
+            "active_partner_ids": frozenset(
+                pid
+                for pid in (previous, por)
+                if isinstance(pid, str)
+                and pid in index.partners
+                and index.partners[pid].status.value == "active"
+            ),
+        }
+    elif record_type == "lead":
+        lead = index.leads[record_id]
+        owner_id, partner_id = lead.owner_id, lead.partner_id
+        label = lead.company or record_id
+    elif record_type == "account":
+        account = index.accounts[record_id]
+        owner = account.extra.get("owner_id")
+        owner_id = owner if isinstance(owner, str) else None
+        partner_id = account.partner_of_record_id
+        label = account.name or record_id
+    else:
+        activity = facts.record
+        owner_id = getattr(activity, "owner_id", None)
+        account_id = getattr(activity, "account_id", None)
+        account = index.accounts.get(account_id) if account_id else None
+        partner_id = account.partner_of_record_id if account else None
+        label = getattr(activity, "subject", None) or record_id
+    owner = index.users.get(owner_id) if owner_id else None
+    partner = index.partners.get(partner_id) if partner_id else None
+    info = RecordInfo(
+        record_type=record_type,
+        record_id=record_id,
+        label=label,
+        owner_id=owner_id,
+        version=version,
+        **info_fields,
+    )
+    return (
+        info,
+        (owner_id, owner.name if owner else None),
+        (partner_id, partner.name if partner else None),
+    )
+
+
+def _pushes(facts: RecordFacts, index: FactIndex) -> Iterable[Push]:
+    for move in getattr(facts, "moves", ()):
+        change = move.change
+        if move.pushed_later and change.changed_at is not None:
+            yield Push(
+                change.opportunity_id,
+                index.org.local_date(change.changed_at),
+                move.locked,
+                move.approved,
+            )

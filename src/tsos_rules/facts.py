@@ -80,6 +80,8 @@ class CloseDateMove:
     locked: bool
     approved: bool
     pushed_later: bool
+    #: A later change put the date back where this move took it from (e.g. an enforce repair).
+    reverted: bool = False
 
 
 @attrs.frozen
@@ -185,7 +187,13 @@ class OpportunityFacts:
         if not changes:
             return ()
         judge = self.index.judge_move
-        return tuple(judge(change, self.opportunity) for change in changes)
+        moves = [judge(change, self.opportunity) for change in changes]
+        order = sorted(range(len(moves)), key=lambda i: change_time(changes[i]))
+        for position, i in enumerate(order):
+            old = changes[i].old
+            if old is not None and any(changes[j].new == old for j in order[position + 1 :]):
+                moves[i] = attrs.evolve(moves[i], reverted=True)
+        return tuple(moves)
 
     @property
     def close_date_pushes(self) -> int:
@@ -482,6 +490,11 @@ class ActivityFacts:
 
 
 RecordFacts = OpportunityFacts | LeadFacts | AccountFacts | ActivityFacts
+
+
+def change_time(change: CloseDateChange) -> float:
+    """Sort key for history: when the change was made (unknown times first, in file order)."""
+    return change.changed_at.timestamp() if change.changed_at is not None else float("-inf")
 
 
 class _Companies:

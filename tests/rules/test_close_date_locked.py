@@ -148,3 +148,37 @@ def test_the_lock_stage_is_configurable():
     assert cdl(deal(stage="trial_close", probability=65), [at_trial_close], config=late) == set()
     at_engagement = change(stage="engagement", forecast_category="pipeline")
     assert cdl(deal(), [at_engagement], config=early) == {"moved_unapproved"}
+
+
+def test_a_move_that_was_put_back_is_cured() -> None:
+    """After an enforce repair (or the rep) restores the date, the finding resolves."""
+    locked = deal(id="o1", stage="closing", close_date="2026-12-15")
+    moved = change(
+        "o1",
+        old="2026-12-15",
+        new="2027-01-31",
+        changed_at="2026-11-20T10:00:00+00:00",
+        stage="closing",
+    )
+    restored = change(
+        "o1",
+        old="2027-01-31",
+        new="2026-12-15",
+        changed_at="2026-11-21T10:00:00+00:00",
+        stage="closing",
+        approved_by="tsos-rules",
+    )
+    assert reasons(snapshot(opportunities=[locked], close_date_changes=[moved]), RULE) == {
+        "moved_unapproved"
+    }
+    assert "moved_unapproved" not in reasons(
+        snapshot(opportunities=[locked], close_date_changes=[moved, restored]), RULE
+    )
+
+
+def test_two_changes_without_times_do_not_break_the_ordering() -> None:
+    locked = deal(id="o1", stage="closing", close_date="2026-12-15")
+    first = change("o1", old="2026-12-01", new="2026-12-10", changed_at=None, stage="closing")
+    second = change("o1", old="2026-12-10", new="2026-12-15", changed_at=None, stage="closing")
+    found = reasons(snapshot(opportunities=[locked], close_date_changes=[first, second]), RULE)
+    assert "moved_unapproved" in found

@@ -171,15 +171,15 @@ def test_enforce_restores_the_close_date_and_the_partner_once(make_org: MakeOrg)
     assert org.crm.get("opportunity", "o1")["close_date"] == b.day(20)
     # The partner came back from the CRM's field history (seeded for the removal).
     assert org.crm.get("opportunity", "o2")["partner_id"] == "p1"
-    # The next run reads the repaired deals back: the partner finding resolved, so its task
-    # closes; the close-date finding stays open (the unapproved move is history) but the deal
-    # already holds the restored date, so nothing is written again.
+    # The next run reads the repaired deals back: the partner is on the deal again and the
+    # unapproved move was undone, so both findings resolve and both tasks close, once.
     again = org.sync(mode="enforce")
-    assert again.to_dict()["actions"]["by_kind"] == {"close_task": {"written": 1}}
-    assert not any(f.rule == "tsos.channel-lead-not-direct" for f in org.open_findings().values())
+    assert again.to_dict()["actions"]["by_kind"] == {"close_task": {"written": 2}}
+    open_rules = {f.rule for f in org.open_findings().values()}
+    assert "tsos.channel-lead-not-direct" not in open_rules
+    assert "tsos.close-date-locked" not in open_rules
     assert _writes(org.sync(mode="enforce")) == 0
-    repaired = {f.record_id: f for f in org.open_findings().values() if f.repair_status}
-    assert repaired["o1"].repair_changes == {"close_date": b.day(20)}
+    assert org.crm.get("opportunity", "o1")["close_date"] == b.day(20)
 
 
 class _SalesRepRacesTheSync(LocalConnector):

@@ -13,6 +13,7 @@ from tsos_rules.facts import (
     ActivityFacts,
     LeadFacts,
     OpportunityFacts,
+    change_time,
 )
 from tsos_rules.findings import Severity
 from tsos_rules.markers import hookimpl
@@ -242,9 +243,9 @@ def close_date_locked(facts: OpportunityFacts, params: Params) -> Iterator[Viola
             f"Close date {deal.close_date} of deal {_name(facts)} is past; "
             "agree the real date with the buyer.",
         )
-    unapproved = [m for m in facts.moves if m.locked and not m.approved]
+    unapproved = [m for m in facts.moves if m.locked and not m.approved and not m.reverted]
     if unapproved:
-        last = max(unapproved, key=lambda m: (m.change.changed_at is not None, m.change.changed_at))
+        last = max(unapproved, key=lambda m: change_time(m.change))
         count = len(unapproved)
         moves = "once" if count == 1 else f"{count} unapproved moves"
         yield Violation(
@@ -560,7 +561,8 @@ RULES = (
                 "An open deal has a close date that is not past. Once a deal is locked (stage at "
                 "or beyond org.lock_stage, or forecast category commit, judged at the time of each "
                 "change from the stage and forecast category recorded on it) every close-date "
-                "move needs approved_by. In enforce mode the previous date is restored."
+                "move needs approved_by. A move later undone (the date put back) is cured. In "
+                "enforce mode the previous date is restored."
             ),
             remediation="Get the move approved, or restore the previous close date.",
             reasons={

@@ -55,4 +55,4 @@ def test_the_plugin_registers_the_pack(tsos_plugin, tsos_cli):
 
 
 def test_the_yaml_validates(tsos_cli):
-    assert tsos_cli("validate-pack", str(YAML)).code == 0
+    assert tsos_cli("rules", "validate", str(YAML)).code == 0

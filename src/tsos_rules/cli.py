@@ -128,7 +128,8 @@ def check(
     """
     from tsos_rules.batch_memory import bulk_allocation
     from tsos_rules.engine import Engine, filter_severity
-    from tsos_rules.report.table import render_table
+    from tsos_rules.plugins import collect_report_sections
+    from tsos_rules.report.table import render_section, render_table
     from tsos_rules.snapshot_io import load_snapshot
 
     config = _config(config_path)
@@ -137,17 +138,24 @@ def check(
     source: str | IO[str] = sys.stdin if file == "-" else file
     with bulk_allocation(keep=True):
         snapshot, _ = load_snapshot(source)
-        findings = filter_severity(engine.evaluate(snapshot, as_of), include_info=include_info)
+        index = engine.index(snapshot, as_of)
+        findings = filter_severity(engine.evaluate_index(index), include_info=include_info)
+        sections = collect_report_sections(engine.plugin_manager, index, findings)
     engine.close()
     if fmt == "json":
         import orjson
 
+        document = findings.to_dict()
+        if sections:
+            document["sections"] = [section.to_dict() for section in sections]
         sys.stdout.flush()
-        sys.stdout.buffer.write(orjson.dumps(findings.to_dict(), option=orjson.OPT_INDENT_2))
+        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2))
         sys.stdout.buffer.write(b"\n")
         sys.stdout.buffer.flush()
     else:
         click.echo(render_table(findings, color=sys.stdout.isatty()), nl=False)
+        for section in sections:
+            click.echo("\n" + render_section(section), nl=False)
     sys.exit(EXIT_BLOCK if findings.blocking else EXIT_OK)
 
 

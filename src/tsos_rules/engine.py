@@ -108,6 +108,8 @@ class Engine:
 
                 self._compiled.append(CompiledDeclarativePack.build(pack, declarative, values))
         self.record_types = frozenset(t for spec in self.specs.values() for t in spec.record_types)
+        #: The plugin manager the packs came from (set by ``from_config``), for report hooks.
+        self.plugin_manager: Any = None
 
     @classmethod
     def from_config(cls, config: Any = None, *, rules: Sequence[str] | None = None) -> Engine:
@@ -117,7 +119,7 @@ class Engine:
 
         cfg: Config = coerce_config(config)
         pm = get_plugin_manager(disabled=cfg.plugins_disabled)
-        return cls(
+        engine = cls(
             [*collect_packs(pm), *load_pack_dirs(cfg.pack_dirs)],
             org=cfg.org,
             parameters=cfg.packs,
@@ -125,6 +127,8 @@ class Engine:
             disabled_rules=cfg.rules_disabled,
             rules_source="--rules" if rules else "rules.select",
         )
+        engine.plugin_manager = pm
+        return engine
 
     def index(self, snapshot: Snapshot, as_of: dt.date | None = None) -> FactIndex:
         return build_index(snapshot, self.org, as_of)
@@ -139,7 +143,11 @@ class Engine:
 
     def evaluate(self, snapshot: Snapshot, as_of: dt.date | None = None) -> Findings:
         """Evaluate a whole snapshot: every judged record against every selected rule."""
-        index = self.index(snapshot, as_of)
+        return self.evaluate_index(self.index(snapshot, as_of))
+
+    def evaluate_index(self, index: FactIndex) -> Findings:
+        """Evaluate every judged record of an indexed snapshot."""
+        snapshot = index.snapshot
         found: list[Finding] = []
         compiled = self._compiled
         for facts in index.iter_facts(self.record_types):

@@ -6,7 +6,7 @@ import importlib
 import logging
 import os
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
@@ -15,6 +15,11 @@ from tsos_rules import hookspecs
 from tsos_rules.errors import ConfigError
 from tsos_rules.markers import PROJECT
 from tsos_rules.rules.spec import RulePack
+
+if TYPE_CHECKING:
+    from tsos_rules.facts import FactIndex
+    from tsos_rules.findings import Findings
+    from tsos_rules.report.sections import ReportSection
 
 log = logging.getLogger(__name__)
 
@@ -150,3 +155,23 @@ def _call_each(pm: PluginManager, hook_name: str, register: Callable[..., None])
                 raise
             log.warning("plugin %s failed in %s and was skipped: %s", name, hook_name, exc)
             pm.failures.append(PluginFailure(name, f"{type(exc).__name__}: {exc}"))
+
+
+def collect_report_sections(
+    pm: PluginManager, index: FactIndex, findings: Findings
+) -> list[ReportSection]:
+    """Every plugin's ``tsos_rules_report_sections`` for one evaluation, tagged with the
+    plugin's name, in registration order; a plugin that raises is reported and skipped."""
+    arguments: dict[str, Any] = {"index": index, "findings": findings}
+    out: list[ReportSection] = []
+    for impl in pm.hook.tsos_rules_report_sections.get_hookimpls():
+        name = pm.get_name(impl.plugin) or repr(impl.plugin)
+        try:
+            result: Any = impl.function(**{arg: arguments[arg] for arg in impl.argnames})
+        except Exception as exc:
+            log.warning("plugin %s failed in tsos_rules_report_sections: %s", name, exc)
+            pm.failures.append(PluginFailure(name, f"{type(exc).__name__}: {exc}"))
+            continue
+        for section in result or ():
+            out.append(attrs.evolve(section, plugin=section.plugin or name))
+    return out

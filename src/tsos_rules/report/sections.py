@@ -28,3 +28,13 @@ class ReportSection:
         description: str = "",
     ) -> ReportSection:
         return cls(title, tuple(columns), tuple(tuple(row) for row in rows), description)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section in JSON reports: title, plugin, description, columns and rows."""
+        return {
+            "title": self.title,
+            "plugin": self.plugin,
+            "description": self.description,
+            "columns": list(self.columns),
+            "rows": [list(row) for row in self.rows],
+        }

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from itertools import groupby
 
 from tsos_rules.findings import Finding, Findings, Severity
+from tsos_rules.report.sections import ReportSection
 
 WIDTH = 80
 _LABEL = {Severity.BLOCK: "BLOCK", Severity.WARN: "warn ", Severity.INFO: "info "}
@@ -52,3 +53,28 @@ def _style(text: str, *, color: bool, bold: bool = False, fg: str | None = None)
     import click
 
     return click.style(text, bold=bold, fg=fg)
+
+
+def render_section(section: ReportSection, *, width: int = WIDTH) -> str:
+    """A plugin's report section as an aligned text table (columns clipped to fit ``width``)."""
+    rows = [[str(cell) for cell in row] for row in section.rows]
+    columns = list(section.columns)
+    widths = [
+        max([len(c)] + [len(r[i]) for r in rows if i < len(r)]) for i, c in enumerate(columns)
+    ]
+    while sum(widths) + 2 * (len(widths) - 1) > width and max(widths) > 8:
+        widths[widths.index(max(widths))] -= 1
+
+    def line(cells: list[str]) -> str:
+        clipped = [
+            c if len(c) <= w else c[: w - 1] + "…" for c, w in zip(cells, widths, strict=False)
+        ]
+        return "  ".join(c.ljust(w) for c, w in zip(clipped, widths, strict=False)).rstrip()
+
+    out = [section.title, "=" * min(len(section.title), width)]
+    if section.description:
+        out.extend(textwrap.wrap(section.description, width))
+    out.append(line(columns))
+    out.append(line(["-" * w for w in widths]))
+    out.extend(line(row) for row in rows)
+    return "\n".join(out) + "\n"

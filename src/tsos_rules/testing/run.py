@@ -160,9 +160,7 @@ def report_sections(
 
     ``findings`` defaults to the findings of every installed pack on the snapshot.
     """
-    import attrs
-
-    from tsos_rules.plugins import get_plugin_manager
+    from tsos_rules.plugins import collect_report_sections, get_plugin_manager
 
     cfg = coerce_config(config)
     snapshot = to_snapshot(document)
@@ -170,13 +168,4 @@ def report_sections(
     if findings is None:
         findings = evaluate(None, snapshot, config=cfg, as_of=day)
     pm = get_plugin_manager(disabled=cfg.plugins_disabled)
-    index = build_index(snapshot, cfg.org, day)
-    arguments: dict[str, Any] = {"index": index, "findings": findings}
-    out: list[ReportSection] = []
-    for impl in pm.hook.tsos_rules_report_sections.get_hookimpls():
-        name = pm.get_name(impl.plugin) or repr(impl.plugin)
-        result: Any = impl.function(**{arg: arguments[arg] for arg in impl.argnames})
-        sections: list[ReportSection] = list(result or ())
-        for section in sections:
-            out.append(attrs.evolve(section, plugin=section.plugin or name))
-    return out
+    return collect_report_sections(pm, build_index(snapshot, cfg.org, day), findings)

@@ -96,8 +96,53 @@ class CompanyConflict:
         return [member for member in self.members if member != (record_type, record_id)]
 
 
+class _RecordJoins:
+    """Joins every judged record shares: its id, the evaluation date, its owner."""
+
+    index: FactIndex
+
+    @property
+    def record(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def record_id(self) -> str:
+        return str(self.record.id)
+
+    @property
+    def as_of(self) -> dt.date:
+        return self.index.as_of
+
+    @once
+    def owner(self) -> User | None:
+        owner_id = self.record.owner_id
+        return self.index.users.get(owner_id) if owner_id else None
+
+    @property
+    def owner_role(self) -> UserRole | None:
+        owner = self.owner
+        return owner.role if owner else None
+
+
+class _PartnerJoins(_RecordJoins):
+    """Joins of a record that names a partner (a deal or a lead)."""
+
+    @once
+    def partner(self) -> Partner | None:
+        partner_id = self.record.partner_id
+        return self.index.partners.get(partner_id) if partner_id else None
+
+    @property
+    def partner_status(self) -> str | None:
+        """``active``/``terminated``, ``unknown`` when the id names no partner, None when unset."""
+        partner = self.partner
+        if partner is not None:
+            return partner.status.value
+        return "unknown" if self.record.partner_id else None
+
+
 @attrs.frozen(slots=False)
-class OpportunityFacts:
+class OpportunityFacts(_PartnerJoins):
     """A deal with its joins and derived values, each computed on first use and kept."""
 
     record_type: ClassVar[str] = "opportunity"
@@ -111,14 +156,6 @@ class OpportunityFacts:
         return self.opportunity
 
     @property
-    def record_id(self) -> str:
-        return self.opportunity.id
-
-    @property
-    def as_of(self) -> dt.date:
-        return self.index.as_of
-
-    @property
     def is_open(self) -> bool:
         return not self.opportunity.is_closed
 
@@ -126,29 +163,6 @@ class OpportunityFacts:
     def account(self) -> Account | None:
         account_id = self.opportunity.account_id
         return self.index.accounts.get(account_id) if account_id else None
-
-    @once
-    def owner(self) -> User | None:
-        owner_id = self.opportunity.owner_id
-        return self.index.users.get(owner_id) if owner_id else None
-
-    @property
-    def owner_role(self) -> UserRole | None:
-        owner = self.owner
-        return owner.role if owner else None
-
-    @once
-    def partner(self) -> Partner | None:
-        partner_id = self.opportunity.partner_id
-        return self.index.partners.get(partner_id) if partner_id else None
-
-    @property
-    def partner_status(self) -> str | None:
-        """``active``/``terminated``, ``unknown`` when the id names no partner, None when unset."""
-        partner = self.partner
-        if partner is not None:
-            return partner.status.value
-        return "unknown" if self.opportunity.partner_id else None
 
     @property
     def account_partner_of_record_id(self) -> str | None:
@@ -287,7 +301,7 @@ class OpportunityFacts:
 
 
 @attrs.frozen(slots=False)
-class LeadFacts:
+class LeadFacts(_PartnerJoins):
     """A lead with its joins and the business-day clock of its distribution to a partner."""
 
     record_type: ClassVar[str] = "lead"
@@ -297,36 +311,6 @@ class LeadFacts:
     @property
     def record(self) -> Lead:
         return self.lead
-
-    @property
-    def record_id(self) -> str:
-        return self.lead.id
-
-    @property
-    def as_of(self) -> dt.date:
-        return self.index.as_of
-
-    @once
-    def owner(self) -> User | None:
-        owner_id = self.lead.owner_id
-        return self.index.users.get(owner_id) if owner_id else None
-
-    @property
-    def owner_role(self) -> UserRole | None:
-        owner = self.owner
-        return owner.role if owner else None
-
-    @once
-    def partner(self) -> Partner | None:
-        partner_id = self.lead.partner_id
-        return self.index.partners.get(partner_id) if partner_id else None
-
-    @property
-    def partner_status(self) -> str | None:
-        partner = self.partner
-        if partner is not None:
-            return partner.status.value
-        return "unknown" if self.lead.partner_id else None
 
     @property
     def account(self) -> Account | None:
@@ -386,7 +370,7 @@ class LeadFacts:
 
 
 @attrs.frozen(slots=False)
-class AccountFacts:
+class AccountFacts(_RecordJoins):
     """An account with its partner of record and whether it has ever had a channel deal."""
 
     record_type: ClassVar[str] = "account"
@@ -396,14 +380,6 @@ class AccountFacts:
     @property
     def record(self) -> Account:
         return self.account
-
-    @property
-    def record_id(self) -> str:
-        return self.account.id
-
-    @property
-    def as_of(self) -> dt.date:
-        return self.index.as_of
 
     @property
     def partner_of_record(self) -> Partner | None:
@@ -425,7 +401,7 @@ class AccountFacts:
 
 
 @attrs.frozen(slots=False)
-class ActivityFacts:
+class ActivityFacts(_RecordJoins):
     """A task or event with its owner and the account it touches (directly or via its deal)."""
 
     record_type: ClassVar[str] = "activity"
@@ -435,24 +411,6 @@ class ActivityFacts:
     @property
     def record(self) -> Activity:
         return self.activity
-
-    @property
-    def record_id(self) -> str:
-        return self.activity.id
-
-    @property
-    def as_of(self) -> dt.date:
-        return self.index.as_of
-
-    @once
-    def owner(self) -> User | None:
-        owner_id = self.activity.owner_id
-        return self.index.users.get(owner_id) if owner_id else None
-
-    @property
-    def owner_role(self) -> UserRole | None:
-        owner = self.owner
-        return owner.role if owner else None
 
     @once
     def account(self) -> Account | None:

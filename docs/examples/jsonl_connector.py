@@ -191,7 +191,7 @@ class JsonlConnector:
                 self._save("tasks", tasks)
                 return result(ActionStatus.WRITTEN, task_id)
             if existing is None:
-                return result(ActionStatus.FAILED, error="no task for this finding")
+                return result(ActionStatus.ALREADY_DONE)  # never created: nothing to close
             if existing["status"] == "closed":
                 return result(ActionStatus.ALREADY_DONE, existing["id"])
             existing.update(status="closed", _modified=now)

@@ -4,6 +4,7 @@ Pure functions over plain data, so the plan for a batch can be read and tested w
 The mode of each rule decides what is allowed: ``report`` writes nothing, ``annotate`` keeps one
 task per open finding (closed when it resolves), ``enforce`` also repairs what the doctrine says
 to repair, each repair conditional on the record being unchanged since it was read.
+``Planner.reconcile`` plans what settles the writes a killed run left pending in the journal.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import attrs
 from tsos_rules.connectors.base import Action, ActionKind, Capabilities, RecordKey
 from tsos_rules.errors import ConfigError
 from tsos_rules.findings import Finding, Severity
-from tsos_rules.state import FindingState
+from tsos_rules.state import FindingState, PendingWrite
 
 
 class Mode(enum.StrEnum):
@@ -236,6 +237,87 @@ class Planner:
                 )
             )
         return Plan(tuple(actions), tuple(skipped))
+
+    def reconcile(
+        self, pending: Sequence[PendingWrite], states: Mapping[str, FindingState]
+    ) -> Plan:
+        """Settle the task writes a killed run journalled but never recorded, once this run
+        has judged its records. ``states``: the stored findings by fingerprint, as this run
+        left them (a finding the killed run found first is unknown here unless this run saw
+        it again).
+
+        A task the killed run may have opened or closed for a finding that is open now is
+        (re)planned as the finding's task, which the upsert answers ``already_done`` when the
+        CRM holds it open; for a finding that is not open (cured, resolved, never recorded)
+        its task is closed, which is ``already_done`` when it is closed or was never made.
+        Journalled repairs need nothing: the read shows whether they were made, and they are
+        conditional and idempotent.
+        """
+        kinds: dict[str, set[ActionKind]] = {}
+        first: dict[str, PendingWrite] = {}
+        for entry in pending:
+            kinds.setdefault(entry.fingerprint, set()).add(entry.kind)
+            first.setdefault(entry.fingerprint, entry)
+        if not self.capabilities.tasks:
+            return Plan()
+        actions: list[PlannedAction] = []
+        for fingerprint, entry in first.items():
+            planned = kinds[fingerprint]
+            if not planned & {ActionKind.CREATE_TASK, ActionKind.CLOSE_TASK}:
+                continue
+            state = states.get(fingerprint)
+            if state is not None and state.status == "open":
+                if ActionKind.CLOSE_TASK not in planned and state.has_open_task:
+                    continue  # this run adopted the task already
+                if self._wants_task(state.rule, state.severity):
+                    finding = Finding(
+                        rule=state.rule,
+                        severity=Severity(state.severity),
+                        record_type=state.record_type,
+                        record_id=state.record_id,
+                        reason=state.reason,
+                        message=state.message,
+                        doctrine="",
+                    )
+                    record = RecordInfo(
+                        record_type=state.record_type,
+                        record_id=state.record_id,
+                        label=f"{state.record_type} {state.record_id}",
+                        owner_id=state.owner_id,
+                    )
+                    task = attrs.evolve(self._task(finding, record), fingerprint=fingerprint)
+                    actions.append(PlannedAction(task))
+                    continue
+            why = (
+                "the finding is not open after an interrupted run"
+                if state is None or state.status != "open"
+                else "the rule no longer keeps a task for this finding"
+            )
+            actions.append(
+                PlannedAction(
+                    Action(
+                        kind=ActionKind.CLOSE_TASK,
+                        fingerprint=fingerprint,
+                        record_type=entry.record_type,
+                        record_id=entry.record_id,
+                        owner_id=state.owner_id if state is not None else entry.owner_id,
+                        description=f"Resolved: {why}.",
+                        rule=entry.rule,
+                        crm_id=state.task_id if state is not None else None,
+                    )
+                )
+            )
+        return Plan(tuple(actions))
+
+    def _wants_task(self, rule: str, severity: str) -> bool:
+        try:
+            rank = _SEVERITY_RANK[Severity(severity)]
+        except ValueError:
+            return False
+        return (
+            self.policy.mode_for(rule) is not Mode.REPORT
+            and rank >= _SEVERITY_RANK[self.task_min_severity]
+        )
 
     def _task(self, finding: Finding, record: RecordInfo | None) -> Action:
         text = self.rules.get(finding.rule, RuleText(finding.rule))

@@ -4,6 +4,11 @@ Schema changes are numbered migrations recorded in ``PRAGMA user_version``: an o
 is upgraded in place, a newer one is refused rather than misread. A run holds an OS file lock
 (``flock``) next to the state file, which the kernel releases when the process dies, even by
 ``kill -9``, so a crashed run can never leave the job locked.
+
+Writes are journalled ahead: before a batch's actions go to the CRM they are committed here as
+*pending* (``pending_writes``), and the commit that records their outcomes settles them. Entries
+still pending at the start of a run were left by a run that died between the two; the job
+settles them against what the new run finds (see ``sync._Job._recover``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 import attrs
 import platformdirs
 
-from tsos_rules.connectors.base import ActionKind, ActionResult, ActionStatus, RecordKey
+from tsos_rules.connectors.base import Action, ActionKind, ActionResult, ActionStatus, RecordKey
 from tsos_rules.errors import ConfigError, TsosRulesError
 from tsos_rules.findings import Finding
 
@@ -189,6 +194,25 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ALTER TABLE cursors ADD COLUMN config_digest TEXT;
         """,
     ),
+    (
+        4,
+        "write-ahead journal of the CRM writes a run is about to make",
+        """
+        CREATE TABLE pending_writes (
+            connector TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            record_type TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            owner_id TEXT,
+            run_id INTEGER NOT NULL,
+            planned_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (connector, fingerprint, kind)
+        );
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -228,6 +252,21 @@ class FindingState:
     @property
     def has_open_task(self) -> bool:
         return self.task_id is not None and self.task_status == "open"
+
+
+@attrs.frozen
+class PendingWrite:
+    """A CRM write journalled before it was sent, not yet settled by a state commit."""
+
+    fingerprint: str
+    kind: ActionKind
+    record_type: str
+    record_id: str
+    rule: str
+    owner_id: str | None
+    run_id: int
+    attempts: int = 0
+    """Runs that tried to settle it and failed."""
 
 
 @attrs.frozen
@@ -502,6 +541,20 @@ class StateStore:
         rows = self.db.execute(sql + " ORDER BY record_type, record_id, rule, reason", params)
         return [_finding_state(row) for row in rows]
 
+    def findings_by_fingerprint(
+        self, connector: str, fingerprints: Iterable[str]
+    ) -> dict[str, FindingState]:
+        """The stored findings (open or resolved) with these fingerprints."""
+        wanted = sorted(set(fingerprints))
+        if not wanted:
+            return {}
+        rows = self.db.execute(
+            f"SELECT {_FINDING_COLUMNS} FROM findings WHERE connector = ? "
+            "AND fingerprint IN (SELECT value FROM json_each(?))",
+            (connector, json.dumps(wanted)),
+        ).fetchall()
+        return {row["fingerprint"]: _finding_state(row) for row in rows}
+
     def unseen_open(
         self, connector: str, run_id: int, *, exclude: frozenset[RecordKey], chunk: int = 2000
     ) -> Iterator[list[FindingState]]:
@@ -521,6 +574,83 @@ class StateStore:
             if kept:
                 yield kept
 
+    # -- write-ahead journal ----------------------------------------------------------------
+
+    def journal(self, connector: str, run_id: int, actions: Sequence[Action]) -> None:
+        """Record ``actions`` as pending and commit, durably, *before* they are sent to the CRM.
+
+        This commit is synced to disk even with ``synchronous=NORMAL`` (a power cut must not
+        lose an entry whose write reached the CRM). An entry for the same (finding, kind) left
+        by an earlier run is taken over by this run (keeping its count of failed attempts)."""
+        if not actions:
+            return
+        now = _now()
+        db = self.db
+        full = not self.dry_run and not db.in_transaction
+        if full:
+            db.execute("PRAGMA synchronous=FULL")
+        try:
+            self._begin()
+            try:
+                db.executemany(
+                    "INSERT INTO pending_writes (connector, fingerprint, kind, record_type, "
+                    "record_id, rule, owner_id, run_id, planned_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (connector, fingerprint, kind) DO UPDATE SET "
+                    "record_type = excluded.record_type, record_id = excluded.record_id, "
+                    "rule = excluded.rule, owner_id = excluded.owner_id, "
+                    "run_id = excluded.run_id, planned_at = excluded.planned_at",
+                    [
+                        (
+                            connector,
+                            a.fingerprint,
+                            a.kind.value,
+                            a.record_type,
+                            a.record_id,
+                            a.rule,
+                            a.owner_id,
+                            run_id,
+                            now,
+                        )
+                        for a in actions
+                    ],
+                )
+                self._commit()
+            except BaseException:
+                self._rollback()
+                raise
+        finally:
+            if full:
+                db.execute("PRAGMA synchronous=NORMAL")
+
+    def pending_writes(
+        self, connector: str, *, before_run: int | None = None
+    ) -> list[PendingWrite]:
+        """Journalled writes not settled yet (with ``before_run``: those left by earlier runs),
+        in the order they were planned."""
+        sql = (
+            "SELECT fingerprint, kind, record_type, record_id, rule, owner_id, run_id, "
+            "attempts FROM pending_writes WHERE connector = ?"
+        )
+        params: tuple[Any, ...] = (connector,)
+        if before_run is not None:
+            sql += " AND run_id < ?"
+            params += (before_run,)
+        rows = self.db.execute(sql + " ORDER BY planned_at, fingerprint, kind", params)
+        return [
+            PendingWrite(
+                fingerprint=row["fingerprint"],
+                kind=ActionKind(row["kind"]),
+                record_type=row["record_type"],
+                record_id=row["record_id"],
+                rule=row["rule"],
+                owner_id=row["owner_id"],
+                run_id=row["run_id"],
+                attempts=row["attempts"],
+            )
+            for row in rows
+        ]
+
     def commit_batch(
         self,
         connector: str,
@@ -530,9 +660,13 @@ class StateStore:
         resolved: Sequence[str] = (),
         results: Sequence[tuple[ActionResult, Mapping[str, Any] | None]] = (),
         pushes: tuple[Sequence[str], Sequence[Push]] | None = None,
+        settled: Sequence[tuple[str, ActionKind]] = (),
+        retried: Sequence[str] = (),
     ) -> None:
         """Record one batch in one transaction: findings seen, findings resolved, the results
-        of the writes already made for them, and the judged deals' close-date pushes."""
+        of the writes already made for them, the judged deals' close-date pushes, the journal
+        entries (fingerprint, kind) those results settle, and the fingerprints whose journal
+        entries a failed write leaves pending for another attempt."""
         now = _now()
         db = self.db
         self._begin()
@@ -581,6 +715,15 @@ class StateStore:
             )
             for result, changes in results:
                 self._record_result(connector, run_id, now, result, changes)
+            db.executemany(
+                "DELETE FROM pending_writes WHERE connector = ? AND fingerprint = ? AND kind = ?",
+                [(connector, fingerprint, kind.value) for fingerprint, kind in settled],
+            )
+            db.executemany(
+                "UPDATE pending_writes SET attempts = attempts + 1 "
+                "WHERE connector = ? AND fingerprint = ?",
+                [(connector, fingerprint) for fingerprint in retried],
+            )
             if pushes is not None:
                 opportunity_ids, rows = pushes
                 db.execute(
@@ -639,9 +782,9 @@ class StateStore:
             )
         elif result.kind is ActionKind.CLOSE_TASK and done:
             db.execute(
-                "UPDATE findings SET task_status = 'closed' "
+                "UPDATE findings SET task_status = 'closed', task_id = coalesce(task_id, ?) "
                 "WHERE connector = ? AND fingerprint = ?",
-                key,
+                (result.crm_id, *key),
             )
         elif result.kind is ActionKind.UPDATE_FIELDS:
             db.execute(
@@ -684,10 +827,10 @@ class StateStore:
         return int(self.db.execute(sql, params).fetchone()[0])
 
     def forget(self, connector: str) -> None:
-        """Drop a connector's findings, pushes and watermark (its CRM was re-seeded)."""
+        """Drop a connector's findings, pushes, watermark and journal (its CRM was re-seeded)."""
         self._begin()
         try:
-            for table in ("findings", "close_date_pushes", "cursors", "actions"):
+            for table in ("findings", "close_date_pushes", "cursors", "actions", "pending_writes"):
                 self.db.execute(f"DELETE FROM {table} WHERE connector = ?", (connector,))
             self._commit()
         except BaseException:

@@ -6,6 +6,13 @@ next run: it reads the same changes again (the watermark moves only when a run c
 the writes already done (``already_done``) and records them; nothing is written twice and no
 finding is lost.
 
+The writes are also journalled ahead: committed to the state as pending before they are sent,
+settled by the commit that records their outcomes. A killed run can leave a task for a finding
+the next run no longer sees (the record was fixed meanwhile, or the killed run's own repair cured
+it); the state never heard of that task, so no diff would close it. The next run settles the
+entries left pending once it has judged its records: their tasks are adopted by the findings
+still open and closed for the others.
+
 Time-dependent rules (past-due next steps, close dates in the past, follow-up windows, the end of
 the quarter) change verdicts only when the evaluation date changes, so the first run on a new
 date is a full run (``sync.daily_full``); later runs that day judge only what changed.
@@ -28,6 +35,7 @@ import attrs
 from tsos_rules.actions import Mode, ModePolicy, Plan, PlannedAction, Planner, RecordInfo, RuleText
 from tsos_rules.config import Config, coerce_config
 from tsos_rules.connectors.base import (
+    ActionKind,
     ActionResult,
     ActionStatus,
     BatchReader,
@@ -286,6 +294,8 @@ ConnectorFactory = Callable[[Mapping[str, Any]], Connector]
 
 #: Skipped actions listed one by one in the summary (the rest are only counted).
 LISTED_SKIPS = 200
+#: Runs that try to settle a write a killed run left pending before giving up on it.
+SETTLE_ATTEMPTS = 5
 
 
 def make_connector(config: Config, settings: SyncSettings) -> Connector:
@@ -436,6 +446,15 @@ class _Job:
         self.progress.start(full=is_full, since=since)
         if is_full:
             self.progress.note(f"full run ({', '.join(reasons)})")
+        left = len(self.state.pending_writes(self.key, before_run=self.run_id))
+        if left:
+            if self.writes:
+                then = "settled once this run has judged its records"
+            elif dry_run and self.policy.writes_anything():
+                then = "this dry run shows how they would be settled"
+            else:
+                then = "kept for the next run that writes to the CRM"
+            self.progress.note(f"{left} CRM write(s) left pending by an interrupted run: {then}")
         try:
             watermark = cursor.watermark
             for batch in self._batches(since):
@@ -450,6 +469,7 @@ class _Job:
                 )
             if is_full:
                 self._sweep()
+            self._recover()
             summary.watermark_to = watermark
             self._final_counts()
             summary.exit_code = self._exit_code()
@@ -613,6 +633,7 @@ class _Job:
             resolved=[state.fingerprint for state in resolved],
             results=results,
             pushes=(judged_opportunities, pushes),
+            settled=self._journalled(plan),
         )
 
     def _judged_facts(self, index: FactIndex, keys: frozenset[RecordKey]) -> Iterator[RecordFacts]:
@@ -644,6 +665,8 @@ class _Job:
             for planned in plan.actions:
                 summary.actions[(planned.action.kind.value, "planned")] += 1
             return []
+        # Write-ahead: committed before anything reaches the CRM, settled by the batch's commit.
+        self.state.journal(self.key, self.run_id, [planned.action for planned in plan.actions])
         out: list[tuple[ActionResult, Mapping[str, Any] | None]] = []
         size = max(1, self.capabilities.max_batch)
         for start in range(0, len(plan.actions), size):
@@ -709,8 +732,74 @@ class _Job:
             plan = self.planner.plan([], chunk, {}, resolution=why)
             results = self._write(plan)
             self.state.commit_batch(
-                self.key, self.run_id, resolved=[s.fingerprint for s in chunk], results=results
+                self.key,
+                self.run_id,
+                resolved=[s.fingerprint for s in chunk],
+                results=results,
+                settled=self._journalled(plan),
             )
+
+    def _journalled(self, plan: Plan) -> list[tuple[str, ActionKind]]:
+        """The journal entries a plan's commit settles (none when nothing was written)."""
+        if not self.writes:
+            return []
+        return [(planned.action.fingerprint, planned.action.kind) for planned in plan.actions]
+
+    def _recover(self) -> None:
+        """Settle the writes a killed run journalled and never recorded, now that this run has
+        judged its records and committed what it found: a task for a finding that is open is
+        adopted (or reopened), one for a finding that is not is closed. An entry whose
+        settling write fails stays pending for the next run, up to ``SETTLE_ATTEMPTS`` runs
+        (then it is dropped with a warning naming it). A run in ``report`` mode leaves the
+        journal alone; a dry run shows the writes as planned."""
+        if not self.policy.writes_anything():
+            return
+        pending = self.state.pending_writes(self.key, before_run=self.run_id)
+        if not pending:
+            return
+        states = self.state.findings_by_fingerprint(self.key, {p.fingerprint for p in pending})
+        plan = self.planner.reconcile(pending, states)
+        results = self._write(plan)
+        settled: list[tuple[str, ActionKind]] = []
+        retry: set[str] = set()
+        if self.writes:
+            tried: dict[str, int] = {}
+            for entry in pending:
+                tried[entry.fingerprint] = max(tried.get(entry.fingerprint, 0), entry.attempts)
+            failed = {
+                result.fingerprint
+                for result, _ in results
+                if result.status not in (ActionStatus.WRITTEN, ActionStatus.ALREADY_DONE)
+            }
+            retry = {fp for fp in failed if tried.get(fp, 0) + 1 < SETTLE_ATTEMPTS}
+            settled = [(p.fingerprint, p.kind) for p in pending if p.fingerprint not in retry]
+            settled += [
+                (planned.action.fingerprint, planned.action.kind)
+                for planned in plan.actions
+                if planned.action.fingerprint not in retry
+            ]
+            if retry:
+                log.warning(
+                    "%d write(s) left pending by an interrupted run could not be settled; "
+                    "the next run tries again",
+                    len(retry),
+                )
+            for planned in plan.actions:
+                action = planned.action
+                if action.fingerprint in failed - retry:
+                    log.warning(
+                        "gave up settling a write left pending by an interrupted run after "
+                        "%d attempts: %s for finding %s (%s on %s %s); check that task by hand",
+                        SETTLE_ATTEMPTS,
+                        action.kind.value,
+                        action.fingerprint,
+                        action.rule,
+                        action.record_type,
+                        action.record_id,
+                    )
+        self.state.commit_batch(
+            self.key, self.run_id, results=results, settled=settled, retried=sorted(retry)
+        )
 
     def _final_counts(self) -> None:
         summary = self.summary

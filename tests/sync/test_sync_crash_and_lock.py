@@ -25,36 +25,43 @@ from tsos_rules.testing import builders as b
 
 AS_OF = b.TODAY
 
-#: Runs one sync in a child process and SIGKILLs it at the start of its Nth state commit,
-#: that is after that batch's CRM writes and before its state is committed.
+#: Runs one sync in a child process and SIGKILLs it at the start of the Nth call of a method
+#: (``module:Class.method``). The default, the Nth state commit, is after that batch's CRM writes
+#: and before its state is committed; ``LocalConnector.write`` is after the write-ahead journal
+#: was committed and before anything reached the CRM.
 KILLER = textwrap.dedent(
     """
-    import datetime, json, os, signal, sys
-    from tsos_rules import state
+    import datetime, importlib, json, os, signal, sys
     from tsos_rules.sync import run_sync
 
-    config, kill_at, as_of = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-    original = state.StateStore.commit_batch
+    config, kill_at = json.loads(sys.argv[1]), int(sys.argv[2])
+    as_of, hook = sys.argv[3], sys.argv[4]
+    module_name, _, qualified = hook.partition(":")
+    owner_name, _, method = qualified.partition(".")
+    owner = getattr(importlib.import_module(module_name), owner_name)
+    original = getattr(owner, method)
     calls = [0]
 
-    def commit_batch(self, *args, **kwargs):
+    def killing(self, *args, **kwargs):
         calls[0] += 1
         if calls[0] == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
         return original(self, *args, **kwargs)
 
-    state.StateStore.commit_batch = commit_batch
+    setattr(owner, method, killing)
     run_sync(config, as_of=datetime.date.fromisoformat(as_of))
     sys.exit(99)  # not reached when killed
     """
 )
+COMMIT = "tsos_rules.state:StateStore.commit_batch"
+CRM_WRITE = "tsos_rules.connectors.local:LocalConnector.write"
 
 
-def _killed_run(tmp_path: Path, config: dict[str, Any], kill_at: int) -> None:
+def _killed_run(tmp_path: Path, config: dict[str, Any], kill_at: int, hook: str = COMMIT) -> None:
     script = tmp_path / "killer.py"
     script.write_text(KILLER)
     done = subprocess.run(
-        [sys.executable, str(script), json.dumps(config), str(kill_at), AS_OF.isoformat()],
+        [sys.executable, str(script), json.dumps(config), str(kill_at), AS_OF.isoformat(), hook],
         capture_output=True,
         text=True,
         timeout=120,
@@ -179,3 +186,108 @@ def test_kill_after_an_enforce_repair_never_repairs_twice(make_org: Any, tmp_pat
     assert "tsos.close-date-locked" not in {f.rule for f in org.open_findings().values()}
     restores = [c for c in org.crm.close_date_history("o1") if c["changed_by"] == "tsos-rules"]
     assert len(restores) == 1
+
+
+def _task_for(org: Any, rule: str) -> dict[str, Any]:
+    (task,) = [t for t in org.crm.tasks() if t["rule"] == rule]
+    return task
+
+
+def _locked_deal_moved_unapproved(make_org: Any) -> Any:
+    return make_org(
+        b.snapshot(
+            opportunities=[b.deal("o1", stage="date_locked", close_date=b.day(30))],
+            close_date_changes=[b.change("o1", old=b.day(20), new=b.day(30), stage="date_locked")],
+        )
+    )
+
+
+def test_kill_after_an_enforce_repair_closes_the_task_it_left(
+    make_org: Any, tmp_path: Path
+) -> None:
+    """The killed run opened a task and made the repair that cures its finding; the state
+    never heard of either. The next run sees a cured deal: the orphan task must be closed."""
+    org = _locked_deal_moved_unapproved(make_org)
+    _killed_run(tmp_path, org.config(mode="enforce"), kill_at=1)
+    orphan = _task_for(org, "tsos.close-date-locked")
+    assert orphan["status"] == "open"
+    assert org.open_findings() == {}
+
+    summary = org.sync(mode="enforce")
+    task = _task_for(org, "tsos.close-date-locked")
+    assert task["id"] == orphan["id"] and task["status"] == "completed"
+    assert orphan["external_id"] not in org.open_findings()
+    assert summary.actions[("close_task", "written")] == 1
+    assert "update_fields" not in summary.to_dict()["actions"]["by_kind"]
+    assert summary.exit_code == 0
+    state = org.state()
+    assert state.pending_writes("local") == []
+    state.close()
+    # Settled: a further run writes nothing.
+    assert org.sync(mode="enforce").to_dict()["actions"]["by_kind"] == {}
+
+
+def test_kill_after_a_task_then_the_record_is_fixed_closes_the_task(
+    make_org: Any, tmp_path: Path
+) -> None:
+    org = make_org(b.snapshot(opportunities=[b.deal("o1", next_step="TBD")]))
+    _killed_run(tmp_path, org.config(), kill_at=1)
+    (orphan,) = org.crm.tasks(status="open")
+    assert org.open_findings() == {}
+    org.crm.update("opportunity", "o1", {"next_step": "Pricing call"}, by="u1")
+
+    summary = org.sync()
+    assert [t["status"] for t in org.crm.tasks()] == ["completed"]
+    assert org.crm.tasks()[0]["id"] == orphan["id"]
+    assert org.open_findings() == {}
+    assert summary.to_dict()["actions"]["by_kind"] == {"close_task": {"written": 1}}
+
+
+def test_kill_after_the_journal_before_the_crm_write_then_rerun(
+    make_org: Any, tmp_path: Path
+) -> None:
+    org = make_org(b.snapshot(opportunities=[b.deal("o1", next_step="TBD")]))
+    _killed_run(tmp_path, org.config(), kill_at=1, hook=CRM_WRITE)
+    assert org.crm.tasks() == []
+    state = org.state()
+    assert [p.kind.value for p in state.pending_writes("local")] == ["create_task"]
+    state.close()
+
+    summary = org.sync()
+    assert summary.to_dict()["actions"]["by_kind"] == {"create_task": {"written": 1}}
+    assert [t["status"] for t in org.crm.tasks()] == ["open"]
+    state = org.state()
+    assert state.pending_writes("local") == []
+    state.close()
+
+
+def test_kill_before_the_crm_write_then_the_record_is_fixed(make_org: Any, tmp_path: Path) -> None:
+    org = make_org(b.snapshot(opportunities=[b.deal("o1", next_step="TBD")]))
+    _killed_run(tmp_path, org.config(), kill_at=1, hook=CRM_WRITE)
+    org.crm.update("opportunity", "o1", {"next_step": "Pricing call"}, by="u1")
+
+    summary = org.sync()
+    assert summary.to_dict()["actions"]["by_kind"] == {"close_task": {"already_done": 1}}
+    assert summary.exit_code == 0 and org.crm.tasks() == []
+    state = org.state()
+    assert state.pending_writes("local") == []
+    state.close()
+
+
+def test_kill_after_closing_a_task_then_the_finding_comes_back_reopens_it(
+    make_org: Any, tmp_path: Path
+) -> None:
+    org = make_org(b.snapshot(opportunities=[b.deal("o1", next_step="TBD")]))
+    org.sync()
+    org.crm.update("opportunity", "o1", {"next_step": "Pricing call"}, by="u1")
+    _killed_run(tmp_path, org.config(), kill_at=1)
+    (task,) = org.crm.tasks()
+    assert task["status"] == "completed"
+    org.crm.update("opportunity", "o1", {"next_step": "TBD"}, by="u1")  # the problem is back
+
+    summary = org.sync()
+    # The state still thought the task open, so only the journal knows it was closed.
+    assert summary.to_dict()["actions"]["by_kind"] == {"create_task": {"written": 1}}
+    assert [(t["id"], t["status"]) for t in org.crm.tasks()] == [(task["id"], "open")]
+    (finding,) = org.open_findings().values()
+    assert finding.task_id == task["id"] and finding.has_open_task

@@ -69,7 +69,8 @@ class ActionKind(enum.StrEnum):
     CREATE_TASK = "create_task"
     """Open a task for the record's owner describing the finding (idempotent on fingerprint)."""
     CLOSE_TASK = "close_task"
-    """Close the task of a finding that resolved."""
+    """Close the task of a finding that resolved. A task that does not exist (never created,
+    or deleted by a user) is closed already: answer ALREADY_DONE."""
     UPDATE_FIELDS = "update_fields"
     """Enforce-mode repair: set fields, only if the record is still at ``expected_version``."""
 

@@ -1075,7 +1075,8 @@ class LocalConnector:
             "SELECT id, data FROM activities WHERE external_id = ?", (action.fingerprint,)
         ).fetchone()
         if row is None:
-            return self._result(action, ActionStatus.FAILED, error="no task for this finding")
+            # Never created (a run killed before its write): nothing to close is closed.
+            return self._result(action, ActionStatus.ALREADY_DONE)
         data = json.loads(row["data"])
         if data.get("status") != "open":
             return self._result(action, ActionStatus.ALREADY_DONE, row["id"])

@@ -492,6 +492,18 @@ class ConnectorContract:
         (again,) = seeded.write([close])
         assert again.status is ActionStatus.ALREADY_DONE, again
 
+    def test_closing_a_task_never_created_is_already_done(self, seeded: Connector) -> None:
+        """A run killed before its write leaves a close for a task that never existed."""
+        self._needs(seeded, tasks=True)
+        close = Action(
+            kind=ActionKind.CLOSE_TASK,
+            fingerprint="d" * 32,
+            record_type="opportunity",
+            record_id="o1",
+        )
+        (result,) = seeded.write([close])
+        assert result.status is ActionStatus.ALREADY_DONE, result
+
     def test_results_in_order_and_one_bad_item_fails_alone(self, seeded: Connector) -> None:
         """``write`` never raises for one item: the others go on, results keep the order."""
         capabilities = self._needs(seeded, tasks=True)

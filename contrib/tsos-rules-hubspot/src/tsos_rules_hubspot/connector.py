@@ -986,10 +986,8 @@ class HubSpotConnector:
                         )
                     )
             else:
-                if not tasks:
-                    results[index] = _result(
-                        action, ActionStatus.FAILED, error="no task for this finding"
-                    )
+                if not tasks:  # never created (or deleted): nothing to close is closed
+                    results[index] = _result(action, ActionStatus.ALREADY_DONE)
                 elif not open_tasks:
                     results[index] = _result(action, ActionStatus.ALREADY_DONE, str(tasks[0]["id"]))
                 else:

@@ -51,7 +51,9 @@ from tsos_rules.errors import (
     RetriableConnectorError,
 )
 from tsos_rules.facts import FactIndex, RecordFacts
-from tsos_rules.findings import Finding, Severity
+from tsos_rules.findings import Finding, Findings, Severity
+from tsos_rules.plugins import collect_report_sections
+from tsos_rules.report.sections import ReportSection
 from tsos_rules.state import Push, SeenFinding, StateStore, default_state_path
 
 log = logging.getLogger(__name__)
@@ -205,6 +207,8 @@ class SyncSummary:
     watermark_from: str | None = None
     watermark_to: str | None = None
     records_read: int = 0
+    #: Plugins' report sections (``tsos_rules_report_sections``) for the records judged.
+    sections: dict[tuple[str, str], ReportSection] = attrs.field(factory=dict)
     records_by_type: Counter[str] = attrs.field(factory=Counter)
     records_changed: int = 0
     records_judged: int = 0
@@ -285,6 +289,7 @@ class SyncSummary:
             "skipped_records": self.skipped_records,
             "skipped_actions": self.skipped_actions,
             "charts": self.charts,
+            "sections": [section.to_dict() for section in self.sections.values()],
             "outcome": self.outcome,
             "exit_code": self.exit_code,
         }
@@ -608,6 +613,8 @@ class _Job:
                     current[finding.fingerprint] = finding
                     seen.append(SeenFinding(finding, owner[0], owner[1], partner[0], partner[1]))
         summary.records_judged += judged
+        if self.charts:
+            self._add_sections(index, current)
 
         previous = self.state.open_findings_for(self.key, judged_keys | batch.deleted)
         resolved = [state for fp, state in previous.items() if fp not in current]
@@ -635,6 +642,23 @@ class _Job:
             pushes=(judged_opportunities, pushes),
             settled=self._journalled(plan),
         )
+
+    def _add_sections(self, index: FactIndex, current: Mapping[str, Finding]) -> None:
+        """Plugins' report sections for this batch, merged into the run's by plugin and title
+        (a record read as context by several batches shows once)."""
+        pm = self.engine.plugin_manager
+        if pm is None:
+            return
+        found = Findings.collect(current.values(), records=index.snapshot.record_count)
+        sections = self.summary.sections
+        for section in collect_report_sections(pm, index, found):
+            key = (section.plugin, section.title)
+            known = sections.get(key)
+            if known is None:
+                sections[key] = section
+            else:
+                rows = {repr(row): row for row in (*known.rows, *section.rows)}
+                sections[key] = attrs.evolve(known, rows=tuple(rows.values()))
 
     def _judged_facts(self, index: FactIndex, keys: frozenset[RecordKey]) -> Iterator[RecordFacts]:
         snapshot = index.snapshot

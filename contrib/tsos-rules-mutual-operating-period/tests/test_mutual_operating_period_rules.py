@@ -189,6 +189,19 @@ def test_the_report_shows_each_channel_deal_in_both_calendars() -> None:
     )
 
 
+def test_a_channel_deal_without_a_close_date_is_left_out_of_the_section() -> None:
+    snap = snapshot(
+        partners=[partner("p1", name="Acme VAR", fiscal_year_start_month=2)],
+        accounts=[channel_account()],
+        opportunities=[
+            channel_deal("o1", name="Undated", close_date=None),
+            channel_deal("o2", name="Boeing spares", close_date="2026-12-05"),
+        ],
+    )
+    (section,) = [s for s in report_sections(snap) if s.plugin == "mutual-operating-period"]
+    assert [row[0] for row in section.rows] == ["Boeing spares"]
+
+
 def test_no_channel_deals_no_section() -> None:
     sections = report_sections(snapshot(opportunities=[deal()]))
     assert [s for s in sections if s.plugin == "mutual-operating-period"] == []

@@ -32,7 +32,8 @@ def tsos_rules_report_sections(index: FactIndex) -> list[ReportSection] | None:
     vendor = FiscalCalendar(index.org.fiscal_year_start_month)
     default_month = 1
     rows = []
-    for deal in sorted(index.snapshot.opportunities, key=lambda o: (o.close_date, o.id)):
+    dated = [o for o in index.snapshot.opportunities if o.close_date is not None]
+    for deal in sorted(dated, key=lambda o: (o.close_date, o.id)):
         if deal.is_closed or deal.close_date is None or not deal.partner_id:
             continue
         if not index.channel_reasons(deal):

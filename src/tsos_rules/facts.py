@@ -202,6 +202,8 @@ class OpportunityFacts(_PartnerJoins):
             return ()
         judge = self.index.judge_move
         moves = [judge(change, self.opportunity) for change in changes]
+        if not any(move.locked and not move.approved for move in moves):
+            return tuple(moves)  # only an unapproved move on a locked deal can need curing
         order = sorted(range(len(moves)), key=lambda i: change_time(changes[i]))
         for position, i in enumerate(order):
             old = changes[i].old

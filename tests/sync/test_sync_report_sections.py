@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import AS_OF, Org
 from tsos_rules import hookimpl
 from tsos_rules.demo_org import generate_org
 from tsos_rules.report.html import render_html
 from tsos_rules.report.sections import ReportSection
 from tsos_rules.sync import run_sync
+from tsos_rules.testing import builders as b
+
+AS_OF = b.TODAY
 
 
 class OpenDealOwners:
@@ -24,7 +26,7 @@ class OpenDealOwners:
 def test_sections_are_merged_across_batches_and_rendered(make_org: Any, tsos_plugin: Any) -> None:
     tsos_plugin(OpenDealOwners(), name="open-deal-owners")
     document = generate_org(opportunities=300, seed=7, as_of=AS_OF)
-    org: Org = make_org(document)
+    org = make_org(document)
     summary = run_sync(org.config(), as_of=AS_OF, full=True, charts=True)
 
     [section] = [s for s in summary.to_dict()["sections"] if s["plugin"] == "open-deal-owners"]

@@ -501,3 +501,9 @@ def test_check_help_shows_examples(cli):
     assert result.code == 0
     assert "Examples:" in result.out
     assert "tsos-rules check snapshot.json --format json --as-of 2026-11-24" in result.out
+
+
+def test_explain_shows_the_org_settings_a_rule_reads(cli):
+    out = cli("explain", "tsos.close-date-locked").out
+    assert "Org settings it reads (config: [org]):" in out
+    assert "lock_stage = 'date_locked'" in out

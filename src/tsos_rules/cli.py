@@ -252,6 +252,12 @@ def explain(rule_id: str, config_path: str | None) -> None:
                     subsequent_indent="    ",
                 )
             )
+    if spec.org_settings:
+        click.echo("Org settings it reads (config: [org]):")
+        for name in spec.org_settings:
+            value = getattr(engine.org, name)
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+            click.echo(f"  {name} = {shown}")
     if spec.remediation:
         para("What to do", spec.remediation)
 

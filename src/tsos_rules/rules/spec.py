@@ -10,12 +10,16 @@ import attrs
 
 from tsos_rules.errors import ConfigError, PackValidationError
 from tsos_rules.findings import Finding, Severity
+from tsos_rules.org import OrgProfile
 
 if TYPE_CHECKING:
     from tsos_rules.facts import RecordFacts
 
 #: The record types rules can judge.
 RECORD_TYPES = ("opportunity", "lead", "account", "activity")
+
+#: The ``[org]`` settings a rule may declare that it reads.
+ORG_SETTINGS = frozenset(a.name for a in attrs.fields(OrgProfile) if a.init)
 
 RULE_ID = re.compile(r"^[a-z][a-z0-9_]*(-[a-z0-9_]+)*\.[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
@@ -65,6 +69,8 @@ class RuleSpec:
     remediation: str = ""
     reasons: Mapping[str, str] = attrs.field(factory=dict)
     parameters: tuple[str, ...] = ()
+    #: The ``[org]`` settings (OrgProfile fields) this rule's facts depend on, for ``explain``.
+    org_settings: tuple[str, ...] = ()
 
     @property
     def pack(self) -> str:
@@ -157,6 +163,9 @@ class RulePack:
             for name in spec.parameters:
                 if name not in declared:
                     raise PackValidationError(f"{spec.id}: parameters: {name!r} is not declared")
+            for name in spec.org_settings:
+                if name not in ORG_SETTINGS:
+                    raise PackValidationError(f"{spec.id}: org_settings: no [org] setting {name!r}")
         for rule in self.python_rules:
             missing = set(rule.spec.record_types) ^ set(rule.checks)
             if missing:

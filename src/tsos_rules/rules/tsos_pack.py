@@ -437,6 +437,7 @@ RULES = (
     _rule(
         RuleSpec(
             id="tsos.channel-lead-not-direct",
+            org_settings=("partner_sources",),
             severity=Severity.BLOCK,
             record_types=("opportunity",),
             title="Never take a channel lead direct",
@@ -476,6 +477,7 @@ RULES = (
     _rule(
         RuleSpec(
             id="tsos.partner-of-record-required",
+            org_settings=("partner_sources",),
             severity=Severity.BLOCK,
             record_types=("opportunity", "lead", "account"),
             title="One active partner of record",
@@ -524,6 +526,7 @@ RULES = (
     _rule(
         RuleSpec(
             id="tsos.next-step-required",
+            org_settings=("placeholders", "timezone"),
             severity=Severity.BLOCK,
             record_types=("opportunity",),
             title="No deal without a next step",
@@ -549,6 +552,7 @@ RULES = (
     _rule(
         RuleSpec(
             id="tsos.close-date-locked",
+            org_settings=("lock_stage", "stage_ladder", "timezone"),
             severity=Severity.BLOCK,
             record_types=("opportunity",),
             title="Lock down the close date",
@@ -591,6 +595,7 @@ RULES = (
     _rule(
         RuleSpec(
             id="tsos.commit-integrity",
+            org_settings=("fiscal_year_start_month", "stage_ladder", "placeholders"),
             severity=Severity.BLOCK,
             record_types=("opportunity",),
             title="A commit is a commit",
@@ -616,6 +621,7 @@ RULES = (
     _rule(
         RuleSpec(
             id="tsos.stage-probability-consistent",
+            org_settings=("stage_ladder",),
             severity=Severity.WARN,
             record_types=("opportunity",),
             title="Probability matches the stage",
@@ -638,6 +644,7 @@ RULES = (
     _rule(
         RuleSpec(
             id="tsos.lead-outcome-recorded",
+            org_settings=("qualified_lead_statuses",),
             severity=Severity.WARN,
             record_types=("lead",),
             title="Every qualified lead has an outcome",
@@ -661,6 +668,7 @@ RULES = (
     _rule(
         RuleSpec(
             id="tsos.partner-lead-followup",
+            org_settings=("closed_lead_statuses", "holidays", "timezone"),
             severity=Severity.WARN,
             record_types=("lead",),
             title="Partners accept and follow up their leads",
@@ -687,6 +695,7 @@ RULES = (
     _rule(
         RuleSpec(
             id="tsos.lead-single-owner",
+            org_settings=("closed_lead_statuses",),
             severity=Severity.WARN,
             record_types=("lead", "opportunity"),
             title="One owner per customer",
@@ -712,6 +721,7 @@ RULES = (
     _rule(
         RuleSpec(
             id="tsos.partner-told-of-direct-contact",
+            org_settings=("timezone",),
             severity=Severity.WARN,
             record_types=("activity",),
             title="Tell the partner when you work with their customer",

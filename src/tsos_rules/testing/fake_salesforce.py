@@ -59,6 +59,8 @@ KEY_PREFIXES = {
     "Event": "00U",
     "OpportunityHistory": "008",
     "OpportunityTeamMember": "00q",
+    "OpportunityFieldHistory": "017",
+    "ProcessInstance": "04g",
     "UserRole": "00E",
     "Profile": "00e",
     "Group": "00G",
@@ -268,10 +270,30 @@ def default_schema() -> dict[str, dict[str, FieldDef]]:
             _ref("UserId", "User"),
             FieldDef("TeamMemberRole", "picklist"),
         ],
+        # Rows of fields with history tracking (see FakeSalesforce.track_history).
+        "OpportunityFieldHistory": [
+            _ref("OpportunityId", "Opportunity"),
+            FieldDef("Field", "picklist"),
+            FieldDef("OldValue", "anyType"),
+            FieldDef("NewValue", "anyType"),
+        ],
+        # Approval processes: insert one with Status = "Approved" and a CompletedDate.
+        "ProcessInstance": [
+            _ref("TargetObjectId", "Opportunity", "Account", "Lead"),
+            FieldDef(
+                "Status",
+                "picklist",
+                picklist=("Approved", "Rejected", "Removed", "Fault", "Pending", "Held"),
+            ),
+            FieldDef("CompletedDate", "datetime"),
+            _ref("LastActorId", "User"),
+            _ref("SubmittedById", "User"),
+        ],
     }
+    history_objects = ("OpportunityHistory", "OpportunityFieldHistory")
     schema: dict[str, dict[str, FieldDef]] = {}
     for name, fields in objects.items():
-        all_fields = _system_fields(history=name == "OpportunityHistory") + fields
+        all_fields = _system_fields(history=name in history_objects) + fields
         schema[name] = {f.name: f for f in all_fields}
     return schema
 
@@ -655,6 +677,8 @@ class FakeSalesforce:
         self._cursors: dict[str, _Cursor] = {}
         self._jobs: dict[str, _BulkJob] = {}
         self._rsps: responses.RequestsMock | None = None
+        #: Opportunity fields whose changes write OpportunityFieldHistory rows.
+        self.tracked_fields: set[str] = set()
         self.admin_id = self.add_user("Org Admin", username="admin@acme.example")
 
     # -- clock -----------------------------------------------------------------------------
@@ -699,6 +723,11 @@ class FakeSalesforce:
         self.schema.setdefault(sobject, {})[name] = field
         self.tables.setdefault(sobject, {})
         return field
+
+    def track_history(self, name: str) -> None:
+        """Turn on field history tracking for an Opportunity field: each change of it writes an
+        ``OpportunityFieldHistory`` row (``Field``, ``OldValue``, ``NewValue``)."""
+        self.tracked_fields.add(self._field("Opportunity", name).name)
 
     def remove_field(self, sobject: str, name: str) -> None:
         self.schema[sobject].pop(name, None)
@@ -943,6 +972,16 @@ class FakeSalesforce:
                 Probability=record.get("Probability"),
                 ForecastCategory=record["ForecastCategory"],
             )
+        for name in sorted(self.tracked_fields):
+            if not created and record.get(name) != before.get(name):
+                self.insert(
+                    "OpportunityFieldHistory",
+                    by=author,
+                    OpportunityId=record["Id"],
+                    Field=name,
+                    OldValue=before.get(name),
+                    NewValue=record.get(name),
+                )
 
     def _derive_activity(self, sobject: str, record: dict[str, Any]) -> None:
         if sobject == "Task":

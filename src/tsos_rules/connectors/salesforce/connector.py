@@ -27,6 +27,7 @@ from tsos_rules.connectors.salesforce.faults import Redactor
 from tsos_rules.connectors.salesforce.mapping import CATALOGUE, FieldMapping
 from tsos_rules.connectors.salesforce.reader import Reader
 from tsos_rules.connectors.salesforce.settings import (
+    ApprovalSettings,
     AuthSettings,
     BudgetSettings,
     ReadSettings,
@@ -68,6 +69,7 @@ class SalesforceSettings:
     retry: RetrySettings = attrs.field(factory=RetrySettings)
     read: ReadSettings = attrs.field(factory=ReadSettings)
     write: WriteSettings = attrs.field(factory=WriteSettings)
+    approvals: ApprovalSettings = attrs.field(factory=ApprovalSettings)
     mapping: FieldMapping = attrs.field(factory=FieldMapping)
 
     @classmethod
@@ -97,6 +99,7 @@ class SalesforceSettings:
             retry=RetrySettings.parse(table.table("retry")),
             read=ReadSettings.parse(table.table("read")),
             write=WriteSettings.parse(table.table("write")),
+            approvals=ApprovalSettings.parse(table.table("approvals")),
             mapping=FieldMapping.parse(
                 table.table("fields"),
                 table.table("stages"),
@@ -179,7 +182,12 @@ class SalesforceConnector:
             now=self._now,
         )
         self.reader = Reader(
-            self.client, settings.mapping, settings.read, settings.write, now=self._now
+            self.client,
+            settings.mapping,
+            settings.read,
+            settings.write,
+            now=self._now,
+            approvals=settings.approvals,
         )
         self.writer = Writer(
             self.client,
@@ -267,6 +275,10 @@ class SalesforceConnector:
             objects.append("Event")
         if settings.read.team_members:
             objects.append("OpportunityTeamMember")
+        if settings.approvals.source == "process_instance":
+            objects.append("ProcessInstance")
+        elif settings.approvals.source == "field":
+            objects.append("OpportunityFieldHistory")
         objects.append(settings.write.object)
         described = self.describe(objects)
         problems: list[Problem] = []
@@ -331,6 +343,8 @@ class SalesforceConnector:
         users = mapping.users
         if users.by == "field" and users.field:
             need("User", users.field, (), "users.field")
+        if settings.approvals.source == "field" and settings.approvals.field:
+            need("Opportunity", settings.approvals.field, (), "approvals.field")
         if "User" in fields and "UserType" not in fields["User"]:
             problems.append(Problem("error", "User.UserType", "not found"))
         write = settings.write

@@ -12,7 +12,8 @@ come along as parent fields of the deal, lead and activity rows; converted leads
 history, open activities and team members are fetched with one semi-join each on the changed
 deals (``IN (SELECT Id FROM Opportunity WHERE SystemModstamp > since)``); partners and users by
 id lists. Incremental windows are read with ``queryAll``, so deletions (``IsDeleted = true``)
-arrive in the same calls.
+arrive in the same calls. With ``[connector.approvals]``, one more query (in id chunks) on the
+deals whose close date moved reads the approvals that fill ``CloseDateChange.approved_by``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ from tsos_rules.connectors.salesforce.mapping import (
     parse_datetime,
     relationship_name,
 )
-from tsos_rules.connectors.salesforce.settings import ReadSettings, WriteSettings
+from tsos_rules.connectors.salesforce.settings import (
+    ApprovalSettings,
+    ReadSettings,
+    WriteSettings,
+)
 from tsos_rules.errors import ConfigError, SkippableRecordError
 from tsos_rules.model import (
     Account,
@@ -51,6 +56,8 @@ from tsos_rules.snapshot_io import RecordError
 log = logging.getLogger("tsos_rules.connectors.salesforce")
 
 SOURCE = "salesforce"
+#: A field-history approval counts for a close-date move made this close to it.
+FIELD_APPROVAL_WINDOW = dt.timedelta(minutes=5)
 #: Record ids as they may appear in SOQL: Salesforce's are 15 or 18 letters and digits.
 _ID = re.compile(r"^[A-Za-z0-9]{1,40}$")
 
@@ -102,12 +109,14 @@ class Reader:
         write: WriteSettings,
         *,
         now: Callable[[], dt.datetime],
+        approvals: ApprovalSettings | None = None,
     ) -> None:
         self.client = client
         self.mapping = mapping
         self.settings = settings
         self.write = write
         self.now = now
+        self.approvals = approvals or ApprovalSettings()
         #: What each activity read last is about, so a finding task can point at its deal.
         self.activity_what: dict[str, str] = {}
 
@@ -201,6 +210,7 @@ class Reader:
         batch.add_activities(activity_rows, changed=True)
         batch.add_activities(context.activities, changed=False)
         batch.add_history(context.history)
+        self._approve(batch)
 
         partner_ids = batch.partner_ids()
         if partner_ids:
@@ -282,6 +292,54 @@ class Reader:
                 f"SELECT OpportunityId, UserId FROM OpportunityTeamMember "
                 f"WHERE OpportunityId {deals}",
             )
+
+    # -- approvals ---------------------------------------------------------------------------
+
+    def _approve(self, batch: _Batch) -> None:
+        """Fill ``approved_by`` of close-date moves from the configured approval source: one
+        query (in id chunks) on the deals that have a move, none when no deal has one."""
+        source = self.approvals.source
+        if source is None:
+            return
+        deal_ids = sorted(
+            {
+                c.opportunity_id
+                for c in batch.changes
+                if c.changed_at is not None and c.approved_by is None
+            }
+        )
+        deal_ids = [i for i in deal_ids if _ID.match(i)]
+        if not deal_ids:
+            return
+        approvals: list[Approval] = []
+        size = self.settings.id_chunk_size
+        for offset in range(0, len(deal_ids), size):
+            chunk = id_list(deal_ids[offset : offset + size])
+            if source == "process_instance":
+                approvals += _process_approvals(
+                    self._query(
+                        "approvals",
+                        "SELECT Id, TargetObjectId, Status, CompletedDate, LastActorId "
+                        f"FROM ProcessInstance WHERE TargetObjectId IN {chunk} "
+                        "AND Status = 'Approved'",
+                    )
+                )
+            else:
+                approvals += _field_approvals(
+                    self._query(
+                        "approval field history",
+                        "SELECT Id, OpportunityId, Field, NewValue, CreatedDate "
+                        f"FROM OpportunityFieldHistory WHERE OpportunityId IN {chunk} "
+                        f"AND Field = {quote(self.approvals.field or '')} "
+                        "ORDER BY OpportunityId, CreatedDate, Id",
+                    )
+                )
+        window = (
+            dt.timedelta(hours=self.approvals.window_hours)
+            if source == "process_instance"
+            else FIELD_APPROVAL_WINDOW
+        )
+        batch.changes = match_approvals(batch.changes, approvals, window)
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -369,6 +427,93 @@ class Reader:
         fields = self.mapping.select("activity", *base)
         account = [f"Account.{f}" for f in self._account_fields()]
         return ", ".join(fields + account)
+
+
+@attrs.frozen
+class Approval:
+    """One approval of a deal's close-date move: when it was given, and by whom."""
+
+    opportunity_id: str
+    at: dt.datetime
+    by: str
+
+
+def _when(raw: Any) -> dt.datetime | None:
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        return parse_datetime(raw).astimezone(dt.UTC)
+    except ValueError:
+        return None
+
+
+def _process_approvals(rows: Iterable[Row]) -> list[Approval]:
+    """Approved ``ProcessInstance`` rows: ``CompletedDate`` and ``LastActorId``."""
+    out = []
+    for row in rows:
+        deal, by, at = (
+            row.get("TargetObjectId"),
+            row.get("LastActorId"),
+            _when(row.get("CompletedDate")),
+        )
+        if row.get("Status") not in (None, "Approved"):
+            continue
+        if isinstance(deal, str) and isinstance(by, str) and by and at is not None:
+            out.append(Approval(deal, at, by))
+    return out
+
+
+_LOOKUP_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+
+
+def _field_approvals(rows: Iterable[Row]) -> list[Approval]:
+    """Field-history rows that set the approval field. A lookup's change is tracked as two rows
+    at the same instant (the id and the name): one approval, the id preferred."""
+    grouped: dict[tuple[str, dt.datetime], list[str]] = {}
+    for row in rows:
+        deal, value, at = (
+            row.get("OpportunityId"),
+            row.get("NewValue"),
+            _when(row.get("CreatedDate")),
+        )
+        if not isinstance(deal, str) or at is None or value in (None, ""):
+            continue
+        grouped.setdefault((deal, at), []).append(str(value))
+    out = []
+    for (deal, at), values in grouped.items():
+        ids = [v for v in values if _LOOKUP_ID.match(v)]
+        out.append(Approval(deal, at, (ids or values)[0]))
+    return out
+
+
+def match_approvals(
+    changes: Sequence[CloseDateChange], approvals: Sequence[Approval], window: dt.timedelta
+) -> list[CloseDateChange]:
+    """Mark moves approved: each approval approves at most one move of its deal, the nearest in
+    time within ``window`` either side (the closest pairs are matched first)."""
+    pairs: list[tuple[dt.timedelta, int, int]] = []
+    for a_index, approval in enumerate(approvals):
+        for c_index, change in enumerate(changes):
+            if change.opportunity_id != approval.opportunity_id:
+                continue
+            if change.changed_at is None or change.approved_by is not None:
+                continue
+            moved = change.changed_at
+            if moved.tzinfo is None:
+                moved = moved.replace(tzinfo=dt.UTC)
+            distance = abs(moved - approval.at)
+            if distance <= window:
+                pairs.append((distance, a_index, c_index))
+    out = list(changes)
+    used_approvals: set[int] = set()
+    approved: set[int] = set()
+    for _, a_index, c_index in sorted(pairs):
+        if a_index in used_approvals or c_index in approved:
+            continue
+        used_approvals.add(a_index)
+        approved.add(c_index)
+        out[c_index] = attrs.evolve(out[c_index], approved_by=approvals[a_index].by)
+    return out
 
 
 @attrs.define

@@ -267,6 +267,48 @@ class ReadSettings:
         return settings
 
 
+APPROVAL_SOURCES = ("process_instance", "field")
+
+
+@attrs.frozen
+class ApprovalSettings:
+    """Where approvals of close-date moves come from; none by default (every move unapproved).
+
+    ``process_instance``: approved ``ProcessInstance`` rows of the deal whose ``CompletedDate``
+    is within ``window_hours`` of the move (``approved_by`` = ``LastActorId``).
+    ``field``: field history (``OpportunityFieldHistory``) of an Opportunity field set within
+    five minutes of the move (``approved_by`` = the value set).
+    """
+
+    source: str | None = None
+    window_hours: float = 72.0
+    field: str | None = None
+
+    @classmethod
+    def parse(cls, table: Table) -> ApprovalSettings:
+        source = table.string("source")
+        if source is None or source == "none":
+            table.done()
+            return cls()
+        if source not in APPROVAL_SOURCES:
+            raise ConfigError(
+                f"{table.path('source')}: expected one of none, {', '.join(APPROVAL_SOURCES)}, "
+                f"got {source!r}"
+            )
+        if source == "process_instance":
+            settings = cls(
+                source=source,
+                window_hours=table.number("window_hours", 72.0, low=0.0, high=24.0 * 365),
+            )
+        else:
+            field = table.string("field")
+            if not field:
+                raise ConfigError(f"{table.path('field')}: required for source = 'field'")
+            settings = cls(source=source, field=api_name(field, table.path("field")))
+        table.done()
+        return settings
+
+
 @attrs.frozen
 class WriteSettings:
     """Where findings go: Tasks by default, or a custom object, keyed on an external-id field."""

@@ -7,6 +7,7 @@ Top-level tables: ``[org]`` (org profile), ``[packs.<name>]`` (pack parameters),
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -134,6 +135,115 @@ def coerce_config(config: Config | Mapping[str, Any] | str | Path | None) -> Con
     if isinstance(config, Mapping):
         return Config.from_mapping(config)
     raise ConfigError(f"config: expected a Config, a dict or a path, got {type(config).__name__}")
+
+
+#: A reference to a secret: ``{"env": "NAME"}``, ``{"file": "/path"}``.
+SecretRef = Mapping[str, str]
+
+
+class SettingsTable:
+    """A connector's config table read key by key; :meth:`done` fails on any key nobody asked
+    for, naming it. Public for connector plugins, so every connector validates alike.
+
+    Example::
+
+        table = SettingsTable(settings, "connector")
+        url = table.string("url", "https://api.example.com")
+        token = table.secret("token")          # {"env": "..."} or {"file": "..."}, never a literal
+        table.done("type")                      # "type" was read by the job itself
+    """
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where}: expected a table, got {type(data).__name__}")
+        self.data: Mapping[str, Any] = data
+        self.where = where
+        self._seen: set[str] = set()
+
+    def _get(self, key: str) -> Any:
+        self._seen.add(key)
+        return self.data.get(key)
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def path(self, key: str) -> str:
+        return f"{self.where}.{key}"
+
+    def string(self, key: str, default: str | None = None) -> str | None:
+        value = self._get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise ConfigError(f"{self.path(key)}: expected a string, got {value!r}")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.path(key)}: expected true or false, got {value!r}")
+        return value
+
+    def number(
+        self, key: str, default: float, *, low: float = 0.0, high: float = math.inf
+    ) -> float:
+        value = self._get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{self.path(key)}: expected a number, got {value!r}")
+        if not low <= value <= high:
+            upper = "" if high == math.inf else f" and {high:g}"
+            raise ConfigError(f"{self.path(key)}: expected between {low:g}{upper}, got {value!r}")
+        return float(value)
+
+    def integer(self, key: str, default: int, *, low: int = 0, high: int | None = None) -> int:
+        value = self._get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{self.path(key)}: expected a whole number, got {value!r}")
+        if value < low or (high is not None and value > high):
+            upper = f" and {high}" if high is not None else ""
+            raise ConfigError(f"{self.path(key)}: expected between {low}{upper}, got {value}")
+        return value
+
+    def strings(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self._get(key)
+        if value is None:
+            return default
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{self.path(key)}: expected a list of strings, got {value!r}")
+        return tuple(value)
+
+    def table(self, key: str) -> SettingsTable:
+        value = self._get(key)
+        return type(self)({} if value is None else value, self.path(key))
+
+    def secret(self, key: str, *, plain_ok: bool = False) -> SecretRef | None:
+        """A secret reference; ``plain_ok`` allows a literal for values that are not secret."""
+        value = self._get(key)
+        if value is None:
+            return None
+        if plain_ok and isinstance(value, str):
+            return {"value": value}
+        if not isinstance(value, Mapping) or set(value) - {"env", "file"} or len(value) != 1:
+            raise ConfigError(
+                f'{self.path(key)}: give {{env = "VARIABLE"}} or {{file = "/path"}}, '
+                "never the secret itself"
+            )
+        ((kind, ref),) = value.items()
+        if not isinstance(ref, str) or not ref:
+            raise ConfigError(f"{self.path(key)}.{kind}: expected a non-empty string")
+        return {kind: ref}
+
+    def done(self, *ignored: str) -> None:
+        unknown = sorted(set(self.data) - self._seen - set(ignored))
+        if unknown:
+            known = ", ".join(sorted(self._seen | set(ignored)))
+            raise ConfigError(f"{self.path(unknown[0])}: unknown setting (known: {known})")
 
 
 def read_secret(reference: Mapping[str, Any], what: str) -> str:

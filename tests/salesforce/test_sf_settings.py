@@ -122,6 +122,6 @@ def test_fields_accept_the_issue_short_names_and_switches() -> None:
     ],
 )
 def test_users_are_classified(rules: dict[str, Any], row: dict[str, Any], role: UserRole) -> None:
-    from tsos_rules.connectors.salesforce.settings import Table
+    from tsos_rules.config import SettingsTable
 
-    assert UserRules.parse(Table(rules, "connector.users")).classify(row) is role
+    assert UserRules.parse(SettingsTable(rules, "connector.users")).classify(row) is role

@@ -7,7 +7,6 @@ resolved by :func:`tsos_rules.config.read_secret` when the connector is built.
 
 from __future__ import annotations
 
-import math
 import zoneinfo
 from collections.abc import Mapping
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import attrs
 
 from tsos_rules import ConfigError
+from tsos_rules.config import SecretRef, SettingsTable
 
 WHERE = "connector"
 
@@ -49,27 +49,12 @@ DEFAULT_LEAD_STATUS_MAP: Mapping[str, str] = {
     "unqualified-stage-id": "disqualified",
 }
 
-SecretRef = Mapping[str, str]
 
+class _Table(SettingsTable):
+    """tsos-rules' strict table reader, with HubSpot's stricter strings and ranged numbers."""
 
-class _Table:
-    """A config table read key by key; :meth:`done` fails on any key nobody asked for."""
-
-    def __init__(self, data: Any, where: str) -> None:
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{where}: expected a table, got {type(data).__name__}")
-        self.data: Mapping[str, Any] = data
-        self.where = where
-        self._seen: set[str] = set()
-
-    def path(self, key: str) -> str:
-        return f"{self.where}.{key}"
-
-    def _get(self, key: str) -> Any:
-        self._seen.add(key)
-        return self.data.get(key)
-
-    def string(self, key: str, default: str) -> str:
+    def text(self, key: str, default: str) -> str:
+        """A non-empty string, stripped."""
         value = self._get(key)
         if value is None:
             return default
@@ -78,22 +63,14 @@ class _Table:
         return value.strip()
 
     def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.string(key, default)
+        value = self.text(key, default)
         if value not in choices:
             raise ConfigError(
                 f"{self.path(key)}: expected one of {', '.join(choices)}, got {value!r}"
             )
         return value
 
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self._get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise ConfigError(f"{self.path(key)}: expected true or false, got {value!r}")
-        return value
-
-    def integer(self, key: str, default: int | None, *, low: int, high: int) -> int | None:
+    def optional_integer(self, key: str, default: int | None, *, low: int, high: int) -> int | None:
         value = self._get(key)
         if value is None:
             return default
@@ -102,29 +79,6 @@ class _Table:
                 f"{self.path(key)}: expected a whole number between {low} and {high}, got {value!r}"
             )
         return value
-
-    def number(self, key: str, default: float, *, low: float, high: float = math.inf) -> float:
-        value = self._get(key)
-        if value is None:
-            return default
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not low <= value <= high
-        ):
-            upper = "" if high == math.inf else f" and at most {high:g}"
-            raise ConfigError(
-                f"{self.path(key)}: expected a number >= {low:g}{upper}, got {value!r}"
-            )
-        return float(value)
-
-    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        value = self._get(key)
-        if value is None:
-            return default
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{self.path(key)}: expected a list of strings, got {value!r}")
-        return tuple(value)
 
     def mapping(self, key: str, *, values: tuple[str, ...] | None = None) -> dict[str, str]:
         value = self._get(key)
@@ -143,26 +97,9 @@ class _Table:
             out[str(name)] = item
         return out
 
-    def secret(self, key: str, default: SecretRef) -> SecretRef:
-        value = self._get(key)
-        if value is None:
-            return default
-        if not isinstance(value, Mapping) or len(value) != 1 or set(value) - {"env", "file"}:
-            # Never echo the value: it may be the token itself.
-            raise ConfigError(
-                f'{self.path(key)}: give {{env = "VARIABLE"}} or {{file = "/path"}}, '
-                "never the token itself"
-            )
-        ((kind, ref),) = value.items()
-        if not isinstance(ref, str) or not ref:
-            raise ConfigError(f"{self.path(key)}.{kind}: expected a non-empty string")
-        return {kind: ref}
-
-    def done(self, *ignored: str) -> None:
-        unknown = sorted(set(self.data) - self._seen - set(ignored))
-        if unknown:
-            known = ", ".join(sorted(self._seen | set(ignored)))
-            raise ConfigError(f"{self.path(unknown[0])}: unknown setting (known: {known})")
+    def secret_or(self, key: str, default: SecretRef) -> SecretRef:
+        """The secret reference at ``key`` (never a literal token), else ``default``."""
+        return super().secret(key) or default
 
 
 @attrs.frozen
@@ -221,12 +158,12 @@ class HubSpotSettings:
     def from_mapping(cls, data: Mapping[str, Any], where: str = WHERE) -> HubSpotSettings:
         """Validate a ``[connector]`` table (``type = "hubspot"`` is allowed and ignored)."""
         table = _Table(data, where)
-        timezone = table.string("timezone", "UTC")
+        timezone = table.text("timezone", "UTC")
         try:
             zoneinfo.ZoneInfo(timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"{table.path('timezone')}: unknown time zone {timezone!r}") from None
-        base_url = table.string("base_url", DEFAULT_BASE_URL).rstrip("/")
+        base_url = table.text("base_url", DEFAULT_BASE_URL).rstrip("/")
         if not base_url.startswith(("https://", "http://")):
             raise ConfigError(f"{table.path('base_url')}: expected an http(s) URL")
         activities = table.strings("activity_objects", ("tasks", "meetings"))
@@ -236,36 +173,38 @@ class HubSpotSettings:
                     f"{table.path('activity_objects')}: expected some of "
                     f"{', '.join(ACTIVITY_OBJECTS)}, got {name!r}"
                 )
-        partner_type_id = table.integer("partner_association_type_id", None, low=1, high=10**9)
+        partner_type_id = table.optional_integer(
+            "partner_association_type_id", None, low=1, high=10**9
+        )
         settings = cls(
-            token=table.secret("token", {"env": "HUBSPOT_TOKEN"}),
+            token=table.secret_or("token", {"env": "HUBSPOT_TOKEN"}),
             base_url=base_url,
             timezone=timezone,
             partner_source=table.choice("partner_source", "association", PARTNER_SOURCES),
-            partner_association_label=table.string("partner_association_label", "Partner"),
+            partner_association_label=table.text("partner_association_label", "Partner"),
             partner_association_type_id=partner_type_id,
-            partner_property=table.string("partner_property", "tsos_partner_company_id"),
+            partner_property=table.text("partner_property", "tsos_partner_company_id"),
             partner_company_types=tuple(
                 t.upper() for t in table.strings("partner_company_types", ("PARTNER", "RESELLER"))
             ),
-            partner_of_record_property=table.string(
+            partner_of_record_property=table.text(
                 "partner_of_record_property", "tsos_partner_of_record_id"
             ),
-            partner_tier_property=table.string("partner_tier_property", "tsos_partner_tier"),
-            partner_status_property=table.string("partner_status_property", "tsos_partner_status"),
-            credit_limit_property=table.string("credit_limit_property", "tsos_credit_limit"),
-            fiscal_year_start_month_property=table.string(
+            partner_tier_property=table.text("partner_tier_property", "tsos_partner_tier"),
+            partner_status_property=table.text("partner_status_property", "tsos_partner_status"),
+            credit_limit_property=table.text("credit_limit_property", "tsos_credit_limit"),
+            fiscal_year_start_month_property=table.text(
                 "fiscal_year_start_month_property", "tsos_fiscal_year_start_month"
             ),
             stage_map=table.mapping("stage_map"),
-            channel_property=table.string("channel_property", "tsos_channel"),
-            partner_override_reason_property=table.string(
+            channel_property=table.text("channel_property", "tsos_channel"),
+            partner_override_reason_property=table.text(
                 "partner_override_reason_property", "tsos_partner_override_reason"
             ),
-            next_step_date_property=table.string(
+            next_step_date_property=table.text(
                 "next_step_date_property", "notes_next_activity_date"
             ),
-            stage_entered_property=table.string(
+            stage_entered_property=table.text(
                 "stage_entered_property", "hs_v2_date_entered_current_stage"
             ),
             extra_deal_properties=table.strings("extra_deal_properties", ()),
@@ -273,10 +212,10 @@ class HubSpotSettings:
             owner_roles=table.mapping("owner_roles", values=ROLES),
             team_roles=table.mapping("team_roles", values=ROLES),
             activity_objects=activities,
-            partner_notified_property=table.string(
+            partner_notified_property=table.text(
                 "partner_notified_property", "tsos_partner_notified"
             ),
-            fingerprint_property=table.string("fingerprint_property", "tsos_fingerprint"),
+            fingerprint_property=table.text("fingerprint_property", "tsos_fingerprint"),
             read_leads=table.boolean("read_leads", False),
             lead_fields=_lead_fields(table.mapping("lead_fields"), table.path("lead_fields")),
             lead_status_map={**DEFAULT_LEAD_STATUS_MAP, **table.mapping("lead_status_map")},
@@ -285,12 +224,12 @@ class HubSpotSettings:
             sibling_deals=table.boolean("sibling_deals", True),
             track_deletions=table.boolean("track_deletions", True),
             search_lag_seconds=table.number("search_lag_seconds", 30.0, low=0.0, high=3600.0),
-            page_size=_int(table.integer("page_size", 200, low=1, high=200)),
-            batch_size=_int(table.integer("batch_size", 100, low=1, high=100)),
-            search_cap=_int(table.integer("search_cap", 10_000, low=2, high=10_000)),
-            requests_per_10s=_int(table.integer("requests_per_10s", 100, low=1, high=10_000)),
-            searches_per_second=_int(table.integer("searches_per_second", 4, low=1, high=100)),
-            max_retries=_int(table.integer("max_retries", 5, low=0, high=20)),
+            page_size=table.integer("page_size", 200, low=1, high=200),
+            batch_size=table.integer("batch_size", 100, low=1, high=100),
+            search_cap=table.integer("search_cap", 10_000, low=2, high=10_000),
+            requests_per_10s=table.integer("requests_per_10s", 100, low=1, high=10_000),
+            searches_per_second=table.integer("searches_per_second", 4, low=1, high=100),
+            max_retries=table.integer("max_retries", 5, low=0, high=20),
             timeout=table.number("timeout", 30.0, low=1.0, high=600.0),
         )
         table.done("type")
@@ -312,8 +251,3 @@ def _lead_fields(given: Mapping[str, str], where: str) -> dict[str, str]:
                 f"{where}.{key}: not a lead field (known: {', '.join(DEFAULT_LEAD_FIELDS)})"
             )
     return {**DEFAULT_LEAD_FIELDS, **given}
-
-
-def _int(value: int | None) -> int:
-    assert value is not None  # every caller passes an int default
-    return value

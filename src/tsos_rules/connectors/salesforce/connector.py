@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 import requests
 
+from tsos_rules.config import SettingsTable
 from tsos_rules.connectors.base import (
     Action,
     ActionResult,
@@ -32,7 +33,6 @@ from tsos_rules.connectors.salesforce.settings import (
     BudgetSettings,
     ReadSettings,
     RetrySettings,
-    Table,
     WriteSettings,
     host,
 )
@@ -74,7 +74,7 @@ class SalesforceSettings:
 
     @classmethod
     def parse(cls, data: Mapping[str, Any], where: str = "connector") -> SalesforceSettings:
-        table = Table(data, where)
+        table = SettingsTable(data, where)
         kind = table.string("type", "salesforce")
         if kind != "salesforce":
             raise ConfigError(f"{table.path('type')}: expected 'salesforce', got {kind!r}")

@@ -18,7 +18,8 @@ from typing import Any
 
 import attrs
 
-from tsos_rules.connectors.salesforce.settings import Table, api_name
+from tsos_rules.config import SettingsTable
+from tsos_rules.connectors.salesforce.settings import api_name
 from tsos_rules.errors import ConfigError, SkippableRecordError
 from tsos_rules.model import (
     Account,
@@ -199,7 +200,7 @@ class UserRules:
     unmatched: UserRole = UserRole.OTHER
 
     @classmethod
-    def parse(cls, table: Table) -> UserRules:
+    def parse(cls, table: SettingsTable) -> UserRules:
         by = table.string("by", "role") or "role"
         if by not in USER_BY:
             raise ConfigError(
@@ -289,12 +290,12 @@ class FieldMapping:
     @classmethod
     def parse(
         cls,
-        fields: Table,
-        stages: Table,
-        lead_statuses: Table,
-        values: Table,
-        extra_fields: Table,
-        users: Table,
+        fields: SettingsTable,
+        stages: SettingsTable,
+        lead_statuses: SettingsTable,
+        values: SettingsTable,
+        extra_fields: SettingsTable,
+        users: SettingsTable,
     ) -> FieldMapping:
         resolved: dict[str, str | None] = {key: spec.default for key, spec in CATALOGUE.items()}
         for key, value in fields.data.items():
@@ -327,7 +328,7 @@ class FieldMapping:
                     f"{values.path(key)}: no value table for this field "
                     f"(known: {', '.join(sorted(ENUM_TARGETS))})"
                 )
-            sub = Table(table, values.path(key))
+            sub = SettingsTable(table, values.path(key))
             allowed = ENUM_TARGETS[canonical]
             mapped: dict[str, str] = {}
             for raw, target in sub.data.items():

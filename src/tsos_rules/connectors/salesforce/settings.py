@@ -6,120 +6,21 @@ resolved at login time by :func:`tsos_rules.config.read_secret`.
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Mapping
-from typing import Any
 
 import attrs
 
+from tsos_rules.config import SecretRef, SettingsTable
 from tsos_rules.errors import ConfigError
 
 PREFIX = "connector"
 
-SecretRef = Mapping[str, str]
 
 FLOWS = ("jwt", "client_credentials", "session", "password")
 
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
 _VERSION = re.compile(r"^\d{2}\.0$")
 _API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-
-
-class Table:
-    """A config table read key by key; :meth:`done` fails on any key nobody asked for."""
-
-    def __init__(self, data: Any, where: str) -> None:
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{where}: expected a table, got {data!r}")
-        self.data: Mapping[str, Any] = data
-        self.where = where
-        self._seen: set[str] = set()
-
-    def _get(self, key: str) -> Any:
-        self._seen.add(key)
-        return self.data.get(key)
-
-    def has(self, key: str) -> bool:
-        return key in self.data
-
-    def path(self, key: str) -> str:
-        return f"{self.where}.{key}"
-
-    def string(self, key: str, default: str | None = None) -> str | None:
-        value = self._get(key)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            raise ConfigError(f"{self.path(key)}: expected a string, got {value!r}")
-        return value
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self._get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise ConfigError(f"{self.path(key)}: expected true or false, got {value!r}")
-        return value
-
-    def number(
-        self, key: str, default: float, *, low: float = 0.0, high: float = math.inf
-    ) -> float:
-        value = self._get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{self.path(key)}: expected a number, got {value!r}")
-        if not low <= value <= high:
-            upper = "" if high == math.inf else f" and {high:g}"
-            raise ConfigError(f"{self.path(key)}: expected between {low:g}{upper}, got {value!r}")
-        return float(value)
-
-    def integer(self, key: str, default: int, *, low: int = 0, high: int | None = None) -> int:
-        value = self._get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{self.path(key)}: expected a whole number, got {value!r}")
-        if value < low or (high is not None and value > high):
-            upper = f" and {high}" if high is not None else ""
-            raise ConfigError(f"{self.path(key)}: expected between {low}{upper}, got {value}")
-        return value
-
-    def strings(self, key: str) -> tuple[str, ...]:
-        value = self._get(key)
-        if value is None:
-            return ()
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{self.path(key)}: expected a list of strings, got {value!r}")
-        return tuple(value)
-
-    def table(self, key: str) -> Table:
-        value = self._get(key)
-        return Table({} if value is None else value, self.path(key))
-
-    def secret(self, key: str, *, plain_ok: bool = False) -> SecretRef | None:
-        """A secret reference; ``plain_ok`` allows a literal for values that are not secret."""
-        value = self._get(key)
-        if value is None:
-            return None
-        if plain_ok and isinstance(value, str):
-            return {"value": value}
-        if not isinstance(value, Mapping) or set(value) - {"env", "file"} or len(value) != 1:
-            raise ConfigError(
-                f'{self.path(key)}: give {{env = "VARIABLE"}} or {{file = "/path"}}, '
-                "never the secret itself"
-            )
-        ((kind, ref),) = value.items()
-        if not isinstance(ref, str) or not ref:
-            raise ConfigError(f"{self.path(key)}.{kind}: expected a non-empty string")
-        return {kind: ref}
-
-    def done(self, *ignored: str) -> None:
-        unknown = sorted(set(self.data) - self._seen - set(ignored))
-        if unknown:
-            known = ", ".join(sorted(self._seen | set(ignored)))
-            raise ConfigError(f"{self.path(unknown[0])}: unknown setting (known: {known})")
 
 
 def host(value: str | None, where: str) -> str | None:
@@ -161,7 +62,7 @@ class AuthSettings:
     integration_user_id: str | None = None
 
     @classmethod
-    def parse(cls, table: Table) -> AuthSettings:
+    def parse(cls, table: SettingsTable) -> AuthSettings:
         flow = table.string("flow", "jwt") or "jwt"
         if flow not in FLOWS:
             raise ConfigError(
@@ -206,7 +107,7 @@ class BudgetSettings:
     min_remaining_share: float = 0.05
 
     @classmethod
-    def parse(cls, table: Table) -> BudgetSettings:
+    def parse(cls, table: SettingsTable) -> BudgetSettings:
         settings = cls(
             max_run_share=table.number("max_run_share", 0.10, low=0.0, high=1.0),
             min_remaining_share=table.number("min_remaining_share", 0.05, low=0.0, high=1.0),
@@ -225,7 +126,7 @@ class RetrySettings:
     max_reauth_per_run: int = 3
 
     @classmethod
-    def parse(cls, table: Table) -> RetrySettings:
+    def parse(cls, table: SettingsTable) -> RetrySettings:
         settings = cls(
             max_retries=table.integer("max_retries", 3, low=0, high=10),
             backoff_seconds=table.number("backoff_seconds", 1.0, high=60.0),
@@ -252,7 +153,7 @@ class ReadSettings:
     transaction, a clock tick) cannot be stamped inside a window that was already read."""
 
     @classmethod
-    def parse(cls, table: Table) -> ReadSettings:
+    def parse(cls, table: SettingsTable) -> ReadSettings:
         settings = cls(
             bulk_threshold=table.integer("bulk_threshold", 10_000, low=0),
             bulk_max_records=table.integer("bulk_max_records", 50_000, low=1),
@@ -285,7 +186,7 @@ class ApprovalSettings:
     field: str | None = None
 
     @classmethod
-    def parse(cls, table: Table) -> ApprovalSettings:
+    def parse(cls, table: SettingsTable) -> ApprovalSettings:
         source = table.string("source")
         if source is None or source == "none":
             table.done()
@@ -328,7 +229,7 @@ class WriteSettings:
     subject_prefix: str = "tsos-rules: "
 
     @classmethod
-    def parse(cls, table: Table) -> WriteSettings:
+    def parse(cls, table: SettingsTable) -> WriteSettings:
         obj = api_name(table.string("object", "Task") or "Task", table.path("object"))
         if obj == "Event":
             raise ConfigError(f"{table.path('object')}: findings are written as Tasks, not Events")

@@ -1,4 +1,4 @@
-"""The strict settings reader every connector uses: typed values, secret references, no stray keys."""
+"""The strict settings reader connectors share: typed values, secret references, no stray keys."""
 
 from __future__ import annotations
 

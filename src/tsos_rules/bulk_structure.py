@@ -30,40 +30,6 @@ MIN_YEAR = 2
 MAX_YEAR = 9998
 
 
-def _date(value: Any) -> dt.date:
-    if type(value) is str and len(value) == 10 and value[4] == "-" and value[7] == "-":
-        parsed = dt.date.fromisoformat(value)
-        if MIN_YEAR <= parsed.year <= MAX_YEAR:
-            return parsed
-    raise Refused
-
-
-def _datetime(value: Any) -> dt.datetime:
-    if type(value) is str:
-        parsed = dt.datetime.fromisoformat(value)
-        if parsed.tzinfo is not None and MIN_YEAR <= parsed.year <= MAX_YEAR:
-            return parsed
-    raise Refused
-
-
-def _strings(value: Any) -> tuple[str, ...]:
-    if type(value) is list:
-        for item in value:
-            if type(item) is not str:
-                raise Refused
-        return tuple(value)
-    raise Refused
-
-
-def _number(value: Any) -> float:
-    kind = type(value)
-    if kind is float:
-        return value  # type: ignore[no-any-return]
-    if kind is int:
-        return float(value)
-    raise Refused
-
-
 def _split_optional(tp: Any) -> tuple[Any, bool]:
     if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -72,33 +38,62 @@ def _split_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
+#: Distinct key layouts (shapes) learnt per record class; a snapshot has a handful, and beyond
+#: this the generic function serves the rest rather than compiling one per record.
+MAX_SHAPES = 64
+
+
 def make_bulk_structure(
     cls: type[Any], nested: dict[type[Any], Callable[[Any], Any]] | None = None
 ) -> Callable[[Any], Any]:
-    """Generate ``structure(data) -> cls`` for an attrs record class; raises on anything odd."""
+    """Generate ``structure(data) -> cls`` for an attrs record class; raises on anything odd.
+
+    A snapshot's records of one type share a few key layouts, so the first record of each
+    layout compiles a function for exactly those keys (no missing-key checks, extras known in
+    advance); the input is never modified.
+    """
     nested = nested or {}
+    fields = [field for field in attrs.fields(cls) if field.name != "extra"]
+    generic = _generate(cls, fields, None, nested)
+    shapes: dict[tuple[str, ...], Callable[[Any], Any]] = {}
+
+    def structure(data: Any) -> Any:
+        if type(data) is not dict:
+            raise Refused
+        shape = tuple(data)
+        function = shapes.get(shape)
+        if function is None:
+            if len(shapes) >= MAX_SHAPES:
+                return generic(data)
+            function = shapes[shape] = _generate(cls, fields, shape, nested)
+        return function(data)
+
+    return structure
+
+
+def _generate(
+    cls: type[Any],
+    fields: list[attrs.Attribute[Any]],
+    shape: tuple[str, ...] | None,
+    nested: dict[type[Any], Callable[[Any], Any]],
+) -> Callable[[Any], Any]:
+    """Compile a structure function for one key layout (``shape``), or for any (``None``)."""
     namespace: dict[str, Any] = {
         "cls": cls,
         "Refused": Refused,
         "MISSING": _MISSING,
-        "date": _date,
-        "datetime": _datetime,
-        "strings": _strings,
-        "number": _number,
-        "set_extra": object.__setattr__,
+        "date_from_iso": dt.date.fromisoformat,
+        "datetime_from_iso": dt.datetime.fromisoformat,
     }
-    lines = ["def structure(d):", "    if type(d) is not dict: raise Refused"]
-    names: list[str] = []
-    known: list[str] = []
-    for i, field in enumerate(attrs.fields(cls)):
-        if field.name == "extra":
-            continue
-        known.append(field.name)
+    lines = ["def structure(d):"]
+    if shape is None:
+        lines.append("    if type(d) is not dict: raise Refused")
+    names: dict[str, str] = {}
+    for i, field in enumerate(fields):
         var = f"v{i}"
-        names.append(var)
+        names[field.name] = var
         inner, optional = _split_optional(field.type)
-        required = field.default is attrs.NOTHING
-        default = field.default
+        default: Any = field.default
         if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
             namespace[f"factory{i}"] = default.factory
             default_expr = f"factory{i}()"
@@ -106,25 +101,39 @@ def make_bulk_structure(
             namespace[f"default{i}"] = default
             default_expr = f"default{i}"
         key = repr(field.name)
-        if required:
-            lines.append(f"    {var} = d[{key}]")
-        else:
-            lines.append(f"    {var} = d.get({key}, MISSING)")
-            lines.append(f"    if {var} is MISSING: {var} = {default_expr}")
-            lines.append("    else:")
-        indent = "    " if required else "        "
         check = _check(inner, var, i, namespace, nested)
         if optional:
-            lines.append(f"{indent}if {var} is not None:")
-            lines.extend(f"{indent}    {line}" for line in check)
+            check = [f"if {var} is not None:", *(f"    {line}" for line in check)]
+        if shape is None:
+            if field.default is attrs.NOTHING:
+                lines.append(f"    {var} = d[{key}]")
+                lines.extend(f"    {line}" for line in check)
+            else:
+                lines.append(f"    {var} = d.get({key}, MISSING)")
+                lines.append(f"    if {var} is MISSING: {var} = {default_expr}")
+                lines.append("    else:")
+                lines.extend(f"        {line}" for line in check)
+        elif field.name in shape:
+            lines.append(f"    {var} = d[{key}]")
+            lines.extend(f"    {line}" for line in check)
+        elif field.default is attrs.NOTHING:
+            lines.append("    raise Refused")  # a required field is missing
         else:
-            lines.extend(f"{indent}{line}" for line in check)
-    namespace["KNOWN"] = frozenset(known)
-    lines.append(f"    r = cls({', '.join(names)})")
-    lines.append(f"    if len(d) > {len(known)} or not KNOWN.issuperset(d):")
-    lines.append("        set_extra(r, 'extra', {k: d[k] for k in sorted(d.keys() - KNOWN)})")
+            lines.append(f"    {var} = {default_expr}")
+    known = [field.name for field in fields]
+    if shape is None:
+        namespace["KNOWN"] = frozenset(known)
+        lines.append("    extra = {}")
+        lines.append(f"    if len(d) > {len(known)} or not KNOWN.issuperset(d):")
+        lines.append("        extra = {k: d[k] for k in sorted(d.keys() - KNOWN)}")
+    else:
+        unknown = sorted(set(shape) - set(known))
+        lines.append("    extra = {" + ", ".join(f"{k!r}: d[{k!r}]" for k in unknown) + "}")
+    lines.append(f"    r = cls({', '.join(names.values())}, extra=extra)")
     lines.append("    return r")
-    exec(compile("\n".join(lines), f"<bulk structure {cls.__name__}>", "exec"), namespace)
+    label = "any layout" if shape is None else f"{len(shape)} keys"
+    source = "\n".join(lines)
+    exec(compile(source, f"<bulk structure {cls.__name__}, {label}>", "exec"), namespace)
     return namespace["structure"]  # type: ignore[no-any-return]
 
 
@@ -139,13 +148,32 @@ def _check(
     if tp is int:
         return [f"if type({var}) is not int: raise Refused"]
     if tp is float:
-        return [f"{var} = number({var})"]
-    if tp is dt.date:
-        return [f"{var} = date({var})"]
-    if tp is dt.datetime:
-        return [f"{var} = datetime({var})"]
+        return [
+            f"if type({var}) is not float:",
+            f"    if type({var}) is not int: raise Refused",
+            f"    {var} = float({var})",
+        ]
+    if tp is dt.date:  # what _date does, inlined: one call per date is a hot spot
+        return [
+            f"if type({var}) is not str or len({var}) != 10 or {var}[4] != '-' or {var}[7] != '-':",
+            "    raise Refused",
+            f"{var} = date_from_iso({var})",
+            f"if not {MIN_YEAR} <= {var}.year <= {MAX_YEAR}: raise Refused",
+        ]
+    if tp is dt.datetime:  # likewise _datetime
+        return [
+            f"if type({var}) is not str: raise Refused",
+            f"{var} = datetime_from_iso({var})",
+            f"if {var}.tzinfo is None or not {MIN_YEAR} <= {var}.year <= {MAX_YEAR}:",
+            "    raise Refused",
+        ]
     if tp == tuple[str, ...]:
-        return [f"{var} = strings({var})"]
+        return [
+            f"if type({var}) is not list: raise Refused",
+            f"for item in {var}:",
+            "    if type(item) is not str: raise Refused",
+            f"{var} = tuple({var})",
+        ]
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         namespace[f"members{i}"] = {member.value: member for member in tp}
         return [f"{var} = members{i}[{var}]"]

@@ -3,8 +3,21 @@
 
     python bench/bench_check.py /tmp/snap100k.json          # an existing snapshot
     python bench/bench_check.py --opportunities 100000      # generate one first (seed 7)
+    python bench/bench_check.py /tmp/snap100k.json --skip-agreement   # time only
 
-Each command runs as its own child process, ``--runs`` times (default 3), alternating:
+First, the agreement check: both commands run once on the file with ``--include-info``
+
+    python bench/baseline.py FILE --include-info
+    tsos-rules check FILE --format json --include-info
+
+(tsos-rules with every third-party plugin disabled, as when timed), and the ``tsos.*``
+findings of tsos-rules, counted by (rule, reason), must equal the baseline's ``by_reason``. If
+any count differs the script prints each differing (rule, reason, baseline count, tsos count)
+and exits 2 without timing anything: a baseline that gives other answers is no baseline.
+``--skip-agreement`` leaves the check out (quick runs). The findings are counted in a child
+process so that this driver stays small: on Linux a child's peak RSS starts from its parent's.
+
+Then each command runs as its own child process, ``--runs`` times (default 3), alternating:
 
     python bench/baseline.py FILE
     tsos-rules check FILE --format json
@@ -16,8 +29,8 @@ leads + opportunities + activities, over the median time) and the tsos/baseline 
 the targets: time at most 2x, RSS at most 3x.
 
 ``tsos-rules check`` exits 1 when it finds ``block`` findings; that is a successful run here.
-Exit status of this script: 0 both targets met, 1 a target missed, 2 a command failed or
-``tsos-rules`` is not installed.
+Exit status of this script: 0 both targets met, 1 a target missed, 2 a command failed,
+``tsos-rules`` is not installed, or the baseline and tsos-rules disagree.
 """
 
 from __future__ import annotations
@@ -43,6 +56,19 @@ COUNT_SCRIPT = (
     "    d = json.load(f)\n"
     "names = ('users', 'partners', 'accounts', 'leads', 'opportunities', 'activities')\n"
     "print(sum(len(d.get(n) or ()) for n in names))\n"
+)
+#: Counts the ``tsos.*`` findings of a ``tsos-rules check --format json`` document by rule and
+#: reason, in a child process (the document of a 100k-deal snapshot is tens of megabytes).
+TALLY_SCRIPT = (
+    "import json, sys\n"
+    "with open(sys.argv[1], encoding='utf-8') as f:\n"
+    "    d = json.load(f)\n"
+    "counts = {}\n"
+    "for x in d['findings']:\n"
+    "    if x['rule'].startswith('tsos.'):\n"
+    "        reasons = counts.setdefault(x['rule'], {})\n"
+    "        reasons[x['reason']] = reasons.get(x['reason'], 0) + 1\n"
+    "print(json.dumps(counts))\n"
 )
 
 
@@ -131,6 +157,82 @@ def count_records(path: Path) -> int:
     return int(done.stdout)
 
 
+def run_to_file(
+    label: str, command: list[str], out: Path, ok_codes: tuple[int, ...], env: dict[str, str] | None
+) -> None:
+    """Run a command once with its stdout written to ``out``; fail on an unexpected exit."""
+    with out.open("wb") as stdout:
+        try:
+            done = subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, env=env)
+        except OSError as exc:
+            raise BenchError(f"{label}: cannot start {command[0]}: {exc}") from None
+    if done.returncode not in ok_codes:
+        tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
+        raise BenchError(
+            f"{label} exited {done.returncode}: {' '.join(command)}\n  "
+            + "\n  ".join(tail or ["(no error output)"])
+        )
+
+
+Disagreement = tuple[str, str, int, int]
+
+
+def check_agreement(file: Path, tsos_path: str, scratch: Path) -> tuple[list[Disagreement], int]:
+    """Run both commands once with ``--include-info`` and compare their counts by (rule, reason).
+
+    Returns the (rule, reason, baseline count, tsos count) rows that differ, and the number of
+    findings the baseline counted.
+    """
+    baseline_out = scratch / "agreement-baseline.json"
+    tsos_out = scratch / "agreement-tsos.json"
+    run_to_file(
+        "baseline",
+        [sys.executable, str(HERE / "baseline.py"), str(file), "--include-info"],
+        baseline_out,
+        (0,),
+        None,
+    )
+    run_to_file(
+        "tsos-rules check",
+        [tsos_path, "check", str(file), "--format", "json", "--include-info"],
+        tsos_out,
+        (0, 1),
+        core_only_environment(),
+    )
+    try:
+        baseline_result = json.loads(baseline_out.read_text(encoding="utf-8"))
+        baseline: dict[str, dict[str, int]] = baseline_result["by_reason"]
+        done = subprocess.run(
+            [sys.executable, "-c", TALLY_SCRIPT, str(tsos_out)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            tail = done.stderr.strip().splitlines()[-1:]
+            raise BenchError(f"cannot read the output of tsos-rules check: {tail}")
+        tsos: dict[str, dict[str, int]] = json.loads(done.stdout)
+    finally:
+        tsos_out.unlink(missing_ok=True)
+        baseline_out.unlink(missing_ok=True)
+    differing: list[Disagreement] = []
+    for rule in sorted(baseline.keys() | tsos.keys()):
+        ours, theirs = baseline.get(rule, {}), tsos.get(rule, {})
+        for reason in sorted(ours.keys() | theirs.keys()):
+            if ours.get(reason, 0) != theirs.get(reason, 0):
+                differing.append((rule, reason, ours.get(reason, 0), theirs.get(reason, 0)))
+    return differing, int(baseline_result["findings"])
+
+
+def report_disagreement(differing: list[Disagreement]) -> None:
+    header = f"{'rule':<38} {'reason':<28} {'baseline':>9} {'tsos':>9}"
+    print("baseline and tsos-rules disagree (--include-info, counts by rule and reason):\n")
+    print(header)
+    print("-" * len(header))
+    for rule, reason, ours, theirs in differing:
+        print(f"{rule:<38} {reason:<28} {ours:>9} {theirs:>9}")
+
+
 def verdict(ratio: float, target: float) -> str:
     return "PASS" if ratio <= target else "FAIL"
 
@@ -175,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  python bench/bench_check.py /tmp/snap100k.json\n"
-        "  python bench/bench_check.py --opportunities 100000 --runs 5",
+        "  python bench/bench_check.py --opportunities 100000 --runs 5\n"
+        "  python bench/bench_check.py /tmp/snap100k.json --skip-agreement --runs 1",
     )
     parser.add_argument("file", nargs="?", help="snapshot JSON file to check")
     parser.add_argument("--opportunities", type=int, help="generate a snapshot of N deals first")
@@ -183,6 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="where --opportunities writes (default: a temp file)")
     parser.add_argument("--runs", type=int, default=3, help="runs per command (default 3)")
     parser.add_argument("--tsos", help="path of the tsos-rules executable (default: found)")
+    parser.add_argument(
+        "--skip-agreement",
+        action="store_true",
+        help="do not first check that the baseline and tsos-rules count the same findings",
+    )
     args = parser.parse_args(argv)
     if (args.file is None) == (args.opportunities is None):
         parser.error("give a snapshot FILE or --opportunities N (one of them)")
@@ -199,7 +307,14 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 file = Path(args.out) if args.out else Path(scratch) / "snapshot.json"
                 records = generate(args.opportunities, args.seed, file)
-            return bench(file, records, args.runs, find_tsos(args.tsos))
+            return bench(
+                file,
+                records,
+                args.runs,
+                find_tsos(args.tsos),
+                scratch=Path(scratch),
+                agreement=not args.skip_agreement,
+            )
         except BenchError as exc:
             print(f"bench_check: {exc}", file=sys.stderr)
             return 2
@@ -214,7 +329,26 @@ def core_only_environment() -> dict[str, str]:
     return {**os.environ, "TSOS_RULES_DISABLE_PLUGINS": ",".join(names)}
 
 
-def bench(file: Path, records: int, runs: int, tsos_path: str | None) -> int:
+def bench(
+    file: Path,
+    records: int,
+    runs: int,
+    tsos_path: str | None,
+    *,
+    scratch: Path,
+    agreement: bool = True,
+) -> int:
+    if agreement and tsos_path is not None:
+        print("  checking that baseline and tsos-rules agree ...", file=sys.stderr)
+        differing, findings = check_agreement(file, tsos_path, scratch)
+        if differing:
+            report_disagreement(differing)
+            print("bench_check: baseline and tsos-rules disagree; nothing timed", file=sys.stderr)
+            return 2
+        print(
+            f"agreement: baseline and tsos-rules count the same {findings:,} findings "
+            "(tsos pack, --include-info, by rule and reason)\n"
+        )
     baseline = Series(
         "baseline (plain Python)",
         [sys.executable, str(HERE / "baseline.py"), str(file)],

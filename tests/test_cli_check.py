@@ -4,6 +4,7 @@ script end to end."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import subprocess
@@ -507,3 +508,29 @@ def test_explain_shows_the_org_settings_a_rule_reads(cli):
     out = cli("explain", "tsos.close-date-locked").out
     assert "Org settings it reads (config: [org]):" in out
     assert "lock_stage = 'date_locked'" in out
+
+
+def test_script_judges_a_large_snapshot_in_workers_with_the_same_findings(tmp_path):
+    """Past 20k judged records ``check`` forks workers; output and exit code are unchanged."""
+    from tsos_rules.demo_org import generate_org
+
+    org = generate_org(opportunities=6000, seed=2, as_of=dt.date(2026, 11, 24))
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(org, default=str))
+    alone = script("check", str(path), "--format", "json", "--jobs", "1")
+    workers = script("check", str(path), "--format", "json", "--jobs", "2")
+    assert alone.returncode == workers.returncode == 1
+    document = json.loads(workers.stdout)
+    assert document["summary"]["records"] > 20_000
+    assert workers.stdout == alone.stdout
+    table = script("check", str(path), "--jobs", "2")
+    assert table.stdout.rstrip().endswith(document_summary_line(document))
+
+
+def document_summary_line(document):
+    summary = document["summary"]
+    severity = summary["by_severity"]
+    return (
+        f"{summary['findings']} finding(s) on {summary['records']} record(s): "
+        f"{severity['block']} block, {severity['warn']} warn, {severity['info']} info"
+    )

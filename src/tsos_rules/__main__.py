@@ -1,5 +1,5 @@
 """``python -m tsos_rules`` is the ``tsos-rules`` command."""
 
-from tsos_rules.cli import main
+from tsos_rules.cli import console
 
-main()
+console()

@@ -25,6 +25,9 @@ from tsos_rules.rules.spec import CheckFn, CompiledPack, PythonRule, RulePack, R
 
 log = logging.getLogger(__name__)
 
+#: Below this many judged records, forking workers costs more than it saves.
+PARALLEL_MIN_RECORDS = 20_000
+
 
 @attrs.define
 class CompiledPythonPack:
@@ -145,16 +148,31 @@ class Engine:
         """Evaluate a whole snapshot: every judged record against every selected rule."""
         return self.evaluate_index(self.index(snapshot, as_of))
 
-    def evaluate_index(self, index: FactIndex) -> Findings:
-        """Evaluate every judged record of an indexed snapshot."""
-        snapshot = index.snapshot
-        found: list[Finding] = []
-        compiled = self._compiled
-        for facts in index.iter_facts(self.record_types):
-            record_type = facts.record_type
-            for pack in compiled:
-                found.extend(pack.evaluate(record_type, facts))
-        return Findings.collect(found, records=snapshot.record_count)
+    def evaluate_index(self, index: FactIndex, *, jobs: int = 1) -> Findings:
+        """Evaluate every judged record of an indexed snapshot.
+
+        With ``jobs`` > 1 and at least :data:`PARALLEL_MIN_RECORDS` judged records, slices of
+        the records are judged in forked workers (:mod:`tsos_rules.forked`). Only for callers
+        whose process runs no other threads; the findings are the same either way.
+        """
+        judged = index.judged_records(self.record_types)
+        if jobs > 1 and sum(len(records) for _, records, _ in judged) < PARALLEL_MIN_RECORDS:
+            jobs = 1
+
+        def judge_slice(k: int, n: int) -> list[Finding]:
+            found: list[Finding] = []
+            compiled = self._compiled
+            for record_type, records, build in judged:
+                for record in records[k::n] if n > 1 else records:
+                    facts = build(record)
+                    for pack in compiled:
+                        found.extend(pack.evaluate(record_type, facts))
+            return found
+
+        from tsos_rules.forked import run_slices
+
+        found = [finding for part in run_slices(judge_slice, jobs) for finding in part]
+        return Findings.collect(found, records=index.snapshot.record_count)
 
     def close(self) -> None:
         """Release native rulesets held by declarative packs."""

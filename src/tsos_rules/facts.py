@@ -688,19 +688,24 @@ class FactIndex:
             pushed_later=moved and new > old,  # type: ignore[operator]
         )
 
-    def iter_facts(self, record_types: frozenset[str] | None = None) -> Iterator[RecordFacts]:
-        """Every judged record's facts, record type by record type."""
+    def judged_records(
+        self, record_types: frozenset[str] | None = None
+    ) -> list[tuple[str, tuple[Any, ...], Callable[[Any], RecordFacts]]]:
+        """``(record type, records, facts builder)`` for every judged type, in judging order."""
         snapshot = self.snapshot
-        builders: tuple[tuple[str, Any, Any], ...] = (
+        builders: tuple[tuple[str, tuple[Any, ...], Callable[[Any], RecordFacts]], ...] = (
             ("account", snapshot.accounts, self.account),
             ("activity", snapshot.activities, self.activity),
             ("lead", snapshot.leads, self.lead),
             ("opportunity", snapshot.opportunities, self.opportunity),
         )
-        for record_type, records, build in builders:
-            if record_types is None or record_type in record_types:
-                for record in records:
-                    yield build(record)
+        return [b for b in builders if record_types is None or b[0] in record_types]
+
+    def iter_facts(self, record_types: frozenset[str] | None = None) -> Iterator[RecordFacts]:
+        """Every judged record's facts, record type by record type."""
+        for _, records, build in self.judged_records(record_types):
+            for record in records:
+                yield build(record)
 
 
 def build_index(

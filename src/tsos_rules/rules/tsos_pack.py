@@ -262,8 +262,10 @@ def close_date_locked(facts: OpportunityFacts, params: Params) -> Iterator[Viola
 
 
 def close_date_slipping(facts: OpportunityFacts, params: Params) -> Iterator[Violation]:
+    if not facts.is_open:
+        return
     pushes = facts.close_date_pushes
-    if facts.is_open and pushes >= params["slip_count"]:
+    if pushes >= params["slip_count"]:
         yield Violation(
             "pushed_repeatedly",
             f"Close date of deal {_name(facts)} has been pushed later {pushes} times; "
@@ -412,9 +414,9 @@ def single_owner_opportunity(facts: OpportunityFacts, params: Params) -> Iterato
 def partner_told_of_direct_contact(facts: ActivityFacts, params: Params) -> Iterator[Violation]:
     activity = facts.activity
     if (
-        facts.account_partner_of_record_id is None
-        or activity.partner_notified
+        activity.partner_notified
         or facts.owner_role in (None, UserRole.PARTNER)
+        or facts.account_partner_of_record_id is None
     ):
         return
     days_ago = facts.days_ago

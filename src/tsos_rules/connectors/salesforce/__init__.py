@@ -2,24 +2,43 @@
 
 ``[connector] type = "salesforce"``; see ``docs/salesforce.md`` for the Connected App set-up,
 the field mapping and what the connector writes.
+
+Registering it imports nothing heavy: simple-salesforce and requests are loaded only when a
+Salesforce connector is built, so ``check`` and the in-line API do not pay for them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import importlib
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from tsos_rules.connectors.salesforce.connector import (
-    Problem,
-    SalesforceConnector,
-    SalesforceSettings,
-)
 from tsos_rules.markers import hookimpl
 
+if TYPE_CHECKING:
+    from tsos_rules.connectors.salesforce.connector import (
+        Problem,
+        SalesforceConnector,
+        SalesforceSettings,
+    )
+
 __all__ = ["Problem", "SalesforceConnector", "SalesforceSettings", "tsos_rules_register_connectors"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Problem", "SalesforceConnector", "SalesforceSettings"):
+        return getattr(importlib.import_module(f"{__name__}.connector"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def salesforce_connector(settings: Mapping[str, Any], **kwargs: Any) -> SalesforceConnector:
+    """Reads an org incrementally and writes findings back, within the API budget."""
+    from tsos_rules.connectors.salesforce.connector import SalesforceConnector
+
+    return SalesforceConnector.from_settings(settings, **kwargs)
 
 
 @hookimpl
 def tsos_rules_register_connectors(register: Callable[[str, Any], None]) -> None:
     """Register the ``salesforce`` connector factory."""
-    register("salesforce", SalesforceConnector.from_settings)
+    register("salesforce", salesforce_connector)

@@ -139,4 +139,19 @@ def test_the_hook_registers_the_factory() -> None:
 
     pm = get_plugin_manager(entry_points=False)  # a built-in: registered like any plugin
     factories = collect_connectors(pm)
-    assert factories["salesforce"] == SalesforceConnector.from_settings
+    with pytest.raises(ConfigError):  # the factory is the connector's own settings check
+        factories["salesforce"]({"auth": "no-such-auth"})
+    assert factories["salesforce"].__doc__ == SalesforceConnector.__doc__.strip().splitlines()[0]
+
+
+def test_registering_the_connector_does_not_import_its_http_stack() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from tsos_rules.plugins import collect_connectors, get_plugin_manager; "
+        "collect_connectors(get_plugin_manager(entry_points=False)); "
+        "print('simple_salesforce' in sys.modules, 'requests' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.split() == ["False", "False"], done.stderr

@@ -83,11 +83,16 @@ class Series:
     ok_codes: tuple[int, ...]
     walls: list[float] = field(default_factory=list)
     rss_kb: list[int] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
     env: dict[str, str] | None = None
 
     @property
     def median_wall(self) -> float:
         return statistics.median(self.walls)
+
+    @property
+    def median_cpu(self) -> float:
+        return statistics.median(self.cpus)
 
     @property
     def peak_rss_mb(self) -> float:
@@ -116,6 +121,8 @@ def run_once(series: Series) -> None:
             )
     series.walls.append(wall)
     series.rss_kb.append(usage.ru_maxrss)  # kilobytes on Linux
+    # User + system CPU of the command and the workers it reaped (wait4 reports both).
+    series.cpus.append(usage.ru_utime + usage.ru_stime)
 
 
 def find_tsos(explicit: str | None) -> str | None:
@@ -237,19 +244,23 @@ def verdict(ratio: float, target: float) -> str:
     return "PASS" if ratio <= target else "FAIL"
 
 
-def report(file: Path, records: int, baseline: Series, tsos: Series | None) -> bool:
+def report(
+    file: Path, records: int, baseline: Series, tsos: Series | None, single: Series | None = None
+) -> bool:
     size_mb = file.stat().st_size / 1e6
     print(f"snapshot: {file} ({size_mb:,.1f} MB, {records:,} records)")
     print(f"runs: {len(baseline.walls)} each, alternating; stdout to /dev/null\n")
-    header = f"{'command':<28} {'median wall s':>13} {'peak RSS MB':>12} {'records/s':>12}"
+    header = (
+        f"{'command':<28} {'median wall s':>13} {'CPU s':>7} {'peak RSS MB':>12} {'records/s':>12}"
+    )
     print(header)
     print("-" * len(header))
-    rows = [baseline] + ([tsos] if tsos else [])
+    rows = [baseline] + [series for series in (tsos, single) if series is not None]
     for series in rows:
         rate = records / series.median_wall if series.median_wall else float("inf")
         print(
-            f"{series.label:<28} {series.median_wall:>13.2f} {series.peak_rss_mb:>12.0f} "
-            f"{rate:>12,.0f}"
+            f"{series.label:<28} {series.median_wall:>13.2f} {series.median_cpu:>7.2f} "
+            f"{series.peak_rss_mb:>12.0f} {rate:>12,.0f}"
         )
     if tsos is None:
         return False
@@ -264,6 +275,11 @@ def report(file: Path, records: int, baseline: Series, tsos: Series | None) -> b
         f"RSS   tsos/baseline {rss_ratio:5.2f}x  (target <= {RSS_TARGET:g}x)  "
         f"{verdict(rss_ratio, RSS_TARGET)}"
     )
+    if single is not None:
+        print(
+            f"      in one process (--jobs 1): {single.median_wall / baseline.median_wall:5.2f}x "
+            "the baseline's time (for information)"
+        )
     print(f"walls s: baseline {_walls(baseline)}; tsos {_walls(tsos)}")
     return time_ratio <= TIME_TARGET and rss_ratio <= RSS_TARGET
 
@@ -354,7 +370,7 @@ def bench(
         [sys.executable, str(HERE / "baseline.py"), str(file)],
         ok_codes=(0,),
     )
-    tsos = None
+    tsos = single = None
     if tsos_path is not None:
         tsos = Series(
             "tsos-rules check",
@@ -362,8 +378,14 @@ def bench(
             ok_codes=(0, 1),
             env=core_only_environment(),
         )
+        single = Series(
+            "tsos-rules check --jobs 1",
+            [tsos_path, "check", str(file), "--format", "json", "--jobs", "1"],
+            ok_codes=(0, 1),
+            env=core_only_environment(),
+        )
     for run in range(runs):
-        for series in (baseline, tsos):
+        for series in (baseline, tsos, single):
             if series is not None:
                 run_once(series)
                 print(
@@ -371,7 +393,7 @@ def bench(
                     f"{series.rss_kb[-1] / 1024:.0f} MB",
                     file=sys.stderr,
                 )
-    passed = report(file, records, baseline, tsos)
+    passed = report(file, records, baseline, tsos, single)
     if tsos is None:
         print(
             "\ntsos-rules is not installed (no `tsos-rules` beside this Python or on PATH): "

@@ -112,7 +112,7 @@ def main() -> None:
     "-j",
     type=click.IntRange(min=0),
     default=0,
-    help="Worker processes judging a large snapshot (0: one per CPU, at most 4; 1: none).",
+    help="Processes judging a large snapshot (0: one per CPU, at most 2; 1: this one only).",
 )
 @config_option
 def check(
@@ -303,9 +303,10 @@ def plugins() -> None:
         click.echo(f"{failure.name}  FAILED  {failure.error}")
 
 
-#: ``check --jobs 0`` uses one worker per CPU up to this many: beyond it the workers' share of
-#: the run (judging) is too small to gain more than forking them costs.
-MAX_AUTO_JOBS = 4
+#: ``check --jobs 0`` uses one worker per CPU up to this many. Judging is under half of a run,
+#: so a third worker would save little, and each copies the pages it touches (~500 MB at 100k
+#: deals): memory, not time, sets the default.
+MAX_AUTO_JOBS = 2
 
 #: Set by commands that end holding a whole snapshot in memory: freeing millions of objects
 #: one by one at interpreter exit takes a third of a second per 100k deals and helps nobody.

@@ -25,16 +25,21 @@ before it times anything):
   today or later), open deals;
 - tsos.close-date-locked (missing / in_past / moved_unapproved), open deals; locking is judged
   from the stage and forecast category recorded on each change, else the deal's current ones,
-  and an unapproved move later undone (a later change puts the date back) is cured;
-- tsos.close-date-slipping (pushed_repeatedly: pushed later 3 or more times), open deals;
+  and an unapproved move later undone (a later change puts the date back) is cured; the undo
+  (a restoration: back to where an earlier locked, unapproved move took the date from) is no
+  move, and cures every move since that earlier move too;
+- tsos.close-date-slipping (pushed_repeatedly: pushed later 3 or more times, restorations
+  not counted), open deals;
 - tsos.commit-integrity (close_date_invalid / beyond_quarter / no_next_step / stage_too_early);
 - tsos.stage-probability-consistent (unknown_stage / probability_mismatch, tolerance 10);
 - tsos.lead-outcome-recorded (no_outcome), qualified or closed leads;
 - tsos.partner-lead-followup (not_accepted in 2 / no_followup in 5 business days), open
   distributed leads;
 - tsos.lead-single-owner (multiple_owners / partner_and_direct), open leads and open deals
-  grouped by company (same account or same normalised company name);
-- tsos.partner-told-of-direct-contact (partner_not_notified), activities of the last 14 days.
+  grouped by company (same account or same normalised company name; a name that normalises
+  to nothing gives no name key);
+- tsos.partner-told-of-direct-contact (partner_not_notified), activities of the last 14 days on
+  accounts with a partner of record (an empty id is no partner of record).
 
 "Today" is the file's ``as_of`` (or ``--as-of``, else today in UTC). Prints one JSON object:
 findings per rule and per reason, the record count, and the load / evaluate seconds.
@@ -188,18 +193,35 @@ def _locked_at(change: dict[str, Any], deal: dict[str, Any]) -> bool:
     return STAGE_INDEX.get(stage, -1) >= LOCK_INDEX or forecast == "commit"
 
 
-def has_unapproved_move(changes: list[dict[str, Any]], deal: dict[str, Any]) -> bool:
-    """A locked, unapproved move of the close date that no later change put back."""
+def judge_history(changes: list[dict[str, Any]], deal: dict[str, Any]) -> tuple[bool, int]:
+    """(a locked, unapproved move that is not cured?, pushes later that were restorations).
+
+    In time order: a move is cured when a later change puts the date back where it took it
+    from. A change that puts the date back where an earlier locked, unapproved move (not itself
+    a restoration) took it from is a restoration: neither a move nor a push, and it also cures
+    every move made since that earlier move.
+    """
     ordered = sorted(changes, key=_change_time)  # stable: unknown times first, in file order
+    moved_from: dict[str, int] = {}  # date -> position of the latest bad move away from it
+    cured: set[int] = set()
+    uncured: list[int] = []
+    restoration_pushes = 0
     for position, change in enumerate(ordered):
         old, new = change.get("old"), change.get("new")
+        start = moved_from.get(new) if new is not None and old != new else None
+        if start is not None:
+            cured.update(range(start + 1, position))
+            if old is not None and new > old:  # ISO dates compare as strings
+                restoration_pushes += 1
+            continue
         if old is None or new is None or old == new or change.get("approved_by"):
             continue
         if not _locked_at(change, deal):
             continue
+        moved_from[old] = position
         if not any(later.get("new") == old for later in ordered[position + 1 :]):
-            return True
-    return False
+            uncured.append(position)
+    return any(position not in cured for position in uncured), restoration_pushes
 
 
 class Companies:
@@ -242,7 +264,8 @@ def evaluate(
     deals = {o["id"]: o for o in data.get("opportunities") or ()}
 
     # Close-date history: pushes later per deal, and the whole history of the deals that have
-    # a locked, unapproved move (only those can need the "was it undone later?" check).
+    # a locked, unapproved move (only those can need the "was it undone later?" check, and only
+    # those can have restorations, which are not pushes).
     history = data.get("close_date_changes") or ()
     pushes: Counter[str] = Counter()
     suspect_history: dict[str, list[dict[str, Any]]] = {}
@@ -286,7 +309,8 @@ def evaluate(
             key = company_keys.get(name)
             if key is None:
                 key = company_keys[name] = company_key(name)
-            keys.append(("name", key))
+            if key:  # a name that normalises to nothing ("Inc.", "-") names no company
+                keys.append(("name", key))
         return keys
 
     companies = Companies()
@@ -312,7 +336,7 @@ def evaluate(
         if account_id is None and what in deals:
             account_id = deals[what].get("account_id")
         account = accounts.get(account_id) if account_id else None
-        if account is None or account.get("partner_of_record_id") is None:
+        if account is None or not account.get("partner_of_record_id"):  # "" is unset too
             continue
         created = activity.get("created_at")
         when = _local_date(created) if created is not None else _date(activity.get("due_date"))
@@ -422,9 +446,14 @@ def evaluate(
             found[CLOSE_DATE, "missing"] += 1
         elif close < as_of:
             found[CLOSE_DATE, "in_past"] += 1
-        if deal_id in suspect_history and has_unapproved_move(suspect_history[deal_id], deal):
+        moved_unapproved, restoration_pushes = (
+            judge_history(suspect_history[deal_id], deal)
+            if deal_id in suspect_history
+            else (False, 0)
+        )
+        if moved_unapproved:
             found[CLOSE_DATE, "moved_unapproved"] += 1
-        if pushes[deal_id] >= SLIP_COUNT:
+        if pushes[deal_id] - restoration_pushes >= SLIP_COUNT:
             found[SLIPPING, "pushed_repeatedly"] += 1
 
         if deal.get("forecast_category") == "commit":

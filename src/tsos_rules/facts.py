@@ -79,9 +79,15 @@ class CloseDateMove:
     change: CloseDateChange
     locked: bool
     approved: bool
+    #: The date went later. False for a restoration: putting the date back is not a slip.
     pushed_later: bool
-    #: A later change put the date back where this move took it from (e.g. an enforce repair).
+    #: A later change put the date back where this move took it from (e.g. an enforce repair),
+    #: or a later restoration put it back to before this move.
     reverted: bool = False
+    #: This change undoes an earlier unapproved move of the locked deal: it puts the date back
+    #: where that move took it from. It is a repair, not a new move (see
+    #: :attr:`OpportunityFacts.moves`).
+    restoration: bool = False
 
 
 @attrs.frozen
@@ -166,8 +172,9 @@ class OpportunityFacts(_PartnerJoins):
 
     @property
     def account_partner_of_record_id(self) -> str | None:
+        """The account's partner of record; None when unset (an empty id is unset too)."""
         account = self.account
-        return account.partner_of_record_id if account else None
+        return (account.partner_of_record_id or None) if account else None
 
     @property
     def account_partner_of_record(self) -> Partner | None:
@@ -196,7 +203,28 @@ class OpportunityFacts(_PartnerJoins):
 
     @once
     def moves(self) -> tuple[CloseDateMove, ...]:
-        """Every close-date change of the deal, judged at the time it was made."""
+        """Every close-date change of the deal, judged at the time it was made.
+
+        Taken in time order (unknown times first, in file order):
+
+        - a move is *reverted* when a later change puts the date back where it took it from;
+          an unapproved move that was reverted is cured;
+        - a move is a *restoration* when it puts the date back where an earlier unapproved move
+          of the locked deal took it from (``new`` equals that move's ``old``), that earlier
+          move being a real move, not itself a restoration. A restoration is the undo of a bad
+          move (by the rep, or an enforce repair), so it is neither an unapproved move for
+          ``tsos.close-date-locked`` (else the tool would ask to put the bad date back) nor a
+          push for ``tsos.close-date-slipping`` (undoing an unapproved pull-in moves the date
+          later, but only back to the date the deal had; the deal did not slip). The undone
+          move itself keeps counting as a push when it was one: the date *was* pushed.
+
+        A restoration to where a bad move started also cures the moves made since that move:
+        after A→B→C→A the date is back at A, so B→C is undone too (restoring B would bring back
+        a date no one approved).
+
+        So A→B→A (both unapproved) leaves nothing to cure, and in A→B→A→B the last move is a
+        real unapproved move again (it undoes a restoration, not a bad move).
+        """
         changes = self.index.changes_by_opportunity.get(self.opportunity.id)
         if not changes:
             return ()
@@ -205,14 +233,27 @@ class OpportunityFacts(_PartnerJoins):
         if not any(move.locked and not move.approved for move in moves):
             return tuple(moves)  # only an unapproved move on a locked deal can need curing
         order = sorted(range(len(moves)), key=lambda i: change_time(changes[i]))
+        #: date -> position (in ``order``) of the latest real unapproved move away from it
+        moved_from: dict[dt.date, int] = {}
         for position, i in enumerate(order):
-            old = changes[i].old
+            change, move = changes[i], moves[i]
+            old, new = change.old, change.new
             if old is not None and any(changes[j].new == old for j in order[position + 1 :]):
-                moves[i] = attrs.evolve(moves[i], reverted=True)
+                move = attrs.evolve(move, reverted=True)
+            start = moved_from.get(new) if new is not None and old != new else None
+            if start is not None:
+                move = attrs.evolve(move, restoration=True, pushed_later=False)
+                # Back where the bad move started: every move since is undone with it.
+                for k in order[start + 1 : position]:
+                    moves[k] = attrs.evolve(moves[k], reverted=True)
+            elif move.locked and not move.approved and old is not None:
+                moved_from[old] = position
+            moves[i] = move
         return tuple(moves)
 
     @property
     def close_date_pushes(self) -> int:
+        """Pushes of the close date to a later date (restorations are not pushes)."""
         return sum(1 for move in self.moves if move.pushed_later)
 
     @once
@@ -424,8 +465,9 @@ class ActivityFacts(_RecordJoins):
 
     @property
     def account_partner_of_record_id(self) -> str | None:
+        """The account's partner of record; None when unset (an empty id is unset too)."""
         account = self.account
-        return account.partner_of_record_id if account else None
+        return (account.partner_of_record_id or None) if account else None
 
     @property
     def activity_date(self) -> dt.date | None:
@@ -572,15 +614,25 @@ class FactIndex:
         return user.role if user else None
 
     def company_keys_of(self, record: Lead | Opportunity) -> list[str]:
-        """The keys that identify a record's company: its account, and its normalised name."""
+        """The keys that identify a record's company: its account, and its normalised name.
+
+        The name is the account's, else (a lead on no account or an unnamed one) the lead's
+        company. A name that normalises to nothing ("Inc.", "-", blanks) names no company: it
+        gives no name key, so such records are grouped by their account alone and unrelated
+        companies are never merged under the empty name. (The lead's own company is not used
+        in place of such an account name, as for any named account.)
+        """
         keys = []
         if record.account_id:
             keys.append(f"account:{record.account_id}")
         account = self.accounts.get(record.account_id) if record.account_id else None
+        name = None
         if account is not None and account.name:
-            keys.append("name:" + self._company_key(account.name))
+            name = self._company_key(account.name)
         elif isinstance(record, Lead) and record.company:
-            keys.append("name:" + self._company_key(record.company))
+            name = self._company_key(record.company)
+        if name:
+            keys.append("name:" + name)
         return keys
 
     def _company_key(self, name: str) -> str:

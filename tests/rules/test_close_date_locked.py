@@ -4,6 +4,8 @@ each change."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from builders import at, change, closed_deal, day, deal, findings, only, reasons, snapshot
@@ -182,3 +184,87 @@ def test_two_changes_without_times_do_not_break_the_ordering() -> None:
     second = change("o1", old="2026-12-10", new="2026-12-15", changed_at=None, stage="closing")
     found = reasons(snapshot(opportunities=[locked], close_date_changes=[first, second]), RULE)
     assert "moved_unapproved" in found
+
+
+# -- undoing an unapproved move ----------------------------------------------------------
+
+
+def locked_history(*dates, approved=()):
+    """Unapproved moves of a locked deal through ``dates`` (day offsets), a day apart.
+
+    ``approved`` lists the indexes of the moves that carry an approval.
+    """
+    return [
+        change(
+            old=day(old),
+            new=day(new),
+            stage="closing",
+            changed_at=at(-20 + i),
+            approved_by="vp-sales" if i in approved else None,
+        )
+        for i, (old, new) in enumerate(pairwise(dates))
+    ]
+
+
+def locked_findings(history):
+    snap = snapshot(
+        opportunities=[deal(stage="closing", probability=80, close_date=day(history[-1]))],
+        close_date_changes=locked_history(*history),
+    )
+    return [f for f in findings(snap) if f.rule == RULE]
+
+
+def test_putting_the_date_back_without_approval_is_no_new_move():
+    """A→B→A, both unapproved: the undo is a restoration, not a move to report (or to
+    restore from: restoring B would bring the unapproved date back)."""
+    assert locked_findings([10, 30, 10]) == []
+
+
+def test_an_undo_that_pushes_the_date_later_is_no_new_move():
+    # An unapproved pull-in, then the date put back later where it was.
+    assert locked_findings([30, 10, 30]) == []
+
+
+def test_two_unapproved_moves_in_a_row_are_both_reported_and_the_last_one_is_undone_first():
+    (finding,) = locked_findings([10, 20, 30])
+    assert finding.reason == "moved_unapproved"
+    assert finding.details == {"restore_to": day(20), "moved_to": day(30), "unapproved_moves": 2}
+    assert f"restore {day(20)}" in finding.message
+
+
+def test_moving_the_date_again_after_putting_it_back_is_a_new_unapproved_move():
+    """A→B→A→B: the third change undoes the restoration, not a bad move: it is a real move."""
+    (finding,) = locked_findings([10, 30, 10, 30])
+    assert finding.reason == "moved_unapproved"
+    assert finding.details == {"restore_to": day(10), "moved_to": day(30), "unapproved_moves": 1}
+    assert f"moved from {day(10)} to {day(30)} without approval (once)" in finding.message
+
+
+def test_putting_the_date_back_past_several_unapproved_moves_cures_them_all():
+    """A→B→C→A: the date is back where it was before any unapproved move."""
+    assert locked_findings([10, 20, 30, 10]) == []
+
+
+def test_putting_the_date_back_one_step_leaves_the_earlier_move_to_cure():
+    """A→B→C→B: C→B undoes B→C only; A→B still needs approval or restoring A."""
+    (finding,) = locked_findings([10, 20, 30, 20])
+    assert finding.details == {"restore_to": day(10), "moved_to": day(20), "unapproved_moves": 1}
+
+
+def test_undoing_an_approved_move_is_a_move_that_needs_approval():
+    snap = snapshot(
+        opportunities=[deal(stage="closing", probability=80, close_date=day(10))],
+        close_date_changes=locked_history(10, 30, 10, approved=(0,)),
+    )
+    finding = only(snap, RULE)
+    assert finding.details == {"restore_to": day(30), "moved_to": day(10), "unapproved_moves": 1}
+
+
+def test_undoing_a_move_made_before_the_lock_is_a_move_that_needs_approval():
+    early = change(old=day(10), new=day(30), stage="engagement", changed_at=at(-20))
+    back = change(old=day(30), new=day(10), stage="closing", changed_at=at(-10))
+    snap = snapshot(
+        opportunities=[deal(stage="closing", probability=80, close_date=day(10))],
+        close_date_changes=[early, back],
+    )
+    assert only(snap, RULE).details["restore_to"] == day(30)

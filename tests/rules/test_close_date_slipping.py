@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from builders import at, change, closed_deal, day, deal, found, only, snapshot
@@ -75,3 +77,32 @@ def test_slip_count_is_configurable():
     config = {"packs": {"tsos": {"slip_count": 2}}}
     assert slip(pushes(2), config=config) == {("o1", "pushed_repeatedly", "warn")}
     assert slip(pushes(1), config=config) == set()
+
+
+def locked_moves(*dates):
+    """Unapproved moves of a locked deal through ``dates`` (day offsets), a day apart."""
+    return [
+        change(old=day(old), new=day(new), stage="closing", changed_at=at(-20 + i))
+        for i, (old, new) in enumerate(pairwise(dates))
+    ]
+
+
+def test_putting_back_a_pulled_in_date_is_not_a_push():
+    """An unapproved pull-in of a locked deal undone three times: the date never went past
+    where it was, so the deal did not slip."""
+    locked = deal(stage="closing", probability=80)
+    assert slip(locked_moves(30, 20, 30, 20, 30, 20, 30), locked) == set()
+
+
+def test_a_push_that_was_put_back_still_counts_as_a_push():
+    """The date was pushed (and undone): three attempted pushes slip the deal."""
+    locked = deal(stage="closing", probability=80)
+    assert slip(locked_moves(20, 30, 20, 30, 20, 30, 20), locked) == {
+        ("o1", "pushed_repeatedly", "warn")
+    }
+
+
+def test_the_same_moves_on_a_deal_that_was_not_locked_are_pushes():
+    # Before the lock no move needs approval, so nothing is a restoration: every push counts.
+    history = [dict(c, stage="engagement") for c in locked_moves(30, 20, 30, 20, 30, 20, 30)]
+    assert slip(history) == {("o1", "pushed_repeatedly", "warn")}

@@ -194,3 +194,43 @@ def test_every_record_in_a_three_way_conflict_is_reported_once():
         ("l2", "multiple_owners"),
         ("l3", "multiple_owners"),
     ]
+
+
+@pytest.mark.parametrize("names", [("Inc.", "-"), ("Co.", "   "), ("Inc.", "Inc.")])
+def test_names_that_normalise_to_nothing_do_not_make_unrelated_accounts_one_company(names):
+    hits = so(
+        accounts=[account("a1", name=names[0]), account("a2", name=names[1])],
+        leads=[lead("l1", company="Acme", account_id="a1", owner_id="u1")],
+        opportunities=[deal("o1", account_id="a2", owner_id="u2")],
+    )
+    assert hits == set()
+
+
+def test_two_deals_on_accounts_named_inc_and_dash_are_not_one_company():
+    hits = so(
+        accounts=[account("a1", name="Inc."), account("a2", name="-")],
+        opportunities=[
+            deal("o1", account_id="a1", owner_id="u1"),
+            deal("o2", account_id="a2", owner_id="u2", channel="partner", partner_id="p1"),
+        ],
+    )
+    assert hits == set()
+
+
+def test_leads_whose_company_normalises_to_nothing_are_not_one_company():
+    hits = so(
+        leads=[
+            lead("l1", company="Inc.", owner_id="u1"),
+            lead("l2", company="-", owner_id="u2", partner_id="p1"),
+        ]
+    )
+    assert hits == set()
+
+
+def test_an_account_named_only_by_a_legal_suffix_still_groups_its_own_records():
+    hits = so(
+        accounts=[account("a1", name="Inc.")],
+        leads=[lead("l1", company="Co.", account_id="a1", owner_id="u1")],
+        opportunities=[deal("o1", account_id="a1", owner_id="u2")],
+    )
+    assert hits == {("lead", "l1", "multiple_owners"), ("opportunity", "o1", "multiple_owners")}

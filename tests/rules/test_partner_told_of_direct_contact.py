@@ -101,3 +101,17 @@ def test_the_contact_date_is_taken_in_the_org_time_zone():
     edge = contact(created_at=f"{day(-14)}T03:00:00+00:00")
     assert ptd(edge) == {("t1", "partner_not_notified", "warn")}
     assert ptd(edge, config={"org": {"timezone": "America/Los_Angeles"}}) == set()
+
+
+def test_an_empty_partner_of_record_is_no_partner_of_record():
+    """An empty id means unset here as everywhere else (the account is no channel account)."""
+    assert ptd(contact(), accounts=[account("a1", partner_of_record_id="")]) == set()
+    on_deal = contact(account_id=None, what_id="o1")
+    assert (
+        ptd(
+            on_deal,
+            accounts=[account("a1", partner_of_record_id="")],
+            opportunities=[deal("o1", account_id="a1")],
+        )
+        == set()
+    )

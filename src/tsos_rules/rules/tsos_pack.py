@@ -243,7 +243,12 @@ def close_date_locked(facts: OpportunityFacts, params: Params) -> Iterator[Viola
             f"Close date {deal.close_date} of deal {_name(facts)} is past; "
             "agree the real date with the buyer.",
         )
-    unapproved = [m for m in facts.moves if m.locked and not m.approved and not m.reverted]
+    # An undone move is cured; the change that undid it (a restoration) is a repair, not a move.
+    unapproved = [
+        m
+        for m in facts.moves
+        if m.locked and not m.approved and not m.reverted and not m.restoration
+    ]
     if unapproved:
         last = max(unapproved, key=lambda m: change_time(m.change))
         count = len(unapproved)
@@ -416,7 +421,7 @@ def partner_told_of_direct_contact(facts: ActivityFacts, params: Params) -> Iter
     if (
         activity.partner_notified
         or facts.owner_role in (None, UserRole.PARTNER)
-        or facts.account_partner_of_record_id is None
+        or not facts.account_partner_of_record_id  # unset, or an empty id
     ):
         return
     days_ago = facts.days_ago
@@ -567,8 +572,9 @@ RULES = (
                 "An open deal has a close date that is not past. Once a deal is locked (stage at "
                 "or beyond org.lock_stage, or forecast category commit, judged at the time of each "
                 "change from the stage and forecast category recorded on it) every close-date "
-                "move needs approved_by. A move later undone (the date put back) is cured. In "
-                "enforce mode the previous date is restored."
+                "move needs approved_by. A move later undone (the date put back) is cured, and "
+                "the undo itself (a restoration) is not a move. In enforce mode the previous date "
+                "is restored."
             ),
             remediation="Get the move approved, or restore the previous close date.",
             reasons={
@@ -587,7 +593,11 @@ RULES = (
             title="A deal whose close date keeps slipping",
             doctrine="DO NOT MISS YOUR COMMIT ever.",
             source="tip #2",
-            semantics="An open deal whose close date was pushed later slip_count or more times.",
+            semantics=(
+                "An open deal whose close date was pushed later slip_count or more times. "
+                "Putting the date back after an unapproved move of a locked deal (a restoration) "
+                "is not a push."
+            ),
             remediation="Requalify the deal: what has to happen, by when, and who decides?",
             reasons={"pushed_repeatedly": "the close date was pushed later too many times"},
             parameters=("slip_count",),

@@ -651,22 +651,42 @@ class FactIndex:
         """Group open leads and deals by company (same account or same name), then judge."""
         companies = _Companies()
         records: list[tuple[str, tuple[str, str, str | None, bool]]] = []
+        # Records on a known, named account share its keys: join those once per account.
+        joined: dict[str, str] = {}
+        accounts = self.accounts
+
+        def first_key(record: Lead | Opportunity) -> str | None:
+            account_id = record.account_id
+            known = joined.get(account_id) if account_id else None
+            if known is not None:
+                return known
+            keys = self.company_keys_of(record)
+            if not keys:
+                return None
+            companies.join(keys)
+            account = accounts.get(account_id) if account_id else None
+            if account is not None and account.name:
+                joined[account.id] = keys[0]
+            return keys[0]
+
         for lead in self.snapshot.leads:
-            keys = self.company_keys_of(lead) if self.lead_is_open(lead) else None
-            if keys:
-                companies.join(keys)
-                records.append((keys[0], ("lead", lead.id, lead.owner_id, bool(lead.partner_id))))
+            key = first_key(lead) if self.lead_is_open(lead) else None
+            if key is not None:
+                records.append((key, ("lead", lead.id, lead.owner_id, bool(lead.partner_id))))
         for opportunity in self.snapshot.opportunities:
-            keys = None if opportunity.is_closed else self.company_keys_of(opportunity)
-            if keys:
-                companies.join(keys)
+            key = None if opportunity.is_closed else first_key(opportunity)
+            if key is not None:
                 via_partner = bool(opportunity.partner_id) or opportunity.channel is Channel.PARTNER
                 records.append(
-                    (keys[0], ("opportunity", opportunity.id, opportunity.owner_id, via_partner))
+                    (key, ("opportunity", opportunity.id, opportunity.owner_id, via_partner))
                 )
         groups: defaultdict[str, list[tuple[str, str, str | None, bool]]] = defaultdict(list)
+        roots: dict[str, str] = {}
         for key, record in records:
-            groups[companies.find(key)].append(record)
+            root = roots.get(key)
+            if root is None:
+                root = roots[key] = companies.find(key)
+            groups[root].append(record)
         conflicts: dict[tuple[str, str], CompanyConflict] = {}
         for members in groups.values():
             if len(members) < 2:

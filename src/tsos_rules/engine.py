@@ -161,14 +161,25 @@ class Engine:
 
         def judge_slice(k: int, n: int) -> list[Finding]:
             found: list[Finding] = []
-            compiled = self._compiled
             for record_type, records, build in judged:
+                # Python checks are called straight from here (what CompiledPythonPack.evaluate
+                # does, without a call and a lookup per record and pack); other packs as usual.
+                checks = [
+                    (spec, check, pack.parameters)
+                    for pack in self._compiled
+                    if isinstance(pack, CompiledPythonPack)
+                    for spec, check in pack.checks.get(record_type, ())
+                ]
+                others = [p for p in self._compiled if not isinstance(p, CompiledPythonPack)]
                 # Contiguous runs, not every n-th record: records loaded together sit together
                 # in memory, so a worker touches (and copies) fewer of its parent's pages.
                 part = records[len(records) * k // n : len(records) * (k + 1) // n]
                 for record in part if n > 1 else records:
                     facts = build(record)
-                    for pack in compiled:
+                    for spec, check, parameters in checks:
+                        for violation in check(facts, parameters):
+                            found.append(spec.finding(record_type, facts.record_id, violation))
+                    for pack in others:
                         found.extend(pack.evaluate(record_type, facts))
             return found
 

@@ -73,8 +73,7 @@ def run_slices(work: Callable[[int, int], R], jobs: int) -> list[R]:
             except Exception as exc:  # a truncated or corrupt answer: redo the slice
                 log.warning("worker %d of %d sent an unreadable result (%s)", k, jobs, exc)
         else:
-            log.warning(
-                "worker %d of %d failed (status %d); judging its slice here", k, jobs, status
-            )
+            code = os.waitstatus_to_exitcode(status)
+            log.warning("worker %d of %d failed (exit %d); judging its slice here", k, jobs, code)
         results.append(work(k, jobs))
     return results

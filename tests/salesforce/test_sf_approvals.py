@@ -146,34 +146,35 @@ def test_each_approval_approves_only_the_nearest_move() -> None:
     ]
 
 
-def test_a_field_set_within_five_minutes_approves_the_move(org: Org, tmp_path: Path) -> None:
+APPROVAL_FIELD = {"source": "field", "field": "Close_Date_Approved_By__c"}
+
+
+def approve_by_field(org: Org, minutes_after_move: int) -> Ids:
+    """Seed the org, then set a tracked approval field on the moved deal some minutes later."""
     fake = org.fake
     fake.add_field("Opportunity", "Close_Date_Approved_By__c", "reference", reference_to=["User"])
     fake.track_history("Close_Date_Approved_By__c")
     ids = seed(fake)
-    fake.now = MOVED_AT + dt.timedelta(minutes=4)
+    fake.now = MOVED_AT + dt.timedelta(minutes=minutes_after_move)
     fake.update("Opportunity", ids.boeing_fleet, Close_Date_Approved_By__c=ids.cara, by=ids.cara)
     fake.now = at(0)
-    source = {"source": "field", "field": "Close_Date_Approved_By__c"}
-    result = org.connector(approvals=source).read(None, until=at(0))
+    return ids
+
+
+def test_a_field_set_within_five_minutes_approves_the_move(org: Org, tmp_path: Path) -> None:
+    ids = approve_by_field(org, 4)
+    result = org.connector(approvals=APPROVAL_FIELD).read(None, until=at(0))
     (move,) = result.snapshot.close_date_changes
     assert move.approved_by == ids.cara
-    (query,) = [q for q, _ in fake.query_log if "OpportunityFieldHistory" in q]
+    (query,) = [q for q, _ in org.fake.query_log if "OpportunityFieldHistory" in q]
     assert "Field = 'Close_Date_Approved_By__c'" in query
-    sync(org, tmp_path, connector=org.connector(read=LAG, approvals=source))
+    sync(org, tmp_path, connector=org.connector(read=LAG, approvals=APPROVAL_FIELD))
     assert unapproved(ids) not in finding_tasks(org)
 
 
 def test_a_field_set_later_does_not_approve_the_move(org: Org) -> None:
-    fake = org.fake
-    fake.add_field("Opportunity", "Close_Date_Approved_By__c", "reference", reference_to=["User"])
-    fake.track_history("Close_Date_Approved_By__c")
-    ids = seed(fake)
-    fake.now = MOVED_AT + dt.timedelta(minutes=6)
-    fake.update("Opportunity", ids.boeing_fleet, Close_Date_Approved_By__c=ids.cara, by=ids.cara)
-    fake.now = at(0)
-    source = {"source": "field", "field": "Close_Date_Approved_By__c"}
-    result = org.connector(approvals=source).read(None, until=at(0))
+    approve_by_field(org, 6)
+    result = org.connector(approvals=APPROVAL_FIELD).read(None, until=at(0))
     (move,) = result.snapshot.close_date_changes
     assert move.approved_by is None
 

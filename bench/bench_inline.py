@@ -33,7 +33,7 @@ from typing import Any
 
 from tsos_rules.inline import ChangeChecker
 from tsos_rules.model import Opportunity
-from tsos_rules.snapshot_io import snapshot_from_dict
+from tsos_rules.snapshot.document import snapshot_from_dict
 
 AS_OF = "2026-11-24"
 TARGET_P99_US = 1000.0

@@ -60,7 +60,7 @@ def _usage() -> tuple[float, float]:
 def step_sync(workdir: Path, mode: str, full: bool) -> dict[str, Any]:
     """One sync of the CRM in ``workdir``: wall and CPU seconds, peak RSS, what it read."""
     from tsos_rules.plugins import get_plugin_manager
-    from tsos_rules.sync import run_sync
+    from tsos_rules.sync.job import run_sync
 
     cold = time.perf_counter()
     get_plugin_manager()  # import the installed plugins, as a long-lived scheduler would have
@@ -96,7 +96,7 @@ def step_sync(workdir: Path, mode: str, full: bool) -> dict[str, Any]:
 def step_seed(workdir: Path, opportunities: int) -> dict[str, Any]:
     """Generate the org and load it into a fresh CRM (streamed through a JSON lines file)."""
     from tsos_rules.connectors.local import LocalCRM, iter_org_json
-    from tsos_rules.demo_org import write_org_json
+    from tsos_rules.connectors.local.demo import write_org_json
 
     start = time.perf_counter()
     snapshot = workdir / "org.json"

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from tsos_rules.demo_org import write_org_json
+from tsos_rules.connectors.local.demo import write_org_json
 
 DEFAULT_AS_OF = dt.date(2026, 11, 24)
 

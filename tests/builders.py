@@ -19,7 +19,7 @@ from typing import Any
 import tsos_rules
 from tsos_rules.engine import Engine, filter_severity
 from tsos_rules.findings import Finding, Findings
-from tsos_rules.snapshot_io import snapshot_from_dict
+from tsos_rules.snapshot.document import snapshot_from_dict
 
 TODAY = dt.date(2026, 11, 24)  # a Tuesday
 AS_OF = TODAY.isoformat()

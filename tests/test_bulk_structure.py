@@ -9,10 +9,10 @@ import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tsos_rules.bulk_structure import Refused, make_bulk_unstructure
-from tsos_rules.demo_org import generate_org
+from tsos_rules.connectors.local.demo import generate_org
 from tsos_rules.model import COLLECTIONS, Opportunity
-from tsos_rules.snapshot_io import BULK_STRUCTURE, CONVERTER, FieldProblem
+from tsos_rules.snapshot._fast import Refused, make_bulk_unstructure
+from tsos_rules.snapshot.document import BULK_STRUCTURE, CONVERTER, FieldProblem
 
 
 def _both(row: Any, cls: type[Any]) -> tuple[Any, Any]:

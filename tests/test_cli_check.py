@@ -512,7 +512,7 @@ def test_explain_shows_the_org_settings_a_rule_reads(cli):
 
 def test_script_judges_a_large_snapshot_in_workers_with_the_same_findings(tmp_path):
     """Past 20k judged records ``check`` forks workers; output and exit code are unchanged."""
-    from tsos_rules.demo_org import generate_org
+    from tsos_rules.connectors.local.demo import generate_org
 
     org = generate_org(opportunities=6000, seed=2, as_of=dt.date(2026, 11, 24))
     path = tmp_path / "big.json"

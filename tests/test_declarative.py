@@ -40,7 +40,7 @@ from tsos_rules.rules.declarative import (
 from tsos_rules.rules.spec import RulePack
 
 PACKS = Path(__file__).parent / "data" / "packs"
-SCHEMA = Path(declarative.__file__).parent.parent / "schemas" / "declarative-pack.schema.json"
+SCHEMA = Path(declarative.__file__).parents[2] / "schemas" / "declarative-pack.schema.json"
 AS_OF = dt.date(2024, 5, 1)
 MISSING = object()
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from tsos_rules.api import check
-from tsos_rules.demo_org import UNKNOWN_PARTNER_PREFIX, generate_org, write_org_json
+from tsos_rules.connectors.local.demo import UNKNOWN_PARTNER_PREFIX, generate_org, write_org_json
 from tsos_rules.org import DEFAULT_PARTNER_SOURCES, DEFAULT_STAGE_LADDER
-from tsos_rules.snapshot_io import snapshot_from_dict
+from tsos_rules.snapshot.document import snapshot_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = dt.date(2026, 11, 24)

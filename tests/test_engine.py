@@ -23,9 +23,9 @@ from builders import (
     snapshot,
 )
 from tsos_rules import ConfigError, Engine, OrgProfile
+from tsos_rules.packs.tsos import TSOS_PACK
 from tsos_rules.plugins import collect_packs, get_plugin_manager
-from tsos_rules.rules.tsos_pack import TSOS_PACK
-from tsos_rules.snapshot_io import snapshot_from_dict
+from tsos_rules.snapshot.document import snapshot_from_dict
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 

@@ -8,11 +8,11 @@ import os
 
 import pytest
 
-from tsos_rules import engine as engine_module
-from tsos_rules.demo_org import generate_org
+from tsos_rules.connectors.local.demo import generate_org
 from tsos_rules.engine import Engine
-from tsos_rules.forked import can_fork, run_slices
-from tsos_rules.snapshot_io import snapshot_from_dict
+from tsos_rules.engine import engine as engine_module
+from tsos_rules.engine._forked import can_fork, run_slices
+from tsos_rules.snapshot.document import snapshot_from_dict
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="forked workers need fork (Linux)")
 

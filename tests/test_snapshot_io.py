@@ -11,7 +11,7 @@ import pytest
 import tsos_rules
 from builders import AS_OF, activity, change, channel_account, consent, deal, lead, snapshot
 from tsos_rules.errors import InputError
-from tsos_rules.snapshot_io import (
+from tsos_rules.snapshot.document import (
     SnapshotError,
     load_snapshot,
     snapshot_from_dict,

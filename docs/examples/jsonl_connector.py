@@ -28,7 +28,7 @@ from tsos_rules.connectors.base import (
     ReadResult,
     RecordKey,
 )
-from tsos_rules.snapshot_io import RecordError, snapshot_from_dict
+from tsos_rules.snapshot.document import RecordError, snapshot_from_dict
 
 #: Record type -> the file (and snapshot collection) that holds it.
 FILES = {

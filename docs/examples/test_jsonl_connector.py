@@ -17,7 +17,7 @@ from jsonl_connector import JsonlConnector, edit_record, seed_folder
 
 from tsos_rules.connectors.base import Connector
 from tsos_rules.model import Snapshot
-from tsos_rules.snapshot_io import snapshot_to_dict
+from tsos_rules.snapshot.document import snapshot_to_dict
 from tsos_rules.testing import ConnectorContract
 
 

@@ -11,7 +11,7 @@ from tsos_rules.config import Config
 from tsos_rules.engine import Engine, filter_severity
 from tsos_rules.findings import Findings
 from tsos_rules.model import Snapshot
-from tsos_rules.snapshot_io import snapshot_from_dict
+from tsos_rules.snapshot.document import snapshot_from_dict
 
 
 def check(

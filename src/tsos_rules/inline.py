@@ -59,7 +59,7 @@ from tsos_rules.model import (
     Snapshot,
 )
 from tsos_rules.rules.spec import Violation
-from tsos_rules.snapshot_io import SnapshotError, snapshot_from_dict, structure_record
+from tsos_rules.snapshot.document import SnapshotError, snapshot_from_dict, structure_record
 
 #: The record types a change can be about, with their model class and snapshot collection.
 RECORD_TYPES: Final[Mapping[str, tuple[type[Any], str]]] = {

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 #: Built-in plugins, registered exactly like third-party entry points.
 DEFAULT_PLUGINS: tuple[str, ...] = (
-    "tsos_rules.rules.tsos_pack",
+    "tsos_rules.packs.tsos",
     "tsos_rules.connectors.local",
     "tsos_rules.connectors.salesforce",
 )

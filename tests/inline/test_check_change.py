@@ -31,7 +31,7 @@ from tsos_rules.engine import Engine
 from tsos_rules.findings import Finding
 from tsos_rules.inline import ChangeChecker, ChangeError, check_change
 from tsos_rules.model import COLLECTIONS, Opportunity
-from tsos_rules.snapshot_io import snapshot_from_dict
+from tsos_rules.snapshot.document import snapshot_from_dict
 
 PLURAL = {singular: plural for plural, singular, _ in COLLECTIONS}
 JUDGED = ("opportunity", "lead", "account", "activity")

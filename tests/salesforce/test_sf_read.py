@@ -10,7 +10,7 @@ from sf_support import NOW, Org
 
 from tsos_rules.connectors.base import Action, ActionKind, ActionStatus
 from tsos_rules.engine import Engine
-from tsos_rules.snapshot_io import snapshot_to_dict
+from tsos_rules.snapshot.document import snapshot_to_dict
 
 
 @pytest.fixture

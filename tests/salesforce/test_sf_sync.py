@@ -17,8 +17,8 @@ from tsos_rules.cli import run
 from tsos_rules.connectors.base import ReadResult
 from tsos_rules.connectors.salesforce import SalesforceConnector
 from tsos_rules.errors import FatalConnectorError
-from tsos_rules.state import StateStore
-from tsos_rules.sync import run_sync
+from tsos_rules.sync.job import run_sync
+from tsos_rules.sync.state import StateStore
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tsos_rules import hookdocs, hookspec
+from tsos_rules import _hookdocs as hookdocs
+from tsos_rules import hookspec
 from tsos_rules.plugins import get_plugin_manager
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +29,7 @@ def test_every_hook_is_fully_documented() -> None:
 
 def test_the_page_is_generated_from_the_docstrings() -> None:
     assert PAGE.read_text(encoding="utf-8") == hookdocs.render(), (
-        "docs/hooks.md is stale: run 'python -m tsos_rules.hookdocs'"
+        "docs/hooks.md is stale: run 'python -m tsos_rules._hookdocs'"
     )
 
 
@@ -136,7 +137,7 @@ def test_the_command_checks_and_writes_the_page(
 
 def test_python_dash_m_runs_the_check() -> None:
     check = subprocess.run(
-        [sys.executable, "-m", "tsos_rules.hookdocs", "--check", "-o", str(PAGE)],
+        [sys.executable, "-m", "tsos_rules._hookdocs", "--check", "-o", str(PAGE)],
         capture_output=True,
         text=True,
         check=False,

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from tsos_rules.connectors.base import Connector
-from tsos_rules.connectors.local import TABLES, LocalConnector, LocalCRM
+from tsos_rules.connectors.local.connector import TABLES, LocalConnector, LocalCRM
 from tsos_rules.model import Snapshot
-from tsos_rules.snapshot_io import snapshot_to_dict
+from tsos_rules.snapshot.document import snapshot_to_dict
 from tsos_rules.testing import ConnectorContract
 
 HISTORY_TABLES = ("close_date_history", "field_history")

@@ -206,7 +206,7 @@ def test_tsos_check_and_tsos_engine(
 
 def test_builtins_can_be_disabled_by_module_name(tsos_plugin: PluginRegistrar) -> None:
     tsos_plugin(DemoPlugin(), name="kit-demo")
-    names = [p.name for p in installed_packs(disabled=["tsos_rules.rules.tsos_pack"])]
+    names = [p.name for p in installed_packs(disabled=["tsos_rules.packs.tsos"])]
     assert names == ["kit-demo"]
 
 

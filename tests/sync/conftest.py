@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from tsos_rules.connectors.local import LocalCRM
-from tsos_rules.demo_org import generate_org
-from tsos_rules.state import DATA_DIR_ENV, StateStore
-from tsos_rules.sync import SyncSummary, run_sync
+from tsos_rules.connectors.local.connector import LocalCRM
+from tsos_rules.connectors.local.demo import generate_org
+from tsos_rules.sync.job import SyncSummary, run_sync
+from tsos_rules.sync.state import DATA_DIR_ENV, StateStore
 
 AS_OF = dt.date(2026, 11, 24)
 

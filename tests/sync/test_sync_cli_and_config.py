@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from tsos_rules.commands_sync import EXAMPLE_CONFIG
+from tsos_rules.cli.sync import EXAMPLE_CONFIG
 from tsos_rules.config import Config
-from tsos_rules.connectors.local import LocalCRM
-from tsos_rules.state import MIGRATIONS, SCHEMA_VERSION, StateError, StateStore
-from tsos_rules.sync import SyncSettings
+from tsos_rules.connectors.local.connector import LocalCRM
+from tsos_rules.sync.job import SyncSettings
+from tsos_rules.sync.state import MIGRATIONS, SCHEMA_VERSION, StateError, StateStore
 
 ROOT = Path(__file__).resolve().parents[2]
 Cli = Callable[..., Any]

@@ -18,9 +18,9 @@ import pytest
 
 from tsos_rules.cli import run
 from tsos_rules.engine import Engine, filter_severity
-from tsos_rules.snapshot_io import snapshot_from_dict
-from tsos_rules.state import LockHeldError, StateStore
-from tsos_rules.sync import EXIT_LOCKED
+from tsos_rules.snapshot.document import snapshot_from_dict
+from tsos_rules.sync.job import EXIT_LOCKED
+from tsos_rules.sync.state import LockHeldError, StateStore
 from tsos_rules.testing import builders as b
 
 AS_OF = b.TODAY
@@ -32,7 +32,7 @@ AS_OF = b.TODAY
 KILLER = textwrap.dedent(
     """
     import datetime, importlib, json, os, signal, sys
-    from tsos_rules.sync import run_sync
+    from tsos_rules.sync.job import run_sync
 
     config, kill_at = json.loads(sys.argv[1]), int(sys.argv[2])
     as_of, hook = sys.argv[3], sys.argv[4]
@@ -53,7 +53,7 @@ KILLER = textwrap.dedent(
     sys.exit(99)  # not reached when killed
     """
 )
-COMMIT = "tsos_rules.state:StateStore.commit_batch"
+COMMIT = "tsos_rules.sync.state:StateStore.commit_batch"
 CRM_WRITE = "tsos_rules.connectors.local:LocalConnector.write"
 
 
@@ -120,7 +120,7 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from tsos_rules.state import StateStore
+    from tsos_rules.sync.state import StateStore
 
     store = StateStore(Path(sys.argv[1]))
     store.lock().acquire()

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from tsos_rules.connectors.base import Action, ActionResult
-from tsos_rules.connectors.local import LocalConnector
+from tsos_rules.connectors.local.connector import LocalConnector
 from tsos_rules.engine import Engine, filter_severity
 from tsos_rules.errors import ConfigError
 from tsos_rules.findings import Severity
-from tsos_rules.snapshot_io import snapshot_from_dict
-from tsos_rules.sync import EXIT_BLOCK, EXIT_OK, EXIT_SKIPPED
+from tsos_rules.snapshot.document import snapshot_from_dict
+from tsos_rules.sync.job import EXIT_BLOCK, EXIT_OK, EXIT_SKIPPED
 from tsos_rules.testing import builders as b
 
 AS_OF = b.TODAY

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from tsos_rules.actions import Mode, ModePolicy, Planner, RuleText
 from tsos_rules.connectors.base import (
     Action,
     ActionKind,
@@ -19,11 +18,12 @@ from tsos_rules.connectors.base import (
     ActionStatus,
     Capabilities,
 )
-from tsos_rules.connectors.local import LocalConnector
+from tsos_rules.connectors.local.connector import LocalConnector
 from tsos_rules.errors import FatalConnectorError
 from tsos_rules.findings import Severity
-from tsos_rules.state import FindingState, PendingWrite, StateStore
-from tsos_rules.sync import EXIT_CONNECTOR, EXIT_OK, SETTLE_ATTEMPTS
+from tsos_rules.sync.job import EXIT_CONNECTOR, EXIT_OK, SETTLE_ATTEMPTS
+from tsos_rules.sync.planner import Mode, ModePolicy, Planner, RuleText
+from tsos_rules.sync.state import FindingState, PendingWrite, StateStore
 from tsos_rules.testing import builders as b
 
 MakeOrg = Callable[[Mapping[str, Any]], Any]

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from tsos_rules.connectors.base import Action, ActionKind, ActionStatus, BatchReader, ReadResult
-from tsos_rules.connectors.local import LocalConnector, LocalCRM, iter_org_json
-from tsos_rules.demo_org import write_org_json
+from tsos_rules.connectors.local.connector import LocalConnector, LocalCRM, iter_org_json
+from tsos_rules.connectors.local.demo import write_org_json
 from tsos_rules.engine import Engine, filter_severity
-from tsos_rules.snapshot_io import snapshot_from_dict
+from tsos_rules.snapshot.document import snapshot_from_dict
 from tsos_rules.testing import builders as b
 
 AS_OF = b.TODAY

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from tsos_rules import hookimpl
-from tsos_rules.demo_org import generate_org
+from tsos_rules.connectors.local.demo import generate_org
 from tsos_rules.report.html import render_html
 from tsos_rules.report.sections import ReportSection
-from tsos_rules.sync import run_sync
+from tsos_rules.sync.job import run_sync
 from tsos_rules.testing import builders as b
 
 AS_OF = b.TODAY

@@ -12,7 +12,7 @@ from tsos_rules_hubspot.testing import FakeHubSpot
 from tsos_rules.cli import run
 
 # The ``connectors check`` command arrived with tsos-rules' connector tooling.
-pytest.importorskip("tsos_rules.commands_connectors_check")
+pytest.importorskip("tsos_rules.cli.connectors")
 
 CONFIG = """
 [connector]

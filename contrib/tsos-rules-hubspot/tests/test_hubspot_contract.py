@@ -128,7 +128,7 @@ class TestHubSpotContract(ConnectorContract):
         )
 
     def seed(self, connector: Connector, snapshot: Snapshot, *, at: dt.datetime) -> None:
-        from tsos_rules.snapshot_io import snapshot_to_dict
+        from tsos_rules.snapshot.document import snapshot_to_dict
 
         fake = self.fake
         doc = snapshot_to_dict(snapshot)

@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from tsos_rules.model import Snapshot
-from tsos_rules.snapshot_io import RecordError
+from tsos_rules.snapshot.document import RecordError
 
 RecordKey = tuple[str, str]
 """``(record_type, record_id)``, e.g. ``("opportunity", "006xx0000001")``."""

@@ -38,7 +38,7 @@ from tsos_rules.connectors.base import (
 from tsos_rules.errors import ConfigError, FatalConnectorError
 from tsos_rules.markers import hookimpl
 from tsos_rules.model import COLLECTIONS, Snapshot
-from tsos_rules.snapshot_io import SnapshotError, snapshot_from_dict, snapshot_to_dict
+from tsos_rules.snapshot.document import SnapshotError, snapshot_from_dict, snapshot_to_dict
 
 __all__ = ["FakeCRM", "FakeConnector", "FakeTask", "fake_connector_plugin"]
 

@@ -52,7 +52,7 @@ from tsos_rules.connectors.base import (
     ReadResult,
     RecordKey,
 )
-from tsos_rules.snapshot_io import RecordError
+from tsos_rules.snapshot.document import RecordError
 from tsos_rules_hubspot.client import HubSpotClient, HubSpotRequestError, chunks, next_after
 from tsos_rules_hubspot.mapping import (
     DEAL_HISTORY,

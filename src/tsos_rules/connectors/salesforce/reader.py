@@ -51,7 +51,7 @@ from tsos_rules.model import (
     Snapshot,
     User,
 )
-from tsos_rules.snapshot_io import RecordError
+from tsos_rules.snapshot.document import RecordError
 
 log = logging.getLogger("tsos_rules.connectors.salesforce")
 

@@ -152,8 +152,8 @@ class Engine:
         """Evaluate every judged record of an indexed snapshot.
 
         With ``jobs`` > 1 and at least :data:`PARALLEL_MIN_RECORDS` judged records, slices of
-        the records are judged in forked workers (:mod:`tsos_rules.forked`). Only for callers
-        whose process runs no other threads; the findings are the same either way.
+        the records are judged in forked workers (:mod:`tsos_rules.engine._forked`). Only for
+        callers whose process runs no other threads; the findings are the same either way.
         """
         judged = index.judged_records(self.record_types)
         if jobs > 1 and sum(len(records) for _, records, _ in judged) < PARALLEL_MIN_RECORDS:
@@ -183,7 +183,7 @@ class Engine:
                         found.extend(pack.evaluate(record_type, facts))
             return found
 
-        from tsos_rules.forked import run_slices
+        from tsos_rules.engine._forked import run_slices
 
         found = [finding for part in run_slices(judge_slice, jobs) for finding in part]
         return Findings.collect(found, records=index.snapshot.record_count)

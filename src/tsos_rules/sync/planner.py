@@ -19,7 +19,7 @@ import attrs
 from tsos_rules.connectors.base import Action, ActionKind, Capabilities, RecordKey
 from tsos_rules.errors import ConfigError
 from tsos_rules.findings import Finding, Severity
-from tsos_rules.state import FindingState, PendingWrite
+from tsos_rules.sync.state import FindingState, PendingWrite
 
 
 class Mode(enum.StrEnum):

@@ -14,10 +14,11 @@ from typing import Any
 
 import click
 
+from tsos_rules.cli import EXIT_INPUT, EXIT_OK, config_option, fail, main
+
 # The listing command lives in commands_sync: import it first, whatever order cli.py imports
 # the command modules in, so that the group below wraps it instead of being replaced by it.
-from tsos_rules import commands_sync  # noqa: F401
-from tsos_rules.cli import EXIT_INPUT, EXIT_OK, config_option, fail, main
+from tsos_rules.cli import sync as _sync  # noqa: F401
 from tsos_rules.config import load_config
 
 

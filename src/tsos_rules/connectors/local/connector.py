@@ -39,8 +39,8 @@ from tsos_rules.errors import ConfigError, FatalConnectorError, RetriableConnect
 from tsos_rules.markers import hookimpl
 from tsos_rules.model import Snapshot
 from tsos_rules.org import company_key
-from tsos_rules.snapshot_io import RecordError, snapshot_from_dict
-from tsos_rules.state import default_data_dir
+from tsos_rules.snapshot.document import RecordError, snapshot_from_dict
+from tsos_rules.sync.state import default_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -439,8 +439,8 @@ class LocalCRM:
     def seed_demo(
         self, *, opportunities: int = DEMO_OPPORTUNITIES, seed: int = DEMO_SEED, as_of: dt.date
     ) -> dict[str, int]:
-        """Re-seed with the generated demo org (``tsos_rules.demo_org``)."""
-        from tsos_rules.demo_org import generate_org
+        """Re-seed with the generated demo org (``tsos_rules.connectors.local.demo``)."""
+        from tsos_rules.connectors.local.demo import generate_org
 
         org = generate_org(opportunities=opportunities, seed=seed, as_of=as_of)
         self.reset()

@@ -136,12 +136,12 @@ def check(
       cat snapshot.json | tsos-rules check - --rules 'tsos.next-step-*,tsos.close-*'
       tsos-rules check big-snapshot.json --jobs 2
     """
-    from tsos_rules.batch_memory import bulk_allocation
     from tsos_rules.engine import Engine, filter_severity
-    from tsos_rules.forked import available_cpus
+    from tsos_rules.engine._forked import available_cpus
     from tsos_rules.plugins import collect_report_sections
     from tsos_rules.report.table import render_section, render_table
-    from tsos_rules.snapshot_io import load_snapshot
+    from tsos_rules.snapshot._memory import bulk_allocation
+    from tsos_rules.snapshot.document import load_snapshot
 
     config = _config(config_path)
     selected = [p.strip() for p in patterns.split(",") if p.strip()] if patterns else None
@@ -342,7 +342,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
-from tsos_rules import commands_connectors_check as _commands_connectors_check  # noqa: E402,F401
-from tsos_rules import commands_sdk as _commands_sdk  # noqa: E402,F401
-from tsos_rules import commands_serve as _commands_serve  # noqa: E402,F401
-from tsos_rules import commands_sync as _commands_sync  # noqa: E402,F401
+from tsos_rules.cli import connectors as _commands_connectors_check  # noqa: E402,F401
+from tsos_rules.cli import sdk as _commands_sdk  # noqa: E402,F401
+from tsos_rules.cli import serve as _commands_serve  # noqa: E402,F401
+from tsos_rules.cli import sync as _commands_sync  # noqa: E402,F401

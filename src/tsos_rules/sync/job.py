@@ -32,7 +32,6 @@ from typing import Any, Protocol
 
 import attrs
 
-from tsos_rules.actions import Mode, ModePolicy, Plan, PlannedAction, Planner, RecordInfo, RuleText
 from tsos_rules.config import Config, coerce_config
 from tsos_rules.connectors.base import (
     ActionKind,
@@ -54,7 +53,16 @@ from tsos_rules.facts import FactIndex, RecordFacts
 from tsos_rules.findings import Finding, Findings, Severity
 from tsos_rules.plugins import collect_report_sections
 from tsos_rules.report.sections import ReportSection
-from tsos_rules.state import Push, SeenFinding, StateStore, default_state_path
+from tsos_rules.sync.planner import (
+    Mode,
+    ModePolicy,
+    Plan,
+    PlannedAction,
+    Planner,
+    RecordInfo,
+    RuleText,
+)
+from tsos_rules.sync.state import Push, SeenFinding, StateStore, default_state_path
 
 log = logging.getLogger(__name__)
 

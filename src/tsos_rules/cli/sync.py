@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from tsos_rules.cli import EXIT_INPUT, _config, _parse_date, config_option, fail, main
-from tsos_rules.sync import EXIT_LOCKED
+from tsos_rules.sync.job import EXIT_LOCKED
 
 log = logging.getLogger("tsos_rules")
 
@@ -220,8 +220,8 @@ def sync(
     """
     from tsos_rules.report.html import render_html
     from tsos_rules.report.summary import render_summary
-    from tsos_rules.state import LockHeldError
-    from tsos_rules.sync import run_sync
+    from tsos_rules.sync.job import run_sync
+    from tsos_rules.sync.state import LockHeldError
 
     config = _config(config_path)
     tty = sys.stderr.isatty() and not quiet
@@ -286,15 +286,15 @@ def demo_reset(
       tsos-rules demo reset
       tsos-rules demo reset --opportunities 500 --seed 11
     """
-    from tsos_rules.connectors.local import (
+    from tsos_rules.connectors.local.connector import (
         DEMO_OPPORTUNITIES,
         DEMO_SEED,
         NAME,
         LocalCRM,
         default_crm_path,
     )
-    from tsos_rules.state import StateStore
-    from tsos_rules.sync import SyncSettings
+    from tsos_rules.sync.job import SyncSettings
+    from tsos_rules.sync.state import StateStore
 
     settings = SyncSettings.from_config(_config(config_path))
     if settings.connector_type != NAME:

@@ -10,8 +10,8 @@ Every hook in :mod:`tsos_rules.hookspecs` documents, in its docstring:
 
 :func:`problems` lists what is missing, :func:`render` writes the Markdown page, and::
 
-    python -m tsos_rules.hookdocs            # rewrite docs/hooks.md
-    python -m tsos_rules.hookdocs --check    # exit 1 when docs/hooks.md is stale or a hook
+    python -m tsos_rules._hookdocs            # rewrite docs/hooks.md
+    python -m tsos_rules._hookdocs --check    # exit 1 when docs/hooks.md is stale or a hook
                                              # is undocumented (CI runs the same check)
 """
 
@@ -190,7 +190,7 @@ def problems(docs: Sequence[HookDoc] | None = None) -> list[str]:
 _HEADER = """\
 # Hook reference
 
-<!-- Generated from src/tsos_rules/hookspecs.py by `python -m tsos_rules.hookdocs`.
+<!-- Generated from src/tsos_rules/hookspecs.py by `python -m tsos_rules._hookdocs`.
      Do not edit by hand: edit the docstrings and re-run it (a test fails when this is stale). -->
 
 A plugin is an ordinary Python module (or object) whose functions are decorated with
@@ -259,9 +259,9 @@ def _first_sentence(text: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Write (or with ``--check``, verify) the hook reference page; returns the exit code."""
     parser = argparse.ArgumentParser(
-        prog="python -m tsos_rules.hookdocs",
+        prog="python -m tsos_rules._hookdocs",
         description="Generate docs/hooks.md from the hookspec docstrings.",
-        epilog="Examples: python -m tsos_rules.hookdocs; python -m tsos_rules.hookdocs --check",
+        epilog="Examples: python -m tsos_rules._hookdocs; python -m tsos_rules._hookdocs --check",
     )
     parser.add_argument("--output", "-o", type=Path, default=DEFAULT_OUTPUT, help="'-': stdout")
     parser.add_argument("--check", action="store_true", help="fail when the page is stale")
@@ -280,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         current = output.read_text(encoding="utf-8") if output.exists() else ""
         if current != text:
             print(
-                f"hookdocs: {output} is stale; run 'python -m tsos_rules.hookdocs'",
+                f"hookdocs: {output} is stale; run 'python -m tsos_rules._hookdocs'",
                 file=sys.stderr,
             )
             return 1

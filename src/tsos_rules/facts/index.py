@@ -15,7 +15,6 @@ from typing import Any, ClassVar, Generic, TypeVar, overload
 
 import attrs
 
-from tsos_rules.bulk_structure import make_bulk_unstructure
 from tsos_rules.model import (
     Account,
     Activity,
@@ -30,6 +29,7 @@ from tsos_rules.model import (
     UserRole,
 )
 from tsos_rules.org import OrgProfile, company_key
+from tsos_rules.snapshot._fast import make_bulk_unstructure
 
 T = TypeVar("T")
 R = TypeVar("R")

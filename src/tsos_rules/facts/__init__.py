@@ -1,0 +1,42 @@
+"""Facts ③: each record joined to what the rules read about it (partners, owners, moves, groups).
+
+The public surface for rule authors; ``index`` holds the fact index and its joins.
+"""
+
+from tsos_rules.facts.index import (
+    ACCOUNT_PARTNER_OF_RECORD,
+    CHANNEL_FIELD,
+    LEAD_PARTNER,
+    LEAD_SOURCE,
+    NEXT_STEP_OK,
+    AccountFacts,
+    ActivityFacts,
+    CloseDateMove,
+    CompanyConflict,
+    FactIndex,
+    LeadFacts,
+    OpportunityFacts,
+    RecordFacts,
+    build_index,
+    change_time,
+    once,
+)
+
+__all__ = [
+    "ACCOUNT_PARTNER_OF_RECORD",
+    "CHANNEL_FIELD",
+    "LEAD_PARTNER",
+    "LEAD_SOURCE",
+    "NEXT_STEP_OK",
+    "AccountFacts",
+    "ActivityFacts",
+    "CloseDateMove",
+    "CompanyConflict",
+    "FactIndex",
+    "LeadFacts",
+    "OpportunityFacts",
+    "RecordFacts",
+    "build_index",
+    "change_time",
+    "once",
+]

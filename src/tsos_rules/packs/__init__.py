@@ -1,0 +1,1 @@
+"""Built-in rule packs, registered through the same hook as third-party packs."""

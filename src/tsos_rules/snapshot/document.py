@@ -1,0 +1,370 @@
+"""Snapshot JSON <-> model records, with cattrs.
+
+Loading is strict about types (an id is a string, a date is ``YYYY-MM-DD``, an enumeration takes
+only its listed values) and lenient about shape (unknown keys are kept in ``extra``). Every error
+names the document, the record (collection, index and id) and the field, on one line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import attrs
+import cattrs
+import orjson
+from cattrs.gen import make_dict_structure_fn, override
+
+from tsos_rules.errors import InputError
+from tsos_rules.model import COLLECTIONS, ENUMS, PartnerConsent, Snapshot
+from tsos_rules.snapshot._fast import MAX_YEAR, MIN_YEAR, make_bulk_structure
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class RecordError:
+    """Why one record of a document could not be used."""
+
+    source: str
+    collection: str
+    index: int
+    record_id: str | None
+    field: str | None
+    problem: str
+
+    @property
+    def record_type(self) -> str:
+        return _SINGULAR.get(self.collection, self.collection)
+
+    def __str__(self) -> str:
+        where = f"{self.collection}[{self.index}]"
+        if self.record_id is not None:
+            where += f" (id {self.record_id})"
+        field = f"{self.field}: " if self.field else ""
+        return f"{self.source}: {where}: {field}{self.problem}"
+
+
+class SnapshotError(InputError):
+    """A snapshot document that cannot be used; ``errors`` holds every bad record found."""
+
+    def __init__(self, message: str, errors: Iterable[RecordError] = ()) -> None:
+        super().__init__(message)
+        self.errors = tuple(errors)
+
+
+_SINGULAR = {plural: singular for plural, singular, _ in COLLECTIONS}
+
+
+class FieldProblem(ValueError):
+    """A value of the wrong type; the message reads "expected X, got Y"."""
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _structure_str(value: Any, _: type) -> str:
+    if type(value) is str:
+        return value
+    raise FieldProblem(f"expected a string, got {_shown(value)}")
+
+
+def _structure_float(value: Any, _: type) -> float:
+    if type(value) in (int, float):
+        return float(value)
+    raise FieldProblem(f"expected a number, got {_shown(value)}")
+
+
+def _structure_int(value: Any, _: type) -> int:
+    if type(value) is int:
+        return int(value)
+    raise FieldProblem(f"expected a whole number, got {_shown(value)}")
+
+
+def _structure_bool(value: Any, _: type) -> bool:
+    if type(value) is bool:
+        return value
+    raise FieldProblem(f"expected true or false, got {_shown(value)}")
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _structure_date(value: Any, _: type) -> dt.date:
+    if type(value) is str and _ISO_DATE.fullmatch(value):
+        try:
+            parsed = dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if MIN_YEAR <= parsed.year <= MAX_YEAR:
+                return parsed
+            raise FieldProblem(f"expected a year from {MIN_YEAR} to {MAX_YEAR}, got {value!r}")
+    raise FieldProblem(f"expected a date YYYY-MM-DD, got {_shown(value)}")
+
+
+def _structure_datetime(value: Any, _: type) -> dt.datetime:
+    if type(value) is str:
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+                raise FieldProblem(
+                    f"expected a year from {MIN_YEAR} to {MAX_YEAR}, got {_shown(value)}"
+                )
+            if parsed.tzinfo is not None:
+                return parsed
+            raise FieldProblem(
+                f"expected an ISO 8601 timestamp with an offset, got {_shown(value)}"
+            )
+    raise FieldProblem(f"expected an ISO 8601 timestamp, got {_shown(value)}")
+
+
+def _structure_enum(value: Any, cls: type[enum.StrEnum]) -> enum.StrEnum:
+    try:
+        return cls(value)
+    except (ValueError, TypeError):
+        allowed = ", ".join(member.value for member in cls)
+        raise FieldProblem(f"expected one of {allowed}, got {_shown(value)}") from None
+
+
+def _structure_str_tuple(value: Any, _: type) -> tuple[str, ...]:
+    if type(value) is list and all(type(item) is str for item in value):
+        return tuple(value)
+    raise FieldProblem(f"expected a list of strings, got {_shown(value)}")
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
+    converter.register_structure_hook(str, _structure_str)
+    converter.register_structure_hook(float, _structure_float)
+    converter.register_structure_hook(int, _structure_int)
+    converter.register_structure_hook(bool, _structure_bool)
+    converter.register_structure_hook(dt.date, _structure_date)
+    converter.register_structure_hook(dt.datetime, _structure_datetime)
+    converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _structure_str_tuple)
+    for enum_cls in ENUMS:
+        # Registered per class: the str hook above would otherwise match these str subclasses.
+        converter.register_structure_hook(enum_cls, _structure_enum)
+    for base_type in (str, float, int, bool, dt.date, dt.datetime, *ENUMS):
+        # A direct hook per optional type: cattrs' generic Optional dispatch is the hot spot
+        # of loading a large snapshot.
+        _register_optional(converter, base_type)
+    converter.register_unstructure_hook(dt.date, lambda d: d.isoformat())
+    converter.register_unstructure_hook(dt.datetime, lambda d: d.isoformat())
+    converter.register_unstructure_hook(tuple, list)
+    record_classes: list[type[Any]] = [PartnerConsent, *(cls for _, _, cls in COLLECTIONS)]
+    for cls in record_classes:
+        attrs.resolve_types(cls)
+        _register_record(converter, cls)
+    return converter
+
+
+def _register_optional(converter: cattrs.Converter, base_type: type) -> None:
+    hook = converter.get_structure_hook(base_type)
+    optional = base_type | None
+
+    def structure(value: Any, _: type) -> Any:
+        return None if value is None else hook(value, base_type)
+
+    converter.register_structure_hook_func(lambda t: t == optional, structure)
+
+
+def _register_record(converter: cattrs.Converter, cls: type[Any]) -> None:
+    """Structure ``cls`` from a dict, keeping unknown keys in its ``extra`` field."""
+    base = make_dict_structure_fn(cls, converter, extra=override(omit=True))
+    known = frozenset(a.name for a in attrs.fields(cls) if a.name != "extra")
+
+    def structure(data: Any, _: type) -> Any:
+        if type(data) is not dict:
+            raise FieldProblem(f"expected an object, got {_shown(data)}")
+        record = base(data, cls)
+        if len(data) > len(known) or not data.keys() <= known:
+            extra = {key: data[key] for key in sorted(data.keys() - known)}
+            # The record is brand new and not yet shared: filling its extras in place is safe
+            # and much cheaper than attrs.evolve on large snapshots.
+            object.__setattr__(record, "extra", extra)
+        return record
+
+    def unstructure(record: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for field in attrs.fields(cls):
+            if field.name == "extra":
+                continue
+            out[field.name] = converter.unstructure(getattr(record, field.name))
+        out.update(record.extra)
+        return out
+
+    converter.register_structure_hook(cls, structure)
+    converter.register_unstructure_hook(cls, unstructure)
+
+
+CONVERTER = _make_converter()
+_CONSENT = make_bulk_structure(PartnerConsent)
+#: Fast structure functions for bulk loads; cattrs reads or diagnoses whatever they refuse.
+BULK_STRUCTURE: dict[type[Any], Callable[[Any], Any]] = {
+    cls: make_bulk_structure(cls, {PartnerConsent: _CONSENT}) for _, _, cls in COLLECTIONS
+}
+
+
+def _find_problem(data: Any, cls: type[Any]) -> tuple[str | None, str | None]:
+    """Name the first field of ``data`` that does not structure into ``cls``, and why."""
+    if type(data) is not dict:
+        return None, f"expected an object, got {_shown(data)}"
+    for field in attrs.fields(cls):
+        if field.name == "extra":
+            continue
+        if field.name not in data:
+            if field.default is attrs.NOTHING:
+                return field.name, "required field is missing"
+            continue
+        value = data[field.name]
+        if attrs.has(_optional_inner(field.type)) and value is not None:
+            inner, problem = _find_problem(value, _optional_inner(field.type))
+            if problem is not None:
+                return f"{field.name}.{inner}" if inner else field.name, problem
+            continue
+        try:
+            CONVERTER.structure(value, field.type)
+        except FieldProblem as exc:
+            return field.name, str(exc)
+        except Exception as exc:  # cattrs reports other shapes in its own words
+            return field.name, f"invalid value {_shown(value)} ({exc.__class__.__name__})"
+    return None, None
+
+
+def _optional_inner(tp: Any) -> Any:
+    args = getattr(tp, "__args__", ())
+    if args and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1:
+            return rest[0]
+    return tp
+
+
+def structure_record(data: Any, cls: type[T], *, source: str, collection: str, index: int) -> T:
+    """Structure one record or raise a SnapshotError naming it and the offending field."""
+    try:
+        return CONVERTER.structure(data, cls)
+    except Exception:
+        field, problem = _find_problem(data, cls)
+        record_id = data.get("id") if isinstance(data, dict) else None
+        problem = problem or "record could not be read"
+        error = RecordError(
+            source,
+            collection,
+            index,
+            record_id if isinstance(record_id, str) else None,
+            field,
+            problem,
+        )
+        raise SnapshotError(str(error), [error]) from None
+
+
+def snapshot_from_dict(
+    data: Any,
+    *,
+    source: str = "<snapshot>",
+    skip_bad_records: bool = False,
+) -> tuple[Snapshot, tuple[RecordError, ...]]:
+    """Build a Snapshot from parsed JSON.
+
+    With ``skip_bad_records`` a bad record is left out and reported in the returned errors;
+    otherwise the first bad record raises :class:`SnapshotError`.
+    """
+    if type(data) is not dict:
+        raise SnapshotError(
+            f"{source}: expected a JSON object at the top level, got {_shown(data)}"
+        )
+    errors: list[RecordError] = []
+    values: dict[str, Any] = {}
+    for plural, _, cls in COLLECTIONS:
+        rows = data.get(plural, [])
+        if rows is None:
+            rows = []
+        if type(rows) is not list:
+            raise SnapshotError(f"{source}: {plural}: expected a list, got {_shown(rows)}")
+        structure = BULK_STRUCTURE[cls]
+        records = []
+        for index, row in enumerate(rows):
+            try:
+                records.append(structure(row))
+            except Exception:
+                try:
+                    records.append(
+                        structure_record(row, cls, source=source, collection=plural, index=index)
+                    )
+                except SnapshotError as exc:
+                    if not skip_bad_records:
+                        raise
+                    errors.extend(exc.errors)
+        values[plural] = tuple(records)
+    as_of = data.get("as_of")
+    if as_of is not None:
+        try:
+            values["as_of"] = _structure_date(as_of, dt.date)
+        except FieldProblem as exc:
+            raise SnapshotError(f"{source}: as_of: {exc}") from None
+    known = {plural for plural, _, _ in COLLECTIONS} | {"as_of"}
+    values["extra"] = {key: value for key, value in data.items() if key not in known}
+    return Snapshot(**values), tuple(errors)
+
+
+def load_snapshot(
+    stream_or_path: str | Path | IO[str], *, skip_bad_records: bool = False
+) -> tuple[Snapshot, tuple[RecordError, ...]]:
+    """Read a snapshot JSON document from a path (``-`` is stdin) or an open text stream."""
+    if isinstance(stream_or_path, str | Path):
+        source = str(stream_or_path)
+        try:
+            with open(stream_or_path, "rb") as handle:
+                text: str | bytes = handle.read()
+        except IsADirectoryError:
+            raise SnapshotError(f"{source}: is a directory, not a snapshot file") from None
+        except OSError as exc:
+            raise SnapshotError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    else:
+        source = getattr(stream_or_path, "name", "<stdin>")
+        text = stream_or_path.read()
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        if "UTF-8" in exc.msg:
+            raise SnapshotError(f"{source}: not UTF-8 text") from None
+        raise SnapshotError(
+            f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise SnapshotError(f"{source}: not valid JSON: nested too deeply") from None
+    del text
+    return snapshot_from_dict(data, source=source, skip_bad_records=skip_bad_records)
+
+
+def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
+    """The snapshot as CONTRACT.md's JSON shape (unknown keys written back where they were)."""
+    out: dict[str, Any] = {}
+    if snapshot.as_of is not None:
+        out["as_of"] = snapshot.as_of.isoformat()
+    for plural, _, _ in COLLECTIONS:
+        out[plural] = [CONVERTER.unstructure(record) for record in getattr(snapshot, plural)]
+    out.update(snapshot.extra)
+    return out
+
+
+def record_from_dict(data: Mapping[str, Any], cls: type[T], *, source: str, where: str) -> T:
+    """Structure one record given on its own (an in-line change), naming ``where`` on error."""
+    try:
+        return CONVERTER.structure(dict(data) if isinstance(data, Mapping) else data, cls)
+    except Exception:
+        field, problem = _find_problem(data, cls)
+        problem = problem or "record could not be read"
+        raise InputError(f"{source}: {where}: {field + ': ' if field else ''}{problem}") from None

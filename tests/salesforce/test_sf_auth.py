@@ -11,7 +11,7 @@ import pytest
 from sf_support import NOW, Org, add_custom_fields
 
 from tsos_rules.connectors.salesforce import SalesforceConnector
-from tsos_rules.errors import ConfigError, FatalConnectorError
+from tsos_rules.errors import ConfigError, FatalConnectorError, RetriableConnectorError
 from tsos_rules.testing.fake_salesforce import FakeSalesforce, make_rsa_key
 
 
@@ -155,3 +155,60 @@ def test_registering_the_connector_does_not_import_its_http_stack() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.stdout.split() == ["False", "False"], done.stderr
+
+
+def test_a_sandbox_my_domain_host_signs_for_the_sandbox_audience(
+    tmp_path: Path, key_pair: tuple[str, str]
+) -> None:
+    """With ``sandbox`` unset, a ``*.sandbox.my.salesforce.com`` host still means a sandbox:
+    the JWT must name https://test.salesforce.com or the sandbox refuses it."""
+    fake = FakeSalesforce(
+        now=NOW, sandbox=True, instance_url="https://acme--uat.sandbox.my.salesforce.com"
+    )
+    add_custom_fields(fake)
+    with fake.mock():
+        creds = fake.setup_jwt(key_pair=key_pair)
+        key = tmp_path / "k"
+        key.write_text(creds.private_key_pem)
+        org = Org(fake, creds, key)
+        org.connector(my_domain="acme--uat.sandbox.my.salesforce.com").read(None, until=NOW)
+        (call,) = [c for c in fake.calls if c.kind == "auth"]
+        assert call.status == 200
+        assertion = urllib.parse.parse_qs(call.body)["assertion"][0]
+        import jwt
+
+        claims = jwt.decode(assertion, options={"verify_signature": False})
+        assert claims["aud"] == "https://test.salesforce.com"
+
+
+def test_a_rate_limited_login_is_retried_with_backoff(org: Org) -> None:
+    org.fake.fail(
+        "auth",
+        status=429,
+        code="REQUEST_LIMIT_EXCEEDED",
+        message="Too many login requests",
+        times=2,
+        headers={"Retry-After": "3"},
+    )
+    connector = org.connector()
+    result = connector.read(None, until=NOW)
+    assert result.snapshot is not None
+    assert org.fake.count("auth") == 3
+    assert org.sleeps[:2] == [3.0, 3.0]
+
+
+def test_a_login_that_stays_unavailable_gives_up_after_the_retries(org: Org) -> None:
+    org.fake.fail("auth", status=503, times=100)
+    connector = org.connector(retry={"max_retries": 2})
+    with pytest.raises(
+        RetriableConnectorError, match="jwt login failed after 3 attempts: HTTP 503"
+    ):
+        connector.read(None, until=NOW)
+    assert org.fake.count("auth") == 3 and len(org.sleeps) == 2
+
+
+def test_a_refused_login_is_not_retried(org: Org) -> None:
+    org.fake.apps[org.creds.consumer_key].approved = False
+    with pytest.raises(FatalConnectorError):
+        org.connector().read(None, until=NOW)
+    assert org.fake.count("auth") == 1 and org.sleeps == []

@@ -1203,6 +1203,7 @@ class FakeSalesforce:
                     fault.status,
                     {"error": fault.code, "error_description": fault.message},
                     api=False,
+                    extra=fault.headers,
                 )
             status, out_headers, text = self._auth(url.netloc, path, body, headers)
             log(status, False)

@@ -21,7 +21,12 @@ import attrs
 import requests
 
 from tsos_rules.config import read_secret
-from tsos_rules.connectors.salesforce.faults import Redactor, login_error
+from tsos_rules.connectors.salesforce.faults import (
+    Redactor,
+    TransientLoginError,
+    login_error,
+    transient_login_fault,
+)
 from tsos_rules.connectors.salesforce.settings import AuthSettings
 from tsos_rules.errors import ConfigError
 
@@ -29,6 +34,9 @@ log = logging.getLogger("tsos_rules.connectors.salesforce")
 
 _USER_ID = re.compile(r"/(005[a-zA-Z0-9]{12}(?:[a-zA-Z0-9]{3})?)/?$")
 _SOAP_USER_ID = re.compile(rb"<userId>(005[a-zA-Z0-9]{12,15})</userId>")
+
+#: My Domain hosts of sandboxes end with this (``acme--uat.sandbox.my.salesforce.com``).
+SANDBOX_HOST_SUFFIX = ".sandbox.my.salesforce.com"
 
 
 @attrs.define
@@ -98,9 +106,16 @@ class Authenticator:
         return self.settings.flow != "session"
 
     @property
+    def is_sandbox(self) -> bool:
+        """``sandbox = true``, or a sandbox My Domain host (``*.sandbox.my.salesforce.com``):
+        the host is authoritative, since a sandbox refuses the production audience."""
+        host = (self.my_domain or "").lower().removeprefix("https://").split("/", 1)[0]
+        return self.sandbox or host.endswith(SANDBOX_HOST_SUFFIX)
+
+    @property
     def login_domain(self) -> str:
         """``login`` or ``test``: the OAuth audience and the default login host."""
-        return "test" if self.sandbox else "login"
+        return "test" if self.is_sandbox else "login"
 
     def _secret(self, ref: Mapping[str, str] | None, what: str) -> str:
         if ref is None:
@@ -140,6 +155,10 @@ class Authenticator:
                     **kwargs,
                 )
         except Exception as exc:
+            transient = transient_login_fault(exc, transport.last)
+            if transient is not None:
+                message = str(transient.error(f"{settings.flow} login", self.redact))
+                raise TransientLoginError(message, transient) from None
             raise login_error(exc, settings.flow, self.redact) from None
         self.redact.add(token)
         user_id = settings.integration_user_id or _user_id(transport.last)

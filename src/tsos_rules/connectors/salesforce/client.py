@@ -36,6 +36,7 @@ from tsos_rules.connectors.salesforce.faults import (
     Fault,
     FaultKind,
     Redactor,
+    TransientLoginError,
     classify_exception,
     classify_response,
 )
@@ -165,8 +166,29 @@ class SalesforceClient:
         return self.auth.current
 
     def _login(self) -> None:
-        self.calls["auth"] += 1
-        session = self.auth.login()
+        """Log in, retrying a rate-limited or briefly unavailable login like any other call."""
+        attempt = 0
+        while True:
+            self.calls["auth"] += 1
+            try:
+                session = self.auth.login()
+                break
+            except TransientLoginError as exc:
+                if attempt >= self.retry.max_retries:
+                    raise exc.fault.error(
+                        f"{self.auth.flow} login", self.redact, attempts=attempt + 1
+                    ) from None
+                delay = self.backoff(attempt, exc.fault.retry_after)
+                attempt += 1
+                self.retries += 1
+                log.warning(
+                    "Salesforce login: %s; retry %d of %d in %.1f s",
+                    exc,
+                    attempt,
+                    self.retry.max_retries,
+                    delay,
+                )
+                self.sleep(delay)
         if session.server_time is not None:
             self.skew = session.server_time - self.now()
 

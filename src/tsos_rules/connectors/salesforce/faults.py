@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -184,6 +185,35 @@ def item_fault(entries: Iterable[Mapping[str, Any]], status: int | None = None) 
     if status == 401 or code in REAUTH_CODES:
         return Fault(FaultKind.REAUTH, code, message, status)
     return Fault(FaultKind.FATAL, code or f"HTTP_{status}", message, status)
+
+
+#: Login answers worth trying again: rate limited (429) or the login service briefly down.
+TRANSIENT_LOGIN_STATUSES = frozenset({429, 500, 502, 503, 504})
+_SOAP_FAULT_CODE = re.compile(rb"<faultcode>(?:sf:)?([A-Z_]+)</faultcode>")
+_TRANSIENT_SOAP_FAULTS = frozenset({b"SERVER_UNAVAILABLE"})
+
+
+class TransientLoginError(RetriableConnectorError):
+    """A login that failed for a reason that may pass; the client retries it with backoff."""
+
+    def __init__(self, message: str, fault: Fault) -> None:
+        super().__init__(message)
+        self.fault = fault
+
+
+def transient_login_fault(exc: BaseException, response: requests.Response | None) -> Fault | None:
+    """A login failure that may pass (429, 5xx, timeout, no connection), or None when the
+    login was refused for good (bad key, unapproved app, wrong host)."""
+    if isinstance(exc, requests.RequestException):
+        fault = classify_exception(exc)
+        return fault if fault.kind is FaultKind.RETRY else None
+    if response is None or response.status_code not in TRANSIENT_LOGIN_STATUSES:
+        return None
+    soap_fault = _SOAP_FAULT_CODE.search(response.content or b"")
+    if soap_fault is not None and soap_fault.group(1) not in _TRANSIENT_SOAP_FAULTS:
+        return None  # SOAP login() answers a refusal (INVALID_LOGIN, ...) with HTTP 500
+    fault = classify_response(response)
+    return attrs.evolve(fault, kind=FaultKind.RETRY)
 
 
 def login_error(exc: BaseException, flow: str, redact: Redactor) -> FatalConnectorError:

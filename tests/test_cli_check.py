@@ -293,6 +293,27 @@ def test_a_file_that_is_not_utf8(cli, write_json, tmp_path):
     assert result.err.startswith("tsos-rules: latin1.json: not UTF-8 text")
 
 
+def test_a_device_exits_2_at_once(cli, write_json):
+    write_json(clean())
+    result = cli("check", "/dev/zero")
+    assert result.code == 2
+    assert result.err == "tsos-rules: /dev/zero: not a regular file (a device or socket)\n"
+
+
+def test_a_file_with_a_byte_order_mark_is_read(cli, write_json, tmp_path):
+    write_json(clean())
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(clean()).encode())
+    assert cli("check", "bom.json").code == 0
+
+
+def test_a_duplicate_id_exits_2_naming_it(cli, write_json):
+    snap = clean()
+    snap["opportunities"].append(dict(snap["opportunities"][0]))
+    result = cli("check", write_json(snap))
+    assert result.code == 2
+    assert "duplicate id: also at opportunities[0]" in result.err
+
+
 def test_unknown_keys_are_not_an_error(cli, write_json):
     snap = clean()
     snap["crm"] = "salesforce"

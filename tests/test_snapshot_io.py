@@ -375,3 +375,69 @@ def test_dates_at_the_ends_of_the_calendar_are_input_errors(field: str, value: s
 def test_an_as_of_at_the_end_of_the_calendar_is_an_input_error() -> None:
     with pytest.raises(SnapshotError, match="as_of: expected a year"):
         snapshot_from_dict({"as_of": "9999-12-31"}, source="s.json")
+
+
+# -- hostile files (issue 14, item 5) ------------------------------------------------------
+
+
+def test_a_value_nested_a_thousand_levels_deep_is_an_input_error_naming_the_field(tmp_path):
+    deep = "[" * 1000 + "]" * 1000
+    path = tmp_path / "deep.json"
+    path.write_text(f'{{"opportunities": [{{"id": "o1", "name": {deep}}}]}}')
+    with pytest.raises(SnapshotError, match=r"opportunities\[0\] \(id o1\): name: expected a"):
+        load_snapshot(path)
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "bom.json"
+    path.write_bytes(b'\xef\xbb\xbf{"opportunities": [{"id": "o1"}]}')
+    loaded, _ = load_snapshot(path)
+    assert [o.id for o in loaded.opportunities] == ["o1"]
+    stream = io.StringIO('\ufeff{"opportunities": [{"id": "o2"}]}')
+    assert [o.id for o in load_snapshot(stream)[0].opportunities] == ["o2"]
+
+
+def test_a_device_is_refused_at_once_instead_of_read_forever():
+    with pytest.raises(SnapshotError, match="/dev/zero: not a regular file"):
+        load_snapshot("/dev/zero")
+
+
+def test_a_document_over_the_size_limit_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "big.json"
+    path.write_text('{"opportunities": [{"id": "o1"}]}')
+    with pytest.raises(SnapshotError, match="larger than the 10-byte limit"):
+        load_snapshot(path, max_bytes=10)
+    monkeypatch.setenv("TSOS_RULES_MAX_SNAPSHOT_BYTES", "12")
+    with pytest.raises(SnapshotError, match="TSOS_RULES_MAX_SNAPSHOT_BYTES"):
+        load_snapshot(path)
+    monkeypatch.setenv("TSOS_RULES_MAX_SNAPSHOT_BYTES", "lots")
+    with pytest.raises(InputError, match="expected a positive number of bytes"):
+        load_snapshot(path)
+
+
+def test_a_duplicate_id_names_the_id_and_both_positions():
+    document = {"users": [{"id": "u1", "role": "direct"}, {"id": "u2"}, {"id": "u1"}]}
+    with pytest.raises(
+        SnapshotError, match=r"users\[2\] \(id u1\): id: duplicate id: also at users\[0\]"
+    ):
+        snapshot_from_dict(document)
+
+
+def test_a_duplicate_user_can_no_longer_hide_a_block_finding():
+    """Before, the second user silently replaced the first ("last one wins")."""
+    document = {
+        "as_of": "2026-11-24",
+        "users": [{"id": "u1", "role": "direct"}, {"id": "u1", "role": "channel"}],
+    }
+    with pytest.raises(InputError, match="duplicate id"):
+        tsos_rules.check(document)
+
+
+def test_skipping_bad_records_keeps_the_first_of_a_duplicate_and_reports_the_rest():
+    document = {
+        "opportunities": [{"id": "o1"}, {"id": 5}, {"id": "o1", "name": "again"}, {"id": "o2"}]
+    }
+    loaded, errors = snapshot_from_dict(document, skip_bad_records=True)
+    assert [o.id for o in loaded.opportunities] == ["o1", "o2"]
+    assert [(e.index, e.field) for e in errors] == [(1, "id"), (2, "id")]
+    assert "also at opportunities[0]" in errors[1].problem

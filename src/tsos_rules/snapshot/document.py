@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -66,7 +68,10 @@ class FieldProblem(ValueError):
 
 
 def _shown(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    try:
+        text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    except (RecursionError, ValueError):
+        return f"a {type(value).__name__} nested too deeply to show"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -270,6 +275,40 @@ def structure_record(data: Any, cls: type[T], *, source: str, collection: str, i
         raise SnapshotError(str(error), [error]) from None
 
 
+_IDENTIFIED = frozenset(cls for _, _, cls in COLLECTIONS if "id" in attrs.fields_dict(cls))
+
+
+def _without_duplicates(
+    records: list[Any],
+    row_count: int,
+    skipped: set[int],
+    source: str,
+    plural: str,
+    skip_bad_records: bool,
+    errors: list[RecordError],
+) -> list[Any]:
+    """Records with an id seen before are refused: "last one wins" would silently hide one.
+
+    With ``skip_bad_records`` the first keeps its place and each later one is reported.
+    """
+    if len({record.id for record in records}) == len(records):
+        return records
+    positions = [index for index in range(row_count) if index not in skipped]
+    first: dict[str, int] = {}
+    kept = []
+    for record, index in zip(records, positions, strict=True):
+        if record.id in first:
+            problem = f"duplicate id: also at {plural}[{first[record.id]}]"
+            error = RecordError(source, plural, index, record.id, "id", problem)
+            if not skip_bad_records:
+                raise SnapshotError(str(error), [error])
+            errors.append(error)
+            continue
+        first[record.id] = index
+        kept.append(record)
+    return kept
+
+
 def snapshot_from_dict(
     data: Any,
     *,
@@ -295,6 +334,7 @@ def snapshot_from_dict(
             raise SnapshotError(f"{source}: {plural}: expected a list, got {_shown(rows)}")
         structure = BULK_STRUCTURE[cls]
         records = []
+        skipped: list[int] = []
         for index, row in enumerate(rows):
             try:
                 records.append(structure(row))
@@ -307,6 +347,11 @@ def snapshot_from_dict(
                     if not skip_bad_records:
                         raise
                     errors.extend(exc.errors)
+                    skipped.append(index)
+        if cls in _IDENTIFIED:
+            records = _without_duplicates(
+                records, len(rows), set(skipped), source, plural, skip_bad_records, errors
+            )
         values[plural] = tuple(records)
     as_of = data.get("as_of")
     if as_of is not None:
@@ -319,22 +364,82 @@ def snapshot_from_dict(
     return Snapshot(**values), tuple(errors)
 
 
+#: Environment variable: the largest snapshot document ``load_snapshot`` reads, in bytes.
+MAX_BYTES_ENV = "TSOS_RULES_MAX_SNAPSHOT_BYTES"
+#: Default cap: about 2.5 million deals in the JSON shape (154 MB per 100k deals).
+DEFAULT_MAX_BYTES = 4 * 1024**3
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def max_snapshot_bytes() -> int:
+    """The size cap for one snapshot document: ``$TSOS_RULES_MAX_SNAPSHOT_BYTES`` or 4 GiB."""
+    raw = os.environ.get(MAX_BYTES_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise InputError(f"{MAX_BYTES_ENV}: expected a positive number of bytes, got {raw!r}")
+    return value
+
+
+def _read_capped(handle: IO[bytes], source: str, limit: int) -> bytes:
+    data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise _too_large(source, limit)
+    return data
+
+
+def _too_large(source: str, limit: int) -> SnapshotError:
+    return SnapshotError(
+        f"{source}: larger than the {limit:,}-byte limit for a snapshot "
+        f"(raise it with {MAX_BYTES_ENV})"
+    )
+
+
+def _read_path(path: str | Path, limit: int) -> bytes:
+    source = str(path)
+    try:
+        with open(path, "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+                raise SnapshotError(f"{source}: not a regular file (a device or socket)")
+            return _read_capped(handle, source, limit)
+    except IsADirectoryError:
+        raise SnapshotError(f"{source}: is a directory, not a snapshot file") from None
+    except OSError as exc:
+        raise SnapshotError(f"{source}: cannot read: {exc.strerror or exc}") from None
+
+
 def load_snapshot(
-    stream_or_path: str | Path | IO[str], *, skip_bad_records: bool = False
+    stream_or_path: str | Path | IO[str],
+    *,
+    skip_bad_records: bool = False,
+    max_bytes: int | None = None,
 ) -> tuple[Snapshot, tuple[RecordError, ...]]:
-    """Read a snapshot JSON document from a path (``-`` is stdin) or an open text stream."""
+    """Read a snapshot JSON document from a path or an open text stream (such as stdin).
+
+    Only regular files and pipes are read, at most ``max_bytes`` (default
+    :func:`max_snapshot_bytes`); a UTF-8 byte order mark is accepted.
+    """
+    limit = max_bytes if max_bytes is not None else max_snapshot_bytes()
+    text: str | bytes
     if isinstance(stream_or_path, str | Path):
         source = str(stream_or_path)
-        try:
-            with open(stream_or_path, "rb") as handle:
-                text: str | bytes = handle.read()
-        except IsADirectoryError:
-            raise SnapshotError(f"{source}: is a directory, not a snapshot file") from None
-        except OSError as exc:
-            raise SnapshotError(f"{source}: cannot read: {exc.strerror or exc}") from None
+        text = _read_path(stream_or_path, limit)
     else:
         source = getattr(stream_or_path, "name", "<stdin>")
-        text = stream_or_path.read()
+        binary = getattr(stream_or_path, "buffer", None)
+        if binary is not None:
+            text = _read_capped(binary, source, limit)
+        else:
+            text = stream_or_path.read(limit + 1)
+            if len(text) > limit:
+                raise _too_large(source, limit)
+    text = text.removeprefix(_UTF8_BOM) if isinstance(text, bytes) else text.removeprefix("\ufeff")
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:

@@ -137,11 +137,12 @@ def test_a_given_session_id_cannot_be_renewed(
 
 
 def test_the_condition_is_sent_again_after_re_authentication(org: Org, ids: Ids) -> None:
+    """The session expires at the Composite call itself (after the writer's version check):
+    the PATCH goes again after a new login, with its If-Unmodified-Since condition."""
     connector = org.connector()
     read = connector.read(None, until=NOW)
     org.fake.now = NOW + dt.timedelta(minutes=1)
-    org.fake.update("Opportunity", ids.boeing_fleet, CloseDate=dt.date(2027, 3, 1), by=ids.ray)
-    org.fake.expire_sessions()
+    org.fake.fail("composite", status=401, code="INVALID_SESSION_ID", message="Session expired")
     action = Action(
         ActionKind.UPDATE_FIELDS,
         "f" * 32,
@@ -151,8 +152,8 @@ def test_the_condition_is_sent_again_after_re_authentication(org: Org, ids: Ids)
         expected_version=read.versions[("opportunity", ids.boeing_fleet)],
     )
     (result,) = connector.write([action])
-    assert result.status is ActionStatus.STALE
-    assert org.fake.get("Opportunity", ids.boeing_fleet)["CloseDate"] == dt.date(2027, 3, 1)
+    assert result.status is ActionStatus.WRITTEN
+    assert org.fake.get("Opportunity", ids.boeing_fleet)["CloseDate"] == dt.date(2026, 12, 15)
     sent = [c for c in org.fake.calls if c.kind == "composite"]
     assert [c.status for c in sent] == [401, 200]
     assert all("If-Unmodified-Since" in c.body for c in sent)

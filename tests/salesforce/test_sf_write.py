@@ -248,3 +248,32 @@ def test_findings_can_go_to_a_custom_object(org: Org, ids: Ids) -> None:
     close = Action(ActionKind.CLOSE_TASK, fingerprint(7), "opportunity", ids.boeing_fleet)
     assert connector.write([close])[0].status is ActionStatus.WRITTEN
     assert fake.records("Tsos_Finding__c")[0]["Status__c"] == "Resolved"
+
+
+def test_a_changed_record_is_not_repaired_even_where_the_condition_header_is_ignored(
+    org: Org, ids: Ids
+) -> None:
+    """The guard does not rely on Salesforce honouring If-Unmodified-Since for every object:
+    the writer reads LastModifiedDate again right before it sends, and sends nothing stale."""
+    org.fake.honour_unmodified_since = False
+    connector = org.connector()
+    read = connector.read(None, until=NOW)
+    org.fake.now = NOW + dt.timedelta(minutes=1)
+    org.fake.update("Opportunity", ids.boeing_fleet, CloseDate=dt.date(2027, 2, 1), by=ids.ray)
+    org.fake.reset_counts()
+    (result,) = connector.write([repair(read, ids.boeing_fleet, close_date="2026-12-15")])
+    assert result.status is ActionStatus.STALE, result
+    assert result.error and "not overwritten" in result.error
+    assert org.fake.get("Opportunity", ids.boeing_fleet)["CloseDate"] == dt.date(2027, 2, 1)
+    assert org.fake.count("composite") == 0  # the stale repair was never sent
+    assert org.fake.count("query") == 1  # one look at the current versions
+
+
+def test_an_unchanged_record_is_repaired_after_the_version_check(org: Org, ids: Ids) -> None:
+    org.fake.honour_unmodified_since = False
+    connector = org.connector()
+    read = connector.read(None, until=NOW)
+    org.fake.now = NOW + dt.timedelta(minutes=1)
+    (result,) = connector.write([repair(read, ids.boeing_fleet, close_date="2026-12-15")])
+    assert result.status is ActionStatus.WRITTEN, result
+    assert org.fake.get("Opportunity", ids.boeing_fleet)["CloseDate"] == dt.date(2026, 12, 15)

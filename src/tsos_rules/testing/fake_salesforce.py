@@ -673,6 +673,9 @@ class FakeSalesforce:
         self.query_log: list[tuple[str, int]] = []
         self.faults: list[_Fault] = []
         self.locked_items = 0
+        #: False: PATCHes ignore ``If-Unmodified-Since`` (Salesforce documents the header only
+        #: loosely), to prove the writer's own staleness guard.
+        self.honour_unmodified_since = True
         self.server_cpu = 0.0
         self._cursors: dict[str, _Cursor] = {}
         self._jobs: dict[str, _BulkJob] = {}
@@ -1726,7 +1729,7 @@ class FakeSalesforce:
             if method == "PATCH":
                 record = self._live(sobject, record_id)
                 condition = headers.get("If-Unmodified-Since")
-                if condition:
+                if condition and self.honour_unmodified_since:
                     try:
                         since = email.utils.parsedate_to_datetime(str(condition))
                     except (TypeError, ValueError):

@@ -5,7 +5,10 @@
   updates the same record (``created: false`` -> ALREADY_DONE) instead of adding a second one.
 * Repairs go through Composite, 25 subrequests per call, each a PATCH carrying
   ``If-Unmodified-Since`` = the ``LastModifiedDate`` that was read: a record changed since then
-  answers 412 and the action is reported STALE, never overwritten.
+  answers 412 and the action is reported STALE, never overwritten. Salesforce documents that
+  header only loosely (ETags for Account rows alone), so the writer does not rely on it: right
+  before sending, it reads each record's ``LastModifiedDate`` again and sends no repair of a
+  record changed since the judged read.
 * Items that fail with ``UNABLE_TO_LOCK_ROW`` are retried (bounded); any other per-item error
   is that item's FAILED result. Budget for the whole plan is checked before the first write.
 """
@@ -93,11 +96,13 @@ class Writer:
                 results[index] = _result(action, ActionStatus.FAILED, error=str(message))
         groups = _group_repairs(repairs)
         with_id = sum(1 for i in closes if _known_id(actions[i]))
+        repaired = _records_by_object(actions, groups)
         planned = (
             math.ceil(len(upserts) / COLLECTION_SIZE)
             + math.ceil(with_id / LOOKUP_SIZE)
             + math.ceil((len(closes) - with_id) / LOOKUP_SIZE)
             + math.ceil(len(closes) / COLLECTION_SIZE)
+            + sum(math.ceil(len(ids) / LOOKUP_SIZE) for ids in repaired.values())
             + math.ceil(len(groups) / COMPOSITE_SIZE)
         )
         if planned:
@@ -108,7 +113,8 @@ class Writer:
         )
         updates = self._open_tasks(actions, results, closes)
         self._collections(actions, results, updates, "PATCH", "composite/sobjects", "update")
-        self._composite(actions, results, groups)
+        current = self._last_modified(repaired)
+        self._composite(actions, results, self._still_current(actions, results, groups, current))
         done = [r for r in results if r is not None]
         assert len(done) == len(actions)
         counts: dict[str, int] = {}
@@ -251,6 +257,50 @@ class Writer:
             "body": body,
             "httpHeaders": {"If-Unmodified-Since": http_date(version)},
         }
+
+    # -- the staleness guard ------------------------------------------------------------------
+
+    def _last_modified(self, repaired: Mapping[str, list[str]]) -> dict[str, dt.datetime]:
+        """Each record's ``LastModifiedDate`` now, read right before its repair is sent."""
+        current: dict[str, dt.datetime] = {}
+        for sobject, ids in repaired.items():
+            for offset in range(0, len(ids), LOOKUP_SIZE):
+                chunk = ", ".join(f"'{v}'" for v in ids[offset : offset + LOOKUP_SIZE])
+                soql = f"SELECT Id, LastModifiedDate FROM {sobject} WHERE Id IN ({chunk})"
+                for row in self.client.query(soql, label=f"{sobject} versions before repair"):
+                    stamp = row.get("LastModifiedDate")
+                    if isinstance(stamp, str):
+                        current[str(row.get("Id"))] = parse_datetime(stamp)
+        return current
+
+    def _still_current(
+        self,
+        actions: Sequence[Action],
+        results: list[ActionResult | None],
+        groups: list[tuple[list[int], dict[str, Any]]],
+        current: Mapping[str, dt.datetime],
+    ) -> list[tuple[list[int], dict[str, Any]]]:
+        """Repairs of records changed since the judged read are STALE and never sent: this
+        does not rely on Salesforce honouring ``If-Unmodified-Since`` for every object."""
+        kept = []
+        for members, sub in groups:
+            action = actions[members[0]]
+            now = current.get(action.record_id)
+            version = parse_datetime(action.expected_version or "")
+            if now is not None and now > version:
+                for index in members:
+                    results[index] = _result(
+                        actions[index],
+                        ActionStatus.STALE,
+                        action.record_id,
+                        error=(
+                            f"changed since it was read ({action.expected_version}, now "
+                            f"{now.isoformat()}); not overwritten"
+                        ),
+                    )
+                continue
+            kept.append((members, sub))
+        return kept
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -400,6 +450,17 @@ class Writer:
         return _result(
             action, ActionStatus.FAILED, action.record_id, f"{fault.code}: {fault.message}"
         )
+
+
+def _records_by_object(
+    actions: Sequence[Action], groups: list[tuple[list[int], dict[str, Any]]]
+) -> dict[str, list[str]]:
+    """The ids of the records that repairs will change, by Salesforce object."""
+    by_object: dict[str, set[str]] = {}
+    for members, _ in groups:
+        action = actions[members[0]]
+        by_object.setdefault(SOBJECTS[action.record_type], set()).add(action.record_id)
+    return {sobject: sorted(ids) for sobject, ids in by_object.items()}
 
 
 def _known_id(action: Action) -> str | None:

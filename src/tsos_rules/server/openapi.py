@@ -1,93 +1,21 @@
 """The OpenAPI 3.1 document of the in-line service, generated from the model it validates with.
 
-Record schemas are derived from the attrs classes in :mod:`tsos_rules.model` (the same classes
-the loader structures into), so the document cannot drift from what ``/v1/check`` accepts: a
-field's JSON type, nullability, enumeration and date format come from its annotation.
+Record schemas come from :mod:`tsos_rules.snapshot.schema` (derived from the attrs classes the
+loader structures into), so the document cannot drift from what ``/v1/check`` accepts.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import enum
-import types
-import typing
-from typing import Any, Final
-
-import attrs
+from typing import Any
 
 from tsos_rules.inline import RECORD_TYPES
 from tsos_rules.model import COLLECTIONS, PartnerConsent
 from tsos_rules.server.adapters import SALESFORCE_TYPES
-
-DATE: Final = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
-DATETIME: Final = {
-    "type": "string",
-    "format": "date-time",
-    "description": "ISO 8601 with an offset, e.g. 2026-11-20T10:00:00+00:00",
-}
-_REF = "#/components/schemas/"
-
-
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    if "$ref" in schema:
-        return {"anyOf": [schema, {"type": "null"}]}
-    out = dict(schema)
-    kind: str | list[str] = out["type"]
-    out["type"] = [kind, "null"] if isinstance(kind, str) else [*kind, "null"]
-    if "enum" in out:
-        out["enum"] = [*out["enum"], None]
-    return out
-
-
-def _schema_for(tp: Any) -> dict[str, Any]:
-    args = typing.get_args(tp)
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType) and type(None) in args:
-        rest = [a for a in args if a is not type(None)]
-        assert len(rest) == 1, tp
-        return _nullable(_schema_for(rest[0]))
-    if origin is tuple:
-        return {"type": "array", "items": _schema_for(args[0])}
-    if tp is str:
-        return {"type": "string"}
-    if tp is bool:
-        return {"type": "boolean"}
-    if tp is int:
-        return {"type": "integer"}
-    if tp is float:
-        return {"type": "number"}
-    if tp is dt.datetime:
-        return dict(DATETIME)
-    if tp is dt.date:
-        return dict(DATE)
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return {"type": "string", "enum": [member.value for member in tp]}
-    if attrs.has(tp):
-        return {"$ref": f"{_REF}{tp.__name__}"}
-    raise TypeError(f"no JSON schema for {tp!r}")
-
-
-def record_schema(cls: type[Any], *, extra: bool = True) -> dict[str, Any]:
-    """The JSON schema of one model record: its fields, and unknown keys allowed (kept)."""
-    properties: dict[str, Any] = {}
-    required: list[str] = []
-    for field in attrs.fields(cls):
-        if field.name == "extra":
-            continue
-        properties[field.name] = _schema_for(field.type)
-        if field.default is attrs.NOTHING:
-            required.append(field.name)
-    schema: dict[str, Any] = {"type": "object", "properties": properties}
-    if required:
-        schema["required"] = required
-    schema["additionalProperties"] = extra
-    if cls.__doc__:
-        schema["description"] = " ".join(cls.__doc__.split())
-    return schema
+from tsos_rules.snapshot.schema import DATE, OPENAPI_REFS, nullable, record_schema
 
 
 def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"{_REF}{name}"}
+    return {"$ref": f"{OPENAPI_REFS}{name}"}
 
 
 def _error_response(text: str) -> dict[str, Any]:
@@ -132,7 +60,7 @@ def build_openapi(*, max_body_bytes: int, version: str) -> dict[str, Any]:
         "type": "object",
         "description": "A subset of a snapshot: the records related to the change.",
         "properties": {
-            "as_of": _nullable(dict(DATE)),
+            "as_of": nullable(dict(DATE)),
             **{
                 plural: {"type": ["array", "null"], "items": _ref(cls.__name__)}
                 for plural, _, cls in COLLECTIONS
@@ -148,8 +76,8 @@ def build_openapi(*, max_body_bytes: int, version: str) -> dict[str, Any]:
             "required": ["record_type"],
             "properties": {
                 "record_type": {"type": "string", "enum": [record_type]},
-                "before": _nullable(_ref(cls.__name__)),
-                "after": _nullable(_ref(cls.__name__)),
+                "before": nullable(_ref(cls.__name__)),
+                "after": nullable(_ref(cls.__name__)),
             },
             "description": (
                 "before null: a create; after null: a delete; not both null. When both are "
@@ -163,8 +91,8 @@ def build_openapi(*, max_body_bytes: int, version: str) -> dict[str, Any]:
         "required": ["change"],
         "properties": {
             "change": _ref("Change"),
-            "context": _nullable(_ref("Context")),
-            "as_of": _nullable(dict(DATE)),
+            "context": nullable(_ref("Context")),
+            "as_of": nullable(dict(DATE)),
             "include_info": {"type": "boolean", "default": False},
         },
     }
@@ -229,8 +157,8 @@ def build_openapi(*, max_body_bytes: int, version: str) -> dict[str, Any]:
             "properties": {"type": "object"},
             "dealId": {"type": ["integer", "string"]},
             "hs_object_id": {"type": ["integer", "string"]},
-            "context": _nullable(_ref("Context")),
-            "as_of": _nullable(dict(DATE)),
+            "context": nullable(_ref("Context")),
+            "as_of": nullable(dict(DATE)),
             "include_info": {"type": "boolean"},
             "before": {"type": ["object", "null"]},
         },
@@ -253,10 +181,10 @@ def build_openapi(*, max_body_bytes: int, version: str) -> dict[str, Any]:
         "type": "object",
         "properties": {
             "record_type": {"type": "string", "enum": list(SALESFORCE_TYPES)},
-            "before": _nullable(_ref("SObject")),
-            "after": _nullable(_ref("SObject")),
+            "before": nullable(_ref("SObject")),
+            "after": nullable(_ref("SObject")),
             "related": {"type": ["array", "null"], "items": _ref("SObject")},
-            "as_of": _nullable(dict(DATE)),
+            "as_of": nullable(dict(DATE)),
             "include_info": {"type": "boolean"},
         },
     }

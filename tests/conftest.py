@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -12,10 +12,11 @@ from typing import Any
 import attrs
 import pytest
 
-# The builders live beside this file; make them importable from every test directory.
-sys.path.insert(0, str(Path(__file__).parent))
-
+import tsos_rules
 from tsos_rules.cli import run
+from tsos_rules.engine import Engine, filter_severity
+from tsos_rules.findings import Finding, Findings
+from tsos_rules.snapshot.document import snapshot_from_dict
 
 
 @attrs.frozen
@@ -74,3 +75,99 @@ def write_json(
         return name
 
     return write
+
+
+# -- judging builder snapshots with the built-in doctrine -----------------------------------
+# Snapshot-first shorthands for the doctrine tests: ``found(snapshot(...), RULE)`` judges the
+# snapshot as ``tsos_rules.check`` would and answers one question about one rule.
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def _engine(config: Mapping[str, Any] | None) -> Engine:
+    """One engine per distinct config dict, built the way ``tsos_rules.check`` builds it.
+
+    ``check`` discovers plugins on every call, which costs far more than judging a small
+    snapshot; reusing the engine keeps the suite fast while running the same evaluation.
+    """
+    key = json.dumps(config, sort_keys=True, default=str)
+    if key not in _ENGINES:
+        _ENGINES[key] = Engine.from_config(config)
+    return _ENGINES[key]
+
+
+def _evaluate(
+    snap: Mapping[str, Any],
+    *,
+    as_of: str | dt.date | None = None,
+    config: Mapping[str, Any] | str | Path | None = None,
+    include_info: bool = False,
+) -> Findings:
+    if config is not None and not isinstance(config, Mapping):
+        return tsos_rules.check(snap, as_of=as_of, config=config, include_info=include_info)
+    model, _ = snapshot_from_dict(snap)
+    day_ = dt.date.fromisoformat(as_of) if isinstance(as_of, str) else as_of
+    result = _engine(config).evaluate(model, day_)
+    return filter_severity(result, include_info=include_info)
+
+
+@pytest.fixture
+def evaluate(isolated_env: None) -> Callable[..., Findings]:
+    """``evaluate(snap, as_of=, config=, include_info=False)``: what ``tsos_rules.check``
+    returns (``tests/test_engine.py`` checks they agree), from a cached engine."""
+    return _evaluate
+
+
+@pytest.fixture
+def findings(evaluate: Callable[..., Findings]) -> Callable[..., list[Finding]]:
+    """``findings(snap, **evaluate_options)``: every finding on ``snap``, in report order."""
+
+    def findings_(snap: Mapping[str, Any], **kwargs: Any) -> list[Finding]:
+        return list(evaluate(snap, **kwargs))
+
+    return findings_
+
+
+@pytest.fixture
+def found(evaluate: Callable[..., Findings]) -> Callable[..., set[tuple[str, str, str]]]:
+    """``found(snap, rule, **evaluate_options)``: ``{(record_id, reason, severity)}`` of one
+    rule's findings on ``snap``."""
+
+    def found_(snap: Mapping[str, Any], rule: str, **kwargs: Any) -> set[tuple[str, str, str]]:
+        return {
+            (f.record_id, f.reason, f.severity.value)
+            for f in evaluate(snap, **kwargs)
+            if f.rule == rule
+        }
+
+    return found_
+
+
+@pytest.fixture
+def reasons(evaluate: Callable[..., Findings]) -> Callable[..., set[str]]:
+    """``reasons(snap, rule, record_id="o1", **evaluate_options)``: the reasons ``rule`` gives
+    against one record."""
+
+    def reasons_(
+        snap: Mapping[str, Any], rule: str, record_id: str = "o1", **kwargs: Any
+    ) -> set[str]:
+        return {
+            f.reason
+            for f in evaluate(snap, **kwargs)
+            if f.rule == rule and f.record_id == record_id
+        }
+
+    return reasons_
+
+
+@pytest.fixture
+def only(evaluate: Callable[..., Findings]) -> Callable[..., Finding]:
+    """``only(snap, rule, **evaluate_options)``: the single finding of ``rule`` on ``snap``
+    (fails when there are none or several)."""
+
+    def only_(snap: Mapping[str, Any], rule: str, **kwargs: Any) -> Finding:
+        hits = [f for f in evaluate(snap, **kwargs) if f.rule == rule]
+        assert len(hits) == 1, [(f.record_id, f.reason) for f in hits]
+        return hits[0]
+
+    return only_

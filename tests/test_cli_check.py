@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from builders import (
+from tsos_rules.testing import (
     account,
     activity,
     change,

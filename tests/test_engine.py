@@ -7,7 +7,11 @@ import datetime as dt
 import pytest
 
 import tsos_rules
-from builders import (
+from tsos_rules import ConfigError, Engine, OrgProfile
+from tsos_rules.packs.tsos import TSOS_PACK
+from tsos_rules.plugins import collect_packs, get_plugin_manager
+from tsos_rules.snapshot.document import snapshot_from_dict
+from tsos_rules.testing import (
     AS_OF,
     account,
     activity,
@@ -18,14 +22,9 @@ from builders import (
     closed_deal,
     day,
     deal,
-    evaluate,
     lead,
     snapshot,
 )
-from tsos_rules import ConfigError, Engine, OrgProfile
-from tsos_rules.packs.tsos import TSOS_PACK
-from tsos_rules.plugins import collect_packs, get_plugin_manager
-from tsos_rules.snapshot.document import snapshot_from_dict
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
@@ -182,7 +181,7 @@ def test_several_reasons_of_one_rule_on_one_record_are_separate_findings():
     "config", [None, {"packs": {"tsos": {"slip_count": 1}}, "org": {"lock_stage": "closing"}}]
 )
 @pytest.mark.parametrize("include_info", [False, True])
-def test_the_suites_cached_engine_answers_exactly_as_check_does(config, include_info):
+def test_the_suites_cached_engine_answers_exactly_as_check_does(config, include_info, evaluate):
     snap = messy()
     snap["close_date_changes"] = [change("o2", stage="trial_close")]
     public = tsos_rules.check(snap, config=config, include_info=include_info, as_of=day(1))

@@ -9,13 +9,22 @@ import json
 import pytest
 
 import tsos_rules
-from builders import AS_OF, activity, change, channel_account, consent, deal, lead, snapshot
 from tsos_rules.errors import InputError
 from tsos_rules.snapshot.document import (
     SnapshotError,
     load_snapshot,
     snapshot_from_dict,
     snapshot_to_dict,
+)
+from tsos_rules.testing import (
+    AS_OF,
+    activity,
+    change,
+    channel_account,
+    consent,
+    deal,
+    lead,
+    snapshot,
 )
 
 pytestmark = pytest.mark.usefixtures("isolated_env")

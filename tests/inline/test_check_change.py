@@ -12,7 +12,12 @@ import pytest
 from inline_support import pipeline, without
 
 import tsos_rules.inline as inline
-from builders import (
+from tsos_rules.engine import Engine
+from tsos_rules.findings import Finding
+from tsos_rules.inline import ChangeChecker, ChangeError, check_change
+from tsos_rules.model import COLLECTIONS, Opportunity
+from tsos_rules.snapshot.document import snapshot_from_dict
+from tsos_rules.testing import (
     AS_OF,
     account,
     activity,
@@ -27,11 +32,6 @@ from builders import (
     snapshot,
     user,
 )
-from tsos_rules.engine import Engine
-from tsos_rules.findings import Finding
-from tsos_rules.inline import ChangeChecker, ChangeError, check_change
-from tsos_rules.model import COLLECTIONS, Opportunity
-from tsos_rules.snapshot.document import snapshot_from_dict
 
 PLURAL = {singular: plural for plural, singular, _ in COLLECTIONS}
 JUDGED = ("opportunity", "lead", "account", "activity")
@@ -76,7 +76,7 @@ BUILT = [
         ],
     ),
     snapshot(
-        accounts=[channel_account("a1", partner_of_record_id="p-gone")],
+        accounts=[channel_account("a1", name="Boeing", partner_of_record_id="p-gone")],
         leads=[
             lead("l1", status="qualified"),
             lead("l2", company="Boeing", owner_id="u2", partner_id="p1"),

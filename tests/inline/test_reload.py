@@ -16,7 +16,6 @@ import httpx
 import pytest
 from inline_support import AUTH, TOKEN
 
-from builders import deal, snapshot
 from tsos_rules import hookimpl
 from tsos_rules.config import Config, load_config
 from tsos_rules.engine import Engine
@@ -24,6 +23,7 @@ from tsos_rules.findings import Severity
 from tsos_rules.plugins import collect_packs, get_plugin_manager
 from tsos_rules.rules.spec import PythonRule, RulePack, RuleSpec, Violation
 from tsos_rules.server.rules import strict_engine
+from tsos_rules.testing import deal, snapshot
 
 PLACEHOLDER = {
     "change": {"record_type": "opportunity", "before": None, "after": deal("o1", next_step="TBD")},

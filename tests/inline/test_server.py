@@ -11,7 +11,7 @@ import anyio
 import pytest
 from inline_support import AUTH, HUBSPOT_SECRET, TOKEN, pipeline
 
-from builders import channel_account, channel_deal, deal, snapshot
+from tsos_rules.testing import channel_account, channel_deal, deal, snapshot
 
 BODY = {
     "change": {"record_type": "opportunity", "before": None, "after": deal("o1")},

@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import pytest
 
-from builders import found, lead, only, snapshot
+from tsos_rules.testing import lead, snapshot
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
 RULE = "tsos.lead-outcome-recorded"
 
 
-def lo(*leads, **kwargs):
-    return found(snapshot(leads=leads), RULE, **kwargs)
+@pytest.fixture
+def lo(found):
+    def lo(*leads, **kwargs):
+        return found(snapshot(leads=leads), RULE, **kwargs)
+
+    return lo
 
 
 @pytest.mark.parametrize("status", ["qualified", "closed"])
-def test_a_qualified_or_closed_lead_without_outcome_is_reported(status):
+def test_a_qualified_or_closed_lead_without_outcome_is_reported(status, only):
     finding = only(snapshot(leads=[lead(status=status, outcome=None)]), RULE)
     assert (finding.record_type, finding.record_id, finding.reason, finding.severity.value) == (
         "lead",
@@ -30,22 +34,22 @@ def test_a_qualified_or_closed_lead_without_outcome_is_reported(status):
 
 @pytest.mark.parametrize("status", ["qualified", "closed"])
 @pytest.mark.parametrize("outcome", ["current", "future", "no_opportunity"])
-def test_any_recorded_outcome_satisfies_the_rule(status, outcome):
+def test_any_recorded_outcome_satisfies_the_rule(status, outcome, lo):
     assert lo(lead(status=status, outcome=outcome)) == set()
 
 
 @pytest.mark.parametrize("status", ["open", "working", None])
-def test_leads_still_being_worked_need_no_outcome_yet(status):
+def test_leads_still_being_worked_need_no_outcome_yet(status, lo):
     assert lo(lead(status=status, outcome=None)) == set()
 
 
-def test_a_missing_outcome_key_is_no_outcome():
+def test_a_missing_outcome_key_is_no_outcome(lo):
     record = lead(status="qualified")
     del record["outcome"]
     assert lo(record) == {("l1", "no_outcome", "warn")}
 
 
-def test_each_lead_is_judged_on_its_own():
+def test_each_lead_is_judged_on_its_own(lo):
     leads = [
         lead("l1", status="qualified"),
         lead("l2", status="qualified", outcome="future"),
@@ -54,7 +58,7 @@ def test_each_lead_is_judged_on_its_own():
     assert lo(*leads) == {("l1", "no_outcome", "warn"), ("l3", "no_outcome", "warn")}
 
 
-def test_which_statuses_are_qualified_is_configurable():
+def test_which_statuses_are_qualified_is_configurable(lo):
     config = {"org": {"qualified_lead_statuses": ["sales_accepted"]}}
     assert lo(lead(status="sales_accepted"), config=config) == {("l1", "no_outcome", "warn")}
     assert lo(lead(status="qualified"), config=config) == set()

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from builders import (
+from tsos_rules.testing import (
     account,
     channel_account,
     channel_deal,
     closed_deal,
-    found,
-    only,
     partner,
     snapshot,
 )
@@ -21,12 +19,12 @@ RULE = "tsos.partner-of-record-drift"
 PARTNERS = [partner("p1"), partner("p2")]
 
 
-def test_a_deal_with_the_accounts_partner_of_record_passes():
+def test_a_deal_with_the_accounts_partner_of_record_passes(found):
     snap = snapshot(opportunities=[channel_deal(partner_id="p1")], accounts=[channel_account()])
     assert found(snap, RULE) == set()
 
 
-def test_a_deal_with_another_partner_and_no_reason_drifts():
+def test_a_deal_with_another_partner_and_no_reason_drifts(only):
     snap = snapshot(
         partners=PARTNERS,
         opportunities=[channel_deal(partner_id="p2")],
@@ -38,7 +36,7 @@ def test_a_deal_with_another_partner_and_no_reason_drifts():
     assert "route it back to p1" in finding.message
 
 
-def test_a_recorded_reason_accepts_the_difference():
+def test_a_recorded_reason_accepts_the_difference(found):
     snap = snapshot(
         partners=PARTNERS,
         opportunities=[channel_deal(partner_id="p2", partner_override_reason="Customer's choice")],
@@ -47,7 +45,7 @@ def test_a_recorded_reason_accepts_the_difference():
     assert found(snap, RULE) == set()
 
 
-def test_closed_deals_are_judged_too():
+def test_closed_deals_are_judged_too(found):
     snap = snapshot(
         partners=PARTNERS,
         opportunities=[closed_deal(account_id="a1", partner_id="p2", channel="partner")],
@@ -56,7 +54,7 @@ def test_closed_deals_are_judged_too():
     assert found(snap, RULE) == {("o1", "partner_differs", "warn")}
 
 
-def test_no_drift_without_an_account_partner_of_record():
+def test_no_drift_without_an_account_partner_of_record(found):
     snap = snapshot(
         partners=PARTNERS,
         opportunities=[channel_deal(partner_id="p2")],

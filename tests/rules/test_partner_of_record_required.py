@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from builders import (
+from tsos_rules.testing import (
     account,
     at,
     channel_account,
     channel_deal,
     closed_deal,
     deal,
-    findings,
-    found,
     lead,
     partner,
     snapshot,
@@ -27,41 +25,45 @@ pytestmark = pytest.mark.usefixtures("isolated_env")
 RULE = "tsos.partner-of-record-required"
 
 
-def por(**parts):
-    return {
-        (f.record_type, f.record_id, f.reason)
-        for f in findings(snapshot(**parts))
-        if f.rule == RULE
-    }
+@pytest.fixture
+def por(findings):
+    def por(**parts):
+        return {
+            (f.record_type, f.record_id, f.reason)
+            for f in findings(snapshot(**parts))
+            if f.rule == RULE
+        }
+
+    return por
 
 
 # -- opportunities -------------------------------------------------------------------------
 
 
-def test_a_channel_deal_with_an_active_partner_passes():
+def test_a_channel_deal_with_an_active_partner_passes(por):
     assert por(opportunities=[channel_deal()], accounts=[channel_account()]) == set()
 
 
-def test_a_direct_deal_needs_no_partner_of_record():
+def test_a_direct_deal_needs_no_partner_of_record(por):
     assert por(opportunities=[deal(channel="direct")]) == set()
 
 
-def test_a_channel_deal_with_no_partner_anywhere_is_missing_its_partner_of_record():
+def test_a_channel_deal_with_no_partner_anywhere_is_missing_its_partner_of_record(por):
     hits = por(opportunities=[deal(channel="partner", partner_id=None)])
     assert hits == {("opportunity", "o1", "missing")}
 
 
-def test_a_deal_without_partner_falls_back_to_the_accounts_partner_of_record():
+def test_a_deal_without_partner_falls_back_to_the_accounts_partner_of_record(por):
     hits = por(opportunities=[channel_deal(partner_id=None)], accounts=[channel_account()])
     assert ("opportunity", "o1", "missing") not in hits
 
 
-def test_an_unknown_partner_on_a_channel_deal():
+def test_an_unknown_partner_on_a_channel_deal(por):
     hits = por(opportunities=[deal(channel="partner", partner_id="p404")])
     assert hits == {("opportunity", "o1", "unknown_partner")}
 
 
-def test_a_terminated_partner_on_a_channel_deal():
+def test_a_terminated_partner_on_a_channel_deal(found):
     snap = snapshot(
         partners=[partner("p1", status="terminated")],
         opportunities=[deal(channel="partner", partner_id="p1")],
@@ -69,7 +71,7 @@ def test_a_terminated_partner_on_a_channel_deal():
     assert found(snap, RULE) == {("o1", "terminated_partner", "block")}
 
 
-def test_closed_channel_deals_are_judged_too():
+def test_closed_channel_deals_are_judged_too(found):
     snap = snapshot(
         partners=[partner("p1", status="terminated")],
         opportunities=[
@@ -92,31 +94,31 @@ def distributed(**overrides):
     return lead("l1", **values)
 
 
-def test_a_distributed_lead_with_an_active_partner_passes():
+def test_a_distributed_lead_with_an_active_partner_passes(por):
     assert por(leads=[distributed()]) == set()
 
 
-def test_a_distributed_lead_with_no_partner():
+def test_a_distributed_lead_with_no_partner(por):
     assert por(leads=[distributed(partner_id=None)]) == {("lead", "l1", "missing")}
 
 
-def test_a_distributed_lead_with_an_unknown_partner():
+def test_a_distributed_lead_with_an_unknown_partner(por):
     assert por(leads=[distributed(partner_id="p404")]) == {("lead", "l1", "unknown_partner")}
 
 
-def test_a_distributed_lead_with_a_terminated_partner():
+def test_a_distributed_lead_with_a_terminated_partner(por):
     hits = por(partners=[partner("p1", status="terminated")], leads=[distributed()])
     assert hits == {("lead", "l1", "terminated_partner")}
 
 
-def test_a_lead_never_distributed_is_not_judged():
+def test_a_lead_never_distributed_is_not_judged(por):
     assert por(leads=[lead("l1", partner_id=None, distributed_at=None)]) == set()
 
 
 # -- accounts ------------------------------------------------------------------------------
 
 
-def test_an_account_that_had_a_channel_deal_needs_a_partner_of_record():
+def test_an_account_that_had_a_channel_deal_needs_a_partner_of_record(por):
     hits = por(
         accounts=[account("a1", partner_of_record_id=None)],
         opportunities=[channel_deal(account_id="a1")],
@@ -124,7 +126,7 @@ def test_an_account_that_had_a_channel_deal_needs_a_partner_of_record():
     assert hits == {("account", "a1", "missing")}
 
 
-def test_an_account_whose_only_channel_deal_is_closed_still_needs_one():
+def test_an_account_whose_only_channel_deal_is_closed_still_needs_one(por):
     hits = por(
         accounts=[account("a1", partner_of_record_id=None)],
         opportunities=[closed_deal(account_id="a1", channel="partner", partner_id="p1")],
@@ -132,7 +134,7 @@ def test_an_account_whose_only_channel_deal_is_closed_still_needs_one():
     assert hits == {("account", "a1", "missing")}
 
 
-def test_an_account_without_channel_deals_needs_none():
+def test_an_account_without_channel_deals_needs_none(por):
     hits = por(accounts=[account("a1")], opportunities=[deal(account_id="a1", channel="direct")])
     assert hits == set()
 
@@ -144,7 +146,7 @@ def test_an_account_without_channel_deals_needs_none():
         ([partner("p1")], "p9", "unknown_partner"),
     ],
 )
-def test_an_accounts_partner_of_record_must_exist_and_be_active(partners, por_id, reason):
+def test_an_accounts_partner_of_record_must_exist_and_be_active(partners, por_id, reason, por):
     hits = por(
         partners=partners,
         accounts=[account("a1", partner_of_record_id=por_id)],
@@ -155,7 +157,7 @@ def test_an_accounts_partner_of_record_must_exist_and_be_active(partners, por_id
     assert ("opportunity", "o1", reason) in hits
 
 
-def test_the_deals_own_partner_is_its_partner_of_record():
+def test_the_deals_own_partner_is_its_partner_of_record(por):
     hits = por(
         partners=[partner("p1", status="terminated"), partner("p2")],
         accounts=[account("a1", partner_of_record_id="p1")],
@@ -164,7 +166,7 @@ def test_the_deals_own_partner_is_its_partner_of_record():
     assert hits == {("account", "a1", "terminated_partner")}
 
 
-def test_messages_say_what_to_do():
+def test_messages_say_what_to_do(findings):
     snap = snapshot(
         partners=[partner("p1", status="terminated")],
         opportunities=[deal(channel="partner", partner_id="p1")],

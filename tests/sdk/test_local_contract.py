@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from tsos_rules.connectors.base import Connector
-from tsos_rules.connectors.local.connector import TABLES, LocalConnector, LocalCRM
+from tsos_rules.connectors.local.connector import LocalConnector
+from tsos_rules.connectors.local.crm import TABLES, LocalCRM
 from tsos_rules.model import Snapshot
 from tsos_rules.snapshot.document import snapshot_to_dict
 from tsos_rules.testing import ConnectorContract

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tsos_rules.connectors.local.connector import LocalCRM
+from tsos_rules.connectors.local.crm import LocalCRM
 from tsos_rules.connectors.local.demo import generate_org
 from tsos_rules.sync.job import SyncSummary, run_sync
 from tsos_rules.sync.state import DATA_DIR_ENV, StateStore

@@ -13,7 +13,7 @@ import pytest
 
 from tsos_rules.cli.sync import EXAMPLE_CONFIG
 from tsos_rules.config import Config
-from tsos_rules.connectors.local.connector import LocalCRM
+from tsos_rules.connectors.local.crm import LocalCRM
 from tsos_rules.sync.job import SyncSettings
 from tsos_rules.sync.state import MIGRATIONS, SCHEMA_VERSION, StateError, StateStore
 

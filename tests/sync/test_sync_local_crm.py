@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from tsos_rules.connectors.base import Action, ActionKind, ActionStatus, BatchReader, ReadResult
-from tsos_rules.connectors.local.connector import LocalConnector, LocalCRM, iter_org_json
+from tsos_rules.connectors.local.connector import LocalConnector
+from tsos_rules.connectors.local.crm import LocalCRM, iter_org_json
 from tsos_rules.connectors.local.demo import write_org_json
 from tsos_rules.engine import Engine, filter_severity
 from tsos_rules.snapshot.document import snapshot_from_dict

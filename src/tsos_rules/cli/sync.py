@@ -286,13 +286,8 @@ def demo_reset(
       tsos-rules demo reset
       tsos-rules demo reset --opportunities 500 --seed 11
     """
-    from tsos_rules.connectors.local.connector import (
-        DEMO_OPPORTUNITIES,
-        DEMO_SEED,
-        NAME,
-        LocalCRM,
-        default_crm_path,
-    )
+    from tsos_rules.connectors.local.connector import NAME, default_crm_path
+    from tsos_rules.connectors.local.crm import DEMO_OPPORTUNITIES, DEMO_SEED, LocalCRM
     from tsos_rules.sync.job import SyncSettings
     from tsos_rules.sync.state import StateStore
 

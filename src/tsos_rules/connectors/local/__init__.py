@@ -2,11 +2,10 @@
 
 from tsos_rules.connectors.local.connector import (
     LocalConnector,
-    LocalCRM,
     default_crm_path,
-    iter_org_json,
     tsos_rules_register_connectors,
 )
+from tsos_rules.connectors.local.crm import LocalCRM, iter_org_json
 
 __all__ = [
     "LocalCRM",

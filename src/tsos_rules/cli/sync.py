@@ -293,7 +293,7 @@ def demo_reset(
         LocalCRM,
         default_crm_path,
     )
-    from tsos_rules.sync.job import SyncSettings
+    from tsos_rules.sync.settings import SyncSettings
     from tsos_rules.sync.state import StateStore
 
     settings = SyncSettings.from_config(_config(config_path))

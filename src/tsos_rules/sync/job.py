@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from tsos_rules.config import Config, coerce_config
+from tsos_rules.config import Config, coerce_config, naming_file
 from tsos_rules.connectors.base import (
     ActionKind,
     ActionResult,
@@ -54,15 +54,14 @@ from tsos_rules.findings import Finding, Findings, Severity
 from tsos_rules.plugins import collect_report_sections
 from tsos_rules.report.sections import ReportSection
 from tsos_rules.sync.planner import (
-    Mode,
-    ModePolicy,
     Plan,
     PlannedAction,
     Planner,
     RecordInfo,
     RuleText,
 )
-from tsos_rules.sync.state import Push, SeenFinding, StateStore, default_state_path
+from tsos_rules.sync.settings import SyncSettings, parse_mode
+from tsos_rules.sync.state import Push, SeenFinding, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -72,97 +71,6 @@ EXIT_INPUT = 2
 EXIT_CONNECTOR = 3
 EXIT_SKIPPED = 5
 EXIT_LOCKED = 6
-
-SYNC_KEYS = (
-    "mode",
-    "rule_modes",
-    "batch_size",
-    "daily_full",
-    "include_info",
-    "task_min_severity",
-    "write_retries",
-)
-STATE_KEYS = ("path",)
-DEFAULT_BATCH_SIZE = 500
-
-
-@attrs.frozen
-class SyncSettings:
-    """The ``[sync]``, ``[state]`` and ``[connector]`` tables, validated; unknown keys are
-    errors naming the key."""
-
-    mode: Mode = Mode.ANNOTATE
-    rule_modes: Mapping[str, Mode] = attrs.field(factory=dict)
-    batch_size: int = DEFAULT_BATCH_SIZE
-    daily_full: bool = True
-    include_info: bool = False
-    task_min_severity: Severity = Severity.WARN
-    write_retries: int = 3
-    state_path: Path = attrs.field(factory=default_state_path)
-    connector_type: str = "local"
-    connector_settings: Mapping[str, Any] = attrs.field(factory=dict)
-
-    @classmethod
-    def from_config(cls, config: Config) -> SyncSettings:
-        sync, state, connector = dict(config.sync), dict(config.state), dict(config.connector)
-        _only(sync, SYNC_KEYS, "sync")
-        _only(state, STATE_KEYS, "state")
-        values: dict[str, Any] = {}
-        if "mode" in sync:
-            values["mode"] = _mode(sync["mode"], "sync.mode")
-        modes = sync.get("rule_modes", {})
-        if not isinstance(modes, Mapping):
-            raise ConfigError("sync.rule_modes: expected a table of rule id = mode")
-        values["rule_modes"] = {
-            str(rule): _mode(mode, f"sync.rule_modes.{rule}") for rule, mode in modes.items()
-        }
-        for key in ("batch_size", "write_retries"):
-            if key in sync:
-                value = sync[key]
-                low = 1 if key == "batch_size" else 0
-                if type(value) is not int or value < low:
-                    raise ConfigError(
-                        f"sync.{key}: expected a whole number >= {low}, got {value!r}"
-                    )
-                values[key] = value
-        for key in ("daily_full", "include_info"):
-            if key in sync:
-                if type(sync[key]) is not bool:
-                    raise ConfigError(f"sync.{key}: expected true or false, got {sync[key]!r}")
-                values[key] = sync[key]
-        if "task_min_severity" in sync:
-            try:
-                values["task_min_severity"] = Severity(sync["task_min_severity"])
-            except ValueError:
-                raise ConfigError(
-                    "sync.task_min_severity: expected block, warn or info, "
-                    f"got {sync['task_min_severity']!r}"
-                ) from None
-        if "path" in state:
-            if not isinstance(state["path"], str) or not state["path"]:
-                raise ConfigError(f"state.path: expected a file path, got {state['path']!r}")
-            values["state_path"] = Path(state["path"]).expanduser()
-        kind = connector.get("type", "local")
-        if not isinstance(kind, str):
-            raise ConfigError(f"connector.type: expected a connector name, got {kind!r}")
-        return cls(connector_type=kind, connector_settings=connector, **values)
-
-    @property
-    def policy(self) -> ModePolicy:
-        return ModePolicy(self.mode, self.rule_modes)
-
-
-def _only(table: Mapping[str, Any], keys: tuple[str, ...], where: str) -> None:
-    for key in table:
-        if key not in keys:
-            raise ConfigError(f"{where}.{key}: unknown setting (known: {', '.join(keys)})")
-
-
-def _mode(value: Any, where: str) -> Mode:
-    try:
-        return Mode(value)
-    except ValueError:
-        raise ConfigError(f"{where}: expected report, annotate or enforce, got {value!r}") from None
 
 
 class Progress(Protocol):
@@ -322,10 +230,14 @@ def make_connector(config: Config, settings: SyncSettings) -> Connector:
         known = ", ".join(sorted(factories)) or "none"
         raise ConfigError(
             f"connector.type: no connector {settings.connector_type!r} is installed "
-            f"(installed: {known})"
+            f"(installed: {known})",
+            file=config.path,
+            table="connector",
+            key="type",
         )
     try:
-        connector = factory(dict(settings.connector_settings))
+        with naming_file(config.path):
+            connector = factory(dict(settings.connector_settings))
     except (ConfigError, ConnectorError):
         raise
     except Exception as exc:
@@ -357,7 +269,7 @@ def run_sync(
     cfg = coerce_config(config)
     settings = SyncSettings.from_config(cfg)
     if mode is not None:
-        settings = attrs.evolve(settings, mode=_mode(mode, "--mode"))
+        settings = attrs.evolve(settings, mode=parse_mode(mode, "--mode"))
     engine = Engine.from_config(cfg)
     try:
         settings.policy.check_rules(engine.specs)

@@ -24,32 +24,14 @@ from types import TracebackType
 from typing import Any
 
 import attrs
-import platformdirs
 
+from tsos_rules.config import DATA_DIR_ENV as DATA_DIR_ENV
+from tsos_rules.config import default_data_dir as default_data_dir
+from tsos_rules.config import default_state_path as default_state_path
 from tsos_rules.connectors.base import Action, ActionKind, ActionResult, ActionStatus, RecordKey
-from tsos_rules.errors import ConfigError, TsosRulesError
+from tsos_rules.errors import ConfigError, StateError
+from tsos_rules.errors import LockHeldError as LockHeldError
 from tsos_rules.findings import Finding
-
-#: Overrides where tsos-rules keeps its files (demo CRM, state); tests point it at a temp dir.
-DATA_DIR_ENV = "TSOS_RULES_DATA_DIR"
-
-
-def default_data_dir() -> Path:
-    """``$TSOS_RULES_DATA_DIR``, else the platform's user data directory for tsos-rules."""
-    env = os.environ.get(DATA_DIR_ENV)
-    return Path(env) if env else Path(platformdirs.user_data_dir("tsos-rules"))
-
-
-def default_state_path() -> Path:
-    return default_data_dir() / "state.sqlite3"
-
-
-class LockHeldError(TsosRulesError):
-    """Another sync run holds the lock on this state file; this run did nothing."""
-
-
-class StateError(TsosRulesError):
-    """The state file cannot be used (unreadable, not a state file, or from a newer version)."""
 
 
 class RunLock:

@@ -89,6 +89,8 @@ class SettingsTable:
         return self.data.get(key)
 
     def has(self, key: str) -> bool:
+        """Whether ``key`` is given; asking makes it a known key for :meth:`done`."""
+        self._seen.add(key)
         return key in self.data
 
     def value(self, key: str) -> Any:

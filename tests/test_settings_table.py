@@ -34,7 +34,7 @@ def test_a_literal_secret_is_refused_without_echoing_it() -> None:
 
 def test_wrong_types_and_ranges_name_the_key() -> None:
     table = SettingsTable({"batch": 0, "flag": "yes"}, "connector")
-    with pytest.raises(ConfigError, match=r"connector\.batch: expected between 1"):
+    with pytest.raises(ConfigError, match=r"connector\.batch: expected a whole number >= 1"):
         table.integer("batch", 200, low=1)
     with pytest.raises(ConfigError, match=r"connector\.flag: expected true or false"):
         table.boolean("flag", False)

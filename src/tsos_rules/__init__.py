@@ -9,13 +9,14 @@ from tsos_rules.config import Config, load_config
 from tsos_rules.engine import Engine
 from tsos_rules.errors import (
     ConfigError,
+    ConnectorError,
     FatalConnectorError,
     InputError,
     PackValidationError,
     RetriableConnectorError,
     SkippableRecordError,
-    StaleRecordError,
     TsosRulesError,
+    deprecated,
 )
 from tsos_rules.findings import Finding, Findings, Severity
 from tsos_rules.markers import hookimpl, hookspec
@@ -46,6 +47,9 @@ def __getattr__(name: str) -> object:
         from tsos_rules import inline
 
         return getattr(inline, name)
+    error = deprecated(name)
+    if error is not None:
+        return error
     raise AttributeError(f"module 'tsos_rules' has no attribute {name!r}")
 
 
@@ -56,6 +60,7 @@ __all__ = [
     "CloseDateChange",
     "Config",
     "ConfigError",
+    "ConnectorError",
     "Decision",
     "Engine",
     "FatalConnectorError",
@@ -76,7 +81,6 @@ __all__ = [
     "Severity",
     "SkippableRecordError",
     "Snapshot",
-    "StaleRecordError",
     "TsosRulesError",
     "User",
     "Violation",

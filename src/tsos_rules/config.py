@@ -2,7 +2,11 @@
 
 Top-level tables: ``[org]`` (org profile), ``[packs.<name>]`` (pack parameters), ``[rules]``
 (selection), ``[plugins]``, and the job's own ``[connector]``, ``[sync]``, ``[state]``,
-``[serve]``. An unknown key anywhere is a :class:`ConfigError` naming it.
+``[serve]``. Every table is read with :class:`SettingsTable`, so an unknown key, a wrong type or
+an out-of-range number is a :class:`ConfigError` naming the file, the table and the key, the same
+way for every command. Loading a config checks every core table (``check`` refuses what
+``sync`` would); ``[connector]`` is read by the connector and ``[serve]`` by ``serve``, which
+know their keys. This module also says where tsos-rules keeps its files (:func:`default_data_dir`).
 """
 
 from __future__ import annotations
@@ -10,18 +14,291 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import attrs
+import platformdirs
 
 from tsos_rules.errors import ConfigError
+from tsos_rules.findings import Severity
 from tsos_rules.org import OrgProfile
 
 TOP_LEVEL = ("org", "packs", "rules", "plugins", "connector", "sync", "state", "serve")
-RULES_KEYS = ("disabled", "select", "pack_dirs")
-PLUGINS_KEYS = ("disabled",)
+
+#: Overrides where tsos-rules keeps its files (demo CRM, state); tests point it at a temp dir.
+DATA_DIR_ENV = "TSOS_RULES_DATA_DIR"
+
+
+def default_data_dir() -> Path:
+    """``$TSOS_RULES_DATA_DIR``, else the platform's user data directory for tsos-rules."""
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else Path(platformdirs.user_data_dir("tsos-rules"))
+
+
+def default_state_path() -> Path:
+    """Where the sync keeps its state when ``[state] path`` is not set."""
+    return default_data_dir() / "state.sqlite3"
+
+
+#: A reference to a secret: ``{"env": "NAME"}``, ``{"file": "/path"}``.
+SecretRef = Mapping[str, str]
+
+
+class SettingsTable:
+    """One config table read key by key, the one reader of every table (core, connectors,
+    server, plugins); :meth:`done` fails on any key nobody asked for. Every error is a
+    :class:`ConfigError` naming the file (when known), the table and the key.
+
+    Example::
+
+        table = SettingsTable(settings, "connector", file=config.path)
+        url = table.string("url", "https://api.example.com")
+        pages = table.integer("page_size", 100, low=1, high=500)
+        token = table.secret("token")          # {"env": "..."} or {"file": "..."}, never a literal
+        table.done("type")                      # "type" was read by the job itself
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        where: str,
+        *,
+        file: str | Path | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.where = where
+        self.file = file
+        #: Who reads the table, said in the unknown-key error ("the local connector").
+        self.owner = owner
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                f"{where}: expected a table, got {type(data).__name__}",
+                file=file,
+                table=where,
+            )
+        self.data: Mapping[str, Any] = data
+        self._seen: set[str] = set()
+
+    def _get(self, key: str) -> Any:
+        self._seen.add(key)
+        return self.data.get(key)
+
+    def has(self, key: str) -> bool:
+        """Whether ``key`` is given; asking makes it a known key for :meth:`done`."""
+        self._seen.add(key)
+        return key in self.data
+
+    def value(self, key: str) -> Any:
+        """The value as given (``None`` when absent), for checks the typed getters lack."""
+        return self._get(key)
+
+    def path(self, key: str) -> str:
+        """``table.key``, as errors name it."""
+        return f"{self.where}.{key}"
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        """An error about ``key`` in the reader's shape, for checks the typed getters lack."""
+        return ConfigError(
+            f"{self.path(key)}: {problem}", file=self.file, table=self.where, key=key
+        )
+
+    def string(self, key: str, default: str | None = None) -> str | None:
+        value = self._get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise self.error(key, f"expected a string, got {value!r}")
+        return value
+
+    def text(self, key: str, default: str) -> str:
+        """A non-empty string, stripped."""
+        value = self._get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(key, f"expected a non-empty string, got {value!r}")
+        return value.strip()
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        """One of ``choices``."""
+        value = self.text(key, default)
+        if value not in choices:
+            raise self.error(key, f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.error(key, f"expected true or false, got {value!r}")
+        return value
+
+    def number(
+        self, key: str, default: float, *, low: float = 0.0, high: float = math.inf
+    ) -> float:
+        """An int or float within ``low``..``high`` (both included), as a float."""
+        value = self._get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(key, f"expected a number, got {value!r}")
+        if not low <= value <= high:
+            if high == math.inf:
+                raise self.error(key, f"expected a number >= {low:g}, got {value!r}")
+            raise self.error(key, f"expected between {low:g} and {high:g}, got {value!r}")
+        return float(value)
+
+    def integer(self, key: str, default: int, *, low: int = 0, high: int | None = None) -> int:
+        """A whole number within ``low``..``high`` (both included; no upper bound by default)."""
+        value = self.optional_integer(key, low=low, high=high)
+        return default if value is None else value
+
+    def optional_integer(
+        self, key: str, default: int | None = None, *, low: int = 0, high: int | None = None
+    ) -> int | None:
+        """Like :meth:`integer`, with ``None`` allowed as the default."""
+        value = self._get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"expected a whole number, got {value!r}")
+        if value < low or (high is not None and value > high):
+            upper = f" and <= {high}" if high is not None else ""
+            raise self.error(key, f"expected a whole number >= {low}{upper}, got {value}")
+        return value
+
+    def strings(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self._get(key)
+        if value is None:
+            return default
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise self.error(key, f"expected a list of strings, got {value!r}")
+        return tuple(value)
+
+    def mapping(self, key: str, *, values: tuple[str, ...] | None = None) -> dict[str, str]:
+        """A table of name = string, each string one of ``values`` when given."""
+        value = self._get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.error(key, "expected a table of name = value")
+        out: dict[str, str] = {}
+        for name, item in value.items():
+            where = f"{key}.{name}"
+            if not isinstance(item, str):
+                raise self.error(where, f"expected a string, got {item!r}")
+            if values is not None and item not in values:
+                raise self.error(where, f"expected one of {', '.join(values)}, got {item!r}")
+            out[str(name)] = item
+        return out
+
+    def table(self, key: str) -> SettingsTable:
+        """The nested table at ``key`` (empty when absent), read the same way."""
+        value = self._get(key)
+        return type(self)(value, self.path(key), file=self.file)
+
+    def secret(self, key: str, *, plain_ok: bool = False) -> SecretRef | None:
+        """A secret reference; ``plain_ok`` allows a literal for values that are not secret."""
+        value = self._get(key)
+        if value is None:
+            return None
+        if plain_ok and isinstance(value, str):
+            return {"value": value}
+        if not isinstance(value, Mapping) or set(value) - {"env", "file"} or len(value) != 1:
+            raise self.error(
+                key, 'give {env = "VARIABLE"} or {file = "/path"}, never the secret itself'
+            )
+        ((kind, ref),) = value.items()
+        if not isinstance(ref, str) or not ref:
+            raise self.error(f"{key}.{kind}", "expected a non-empty string")
+        return {kind: ref}
+
+    def done(self, *ignored: str) -> None:
+        """Refuse the first key nobody read (``ignored`` keys were read elsewhere)."""
+        unknown = sorted(set(self.data) - self._seen - set(ignored))
+        if unknown:
+            known = ", ".join(sorted(self._seen | set(ignored)))
+            owner = f" for {self.owner}" if self.owner else ""
+            raise self.error(unknown[0], f"unknown setting{owner} (known: {known})")
+
+
+@contextmanager
+def naming_file(file: str | Path | None) -> Iterator[None]:
+    """Config errors raised inside name ``file`` (for tables read without knowing it, such as
+    a connector factory's)."""
+    try:
+        yield
+    except ConfigError as exc:
+        named = exc.in_file(file)
+        if named is exc:
+            raise
+        raise named from None
+
+
+#: ``[sync] mode`` and the values of ``[sync.rule_modes]`` (``tsos_rules.sync.planner.Mode``).
+SYNC_MODES = ("report", "annotate", "enforce")
+#: Records judged per batch: one batch is held in memory, so a bound keeps a typo from OOM.
+MAX_BATCH_SIZE = 1_000_000
+
+
+def read_sync_table(table: SettingsTable) -> dict[str, Any]:
+    """The ``[sync]`` table's values (only the keys given), validated."""
+    values: dict[str, Any] = {}
+    if table.has("mode"):
+        values["mode"] = _mode(table, "mode")
+    modes = table.table("rule_modes")
+    values["rule_modes"] = {str(rule): _mode(modes, rule) for rule in modes.data}
+    if table.has("batch_size"):
+        values["batch_size"] = table.integer("batch_size", 0, low=1, high=MAX_BATCH_SIZE)
+    if table.has("write_retries"):
+        values["write_retries"] = table.integer("write_retries", 0, low=0, high=100)
+    for key in ("daily_full", "include_info"):
+        if table.has(key):
+            values[key] = table.boolean(key, False)
+    if table.has("task_min_severity"):
+        severity = table.value("task_min_severity")
+        try:
+            values["task_min_severity"] = Severity(severity)
+        except ValueError:
+            raise table.error(
+                "task_min_severity", f"expected block, warn or info, got {severity!r}"
+            ) from None
+    table.done()
+    return values
+
+
+def _mode(table: SettingsTable, key: str) -> str:
+    value = table.value(key)
+    if value not in SYNC_MODES:
+        raise table.error(key, f"expected report, annotate or enforce, got {value!r}")
+    return str(value)
+
+
+def read_state_table(table: SettingsTable) -> Path | None:
+    """The ``[state]`` table: the state file's path, when given."""
+    path = table.value("path")
+    table.done()
+    if path is None:
+        return None
+    if not isinstance(path, str) or not path:
+        raise table.error("path", f"expected a file path, got {path!r}")
+    return Path(path).expanduser()
+
+
+def connector_type(table: SettingsTable) -> str:
+    """``[connector] type``: the name a connector plugin registered (``local`` by default)."""
+    kind = table.value("type")
+    if kind is None:
+        return "local"
+    if not isinstance(kind, str):
+        raise table.error("type", f"expected a connector name, got {kind!r}")
+    return kind
 
 
 @attrs.frozen
@@ -43,40 +320,41 @@ class Config:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, path: Path | None = None) -> Config:
-        """Validate a parsed config document (TOML table or Python dict)."""
+        """Validate a parsed config document (TOML table or Python dict); every core table is
+        checked here, so every command refuses the same mistakes."""
+        root = SettingsTable(data, "config", file=path)
         for key in data:
             if key not in TOP_LEVEL:
-                raise ConfigError(f"{key}: unknown section (known: {', '.join(TOP_LEVEL)})")
-        org = data.get("org", {})
-        packs = data.get("packs", {})
-        rules = data.get("rules", {})
-        plugins = data.get("plugins", {})
-        for name, table in (("org", org), ("packs", packs), ("rules", rules), ("plugins", plugins)):
-            if not isinstance(table, Mapping):
-                raise ConfigError(f"{name}: expected a table")
-        for name, table in packs.items():
-            if not isinstance(table, Mapping):
-                raise ConfigError(f"packs.{name}: expected a table of parameter = value")
-        _only(rules, RULES_KEYS, "rules")
-        _only(plugins, PLUGINS_KEYS, "plugins")
-        sections = {}
-        for name in ("connector", "sync", "state", "serve"):
-            table = data.get(name, {})
-            if not isinstance(table, Mapping):
-                raise ConfigError(f"{name}: expected a table")
-            sections[name] = dict(table)
+                raise ConfigError(
+                    f"{key}: unknown section (known: {', '.join(TOP_LEVEL)})", file=path, key=key
+                )
+        tables = {name: SettingsTable(root.value(name), name, file=path) for name in TOP_LEVEL}
+        with naming_file(path):
+            org = OrgProfile.from_mapping(tables["org"].data)
+        packs = tables["packs"]
+        for name in packs.data:
+            packs.table(name)
+        rules = tables["rules"]
+        selection = {key: rules.strings(key) for key in ("disabled", "select", "pack_dirs")}
+        rules.done()
+        plugins = tables["plugins"]
+        plugins_disabled = plugins.strings("disabled")
+        plugins.done()
+        read_sync_table(tables["sync"])
+        read_state_table(tables["state"])
+        connector_type(tables["connector"])
         return cls(
-            org=OrgProfile.from_mapping(org),
-            packs={name: dict(table) for name, table in packs.items()},
-            rules_disabled=_strings(rules.get("disabled", []), "rules.disabled"),
-            rules_selected=_strings(rules.get("select", []), "rules.select"),
-            pack_dirs=tuple(
-                _resolve(Path(d), path)
-                for d in _strings(rules.get("pack_dirs", []), "rules.pack_dirs")
-            ),
-            plugins_disabled=_strings(plugins.get("disabled", []), "plugins.disabled"),
+            org=org,
+            packs={name: dict(table) for name, table in packs.data.items()},
+            rules_disabled=selection["disabled"],
+            rules_selected=selection["select"],
+            pack_dirs=tuple(_resolve(Path(d), path) for d in selection["pack_dirs"]),
+            plugins_disabled=plugins_disabled,
+            connector=dict(tables["connector"].data),
+            sync=dict(tables["sync"].data),
+            state=dict(tables["state"].data),
+            serve=dict(tables["serve"].data),
             path=path,
-            **sections,
         )
 
 
@@ -85,18 +363,6 @@ def _resolve(directory: Path, config_path: Path | None) -> Path:
     if directory.is_absolute() or config_path is None:
         return directory
     return config_path.parent / directory
-
-
-def _only(table: Mapping[str, Any], keys: tuple[str, ...], where: str) -> None:
-    for key in table:
-        if key not in keys:
-            raise ConfigError(f"{where}.{key}: unknown setting (known: {', '.join(keys)})")
-
-
-def _strings(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
-    return tuple(value)
 
 
 #: Where ``load_config`` looks when no path is given.
@@ -118,10 +384,8 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    try:
+    with naming_file(path):
         return Config.from_mapping(data, path=path)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
 
 
 def coerce_config(config: Config | Mapping[str, Any] | str | Path | None) -> Config:
@@ -135,115 +399,6 @@ def coerce_config(config: Config | Mapping[str, Any] | str | Path | None) -> Con
     if isinstance(config, Mapping):
         return Config.from_mapping(config)
     raise ConfigError(f"config: expected a Config, a dict or a path, got {type(config).__name__}")
-
-
-#: A reference to a secret: ``{"env": "NAME"}``, ``{"file": "/path"}``.
-SecretRef = Mapping[str, str]
-
-
-class SettingsTable:
-    """A connector's config table read key by key; :meth:`done` fails on any key nobody asked
-    for, naming it. Public for connector plugins, so every connector validates alike.
-
-    Example::
-
-        table = SettingsTable(settings, "connector")
-        url = table.string("url", "https://api.example.com")
-        token = table.secret("token")          # {"env": "..."} or {"file": "..."}, never a literal
-        table.done("type")                      # "type" was read by the job itself
-    """
-
-    def __init__(self, data: Any, where: str) -> None:
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{where}: expected a table, got {type(data).__name__}")
-        self.data: Mapping[str, Any] = data
-        self.where = where
-        self._seen: set[str] = set()
-
-    def _get(self, key: str) -> Any:
-        self._seen.add(key)
-        return self.data.get(key)
-
-    def has(self, key: str) -> bool:
-        return key in self.data
-
-    def path(self, key: str) -> str:
-        return f"{self.where}.{key}"
-
-    def string(self, key: str, default: str | None = None) -> str | None:
-        value = self._get(key)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            raise ConfigError(f"{self.path(key)}: expected a string, got {value!r}")
-        return value
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self._get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise ConfigError(f"{self.path(key)}: expected true or false, got {value!r}")
-        return value
-
-    def number(
-        self, key: str, default: float, *, low: float = 0.0, high: float = math.inf
-    ) -> float:
-        value = self._get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{self.path(key)}: expected a number, got {value!r}")
-        if not low <= value <= high:
-            upper = "" if high == math.inf else f" and {high:g}"
-            raise ConfigError(f"{self.path(key)}: expected between {low:g}{upper}, got {value!r}")
-        return float(value)
-
-    def integer(self, key: str, default: int, *, low: int = 0, high: int | None = None) -> int:
-        value = self._get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{self.path(key)}: expected a whole number, got {value!r}")
-        if value < low or (high is not None and value > high):
-            upper = f" and {high}" if high is not None else ""
-            raise ConfigError(f"{self.path(key)}: expected between {low}{upper}, got {value}")
-        return value
-
-    def strings(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
-        value = self._get(key)
-        if value is None:
-            return default
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{self.path(key)}: expected a list of strings, got {value!r}")
-        return tuple(value)
-
-    def table(self, key: str) -> SettingsTable:
-        value = self._get(key)
-        return type(self)({} if value is None else value, self.path(key))
-
-    def secret(self, key: str, *, plain_ok: bool = False) -> SecretRef | None:
-        """A secret reference; ``plain_ok`` allows a literal for values that are not secret."""
-        value = self._get(key)
-        if value is None:
-            return None
-        if plain_ok and isinstance(value, str):
-            return {"value": value}
-        if not isinstance(value, Mapping) or set(value) - {"env", "file"} or len(value) != 1:
-            raise ConfigError(
-                f'{self.path(key)}: give {{env = "VARIABLE"}} or {{file = "/path"}}, '
-                "never the secret itself"
-            )
-        ((kind, ref),) = value.items()
-        if not isinstance(ref, str) or not ref:
-            raise ConfigError(f"{self.path(key)}.{kind}: expected a non-empty string")
-        return {kind: ref}
-
-    def done(self, *ignored: str) -> None:
-        unknown = sorted(set(self.data) - self._seen - set(ignored))
-        if unknown:
-            known = ", ".join(sorted(self._seen | set(ignored)))
-            raise ConfigError(f"{self.path(unknown[0])}: unknown setting (known: {known})")
 
 
 def read_secret(reference: Mapping[str, Any], what: str) -> str:

@@ -1,14 +1,60 @@
-"""The project's error types, grouped by what the caller should do about them."""
+"""Every error tsos-rules raises on purpose, grouped by what the caller should do about it.
+
+- fix the configuration: :class:`ConfigError`;
+- fix the document or request: :class:`InputError` (a pack, a snapshot, a change, a signature);
+- the CRM failed: :class:`FatalConnectorError` (stop), :class:`RetriableConnectorError` (retry);
+- skip one record and report it: :class:`SkippableRecordError`;
+- a file tsos-rules keeps is unusable: :class:`StorageError` (the state, the decision log);
+- wait for the other run: :class:`LockHeldError`.
+
+A stale write is not an error: the connector answers it with ``ActionStatus.STALE``.
+"""
 
 from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
 
 
 class TsosRulesError(Exception):
     """Root of every error tsos-rules raises on purpose."""
 
 
+# -- fix the configuration --------------------------------------------------------------------
+
+
 class ConfigError(TsosRulesError):
-    """The configuration cannot be used: fix the config file or the arguments."""
+    """The configuration cannot be used: fix the config file or the arguments.
+
+    Raised by :class:`tsos_rules.config.Settings`, it knows the ``file`` (when there is one),
+    the ``table`` (``sync``, ``connector.retry``) and the ``key``, and its message names them
+    as ``FILE: TABLE.KEY: problem``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        table: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.file = None if file is None else str(file)
+        self.table = table
+        self.key = key
+        self.problem = message
+        super().__init__(message if self.file is None else f"{self.file}: {message}")
+
+    def in_file(self, file: str | Path | None) -> ConfigError:
+        """This error naming ``file`` (unchanged when it already names one, or no file)."""
+        if self.file is not None or file is None:
+            return self
+        return ConfigError(self.problem, file=file, table=self.table, key=self.key)
+
+
+# -- fix the document or the request ----------------------------------------------------------
 
 
 class InputError(TsosRulesError):
@@ -17,6 +63,49 @@ class InputError(TsosRulesError):
 
 class PackValidationError(InputError):
     """A rule pack was refused before loading; the message names the rule and the key."""
+
+
+class RecordProblem(Protocol):
+    """Why one record of a document could not be used (see ``snapshot.document.RecordError``)."""
+
+    @property
+    def collection(self) -> str: ...
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def record_id(self) -> str | None: ...
+
+    @property
+    def field(self) -> str | None: ...
+
+    @property
+    def problem(self) -> str: ...
+
+
+class SnapshotError(InputError):
+    """A snapshot document that cannot be used; ``errors`` holds every bad record found."""
+
+    def __init__(self, message: str, errors: Iterable[RecordProblem] = ()) -> None:
+        super().__init__(message)
+        self.errors = tuple(errors)
+
+
+class ChangeError(InputError):
+    """A change that cannot be judged; ``field`` is the dotted path of the offending value."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class SignatureProblem(InputError):
+    """Why a HubSpot signature was refused (said in the 401 answer; never the secret)."""
+
+
+# -- the CRM failed ---------------------------------------------------------------------------
 
 
 class ConnectorError(TsosRulesError):
@@ -31,8 +120,7 @@ class RetriableConnectorError(ConnectorError):
     """A transient failure: the same call may succeed later."""
 
 
-class StaleRecordError(ConnectorError):
-    """A write was refused because the record changed since it was read."""
+# -- skip the record --------------------------------------------------------------------------
 
 
 class SkippableRecordError(TsosRulesError):
@@ -44,3 +132,52 @@ class SkippableRecordError(TsosRulesError):
         self.field = field
         self.reason = reason
         super().__init__(f"{record_type} {record_id}: {field}: {reason}")
+
+
+# -- a file tsos-rules keeps is unusable, or busy -----------------------------------------------
+
+
+class StorageError(TsosRulesError):
+    """A file tsos-rules keeps cannot be used: fix the disk, the permissions or the file."""
+
+
+class StateError(StorageError):
+    """The state file cannot be used (unreadable, not a state file, or from a newer version)."""
+
+
+class DecisionLogError(StorageError):
+    """A decision could not be appended to the in-line service's decision log."""
+
+
+class LockHeldError(TsosRulesError):
+    """Another sync run holds the lock on this state file; this run did nothing: try later."""
+
+
+# -- deprecated ---------------------------------------------------------------------------
+
+
+class _StaleRecordError(ConnectorError):
+    """Deprecated: a stale write is reported as ``ActionStatus.STALE``, never raised."""
+
+
+_DEPRECATED = {"StaleRecordError": _StaleRecordError}
+
+
+def deprecated(name: str) -> type[TsosRulesError] | None:
+    """A deprecated error class by name, with its warning (for modules' ``__getattr__``)."""
+    cls = _DEPRECATED.get(name)
+    if cls is not None:
+        warnings.warn(
+            f"tsos_rules.{name} is deprecated: a stale write is the per-item result "
+            "ActionStatus.STALE (tsos_rules.connectors.base), never an exception",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    return cls
+
+
+def __getattr__(name: str) -> object:
+    cls = deprecated(name)
+    if cls is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return cls

@@ -45,7 +45,7 @@ import attrs
 
 from tsos_rules.config import Config, coerce_config
 from tsos_rules.engine import Engine
-from tsos_rules.errors import InputError
+from tsos_rules.errors import ChangeError as ChangeError
 from tsos_rules.facts import FactIndex, RecordFacts
 from tsos_rules.findings import Finding, Findings, Severity
 from tsos_rules.model import (
@@ -83,15 +83,6 @@ _KEPT_OUTCOMES: Final = {
 _COLLECTION_NAMES: Final = frozenset(plural for plural, _, _ in COLLECTIONS)
 
 Record = Opportunity | Lead | Account | Activity
-
-
-class ChangeError(InputError):
-    """A change that cannot be judged; ``field`` is the dotted path of the offending value."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
-        self.problem = problem
 
 
 @attrs.frozen

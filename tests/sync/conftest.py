@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
+from tsos_rules.config import DATA_DIR_ENV
 from tsos_rules.connectors.local.crm import LocalCRM
 from tsos_rules.connectors.local.demo import generate_org
-from tsos_rules.sync.job import SyncSummary, run_sync
-from tsos_rules.sync.state import DATA_DIR_ENV, StateStore
+from tsos_rules.sync.job import run_sync
+from tsos_rules.sync.state import StateStore
+from tsos_rules.sync.summary import SyncSummary
 
 AS_OF = dt.date(2026, 11, 24)
 

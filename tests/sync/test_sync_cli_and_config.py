@@ -14,7 +14,7 @@ import pytest
 from tsos_rules.cli.sync import EXAMPLE_CONFIG
 from tsos_rules.config import Config
 from tsos_rules.connectors.local.crm import LocalCRM
-from tsos_rules.sync.job import SyncSettings
+from tsos_rules.sync.settings import SyncSettings
 from tsos_rules.sync.state import MIGRATIONS, SCHEMA_VERSION, StateError, StateStore
 
 ROOT = Path(__file__).resolve().parents[2]

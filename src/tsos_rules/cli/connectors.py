@@ -19,7 +19,7 @@ from tsos_rules.cli import EXIT_INPUT, EXIT_OK, config_option, fail, main
 # The listing command lives in commands_sync: import it first, whatever order cli.py imports
 # the command modules in, so that the group below wraps it instead of being replaced by it.
 from tsos_rules.cli import sync as _sync  # noqa: F401
-from tsos_rules.config import load_config
+from tsos_rules.config import load_config, naming_file
 
 
 def _connectors_group() -> click.Group:
@@ -79,7 +79,8 @@ def check(name: str, config_path: str | None, fmt: str) -> None:
         factory = SalesforceConnector.from_settings
     if factory is None:
         fail(f"connectors check: no connector {name!r} is installed")
-    connector = factory(table)
+    with naming_file(config.path):
+        connector = factory(table)
     try:
         checker = getattr(connector, "check", None)
         if checker is None:

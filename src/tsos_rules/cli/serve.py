@@ -93,7 +93,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
     from tsos_rules.server import ServeSettings, create_app
 
     config = load_config(config_path)
-    settings = ServeSettings.from_mapping(config.serve)
+    settings = ServeSettings.from_mapping(config.serve, file=config.path)
     path = config.path
 
     def reload_config() -> Config:

@@ -288,7 +288,7 @@ def demo_reset(
     """
     from tsos_rules.connectors.local.connector import NAME, default_crm_path
     from tsos_rules.connectors.local.crm import DEMO_OPPORTUNITIES, DEMO_SEED, LocalCRM
-    from tsos_rules.sync.job import SyncSettings
+    from tsos_rules.sync.settings import SyncSettings
     from tsos_rules.sync.state import StateStore
 
     settings = SyncSettings.from_config(_config(config_path))

@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 from typing import Final
 
+from tsos_rules.errors import SignatureProblem as SignatureProblem
 from tsos_rules.server.settings import Secret
 
 #: HubSpot's window for ``X-HubSpot-Request-Timestamp``.
@@ -103,10 +104,6 @@ class ReplayCache:
 
     def __len__(self) -> int:
         return len(self._seen)
-
-
-class SignatureProblem(Exception):
-    """Why a HubSpot signature was refused (said in the 401 answer; never the secret)."""
 
 
 def verify_hubspot(

@@ -23,9 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-
-class DecisionLogError(Exception):
-    """An entry could not be appended."""
+from tsos_rules.errors import DecisionLogError as DecisionLogError
 
 
 class DecisionLog:

@@ -16,7 +16,7 @@ from typing import Any, Final
 import attrs
 import platformdirs
 
-from tsos_rules.config import read_secret
+from tsos_rules.config import SettingsTable, naming_file, read_secret
 from tsos_rules.errors import ConfigError
 
 #: Field names a CRM adapter may remap, by record type (the snapshot's own field names).
@@ -77,136 +77,86 @@ class ServeSettings:
     hubspot_properties: Mapping[str, str] = attrs.field(factory=dict)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> ServeSettings:
-        """Validate the ``[serve]`` table; every error names ``serve.<key>``."""
-        known = {
+    def from_mapping(
+        cls, data: Mapping[str, Any], *, file: str | Path | None = None
+    ) -> ServeSettings:
+        """Validate the ``[serve]`` table; every error names the file, ``serve`` and the key."""
+        table = SettingsTable(data, "serve", file=file)
+        with naming_file(file):
+            return cls(**_read(table))
+
+
+def _read(table: SettingsTable) -> dict[str, Any]:
+    token = table.secret("token")
+    if token is None:
+        raise table.error(
             "token",
-            "hubspot_app_secret",
-            "host",
-            "port",
-            "public_url",
-            "max_body_bytes",
-            "body_timeout_seconds",
-            "keep_alive_seconds",
-            "max_concurrency",
-            "decision_log",
-            "decision_log_fsync",
-            "decision_log_required",
-            "salesforce",
-            "hubspot",
-        }
-        for key in data:
-            if key not in known:
-                raise ConfigError(
-                    f"serve.{key}: unknown setting (known: {', '.join(sorted(known))})"
-                )
-        if "token" not in data:
-            raise ConfigError(
-                'serve.token: required: give env = "VARIABLE" or file = "/path" holding the '
-                "bearer token callers send"
-            )
-        values: dict[str, Any] = {"token": _secret(data["token"], "serve.token")}
-        if data.get("hubspot_app_secret") is not None:
-            values["hubspot_app_secret"] = _secret(
-                data["hubspot_app_secret"], "serve.hubspot_app_secret"
-            )
-        if "host" in data:
-            values["host"] = _typed(data["host"], str, "serve.host")
-        if "port" in data:
-            values["port"] = _int(data["port"], "serve.port", 0, 65535)
-        if data.get("public_url") is not None:
-            url = _typed(data["public_url"], str, "serve.public_url").rstrip("/")
-            if not url.startswith(("https://", "http://")):
-                raise ConfigError(f"serve.public_url: expected an http(s) URL, got {url!r}")
-            values["public_url"] = url
-        if "max_body_bytes" in data:
-            values["max_body_bytes"] = _int(data["max_body_bytes"], "serve.max_body_bytes", 1024)
-        if "body_timeout_seconds" in data:
-            values["body_timeout_seconds"] = _seconds(
-                data["body_timeout_seconds"], "serve.body_timeout_seconds"
-            )
-        if "keep_alive_seconds" in data:
-            values["keep_alive_seconds"] = _int(
-                data["keep_alive_seconds"], "serve.keep_alive_seconds", 1, 3600
-            )
-        if "max_concurrency" in data:
-            values["max_concurrency"] = _int(data["max_concurrency"], "serve.max_concurrency", 1)
-        if "decision_log" in data:
-            values["decision_log"] = Path(_typed(data["decision_log"], str, "serve.decision_log"))
-        for flag in ("decision_log_fsync", "decision_log_required"):
-            if flag in data:
-                values[flag] = _typed(data[flag], bool, f"serve.{flag}")
-        if "salesforce" in data:
-            values["salesforce_fields"] = _salesforce(data["salesforce"])
-        if "hubspot" in data:
-            values["hubspot_properties"] = _hubspot(data["hubspot"])
-        return cls(**values)
-
-
-def _secret(reference: Any, where: str) -> Secret:
-    if not isinstance(reference, Mapping):
-        raise ConfigError(
-            f'{where}: give env = "VARIABLE" or file = "/path", not the secret itself'
+            'required: give env = "VARIABLE" or file = "/path" holding the bearer token callers '
+            "send",
         )
-    return Secret(read_secret(reference, where))
+    values: dict[str, Any] = {"token": Secret(read_secret(token, table.path("token")))}
+    app_secret = table.secret("hubspot_app_secret")
+    if app_secret is not None:
+        where = table.path("hubspot_app_secret")
+        values["hubspot_app_secret"] = Secret(read_secret(app_secret, where))
+    if table.has("host"):
+        values["host"] = table.string("host")
+    if table.has("port"):
+        values["port"] = table.integer("port", 0, low=0, high=65535)
+    url = table.string("public_url")
+    if url is not None:
+        url = url.rstrip("/")
+        if not url.startswith(("https://", "http://")):
+            raise table.error("public_url", f"expected an http(s) URL, got {url!r}")
+        values["public_url"] = url
+    if table.has("max_body_bytes"):
+        values["max_body_bytes"] = table.integer("max_body_bytes", 0, low=1024)
+    if table.has("body_timeout_seconds"):
+        seconds = table.number("body_timeout_seconds", 0.0, low=0.0, high=300.0)
+        if seconds == 0:
+            raise table.error("body_timeout_seconds", "expected seconds above 0, got 0")
+        values["body_timeout_seconds"] = seconds
+    if table.has("keep_alive_seconds"):
+        values["keep_alive_seconds"] = table.integer("keep_alive_seconds", 0, low=1, high=3600)
+    if table.has("max_concurrency"):
+        values["max_concurrency"] = table.integer("max_concurrency", 0, low=1)
+    if table.has("decision_log"):
+        values["decision_log"] = Path(table.string("decision_log") or "")
+    for flag in ("decision_log_fsync", "decision_log_required"):
+        if table.has(flag):
+            values[flag] = table.boolean(flag, False)
+    salesforce = table.table("salesforce")
+    fields = salesforce.table("fields")
+    salesforce.done()
+    if table.has("salesforce"):
+        values["salesforce_fields"] = {
+            record_type: _field_map(fields, record_type) for record_type in fields.data
+        }
+    hubspot = table.table("hubspot")
+    if hubspot.has("properties"):
+        values["hubspot_properties"] = _field_map(hubspot, "properties", record_type="opportunity")
+    hubspot.done("properties")
+    table.done()
+    return values
 
 
-def _typed(value: Any, kind: type[Any], where: str) -> Any:
-    if type(value) is not kind:
-        raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
-    return value
-
-
-def _int(value: Any, where: str, low: int, high: int | None = None) -> int:
-    if type(value) is not int or value < low or (high is not None and value > high):
-        bounds = f"{low} to {high}" if high is not None else f"at least {low}"
-        raise ConfigError(f"{where}: expected a whole number {bounds}, got {value!r}")
-    return value
-
-
-def _seconds(value: Any, where: str) -> float:
-    if type(value) not in (int, float) or not 0 < value <= 300:
-        raise ConfigError(f"{where}: expected seconds between 0 and 300, got {value!r}")
-    return float(value)
-
-
-def _salesforce(table: Any) -> dict[str, dict[str, str]]:
-    if not isinstance(table, Mapping):
-        raise ConfigError("serve.salesforce: expected a table")
-    for key in table:
-        if key != "fields":
-            raise ConfigError(f"serve.salesforce.{key}: unknown setting (known: fields)")
-    fields = table.get("fields", {})
-    if not isinstance(fields, Mapping):
-        raise ConfigError("serve.salesforce.fields: expected a table of record type tables")
-    out: dict[str, dict[str, str]] = {}
-    for record_type, mapping in fields.items():
-        where = f"serve.salesforce.fields.{record_type}"
-        if record_type not in MAPPABLE_TYPES:
-            raise ConfigError(f"{where}: unknown record type (known: {', '.join(MAPPABLE_TYPES)})")
-        out[record_type] = _field_map(mapping, where, _model_fields(record_type))
-    return out
-
-
-def _hubspot(table: Any) -> dict[str, str]:
-    if not isinstance(table, Mapping):
-        raise ConfigError("serve.hubspot: expected a table")
-    for key in table:
-        if key != "properties":
-            raise ConfigError(f"serve.hubspot.{key}: unknown setting (known: properties)")
-    known = _model_fields("opportunity") | {"close_date_approved_by"}
-    return _field_map(table.get("properties", {}), "serve.hubspot.properties", known)
-
-
-def _field_map(mapping: Any, where: str, known: set[str]) -> dict[str, str]:
-    if not isinstance(mapping, Mapping):
-        raise ConfigError(f"{where}: expected a table of field = CRM field")
+def _field_map(table: SettingsTable, key: str, *, record_type: str | None = None) -> dict[str, str]:
+    """``key`` of ``table``: a map of our field = the CRM's field, for one record type (``key``
+    itself unless given)."""
+    if record_type is None:
+        if key not in MAPPABLE_TYPES:
+            raise table.error(key, f"unknown record type (known: {', '.join(MAPPABLE_TYPES)})")
+        known = _model_fields(key)
+    else:
+        known = _model_fields(record_type) | {"close_date_approved_by"}
+    mapping = table.table(key)
     out: dict[str, str] = {}
-    for ours, theirs in mapping.items():
+    for ours in mapping.data:
         if ours not in known:
-            raise ConfigError(f"{where}.{ours}: unknown field (known: {', '.join(sorted(known))})")
+            raise mapping.error(ours, f"unknown field (known: {', '.join(sorted(known))})")
+        theirs = mapping.value(ours)
         if type(theirs) is not str or not theirs:
-            raise ConfigError(f"{where}.{ours}: expected the CRM field's name, got {theirs!r}")
+            raise mapping.error(ours, f"expected the CRM field's name, got {theirs!r}")
         out[ours] = theirs
     return out
 

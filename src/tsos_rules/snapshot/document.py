@@ -13,9 +13,9 @@ import json
 import os
 import re
 import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 import attrs
 import cattrs
@@ -23,6 +23,7 @@ import orjson
 from cattrs.gen import make_dict_structure_fn, override
 
 from tsos_rules.errors import InputError
+from tsos_rules.errors import SnapshotError as SnapshotError
 from tsos_rules.model import COLLECTIONS, ENUMS, PartnerConsent, Snapshot
 from tsos_rules.snapshot._fast import MAX_YEAR, MIN_YEAR, make_bulk_structure
 
@@ -50,14 +51,6 @@ class RecordError:
             where += f" (id {self.record_id})"
         field = f"{self.field}: " if self.field else ""
         return f"{self.source}: {where}: {field}{self.problem}"
-
-
-class SnapshotError(InputError):
-    """A snapshot document that cannot be used; ``errors`` holds every bad record found."""
-
-    def __init__(self, message: str, errors: Iterable[RecordError] = ()) -> None:
-        super().__init__(message)
-        self.errors = tuple(errors)
 
 
 _SINGULAR = {plural: singular for plural, singular, _ in COLLECTIONS}
@@ -346,7 +339,7 @@ def snapshot_from_dict(
                 except SnapshotError as exc:
                     if not skip_bad_records:
                         raise
-                    errors.extend(exc.errors)
+                    errors.extend(cast("tuple[RecordError, ...]", exc.errors))
                     skipped.append(index)
         if cls in _IDENTIFIED:
             records = _without_duplicates(

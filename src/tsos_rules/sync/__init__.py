@@ -1,4 +1,6 @@
 """The sync ⑤: read a CRM incrementally, judge, plan actions, write them back, remember state.
 
-``job`` runs one sync; ``planner`` turns findings into actions; ``state`` is the store.
+``settings`` types the ``[sync]``, ``[state]`` and ``[connector]`` tables; ``job`` runs one sync;
+``planner`` turns findings into actions; ``state`` is the store (with its lock and schema);
+``summary`` is what a run reports.
 """

@@ -25,14 +25,13 @@ import hashlib
 import json
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 
-from tsos_rules.config import Config, coerce_config
+from tsos_rules.config import Config, coerce_config, naming_file
 from tsos_rules.connectors.base import (
     ActionKind,
     ActionResult,
@@ -52,17 +51,16 @@ from tsos_rules.errors import (
 from tsos_rules.facts import FactIndex, RecordFacts
 from tsos_rules.findings import Finding, Findings, Severity
 from tsos_rules.plugins import collect_report_sections
-from tsos_rules.report.sections import ReportSection
 from tsos_rules.sync.planner import (
-    Mode,
-    ModePolicy,
     Plan,
     PlannedAction,
     Planner,
     RecordInfo,
     RuleText,
 )
-from tsos_rules.sync.state import Push, SeenFinding, StateStore, default_state_path
+from tsos_rules.sync.settings import SyncSettings, parse_mode
+from tsos_rules.sync.state import Push, SeenFinding, StateStore
+from tsos_rules.sync.summary import Progress, SyncSummary
 
 log = logging.getLogger(__name__)
 
@@ -72,109 +70,6 @@ EXIT_INPUT = 2
 EXIT_CONNECTOR = 3
 EXIT_SKIPPED = 5
 EXIT_LOCKED = 6
-
-SYNC_KEYS = (
-    "mode",
-    "rule_modes",
-    "batch_size",
-    "daily_full",
-    "include_info",
-    "task_min_severity",
-    "write_retries",
-)
-STATE_KEYS = ("path",)
-DEFAULT_BATCH_SIZE = 500
-
-
-@attrs.frozen
-class SyncSettings:
-    """The ``[sync]``, ``[state]`` and ``[connector]`` tables, validated; unknown keys are
-    errors naming the key."""
-
-    mode: Mode = Mode.ANNOTATE
-    rule_modes: Mapping[str, Mode] = attrs.field(factory=dict)
-    batch_size: int = DEFAULT_BATCH_SIZE
-    daily_full: bool = True
-    include_info: bool = False
-    task_min_severity: Severity = Severity.WARN
-    write_retries: int = 3
-    state_path: Path = attrs.field(factory=default_state_path)
-    connector_type: str = "local"
-    connector_settings: Mapping[str, Any] = attrs.field(factory=dict)
-
-    @classmethod
-    def from_config(cls, config: Config) -> SyncSettings:
-        sync, state, connector = dict(config.sync), dict(config.state), dict(config.connector)
-        _only(sync, SYNC_KEYS, "sync")
-        _only(state, STATE_KEYS, "state")
-        values: dict[str, Any] = {}
-        if "mode" in sync:
-            values["mode"] = _mode(sync["mode"], "sync.mode")
-        modes = sync.get("rule_modes", {})
-        if not isinstance(modes, Mapping):
-            raise ConfigError("sync.rule_modes: expected a table of rule id = mode")
-        values["rule_modes"] = {
-            str(rule): _mode(mode, f"sync.rule_modes.{rule}") for rule, mode in modes.items()
-        }
-        for key in ("batch_size", "write_retries"):
-            if key in sync:
-                value = sync[key]
-                low = 1 if key == "batch_size" else 0
-                if type(value) is not int or value < low:
-                    raise ConfigError(
-                        f"sync.{key}: expected a whole number >= {low}, got {value!r}"
-                    )
-                values[key] = value
-        for key in ("daily_full", "include_info"):
-            if key in sync:
-                if type(sync[key]) is not bool:
-                    raise ConfigError(f"sync.{key}: expected true or false, got {sync[key]!r}")
-                values[key] = sync[key]
-        if "task_min_severity" in sync:
-            try:
-                values["task_min_severity"] = Severity(sync["task_min_severity"])
-            except ValueError:
-                raise ConfigError(
-                    "sync.task_min_severity: expected block, warn or info, "
-                    f"got {sync['task_min_severity']!r}"
-                ) from None
-        if "path" in state:
-            if not isinstance(state["path"], str) or not state["path"]:
-                raise ConfigError(f"state.path: expected a file path, got {state['path']!r}")
-            values["state_path"] = Path(state["path"]).expanduser()
-        kind = connector.get("type", "local")
-        if not isinstance(kind, str):
-            raise ConfigError(f"connector.type: expected a connector name, got {kind!r}")
-        return cls(connector_type=kind, connector_settings=connector, **values)
-
-    @property
-    def policy(self) -> ModePolicy:
-        return ModePolicy(self.mode, self.rule_modes)
-
-
-def _only(table: Mapping[str, Any], keys: tuple[str, ...], where: str) -> None:
-    for key in table:
-        if key not in keys:
-            raise ConfigError(f"{where}.{key}: unknown setting (known: {', '.join(keys)})")
-
-
-def _mode(value: Any, where: str) -> Mode:
-    try:
-        return Mode(value)
-    except ValueError:
-        raise ConfigError(f"{where}: expected report, annotate or enforce, got {value!r}") from None
-
-
-class Progress(Protocol):
-    """What the job reports while it runs (a rich bar on a terminal, log lines elsewhere)."""
-
-    def start(self, *, full: bool, since: str | None) -> None: ...
-
-    def batch(self, *, done: int, total: int | None, records: int, findings: int) -> None: ...
-
-    def note(self, message: str) -> None: ...
-
-    def stop(self) -> None: ...
 
 
 class NullProgress:
@@ -189,118 +84,6 @@ class NullProgress:
 
     def stop(self) -> None:
         pass
-
-
-@attrs.define
-class RuleCounts:
-    severity: str = ""
-    new: int = 0
-    resolved: int = 0
-    open: int = 0
-
-
-@attrs.define
-class SyncSummary:
-    """What one run did: the run summary table, ``--format json`` and the HTML report."""
-
-    run_id: int = 0
-    connector: str = ""
-    mode: str = ""
-    full: bool = False
-    dry_run: bool = False
-    as_of: str = ""
-    started_at: str = ""
-    finished_at: str = ""
-    duration_s: float = 0.0
-    watermark_from: str | None = None
-    watermark_to: str | None = None
-    records_read: int = 0
-    #: Plugins' report sections (``tsos_rules_report_sections``) for the records judged.
-    sections: dict[tuple[str, str], ReportSection] = attrs.field(factory=dict)
-    records_by_type: Counter[str] = attrs.field(factory=Counter)
-    records_changed: int = 0
-    records_judged: int = 0
-    records_deleted: int = 0
-    records_held: int = 0
-    findings_new: int = 0
-    findings_resolved: int = 0
-    findings_open: int = 0
-    open_block: int = 0
-    rules: dict[str, RuleCounts] = attrs.field(factory=dict)
-    actions: Counter[tuple[str, str]] = attrs.field(factory=Counter)
-    skipped_records: list[dict[str, Any]] = attrs.field(factory=list)
-    skipped_actions: list[dict[str, Any]] = attrs.field(factory=list)
-    charts: dict[str, Any] = attrs.field(factory=dict)
-    outcome: str = "running"
-    exit_code: int = EXIT_OK
-    batches: int = 0
-
-    def rule(self, rule: str) -> RuleCounts:
-        if rule not in self.rules:
-            self.rules[rule] = RuleCounts()
-        return self.rules[rule]
-
-    @property
-    def actions_written(self) -> int:
-        return sum(n for (_, status), n in self.actions.items() if status == "written")
-
-    @property
-    def actions_skipped(self) -> int:
-        return sum(
-            n for (_, status), n in self.actions.items() if status in ("stale", "not_possible")
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        by_kind: dict[str, dict[str, int]] = {}
-        for (kind, status), n in sorted(self.actions.items()):
-            by_kind.setdefault(kind, {})[status] = n
-        totals = Counter[str]()
-        for (_, status), n in self.actions.items():
-            totals[status] += n
-        return {
-            "run_id": self.run_id,
-            "connector": self.connector,
-            "mode": self.mode,
-            "full": self.full,
-            "dry_run": self.dry_run,
-            "as_of": self.as_of,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "duration_s": round(self.duration_s, 3),
-            "watermark": {"from": self.watermark_from, "to": self.watermark_to},
-            "records": {
-                "read": self.records_read,
-                "by_type": dict(sorted(self.records_by_type.items())),
-                "changed": self.records_changed,
-                "judged": self.records_judged,
-                "deleted": self.records_deleted,
-                "skipped": len(self.skipped_records),
-                "held_back": self.records_held,
-            },
-            "findings": {
-                "new": self.findings_new,
-                "resolved": self.findings_resolved,
-                "open": self.findings_open,
-                "open_block": self.open_block,
-                "by_rule": {
-                    rule: attrs.asdict(counts) for rule, counts in sorted(self.rules.items())
-                },
-            },
-            "actions": {
-                "written": totals["written"],
-                "already_done": totals["already_done"],
-                "skipped": totals["stale"] + totals["not_possible"],
-                "failed": totals["failed"],
-                "planned": totals["planned"],
-                "by_kind": by_kind,
-            },
-            "skipped_records": self.skipped_records,
-            "skipped_actions": self.skipped_actions,
-            "charts": self.charts,
-            "sections": [section.to_dict() for section in self.sections.values()],
-            "outcome": self.outcome,
-            "exit_code": self.exit_code,
-        }
 
 
 ConnectorFactory = Callable[[Mapping[str, Any]], Connector]
@@ -322,10 +105,14 @@ def make_connector(config: Config, settings: SyncSettings) -> Connector:
         known = ", ".join(sorted(factories)) or "none"
         raise ConfigError(
             f"connector.type: no connector {settings.connector_type!r} is installed "
-            f"(installed: {known})"
+            f"(installed: {known})",
+            file=config.path,
+            table="connector",
+            key="type",
         )
     try:
-        connector = factory(dict(settings.connector_settings))
+        with naming_file(config.path):
+            connector = factory(dict(settings.connector_settings))
     except (ConfigError, ConnectorError):
         raise
     except Exception as exc:
@@ -357,7 +144,7 @@ def run_sync(
     cfg = coerce_config(config)
     settings = SyncSettings.from_config(cfg)
     if mode is not None:
-        settings = attrs.evolve(settings, mode=_mode(mode, "--mode"))
+        settings = attrs.evolve(settings, mode=parse_mode(mode, "--mode"))
     engine = Engine.from_config(cfg)
     try:
         settings.policy.check_rules(engine.specs)

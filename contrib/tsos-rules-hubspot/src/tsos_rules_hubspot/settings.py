@@ -13,7 +13,6 @@ from typing import Any
 
 import attrs
 
-from tsos_rules import ConfigError
 from tsos_rules.config import SecretRef, SettingsTable
 
 WHERE = "connector"
@@ -48,58 +47,6 @@ DEFAULT_LEAD_STATUS_MAP: Mapping[str, str] = {
     "qualified-stage-id": "qualified",
     "unqualified-stage-id": "disqualified",
 }
-
-
-class _Table(SettingsTable):
-    """tsos-rules' strict table reader, with HubSpot's stricter strings and ranged numbers."""
-
-    def text(self, key: str, default: str) -> str:
-        """A non-empty string, stripped."""
-        value = self._get(key)
-        if value is None:
-            return default
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{self.path(key)}: expected a non-empty string, got {value!r}")
-        return value.strip()
-
-    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.text(key, default)
-        if value not in choices:
-            raise ConfigError(
-                f"{self.path(key)}: expected one of {', '.join(choices)}, got {value!r}"
-            )
-        return value
-
-    def optional_integer(self, key: str, default: int | None, *, low: int, high: int) -> int | None:
-        value = self._get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ConfigError(
-                f"{self.path(key)}: expected a whole number between {low} and {high}, got {value!r}"
-            )
-        return value
-
-    def mapping(self, key: str, *, values: tuple[str, ...] | None = None) -> dict[str, str]:
-        value = self._get(key)
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{self.path(key)}: expected a table of name = value")
-        out: dict[str, str] = {}
-        for name, item in value.items():
-            if not isinstance(item, str):
-                raise ConfigError(f"{self.path(key)}.{name}: expected a string, got {item!r}")
-            if values is not None and item not in values:
-                raise ConfigError(
-                    f"{self.path(key)}.{name}: expected one of {', '.join(values)}, got {item!r}"
-                )
-            out[str(name)] = item
-        return out
-
-    def secret_or(self, key: str, default: SecretRef) -> SecretRef:
-        """The secret reference at ``key`` (never a literal token), else ``default``."""
-        return super().secret(key) or default
 
 
 @attrs.frozen
@@ -157,27 +104,27 @@ class HubSpotSettings:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str = WHERE) -> HubSpotSettings:
         """Validate a ``[connector]`` table (``type = "hubspot"`` is allowed and ignored)."""
-        table = _Table(data, where)
+        table = SettingsTable(data, where)
         timezone = table.text("timezone", "UTC")
         try:
             zoneinfo.ZoneInfo(timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"{table.path('timezone')}: unknown time zone {timezone!r}") from None
+            raise table.error("timezone", f"unknown time zone {timezone!r}") from None
         base_url = table.text("base_url", DEFAULT_BASE_URL).rstrip("/")
         if not base_url.startswith(("https://", "http://")):
-            raise ConfigError(f"{table.path('base_url')}: expected an http(s) URL")
+            raise table.error("base_url", "expected an http(s) URL")
         activities = table.strings("activity_objects", ("tasks", "meetings"))
         for name in activities:
             if name not in ACTIVITY_OBJECTS:
-                raise ConfigError(
-                    f"{table.path('activity_objects')}: expected some of "
-                    f"{', '.join(ACTIVITY_OBJECTS)}, got {name!r}"
+                raise table.error(
+                    "activity_objects",
+                    f"expected some of {', '.join(ACTIVITY_OBJECTS)}, got {name!r}",
                 )
         partner_type_id = table.optional_integer(
             "partner_association_type_id", None, low=1, high=10**9
         )
         settings = cls(
-            token=table.secret_or("token", {"env": "HUBSPOT_TOKEN"}),
+            token=table.secret("token") or {"env": "HUBSPOT_TOKEN"},
             base_url=base_url,
             timezone=timezone,
             partner_source=table.choice("partner_source", "association", PARTNER_SOURCES),
@@ -217,7 +164,7 @@ class HubSpotSettings:
             ),
             fingerprint_property=table.text("fingerprint_property", "tsos_fingerprint"),
             read_leads=table.boolean("read_leads", False),
-            lead_fields=_lead_fields(table.mapping("lead_fields"), table.path("lead_fields")),
+            lead_fields=_lead_fields(table),
             lead_status_map={**DEFAULT_LEAD_STATUS_MAP, **table.mapping("lead_status_map")},
             read_companies=table.boolean("read_companies", True),
             read_contacts=table.boolean("read_contacts", True),
@@ -234,9 +181,7 @@ class HubSpotSettings:
         )
         table.done("type")
         if settings.search_cap < settings.page_size:
-            raise ConfigError(
-                f"{table.path('search_cap')}: must be at least page_size ({settings.page_size})"
-            )
+            raise table.error("search_cap", f"must be at least page_size ({settings.page_size})")
         return settings
 
     @property
@@ -244,10 +189,10 @@ class HubSpotSettings:
         return zoneinfo.ZoneInfo(self.timezone)
 
 
-def _lead_fields(given: Mapping[str, str], where: str) -> dict[str, str]:
+def _lead_fields(table: SettingsTable) -> dict[str, str]:
+    given = table.mapping("lead_fields")
     for key in given:
         if key not in DEFAULT_LEAD_FIELDS:
-            raise ConfigError(
-                f"{where}.{key}: not a lead field (known: {', '.join(DEFAULT_LEAD_FIELDS)})"
-            )
+            known = ", ".join(DEFAULT_LEAD_FIELDS)
+            raise table.error(f"lead_fields.{key}", f"not a lead field (known: {known})")
     return {**DEFAULT_LEAD_FIELDS, **given}

@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from tsos_rules.config import SettingsTable, default_data_dir
 from tsos_rules.connectors.base import (
     Action,
     ActionKind,
@@ -41,7 +42,6 @@ from tsos_rules.connectors.local.reader import _BatchReader, _merge
 from tsos_rules.errors import ConfigError, FatalConnectorError, RetriableConnectorError
 from tsos_rules.markers import hookimpl
 from tsos_rules.model import Snapshot
-from tsos_rules.sync.state import default_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -70,22 +70,12 @@ class LocalConnector:
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> LocalConnector:
         """Build from the ``[connector]`` table; seeds the demo org on first use."""
-        for key in settings:
-            if key not in SETTINGS:
-                raise ConfigError(
-                    f"connector.{key}: unknown setting for the local connector "
-                    f"(known: {', '.join(SETTINGS)})"
-                )
-        path = settings.get("path")
-        if path is not None and not isinstance(path, str):
-            raise ConfigError(f"connector.path: expected a file path string, got {path!r}")
-        for key, default in (("seed", DEMO_SEED), ("opportunities", DEMO_OPPORTUNITIES)):
-            value = settings.get(key, default)
-            if type(value) is not int or value < 0:
-                raise ConfigError(f"connector.{key}: expected a whole number >= 0, got {value!r}")
-        seed_if_missing = settings.get("seed_if_missing", True)
-        if type(seed_if_missing) is not bool:
-            raise ConfigError("connector.seed_if_missing: expected true or false")
+        table = SettingsTable(settings, "connector", owner="the local connector")
+        path = table.string("path")
+        seed = table.integer("seed", DEMO_SEED, low=0)
+        opportunities = table.integer("opportunities", DEMO_OPPORTUNITIES, low=0)
+        seed_if_missing = table.boolean("seed_if_missing", True)
+        table.done(*SETTINGS)
         crm_path = Path(path).expanduser() if path else default_crm_path()
         existed = crm_path.exists()
         if not existed and not seed_if_missing:
@@ -94,11 +84,10 @@ class LocalConnector:
         if not crm.is_seeded():
             if not seed_if_missing:
                 raise FatalConnectorError(f"{crm_path}: the local CRM was never seeded")
-            opportunities = int(settings.get("opportunities", DEMO_OPPORTUNITIES))
             log.info("seeding the demo CRM at %s with %d deals", crm_path, opportunities)
             crm.seed_demo(
                 opportunities=opportunities,
-                seed=int(settings.get("seed", DEMO_SEED)),
+                seed=seed,
                 as_of=dt.date.today(),
             )
         return cls(crm)

@@ -17,12 +17,7 @@ from typing import Any
 import attrs
 import requests
 
-from tsos_rules.errors import (
-    ConnectorError,
-    FatalConnectorError,
-    RetriableConnectorError,
-    StaleRecordError,
-)
+from tsos_rules.errors import ConnectorError, FatalConnectorError, RetriableConnectorError
 
 #: Error codes worth retrying after a pause (whole requests or single items).
 RETRY_CODES = frozenset(
@@ -92,8 +87,6 @@ class Fault:
             text += " (check the field mapping: tsos-rules connectors check salesforce)"
         if redact is not None:
             text = redact(text)
-        if self.kind is FaultKind.STALE:
-            return StaleRecordError(text)
         if self.kind is FaultKind.RETRY:
             return RetriableConnectorError(text)
         return FatalConnectorError(text)

@@ -65,9 +65,7 @@ class AuthSettings:
     def parse(cls, table: SettingsTable) -> AuthSettings:
         flow = table.string("flow", "jwt") or "jwt"
         if flow not in FLOWS:
-            raise ConfigError(
-                f"{table.path('flow')}: expected one of {', '.join(FLOWS)}, got {flow!r}"
-            )
+            raise table.error("flow", f"expected one of {', '.join(FLOWS)}, got {flow!r}")
         settings = cls(
             flow=flow,
             username=table.string("username"),
@@ -89,13 +87,13 @@ class AuthSettings:
         }[flow]
         for key in needs:
             if getattr(settings, key) is None:
-                raise ConfigError(f"{table.path(key)}: required for flow = {flow!r}")
+                raise table.error(key, f"required for flow = {flow!r}")
         allowed = set(needs) | {"flow", "integration_user_id"}
         if flow == "password":
             allowed.add("security_token")
         for key in table.data:
             if key not in allowed:
-                raise ConfigError(f"{table.path(key)}: not used by flow = {flow!r}")
+                raise table.error(key, f"not used by flow = {flow!r}")
         return settings
 
 
@@ -192,9 +190,8 @@ class ApprovalSettings:
             table.done()
             return cls()
         if source not in APPROVAL_SOURCES:
-            raise ConfigError(
-                f"{table.path('source')}: expected one of none, {', '.join(APPROVAL_SOURCES)}, "
-                f"got {source!r}"
+            raise table.error(
+                "source", f"expected one of none, {', '.join(APPROVAL_SOURCES)}, got {source!r}"
             )
         if source == "process_instance":
             settings = cls(
@@ -204,7 +201,7 @@ class ApprovalSettings:
         else:
             field = table.string("field")
             if not field:
-                raise ConfigError(f"{table.path('field')}: required for source = 'field'")
+                raise table.error("field", "required for source = 'field'")
             settings = cls(source=source, field=api_name(field, table.path("field")))
         table.done()
         return settings
@@ -232,7 +229,7 @@ class WriteSettings:
     def parse(cls, table: SettingsTable) -> WriteSettings:
         obj = api_name(table.string("object", "Task") or "Task", table.path("object"))
         if obj == "Event":
-            raise ConfigError(f"{table.path('object')}: findings are written as Tasks, not Events")
+            raise table.error("object", "findings are written as Tasks, not Events")
         task = obj == "Task"
 
         def field(key: str, task_default: str | None) -> str | None:

@@ -1,220 +1,23 @@
-"""The sync job's state store (SQLite): watermarks, every finding's lifecycle, and the run log.
-
-Schema changes are numbered migrations recorded in ``PRAGMA user_version``: an older state file
-is upgraded in place, a newer one is refused rather than misread. A run holds an OS file lock
-(``flock``) next to the state file, which the kernel releases when the process dies, even by
-``kill -9``, so a crashed run can never leave the job locked.
-
-Writes are journalled ahead: before a batch's actions go to the CRM they are committed here as
-*pending* (``pending_writes``), and the commit that records their outcomes settles them. Entries
-still pending at the start of a run were left by a run that died between the two; the job
-settles them against what the new run finds (see ``sync._Job._recover``).
-"""
+"""The state store (SQLite): watermarks, every finding's lifecycle, the run log, and the
+write-ahead journal of CRM writes (``journal`` before sending, settled by ``commit_batch``)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import attrs
-import platformdirs
 
 from tsos_rules.connectors.base import Action, ActionKind, ActionResult, ActionStatus, RecordKey
-from tsos_rules.errors import ConfigError, TsosRulesError
+from tsos_rules.errors import ConfigError, StateError
 from tsos_rules.findings import Finding
-
-#: Overrides where tsos-rules keeps its files (demo CRM, state); tests point it at a temp dir.
-DATA_DIR_ENV = "TSOS_RULES_DATA_DIR"
-
-
-def default_data_dir() -> Path:
-    """``$TSOS_RULES_DATA_DIR``, else the platform's user data directory for tsos-rules."""
-    env = os.environ.get(DATA_DIR_ENV)
-    return Path(env) if env else Path(platformdirs.user_data_dir("tsos-rules"))
-
-
-def default_state_path() -> Path:
-    return default_data_dir() / "state.sqlite3"
-
-
-class LockHeldError(TsosRulesError):
-    """Another sync run holds the lock on this state file; this run did nothing."""
-
-
-class StateError(TsosRulesError):
-    """The state file cannot be used (unreadable, not a state file, or from a newer version)."""
-
-
-class RunLock:
-    """An exclusive, non-blocking ``flock`` on ``<state>.lock``, released by the OS at exit.
-
-    The file also records the holder's PID and start time, for the error message only: the
-    lock itself is the kernel's, so a stale PID in the file never blocks anyone.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
-            os.close(fd)
-            raise LockHeldError(
-                f"another sync run holds {self.path} ({holder or 'holder unknown'}); "
-                "this run did nothing"
-            ) from None
-        os.ftruncate(fd, 0)
-        started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        os.pwrite(fd, f"pid {os.getpid()} since {started}\n".encode(), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-    def __enter__(self) -> RunLock:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
-
-
-#: (version, what it does, SQL). Append only: never edit a shipped migration.
-MIGRATIONS: tuple[tuple[int, str, str], ...] = (
-    (
-        1,
-        "watermarks, findings with their lifecycle, run log",
-        """
-        CREATE TABLE cursors (
-            connector TEXT PRIMARY KEY,
-            watermark TEXT,
-            updated_at TEXT,
-            last_full_as_of TEXT,
-            last_full_at TEXT
-        );
-        CREATE TABLE findings (
-            connector TEXT NOT NULL,
-            fingerprint TEXT NOT NULL,
-            rule TEXT NOT NULL,
-            severity TEXT NOT NULL,
-            record_type TEXT NOT NULL,
-            record_id TEXT NOT NULL,
-            reason TEXT NOT NULL,
-            message TEXT NOT NULL,
-            details TEXT,
-            owner_id TEXT,
-            owner_name TEXT,
-            partner_id TEXT,
-            partner_name TEXT,
-            status TEXT NOT NULL CHECK (status IN ('open', 'resolved')),
-            first_seen TEXT NOT NULL,
-            last_seen TEXT NOT NULL,
-            resolved_at TEXT,
-            reopened INTEGER NOT NULL DEFAULT 0,
-            last_run INTEGER NOT NULL,
-            task_id TEXT,
-            task_status TEXT,
-            repair_status TEXT,
-            repair_at TEXT,
-            repair_changes TEXT,
-            PRIMARY KEY (connector, fingerprint)
-        );
-        CREATE INDEX findings_by_record ON findings (connector, record_type, record_id);
-        CREATE INDEX findings_by_status ON findings (connector, status, last_run);
-        CREATE TABLE runs (
-            id INTEGER PRIMARY KEY,
-            connector TEXT NOT NULL,
-            pid INTEGER NOT NULL,
-            started_at TEXT NOT NULL,
-            finished_at TEXT,
-            as_of TEXT NOT NULL,
-            mode TEXT NOT NULL,
-            full INTEGER NOT NULL,
-            dry_run INTEGER NOT NULL,
-            watermark_from TEXT,
-            watermark_to TEXT,
-            outcome TEXT NOT NULL DEFAULT 'running',
-            exit_code INTEGER,
-            counts TEXT,
-            error TEXT
-        );
-        """,
-    ),
-    (
-        2,
-        "action log and close-date pushes for the report",
-        """
-        CREATE TABLE actions (
-            id INTEGER PRIMARY KEY,
-            run_id INTEGER NOT NULL,
-            connector TEXT NOT NULL,
-            fingerprint TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            status TEXT NOT NULL,
-            crm_id TEXT,
-            error TEXT,
-            at TEXT NOT NULL
-        );
-        CREATE INDEX actions_by_run ON actions (run_id);
-        CREATE TABLE close_date_pushes (
-            connector TEXT NOT NULL,
-            opportunity_id TEXT NOT NULL,
-            changed_on TEXT NOT NULL,
-            locked INTEGER NOT NULL,
-            approved INTEGER NOT NULL
-        );
-        CREATE INDEX pushes_by_opportunity ON close_date_pushes (connector, opportunity_id);
-        """,
-    ),
-    (
-        3,
-        "remember the configuration a watermark was read with",
-        """
-        ALTER TABLE cursors ADD COLUMN config_digest TEXT;
-        """,
-    ),
-    (
-        4,
-        "write-ahead journal of the CRM writes a run is about to make",
-        """
-        CREATE TABLE pending_writes (
-            connector TEXT NOT NULL,
-            fingerprint TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            record_type TEXT NOT NULL,
-            record_id TEXT NOT NULL,
-            rule TEXT NOT NULL,
-            owner_id TEXT,
-            run_id INTEGER NOT NULL,
-            planned_at TEXT NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            PRIMARY KEY (connector, fingerprint, kind)
-        );
-        """,
-    ),
-)
-SCHEMA_VERSION = MIGRATIONS[-1][0]
+from tsos_rules.sync.state.lock import RunLock
+from tsos_rules.sync.state.migrations import MIGRATIONS, SCHEMA_VERSION
 
 
 @attrs.frozen

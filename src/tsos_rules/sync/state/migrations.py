@@ -1,0 +1,120 @@
+"""The state file's schema as numbered migrations, recorded in ``PRAGMA user_version``: an older
+state file is upgraded in place, a newer one is refused rather than misread."""
+
+from __future__ import annotations
+
+#: (version, what it does, SQL). Append only: never edit a shipped migration.
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (
+        1,
+        "watermarks, findings with their lifecycle, run log",
+        """
+        CREATE TABLE cursors (
+            connector TEXT PRIMARY KEY,
+            watermark TEXT,
+            updated_at TEXT,
+            last_full_as_of TEXT,
+            last_full_at TEXT
+        );
+        CREATE TABLE findings (
+            connector TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            record_type TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            message TEXT NOT NULL,
+            details TEXT,
+            owner_id TEXT,
+            owner_name TEXT,
+            partner_id TEXT,
+            partner_name TEXT,
+            status TEXT NOT NULL CHECK (status IN ('open', 'resolved')),
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            resolved_at TEXT,
+            reopened INTEGER NOT NULL DEFAULT 0,
+            last_run INTEGER NOT NULL,
+            task_id TEXT,
+            task_status TEXT,
+            repair_status TEXT,
+            repair_at TEXT,
+            repair_changes TEXT,
+            PRIMARY KEY (connector, fingerprint)
+        );
+        CREATE INDEX findings_by_record ON findings (connector, record_type, record_id);
+        CREATE INDEX findings_by_status ON findings (connector, status, last_run);
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            connector TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            as_of TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            full INTEGER NOT NULL,
+            dry_run INTEGER NOT NULL,
+            watermark_from TEXT,
+            watermark_to TEXT,
+            outcome TEXT NOT NULL DEFAULT 'running',
+            exit_code INTEGER,
+            counts TEXT,
+            error TEXT
+        );
+        """,
+    ),
+    (
+        2,
+        "action log and close-date pushes for the report",
+        """
+        CREATE TABLE actions (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL,
+            connector TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL,
+            crm_id TEXT,
+            error TEXT,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX actions_by_run ON actions (run_id);
+        CREATE TABLE close_date_pushes (
+            connector TEXT NOT NULL,
+            opportunity_id TEXT NOT NULL,
+            changed_on TEXT NOT NULL,
+            locked INTEGER NOT NULL,
+            approved INTEGER NOT NULL
+        );
+        CREATE INDEX pushes_by_opportunity ON close_date_pushes (connector, opportunity_id);
+        """,
+    ),
+    (
+        3,
+        "remember the configuration a watermark was read with",
+        """
+        ALTER TABLE cursors ADD COLUMN config_digest TEXT;
+        """,
+    ),
+    (
+        4,
+        "write-ahead journal of the CRM writes a run is about to make",
+        """
+        CREATE TABLE pending_writes (
+            connector TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            record_type TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            owner_id TEXT,
+            run_id INTEGER NOT NULL,
+            planned_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (connector, fingerprint, kind)
+        );
+        """,
+    ),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,135 @@
+"""What a sync run reports: :class:`SyncSummary` at the end (the summary table, ``--format
+json`` and the HTML report), and :class:`Progress` while it runs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Protocol
+
+import attrs
+
+from tsos_rules.report.sections import ReportSection
+
+
+class Progress(Protocol):
+    """What the job reports while it runs (a rich bar on a terminal, log lines elsewhere)."""
+
+    def start(self, *, full: bool, since: str | None) -> None: ...
+
+    def batch(self, *, done: int, total: int | None, records: int, findings: int) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@attrs.define
+class RuleCounts:
+    severity: str = ""
+    new: int = 0
+    resolved: int = 0
+    open: int = 0
+
+
+@attrs.define
+class SyncSummary:
+    """What one run did: the run summary table, ``--format json`` and the HTML report."""
+
+    run_id: int = 0
+    connector: str = ""
+    mode: str = ""
+    full: bool = False
+    dry_run: bool = False
+    as_of: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+    duration_s: float = 0.0
+    watermark_from: str | None = None
+    watermark_to: str | None = None
+    records_read: int = 0
+    #: Plugins' report sections (``tsos_rules_report_sections``) for the records judged.
+    sections: dict[tuple[str, str], ReportSection] = attrs.field(factory=dict)
+    records_by_type: Counter[str] = attrs.field(factory=Counter)
+    records_changed: int = 0
+    records_judged: int = 0
+    records_deleted: int = 0
+    records_held: int = 0
+    findings_new: int = 0
+    findings_resolved: int = 0
+    findings_open: int = 0
+    open_block: int = 0
+    rules: dict[str, RuleCounts] = attrs.field(factory=dict)
+    actions: Counter[tuple[str, str]] = attrs.field(factory=Counter)
+    skipped_records: list[dict[str, Any]] = attrs.field(factory=list)
+    skipped_actions: list[dict[str, Any]] = attrs.field(factory=list)
+    charts: dict[str, Any] = attrs.field(factory=dict)
+    outcome: str = "running"
+    exit_code: int = 0  # exit OK until the run says otherwise
+    batches: int = 0
+
+    def rule(self, rule: str) -> RuleCounts:
+        if rule not in self.rules:
+            self.rules[rule] = RuleCounts()
+        return self.rules[rule]
+
+    @property
+    def actions_written(self) -> int:
+        return sum(n for (_, status), n in self.actions.items() if status == "written")
+
+    @property
+    def actions_skipped(self) -> int:
+        return sum(
+            n for (_, status), n in self.actions.items() if status in ("stale", "not_possible")
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        by_kind: dict[str, dict[str, int]] = {}
+        for (kind, status), n in sorted(self.actions.items()):
+            by_kind.setdefault(kind, {})[status] = n
+        totals = Counter[str]()
+        for (_, status), n in self.actions.items():
+            totals[status] += n
+        return {
+            "run_id": self.run_id,
+            "connector": self.connector,
+            "mode": self.mode,
+            "full": self.full,
+            "dry_run": self.dry_run,
+            "as_of": self.as_of,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_s": round(self.duration_s, 3),
+            "watermark": {"from": self.watermark_from, "to": self.watermark_to},
+            "records": {
+                "read": self.records_read,
+                "by_type": dict(sorted(self.records_by_type.items())),
+                "changed": self.records_changed,
+                "judged": self.records_judged,
+                "deleted": self.records_deleted,
+                "skipped": len(self.skipped_records),
+                "held_back": self.records_held,
+            },
+            "findings": {
+                "new": self.findings_new,
+                "resolved": self.findings_resolved,
+                "open": self.findings_open,
+                "open_block": self.open_block,
+                "by_rule": {
+                    rule: attrs.asdict(counts) for rule, counts in sorted(self.rules.items())
+                },
+            },
+            "actions": {
+                "written": totals["written"],
+                "already_done": totals["already_done"],
+                "skipped": totals["stale"] + totals["not_possible"],
+                "failed": totals["failed"],
+                "planned": totals["planned"],
+                "by_kind": by_kind,
+            },
+            "skipped_records": self.skipped_records,
+            "skipped_actions": self.skipped_actions,
+            "charts": self.charts,
+            "sections": [section.to_dict() for section in self.sections.values()],
+            "outcome": self.outcome,
+            "exit_code": self.exit_code,
+        }

@@ -18,18 +18,12 @@ from typing import IO, Any, NoReturn, TypeVar
 import click
 
 from tsos_rules.config import Config, load_config
-from tsos_rules.errors import ConnectorError, TsosRulesError
-
-EXIT_OK = 0
-EXIT_BLOCK = 1
-EXIT_INPUT = 2
-EXIT_CONNECTOR = 3
-EXIT_INTERNAL = 4
+from tsos_rules.errors import ConnectorError, ExitCode, TsosRulesError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
+def fail(message: str, code: int = ExitCode.INPUT) -> NoReturn:
     click.echo(f"tsos-rules: {message}", err=True)
     sys.exit(code)
 
@@ -63,22 +57,22 @@ class TsosGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ConnectorError as exc:
-            fail(str(exc), EXIT_CONNECTOR)
+            fail(str(exc), ExitCode.CONNECTOR)
         except TsosRulesError as exc:
-            fail(str(exc), EXIT_INPUT)
+            fail(str(exc), ExitCode.INPUT)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except BrokenPipeError:
             # The reader went away (e.g. `| head`): stop quietly, as Unix tools do.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(EXIT_OK)
+            sys.exit(ExitCode.OK)
         except Exception as exc:
             if os.environ.get("TSOS_RULES_DEBUG"):
                 raise
             fail(
                 f"internal error: {type(exc).__name__}: {exc} "
                 "(re-run with TSOS_RULES_DEBUG=1 for details, and please report it)",
-                EXIT_INTERNAL,
+                ExitCode.INTERNAL,
             )
 
 
@@ -173,7 +167,7 @@ def check(
             click.echo("\n" + render_section(section), nl=False)
     global _skip_teardown
     _skip_teardown = True
-    sys.exit(EXIT_BLOCK if findings.blocking else EXIT_OK)
+    sys.exit(ExitCode.BLOCK if findings.blocking else ExitCode.OK)
 
 
 @main.group("rules", invoke_without_command=True)
@@ -323,7 +317,7 @@ def console() -> None:
     except SystemExit as exc:
         if not _skip_teardown:
             raise
-        code = exc.code if isinstance(exc.code, int) else EXIT_OK if exc.code is None else 1
+        code = exc.code if isinstance(exc.code, int) else ExitCode.OK if exc.code is None else 1
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -338,8 +332,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     except click.ClickException as exc:
         exc.show()
-        return EXIT_INPUT
-    return EXIT_OK
+        return ExitCode.INPUT
+    return ExitCode.OK
 
 
 from tsos_rules.cli import connectors as _commands_connectors_check  # noqa: E402,F401

@@ -14,12 +14,13 @@ from typing import Any
 
 import click
 
-from tsos_rules.cli import EXIT_INPUT, EXIT_OK, config_option, fail, main
+from tsos_rules.cli import config_option, fail, main
 
 # The listing command lives in commands_sync: import it first, whatever order cli.py imports
 # the command modules in, so that the group below wraps it instead of being replaced by it.
 from tsos_rules.cli import sync as _sync  # noqa: F401
 from tsos_rules.config import load_config
+from tsos_rules.errors import ExitCode
 
 
 def _connectors_group() -> click.Group:
@@ -98,4 +99,4 @@ def check(name: str, config_path: str | None, fmt: str) -> None:
         warnings = len(problems) - len(errors)
         verdict = "not usable" if errors else "ok"
         click.echo(f"{name}: {verdict} ({len(errors)} error(s), {warnings} warning(s))")
-    raise SystemExit(EXIT_INPUT if errors else EXIT_OK)
+    raise SystemExit(ExitCode.INPUT if errors else ExitCode.OK)

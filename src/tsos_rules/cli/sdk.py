@@ -14,8 +14,8 @@ from typing import Any
 import attrs
 import click
 
-from tsos_rules.cli import EXIT_INPUT, EXIT_OK, main
-from tsos_rules.errors import TsosRulesError
+from tsos_rules.cli import main
+from tsos_rules.errors import ExitCode, TsosRulesError
 
 #: File suffixes read as declarative packs.
 PACK_SUFFIXES = (".yaml", ".yml", ".json")
@@ -79,7 +79,7 @@ def _validate(paths: tuple[str, ...], fmt: str) -> None:
             f"tsos-rules: no pack files ({', '.join(PACK_SUFFIXES)}) in {', '.join(paths)}",
             err=True,
         )
-        sys.exit(EXIT_INPUT)
+        sys.exit(ExitCode.INPUT)
     if fmt == "json":
         click.echo(json.dumps([check.to_dict() for check in checks], indent=1, ensure_ascii=False))
     else:
@@ -94,7 +94,7 @@ def _validate(paths: tuple[str, ...], fmt: str) -> None:
     failed = sum(1 for check in checks if not check.ok)
     if fmt != "json" and len(checks) > 1:
         click.echo(f"\n{len(checks) - failed} of {len(checks)} pack file(s) valid.")
-    sys.exit(EXIT_INPUT if failed else EXIT_OK)
+    sys.exit(ExitCode.INPUT if failed else ExitCode.OK)
 
 
 _HELP = """Check declarative rule pack files (YAML or JSON) without loading them into a run.

@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from tsos_rules.cli import EXIT_INPUT, _config, _parse_date, config_option, fail, main
-from tsos_rules.sync.job import EXIT_LOCKED
+from tsos_rules.cli import _config, _parse_date, config_option, fail, main
+from tsos_rules.errors import ExitCode
 
 log = logging.getLogger("tsos_rules")
 
@@ -239,14 +239,14 @@ def sync(
                 charts=fmt == "json" or html_path is not None,
             )
     except LockHeldError as exc:
-        fail(str(exc), EXIT_LOCKED)
+        fail(str(exc), ExitCode.LOCKED)
     data = summary.to_dict()
     if html_path:
         path = Path(html_path)
         try:
             path.write_text(render_html(data), encoding="utf-8")
         except OSError as exc:
-            fail(f"{path}: cannot write the HTML report: {exc.strerror}", EXIT_INPUT)
+            fail(f"{path}: cannot write the HTML report: {exc.strerror}", ExitCode.INPUT)
         if not quiet:
             click.echo(f"tsos-rules: HTML report written to {path}", err=True)
     if fmt == "json":

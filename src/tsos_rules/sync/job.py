@@ -46,6 +46,7 @@ from tsos_rules.engine import Engine
 from tsos_rules.errors import (
     ConfigError,
     ConnectorError,
+    ExitCode,
     FatalConnectorError,
     RetriableConnectorError,
 )
@@ -65,13 +66,6 @@ from tsos_rules.sync.planner import (
 from tsos_rules.sync.state import Push, SeenFinding, StateStore, default_state_path
 
 log = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_BLOCK = 1
-EXIT_INPUT = 2
-EXIT_CONNECTOR = 3
-EXIT_SKIPPED = 5
-EXIT_LOCKED = 6
 
 SYNC_KEYS = (
     "mode",
@@ -232,7 +226,7 @@ class SyncSummary:
     skipped_actions: list[dict[str, Any]] = attrs.field(factory=list)
     charts: dict[str, Any] = attrs.field(factory=dict)
     outcome: str = "running"
-    exit_code: int = EXIT_OK
+    exit_code: int = ExitCode.OK
     batches: int = 0
 
     def rule(self, rule: str) -> RuleCounts:
@@ -501,10 +495,10 @@ class _Job:
                 config_digest=digest,
             )
         except ConnectorError as exc:
-            self._fail("connector_failed", EXIT_CONNECTOR, str(exc), started)
+            self._fail("connector_failed", ExitCode.CONNECTOR, str(exc), started)
             raise
         except BaseException as exc:
-            self._fail("failed", EXIT_INPUT, f"{type(exc).__name__}: {exc}", started)
+            self._fail("failed", ExitCode.INPUT, f"{type(exc).__name__}: {exc}", started)
             raise
         finally:
             self.progress.stop()
@@ -865,12 +859,12 @@ class _Job:
     def _exit_code(self) -> int:
         summary = self.summary
         if any(status == "failed" for (_, status) in summary.actions):
-            return EXIT_CONNECTOR
+            return ExitCode.CONNECTOR
         if summary.skipped_records:
-            return EXIT_SKIPPED
+            return ExitCode.SKIPPED
         if summary.open_block:
-            return EXIT_BLOCK
-        return EXIT_OK
+            return ExitCode.BLOCK
+        return ExitCode.OK
 
     def _log_counts(self) -> dict[str, Any]:
         data = self.summary.to_dict()

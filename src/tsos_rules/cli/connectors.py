@@ -1,53 +1,58 @@
-"""``tsos-rules connectors check NAME``: validate a connector's configuration against the CRM.
+"""``tsos-rules connectors``: list the installed CRM connectors (the group's default action),
+and ``connectors check [NAME]``: validate a connector's configuration against its CRM.
 
-For Salesforce it reads ``describe()`` of every object the connector touches (one Composite
-call) and names each mapped field that is missing or of the wrong type, the finding field's
-external-id settings, and stage picklist values not on the ladder. ``connectors`` stays the
-listing command when called alone: this module turns it into a group with a ``check`` command.
+For Salesforce the check reads ``describe()`` of every object the connector touches (one
+Composite call) and names each mapped field that is missing or of the wrong type, the finding
+field's external-id settings, and stage picklist values not on the ladder.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
-from typing import Any
 
 import click
 
-from tsos_rules.cli import config_option, fail, main
-
-# The listing command lives in commands_sync: import it first, whatever order cli.py imports
-# the command modules in, so that the group below wraps it instead of being replaced by it.
-from tsos_rules.cli import sync as _sync  # noqa: F401
+from tsos_rules.cli._common import config_from, config_option, fail
 from tsos_rules.config import load_config
 from tsos_rules.errors import ExitCode
 
 
-def _connectors_group() -> click.Group:
-    """The ``connectors`` group: the existing listing command becomes its default action."""
-    existing = main.commands.get("connectors")
-    if isinstance(existing, click.Group):
-        return existing
-    listing = existing
+@click.group(
+    invoke_without_command=True,
+    short_help="List the installed CRM connectors, or check one against its CRM.",
+)
+@config_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+def connectors(ctx: click.Context, config_path: str | None, fmt: str) -> None:
+    """List the installed CRM connectors (what ``[connector] type`` accepts).
 
-    @click.pass_context
-    def callback(ctx: click.Context, /, **options: Any) -> None:
-        if ctx.invoked_subcommand is None and listing is not None and listing.callback:
-            ctx.invoke(listing.callback, **options)
+    \b
+    Examples:
+      tsos-rules connectors
+      tsos-rules connectors --format json
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from tsos_rules.plugins import collect_connectors, get_plugin_manager
 
-    group = click.Group(
-        name="connectors",
-        callback=callback,
-        params=list(listing.params) if listing is not None else [],
-        invoke_without_command=True,
-        help=inspect.cleandoc(listing.help or "") if listing is not None else "CRM connectors.",
-        short_help="List the installed CRM connectors, or check one against its CRM.",
-    )
-    main.add_command(group)
-    return group
-
-
-connectors = _connectors_group()
+    config = config_from(config_path)
+    pm = get_plugin_manager(disabled=config.plugins_disabled)
+    factories = collect_connectors(pm)
+    rows = []
+    for name in sorted(factories):
+        factory = factories[name]
+        owner = getattr(factory, "__self__", None)
+        doc = (getattr(owner, "__doc__", None) or getattr(factory, "__doc__", None) or "").strip()
+        rows.append({"name": name, "description": doc.splitlines()[0] if doc else ""})
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=1))
+        return
+    width = max((len(row["name"]) for row in rows), default=4)
+    for row in rows:
+        click.echo(f"{row['name']:<{width}}  {row['description']}")
+    for failure in pm.failures:
+        click.echo(f"{failure.name}  FAILED  {failure.error}")
 
 
 @connectors.command("check")

@@ -1,8 +1,5 @@
-"""SDK commands: ``tsos-rules validate-pack PATH`` (and ``tsos-rules rules validate PATH`` once
-``rules`` is a command group).
-
-Attached to :data:`tsos_rules.cli.main` by the import at the end of ``cli.py``.
-"""
+"""Pack authors' command: ``tsos-rules validate-pack PATH``, also ``tsos-rules rules validate``
+(the ``rules`` group in :mod:`tsos_rules.cli.rules` adds it)."""
 
 from __future__ import annotations
 
@@ -14,7 +11,6 @@ from typing import Any
 import attrs
 import click
 
-from tsos_rules.cli import main
 from tsos_rules.errors import ExitCode, TsosRulesError
 
 #: File suffixes read as declarative packs.
@@ -135,9 +131,7 @@ def _invocation(name: str) -> str:
     return "rules validate" if name == "validate" else name
 
 
+#: ``tsos-rules validate-pack PATH...``
 validate_pack = _command("validate-pack")
-main.add_command(validate_pack)
-
-_rules = main.commands.get("rules")
-if isinstance(_rules, click.Group):  # once ``rules`` is a group: ``tsos-rules rules validate``
-    _rules.add_command(_command("validate"))
+#: ``tsos-rules rules validate PATH...``: the same check, where rule commands live.
+rules_validate = _command("validate")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+from collections.abc import Collection
 from typing import Any, NoReturn
 
 import click
@@ -45,7 +46,16 @@ def config_from(config_path: str | None) -> Config:
 
 
 class TsosGroup(click.Group):
-    """Maps the project's errors onto exit codes and one-line messages, never tracebacks."""
+    """The root group: maps the project's errors onto exit codes and one-line messages (never
+    tracebacks), and serves the commands plugins add, loaded on the first lookup of a name that
+    is not built in (once per invocation), so a built-in command never waits for plugins."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        return command if command is not None else _plugin_commands(ctx, self).get(cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_plugin_commands(ctx, self)})
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -68,6 +78,32 @@ class TsosGroup(click.Group):
                 "(re-run with TSOS_RULES_DEBUG=1 for details, and please report it)",
                 ExitCode.INTERNAL,
             )
+
+
+def _plugin_commands(ctx: click.Context, group: click.Group) -> dict[str, click.Command]:
+    """The commands of ``tsos_rules_register_commands``, collected once per invocation."""
+    meta = ctx.find_root().meta
+    if _PLUGIN_COMMANDS not in meta:
+        meta[_PLUGIN_COMMANDS] = _load_plugin_commands(taken=group.commands)
+    commands: dict[str, click.Command] = meta[_PLUGIN_COMMANDS]
+    return commands
+
+
+_PLUGIN_COMMANDS = "tsos_rules.plugin_commands"
+
+
+def _load_plugin_commands(taken: Collection[str]) -> dict[str, click.Command]:
+    from tsos_rules.plugins import collect_commands, get_plugin_manager
+
+    try:
+        disabled = load_config().plugins_disabled
+    except TsosRulesError:
+        disabled = ()  # a broken $TSOS_RULES_CONFIG is reported by the command that reads it
+    try:
+        return collect_commands(get_plugin_manager(disabled=disabled), taken=taken)
+    except Exception as exc:  # the built-in commands must work whatever a plugin does
+        click.echo(f"tsos-rules: plugin commands are unavailable: {exc}", err=True)
+        return {}
 
 
 #: Set by ``skip_teardown``; read by ``cli.console`` after the command returned.

@@ -1,7 +1,8 @@
 """``tsos-rules connectors``: list the installed CRM connectors (the group's default action),
 and ``connectors check [NAME]``: validate a connector's configuration against its CRM.
 
-For Salesforce the check reads ``describe()`` of every object the connector touches (one
+Any connector implementing :class:`tsos_rules.connectors.base.Checkable` can be checked. For
+Salesforce the check reads ``describe()`` of every object the connector touches (one
 Composite call) and names each mapped field that is missing or of the wrong type, the finding
 field's external-id settings, and stage picklist values not on the ladder.
 """
@@ -56,45 +57,46 @@ def connectors(ctx: click.Context, config_path: str | None, fmt: str) -> None:
 
 
 @connectors.command("check")
-@click.argument("name", default="salesforce")
+@click.argument("name", required=False)
 @config_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-def check(name: str, config_path: str | None, fmt: str) -> None:
+def check(name: str | None, config_path: str | None, fmt: str) -> None:
     """Check the [connector] configuration against the CRM (fields, types, external id).
 
-    Exits 0 when nothing is wrong (warnings allowed), 2 when a mapped field is missing or of
-    the wrong type, 3 when the CRM cannot be reached or refuses the login.
+    NAME defaults to the configured [connector] type. Exits 0 when nothing is wrong (warnings
+    allowed), 2 when a mapped field is missing or of the wrong type, 3 when the CRM cannot be
+    reached or refuses the login.
 
     \b
     Examples:
       tsos-rules connectors check salesforce --config tsos-rules.toml
       tsos-rules connectors check salesforce --format json
+      tsos-rules connectors check local
     """
+    from tsos_rules.connectors.base import Checkable, Connector
     from tsos_rules.plugins import collect_connectors, get_plugin_manager
 
     config = load_config(config_path)
     table = dict(config.connector)
     configured = table.get("type", "local")
+    name = name or configured
     if configured != name:
         fail(f"connectors check {name}: the configuration's [connector] type is {configured!r}")
-    factories = collect_connectors(get_plugin_manager(disabled=config.plugins_disabled))
-    factory = factories.get(name)
-    if factory is None and name == "salesforce":
-        from tsos_rules.connectors.salesforce import SalesforceConnector
-
-        factory = SalesforceConnector.from_settings
+    factory = collect_connectors(get_plugin_manager(disabled=config.plugins_disabled)).get(name)
     if factory is None:
         fail(f"connectors check: no connector {name!r} is installed")
-    connector = factory(table)
+    connector: Connector = factory(table)
     try:
-        checker = getattr(connector, "check", None)
-        if checker is None:
-            fail(f"connectors check: the {name} connector has no check")
+        if not isinstance(connector, Checkable):
+            fail(
+                f"connectors check: the {name} connector cannot check its configuration "
+                "(it implements no check(ladder) method)"
+            )
         ladder = [stage for stage, _ in config.org.stage_ladder]
-        problems = list(checker(ladder))
+        problems = list(connector.check(ladder))
     finally:
         connector.close()
-    errors = [p for p in problems if getattr(p, "level", "error") == "error"]
+    errors = [p for p in problems if p.level == "error"]
     if fmt == "json":
         rows = [{"level": p.level, "where": p.where, "message": p.message} for p in problems]
         click.echo(json.dumps({"connector": name, "ok": not errors, "problems": rows}, indent=1))

@@ -12,6 +12,7 @@ A stale write is not an error: the connector answers it with ``ActionStatus.STAL
 
 from __future__ import annotations
 
+import enum
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -181,3 +182,29 @@ def __getattr__(name: str) -> object:
     if cls is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return cls
+
+
+# -- exit codes ------------------------------------------------------------------------------
+
+
+class ExitCode(enum.IntEnum):
+    """What a ``tsos-rules`` exit status means; the numbers never change, so scripts can trust
+    them. Each member's ``meaning`` (also its ``__doc__``) is the line the sync summary prints.
+    ``check`` uses 0-4; ``sync`` adds 5 and 6 (when several apply, 3 wins over 5 over 1)."""
+
+    meaning: str
+
+    def __new__(cls, value: int, meaning: str) -> ExitCode:
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        member.__doc__ = meaning
+        return member
+
+    OK = 0, "clean: no block finding is open"
+    BLOCK = 1, "block findings are open"
+    INPUT = 2, "configuration or input error: nothing was synced"
+    CONNECTOR = 3, "connector failure (or the CRM refused some writes)"
+    INTERNAL = 4, "internal error: a bug (re-run with TSOS_RULES_DEBUG=1 and report it)"
+    SKIPPED = 5, "some records could not be read and were skipped"
+    LOCKED = 6, "another sync run holds the lock: nothing was done"

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from tsos_rules.markers import hookspec
 
 if TYPE_CHECKING:
+    import click
+
     from tsos_rules.facts import FactIndex
     from tsos_rules.findings import Findings
     from tsos_rules.report.sections import ReportSection
@@ -88,4 +90,35 @@ def tsos_rules_report_sections(index: FactIndex, findings: Findings) -> list[Rep
             return [ReportSection.of("Close dates", ["deal", "close date"], rows)]
 
     .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def tsos_rules_register_commands(cli: click.Group) -> None:
+    """Add commands or command groups to the ``tsos-rules`` command line (click).
+
+    ``cli`` is a click group that collects this plugin's commands: decorate functions with
+    ``@cli.command()`` or ``@cli.group()``, or call ``cli.add_command(command)``. They appear in
+    ``tsos-rules --help`` and run like built-in ones, with the same error handling and exit
+    codes (:class:`tsos_rules.errors.ExitCode`). Commands are collected only when a name that
+    is not built in is looked up (or the command list is shown), so plugins cost a built-in
+    command nothing. A built-in command cannot be replaced: a plugin naming one, or raising
+    here, is reported by name and skipped, and the other plugins' commands still load.
+
+    :param cli: a :class:`click.Group`; add this plugin's commands to it.
+    :returns: nothing.
+
+    Example::
+
+        import click
+        from tsos_rules import hookimpl
+
+        @hookimpl
+        def tsos_rules_register_commands(cli):
+            @cli.command(help="Say why a deal is stalled.")
+            @click.argument("deal_id")
+            def stalled(deal_id):
+                click.echo(f"{deal_id}: no next step")
+
+    .. versionadded:: 0.2
     """

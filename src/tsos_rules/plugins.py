@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -17,6 +17,8 @@ from tsos_rules.markers import PROJECT
 from tsos_rules.rules.spec import RulePack
 
 if TYPE_CHECKING:
+    import click
+
     from tsos_rules.facts import FactIndex
     from tsos_rules.findings import Findings
     from tsos_rules.report.sections import ReportSection
@@ -175,3 +177,33 @@ def collect_report_sections(
         for section in result or ():
             out.append(attrs.evolve(section, plugin=section.plugin or name))
     return out
+
+
+def collect_commands(pm: PluginManager, *, taken: Collection[str] = ()) -> dict[str, click.Command]:
+    """CLI commands added through ``tsos_rules_register_commands``, by name.
+
+    Each plugin fills a group of its own, so one that raises or names a command that exists
+    (in ``taken`` or from another plugin) is reported and skipped alone, with all its commands.
+    """
+    import click
+
+    hook_name = "tsos_rules_register_commands"
+    plugins = [impl.plugin for impl in pm.hook.tsos_rules_register_commands.get_hookimpls()]
+    commands: dict[str, click.Command] = {}
+    for plugin in plugins:
+        name = pm.get_name(plugin) or repr(plugin)
+        others = [other for other in plugins if other is not plugin]
+        own = click.Group(name="tsos-rules")
+        try:
+            pm.subset_hook_caller(hook_name, remove_plugins=others)(cli=own)
+            clash = sorted(set(own.commands) & {*taken, *commands})
+            if clash:
+                raise ConfigError(f"command(s) {', '.join(clash)} exist already")
+        except Exception as exc:
+            if name in DEFAULT_PLUGINS:
+                raise
+            log.warning("plugin %s failed in %s and was skipped: %s", name, hook_name, exc)
+            pm.failures.append(PluginFailure(name, f"{type(exc).__name__}: {exc}"))
+            continue
+        commands.update(own.commands)
+    return commands

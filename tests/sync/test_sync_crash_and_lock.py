@@ -18,8 +18,8 @@ import pytest
 
 from tsos_rules.cli import run
 from tsos_rules.engine import Engine, filter_severity
+from tsos_rules.errors import ExitCode
 from tsos_rules.snapshot.document import snapshot_from_dict
-from tsos_rules.sync.job import EXIT_LOCKED
 from tsos_rules.sync.state import LockHeldError, StateStore
 from tsos_rules.testing import builders as b
 
@@ -156,7 +156,7 @@ def test_an_overlapping_run_is_refused_and_a_killed_holder_never_blocks(
         org.sync()
     config = tmp_path / "sync.toml"
     config.write_text(f'[connector]\npath = "{org.crm_path}"\n[state]\npath = "{org.state_path}"\n')
-    assert run(["sync", "--config", str(config), "-q"]) == EXIT_LOCKED
+    assert run(["sync", "--config", str(config), "-q"]) == ExitCode.LOCKED
     assert "another sync run holds" in capsys.readouterr().err
     assert org.crm.tasks() == []
 

@@ -13,10 +13,9 @@ import pytest
 from tsos_rules.connectors.base import Action, ActionResult
 from tsos_rules.connectors.local.connector import LocalConnector
 from tsos_rules.engine import Engine, filter_severity
-from tsos_rules.errors import ConfigError
+from tsos_rules.errors import ConfigError, ExitCode
 from tsos_rules.findings import Severity
 from tsos_rules.snapshot.document import snapshot_from_dict
-from tsos_rules.sync.job import EXIT_BLOCK, EXIT_OK, EXIT_SKIPPED
 from tsos_rules.testing import builders as b
 
 AS_OF = b.TODAY
@@ -40,7 +39,7 @@ def test_full_sync_records_what_the_engine_finds_and_opens_one_task_each(
     assert summary.full and summary.batches > 10
     tasks = org.crm.tasks()
     assert sorted(t["external_id"] for t in tasks) == sorted(open_findings)
-    assert summary.exit_code == EXIT_BLOCK
+    assert summary.exit_code == ExitCode.BLOCK
     owners = {f.fingerprint: f.owner_id for f in open_findings.values()}
     assert all(t["owner_id"] == owners[t["external_id"]] for t in tasks)
 
@@ -70,7 +69,7 @@ def test_fixing_the_record_resolves_the_finding_and_closes_its_task(make_org: Ma
 
     org.crm.update("opportunity", "o1", {"next_step": "Pricing call with the CFO"}, by="u1")
     summary = org.sync()
-    assert (summary.full, summary.findings_resolved, summary.exit_code) == (False, 1, EXIT_OK)
+    assert (summary.full, summary.findings_resolved, summary.exit_code) == (False, 1, ExitCode.OK)
     assert org.open_findings() == {}
     [task] = org.crm.tasks()
     assert task["status"] == "completed"
@@ -228,7 +227,7 @@ def test_a_bad_record_is_skipped_and_reported_and_the_run_goes_on(make_org: Make
     org.crm.update("opportunity", "o2", {"next_step": "Call the CIO"}, by="u1")
     org.crm.update("opportunity", "o3", {"next_step": "Call the CFO"}, by="u1")
     summary = org.sync()
-    assert summary.exit_code == EXIT_SKIPPED
+    assert summary.exit_code == ExitCode.SKIPPED
     assert summary.skipped_records == [
         {
             "record_type": "opportunity",
@@ -242,18 +241,18 @@ def test_a_bad_record_is_skipped_and_reported_and_the_run_goes_on(make_org: Make
     assert sorted(f.record_id for f in org.open_findings().values()) == ["o1", "o2"]
     assert summary.records_held == 2
     # A full run does not sweep them away either.
-    assert org.sync(full=True).exit_code == EXIT_SKIPPED
+    assert org.sync(full=True).exit_code == ExitCode.SKIPPED
     assert sorted(f.record_id for f in org.open_findings().values()) == ["o1", "o2"]
 
 
 def test_exit_codes_follow_open_block_findings(make_org: MakeOrg) -> None:
     clean = make_org(b.snapshot(opportunities=[b.deal("o1")]))
-    assert clean.sync().exit_code == EXIT_OK
+    assert clean.sync().exit_code == ExitCode.OK
     warned = make_org(b.snapshot(opportunities=[b.deal("o1", probability=90)]))
     summary = warned.sync()
-    assert summary.exit_code == EXIT_OK and summary.findings_open == 1
+    assert summary.exit_code == ExitCode.OK and summary.findings_open == 1
     blocked = make_org(b.snapshot(opportunities=[b.deal("o1", next_step=None)]))
-    assert blocked.sync().exit_code == EXIT_BLOCK
+    assert blocked.sync().exit_code == ExitCode.BLOCK
 
 
 def test_task_severity_threshold(make_org: MakeOrg) -> None:

@@ -19,9 +19,9 @@ from tsos_rules.connectors.base import (
     Capabilities,
 )
 from tsos_rules.connectors.local.connector import LocalConnector
-from tsos_rules.errors import FatalConnectorError
+from tsos_rules.errors import ExitCode, FatalConnectorError
 from tsos_rules.findings import Severity
-from tsos_rules.sync.job import EXIT_CONNECTOR, EXIT_OK, SETTLE_ATTEMPTS
+from tsos_rules.sync.job import SETTLE_ATTEMPTS
 from tsos_rules.sync.planner import Mode, ModePolicy, Planner, RuleText
 from tsos_rules.sync.state import FindingState, PendingWrite, StateStore
 from tsos_rules.testing import builders as b
@@ -91,7 +91,7 @@ def test_a_write_that_failed_after_reaching_the_crm_is_settled_by_the_next_run(
 ) -> None:
     org = _orphaned_task(make_org)
     summary = org.sync()
-    assert summary.exit_code == EXIT_OK
+    assert summary.exit_code == ExitCode.OK
     assert summary.to_dict()["actions"]["by_kind"] == {"close_task": {"written": 1}}
     assert [t["status"] for t in org.crm.tasks()] == ["completed"]
     assert _pending(org) == [] and org.open_findings() == {}
@@ -144,7 +144,7 @@ def test_a_settling_write_that_fails_stays_pending_and_is_tried_again(
 ) -> None:
     org = _orphaned_task(make_org)
     refused = org.sync(connector=_RefusesToClose(LocalConnector(org.crm)))
-    assert refused.exit_code == EXIT_CONNECTOR
+    assert refused.exit_code == ExitCode.CONNECTOR
     assert refused.to_dict()["actions"]["by_kind"] == {"close_task": {"failed": 1}}
     fingerprint = org.crm.tasks()[0]["external_id"]
     assert {(p.fingerprint, p.kind.value, p.attempts) for p in _pending(org)} == {
@@ -164,7 +164,8 @@ def test_a_write_that_never_settles_is_given_up_after_a_few_runs(
     org = _orphaned_task(make_org)
     for attempt in range(1, SETTLE_ATTEMPTS):
         assert (
-            org.sync(connector=_RefusesToClose(LocalConnector(org.crm))).exit_code == EXIT_CONNECTOR
+            org.sync(connector=_RefusesToClose(LocalConnector(org.crm))).exit_code
+            == ExitCode.CONNECTOR
         )
         assert {p.attempts for p in _pending(org)} == {attempt}
     last = org.sync(connector=_RefusesToClose(LocalConnector(org.crm)))

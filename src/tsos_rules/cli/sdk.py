@@ -1,8 +1,5 @@
-"""SDK commands: ``tsos-rules validate-pack PATH`` (and ``tsos-rules rules validate PATH`` once
-``rules`` is a command group).
-
-Attached to :data:`tsos_rules.cli.main` by the import at the end of ``cli.py``.
-"""
+"""Pack authors' command: ``tsos-rules validate-pack PATH``, also ``tsos-rules rules validate``
+(the ``rules`` group in :mod:`tsos_rules.cli.rules` adds it)."""
 
 from __future__ import annotations
 
@@ -14,8 +11,7 @@ from typing import Any
 import attrs
 import click
 
-from tsos_rules.cli import EXIT_INPUT, EXIT_OK, main
-from tsos_rules.errors import TsosRulesError
+from tsos_rules.errors import ExitCode, TsosRulesError
 
 #: File suffixes read as declarative packs.
 PACK_SUFFIXES = (".yaml", ".yml", ".json")
@@ -79,7 +75,7 @@ def _validate(paths: tuple[str, ...], fmt: str) -> None:
             f"tsos-rules: no pack files ({', '.join(PACK_SUFFIXES)}) in {', '.join(paths)}",
             err=True,
         )
-        sys.exit(EXIT_INPUT)
+        sys.exit(ExitCode.INPUT)
     if fmt == "json":
         click.echo(json.dumps([check.to_dict() for check in checks], indent=1, ensure_ascii=False))
     else:
@@ -94,7 +90,7 @@ def _validate(paths: tuple[str, ...], fmt: str) -> None:
     failed = sum(1 for check in checks if not check.ok)
     if fmt != "json" and len(checks) > 1:
         click.echo(f"\n{len(checks) - failed} of {len(checks)} pack file(s) valid.")
-    sys.exit(EXIT_INPUT if failed else EXIT_OK)
+    sys.exit(ExitCode.INPUT if failed else ExitCode.OK)
 
 
 _HELP = """Check declarative rule pack files (YAML or JSON) without loading them into a run.
@@ -135,9 +131,7 @@ def _invocation(name: str) -> str:
     return "rules validate" if name == "validate" else name
 
 
+#: ``tsos-rules validate-pack PATH...``
 validate_pack = _command("validate-pack")
-main.add_command(validate_pack)
-
-_rules = main.commands.get("rules")
-if isinstance(_rules, click.Group):  # once ``rules`` is a group: ``tsos-rules rules validate``
-    _rules.add_command(_command("validate"))
+#: ``tsos-rules rules validate PATH...``: the same check, where rule commands live.
+rules_validate = _command("validate")

@@ -1,4 +1,4 @@
-"""``tsos-rules serve``: the in-line endpoint on uvicorn. Attached to the CLI group by cli.py."""
+"""``tsos-rules serve``: the in-line endpoint on uvicorn."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from tsos_rules.cli import config_option, main
+from tsos_rules.cli._common import config_option
 from tsos_rules.config import Config, load_config
 
 log = logging.getLogger("tsos_rules.server")
@@ -63,7 +63,7 @@ async def _run(server: Any, reload_all: Any) -> None:
         loop.remove_signal_handler(signal.SIGHUP)
 
 
-@main.command("serve")
+@click.command("serve")
 @config_option
 @click.option("--host", default=None, help="Listen address (default: [serve] host, 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default: [serve] port, 8787).")

@@ -1,4 +1,4 @@
-"""The job's commands: ``sync``, ``demo reset``, ``init`` and ``connectors``, added to the CLI."""
+"""The scheduled job's commands: ``tsos-rules sync`` and ``tsos-rules init`` (example config)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from tsos_rules.cli import EXIT_INPUT, _config, _parse_date, config_option, fail, main
-from tsos_rules.sync.job import EXIT_LOCKED
+from tsos_rules.cli._common import config_from, config_option, fail, parse_date
+from tsos_rules.errors import ExitCode
 
 log = logging.getLogger("tsos_rules")
 
@@ -178,7 +178,7 @@ def _logging(*, quiet: bool, console: Any = None) -> Iterator[None]:
         log.propagate = propagate
 
 
-@main.command()
+@click.command()
 @config_option
 @click.option(
     "--dry-run", is_flag=True, help="Read, judge and plan; write nothing, commit nothing."
@@ -193,7 +193,7 @@ def _logging(*, quiet: bool, console: Any = None) -> Iterator[None]:
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Write an HTML report.")
-@click.option("--as-of", callback=_parse_date, help="Evaluate as of this date (YYYY-MM-DD).")
+@click.option("--as-of", callback=parse_date, help="Evaluate as of this date (YYYY-MM-DD).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or log lines, only the result.")
 def sync(
     config_path: str | None,
@@ -223,7 +223,7 @@ def sync(
     from tsos_rules.sync.job import run_sync
     from tsos_rules.sync.state import LockHeldError
 
-    config = _config(config_path)
+    config = config_from(config_path)
     tty = sys.stderr.isatty() and not quiet
     progress: RichProgress | PlainProgress = RichProgress() if tty else PlainProgress(quiet=quiet)
     console = progress.console if isinstance(progress, RichProgress) else None
@@ -239,14 +239,14 @@ def sync(
                 charts=fmt == "json" or html_path is not None,
             )
     except LockHeldError as exc:
-        fail(str(exc), EXIT_LOCKED)
+        fail(str(exc), ExitCode.LOCKED)
     data = summary.to_dict()
     if html_path:
         path = Path(html_path)
         try:
             path.write_text(render_html(data), encoding="utf-8")
         except OSError as exc:
-            fail(f"{path}: cannot write the HTML report: {exc.strerror}", EXIT_INPUT)
+            fail(f"{path}: cannot write the HTML report: {exc.strerror}", ExitCode.INPUT)
         if not quiet:
             click.echo(f"tsos-rules: HTML report written to {path}", err=True)
     if fmt == "json":
@@ -257,68 +257,7 @@ def sync(
     sys.exit(summary.exit_code)
 
 
-@main.group()
-def demo() -> None:
-    """The embedded demo CRM (the ``local`` connector).
-
-    \b
-    Examples:
-      tsos-rules demo reset
-      tsos-rules demo reset --opportunities 20000 --seed 3
-    """
-
-
-@demo.command("reset")
-@config_option
-@click.option("--opportunities", type=click.IntRange(0), default=None, help="Deals to generate.")
-@click.option("--seed", type=int, default=None, help="Random seed (same seed, same org).")
-@click.option("--as-of", callback=_parse_date, help="Generate the org as of this date.")
-def demo_reset(
-    config_path: str | None, opportunities: int | None, seed: int | None, as_of: dt.date | None
-) -> None:
-    """Re-seed the demo CRM with a freshly generated org, and forget its sync state.
-
-    The CRM file is [connector] path (default: the user data directory); the sync state of the
-    local connector in [state] path is cleared so the next sync starts from a full read.
-
-    \b
-    Examples:
-      tsos-rules demo reset
-      tsos-rules demo reset --opportunities 500 --seed 11
-    """
-    from tsos_rules.connectors.local.connector import NAME, default_crm_path
-    from tsos_rules.connectors.local.crm import DEMO_OPPORTUNITIES, DEMO_SEED, LocalCRM
-    from tsos_rules.sync.settings import SyncSettings
-    from tsos_rules.sync.state import StateStore
-
-    settings = SyncSettings.from_config(_config(config_path))
-    if settings.connector_type != NAME:
-        fail(f"connector.type is {settings.connector_type!r}: demo reset works on the local CRM")
-    raw = settings.connector_settings
-    path = Path(str(raw["path"])).expanduser() if raw.get("path") else default_crm_path()
-    deals = opportunities if opportunities is not None else raw.get("opportunities")
-    chosen_seed = seed if seed is not None else raw.get("seed")
-    state = StateStore(settings.state_path)
-    try:
-        with state.lock():
-            crm = LocalCRM(path)
-            try:
-                counts = crm.seed_demo(
-                    opportunities=int(deals if deals is not None else DEMO_OPPORTUNITIES),
-                    seed=int(chosen_seed if chosen_seed is not None else DEMO_SEED),
-                    as_of=as_of or dt.date.today(),
-                )
-            finally:
-                crm.close()
-            state.forget(NAME)
-    finally:
-        state.close()
-    shown = ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in counts.items())
-    click.echo(f"demo CRM at {path} re-seeded: {shown}")
-    click.echo(f"sync state for {NAME!r} in {settings.state_path} cleared")
-
-
-@main.command()
+@click.command()
 @click.argument("file", type=click.Path(dir_okay=False), default="tsos-rules.toml")
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 def init(file: str, force: bool) -> None:
@@ -337,35 +276,3 @@ def init(file: str, force: bool) -> None:
     except OSError as exc:
         fail(f"{path}: cannot write: {exc.strerror}")
     click.echo(f"wrote {path}; run: tsos-rules sync --config {path}")
-
-
-@main.command()
-@config_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-def connectors(config_path: str | None, fmt: str) -> None:
-    """List the installed CRM connectors (what ``[connector] type`` accepts).
-
-    \b
-    Examples:
-      tsos-rules connectors
-      tsos-rules connectors --format json
-    """
-    from tsos_rules.plugins import collect_connectors, get_plugin_manager
-
-    config = _config(config_path)
-    pm = get_plugin_manager(disabled=config.plugins_disabled)
-    factories = collect_connectors(pm)
-    rows = []
-    for name in sorted(factories):
-        factory = factories[name]
-        owner = getattr(factory, "__self__", None)
-        doc = (getattr(owner, "__doc__", None) or getattr(factory, "__doc__", None) or "").strip()
-        rows.append({"name": name, "description": doc.splitlines()[0] if doc else ""})
-    if fmt == "json":
-        click.echo(json.dumps(rows, indent=1))
-        return
-    width = max((len(row["name"]) for row in rows), default=4)
-    for row in rows:
-        click.echo(f"{row['name']:<{width}}  {row['description']}")
-    for failure in pm.failures:
-        click.echo(f"{failure.name}  FAILED  {failure.error}")

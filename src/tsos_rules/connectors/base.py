@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -153,4 +153,29 @@ class BatchReader(Protocol):
         """Like ``read``, cut into batches: each batch holds its judged records with all their
         related records. Every batch carries the same final watermark; the job stores it only
         after the last batch, so a run stopped half-way is read again in full."""
+        ...
+
+
+@attrs.frozen
+class Problem:
+    """One thing a connector's ``check`` found: wrong (``error``: the connector cannot be used
+    as configured) or worth knowing (``warning``). ``where`` names the setting, object or field.
+    """
+
+    level: str = attrs.field(validator=attrs.validators.in_(("error", "warning")))
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.level}: {self.where}: {self.message}"
+
+
+@runtime_checkable
+class Checkable(Protocol):
+    """Optional: a connector that validates its configuration against its CRM, for
+    ``tsos-rules connectors check NAME`` (exit 2 when any problem is an ``error``)."""
+
+    def check(self, ladder: Sequence[str]) -> Iterable[Problem]:
+        """The problems found, reading the CRM but writing nothing. ``ladder`` is the org's
+        stage ladder (``[org] stage_ladder`` names), to flag CRM stages that are not on it."""
         ...

@@ -8,15 +8,11 @@ from typing import IO, Any
 from rich.console import Console
 from rich.table import Table
 
-#: What each exit code of ``tsos-rules sync`` means (docs/sync.md has the same list).
-EXIT_MEANINGS = {
-    0: "clean: no block finding is open",
-    1: "block findings are open",
-    2: "configuration or input error: nothing was synced",
-    3: "connector failure (or the CRM refused some writes)",
-    5: "some records could not be read and were skipped",
-    6: "another sync run holds the lock: nothing was done",
-}
+from tsos_rules.errors import ExitCode
+
+#: What each exit code of ``tsos-rules sync`` means, from :class:`ExitCode` (docs/sync.md has
+#: the same list).
+EXIT_MEANINGS: dict[int, str] = {int(code): code.meaning for code in ExitCode}
 
 #: Rows listed for skipped records and actions before "... and N more".
 SHOWN = 20

@@ -45,6 +45,7 @@ from tsos_rules.engine import Engine
 from tsos_rules.errors import (
     ConfigError,
     ConnectorError,
+    ExitCode,
     FatalConnectorError,
     RetriableConnectorError,
 )
@@ -63,13 +64,6 @@ from tsos_rules.sync.state import Push, SeenFinding, StateStore
 from tsos_rules.sync.summary import Progress, SyncSummary
 
 log = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_BLOCK = 1
-EXIT_INPUT = 2
-EXIT_CONNECTOR = 3
-EXIT_SKIPPED = 5
-EXIT_LOCKED = 6
 
 
 class NullProgress:
@@ -288,10 +282,10 @@ class _Job:
                 config_digest=digest,
             )
         except ConnectorError as exc:
-            self._fail("connector_failed", EXIT_CONNECTOR, str(exc), started)
+            self._fail("connector_failed", ExitCode.CONNECTOR, str(exc), started)
             raise
         except BaseException as exc:
-            self._fail("failed", EXIT_INPUT, f"{type(exc).__name__}: {exc}", started)
+            self._fail("failed", ExitCode.INPUT, f"{type(exc).__name__}: {exc}", started)
             raise
         finally:
             self.progress.stop()
@@ -652,12 +646,12 @@ class _Job:
     def _exit_code(self) -> int:
         summary = self.summary
         if any(status == "failed" for (_, status) in summary.actions):
-            return EXIT_CONNECTOR
+            return ExitCode.CONNECTOR
         if summary.skipped_records:
-            return EXIT_SKIPPED
+            return ExitCode.SKIPPED
         if summary.open_block:
-            return EXIT_BLOCK
-        return EXIT_OK
+            return ExitCode.BLOCK
+        return ExitCode.OK
 
     def _log_counts(self) -> dict[str, Any]:
         data = self.summary.to_dict()

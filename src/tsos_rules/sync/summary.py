@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from tsos_rules.errors import ExitCode
 from tsos_rules.report.sections import ReportSection
 
 
@@ -64,7 +65,7 @@ class SyncSummary:
     skipped_actions: list[dict[str, Any]] = attrs.field(factory=list)
     charts: dict[str, Any] = attrs.field(factory=dict)
     outcome: str = "running"
-    exit_code: int = 0  # exit OK until the run says otherwise
+    exit_code: int = ExitCode.OK
     batches: int = 0
 
     def rule(self, rule: str) -> RuleCounts:

@@ -12,25 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import attrs
-
+from tsos_rules.connectors.base import Problem
 from tsos_rules_hubspot.client import HubSpotClient
 from tsos_rules_hubspot.mapping import stage_map
 from tsos_rules_hubspot.settings import HubSpotSettings
 
 Json = dict[str, Any]
-
-
-@attrs.frozen
-class Problem:
-    """One thing the check found wrong (``error``) or worth knowing (``warning``)."""
-
-    level: str
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.level}: {self.where}: {self.message}"
 
 
 def _defined(client: HubSpotClient, object_type: str, names: Sequence[str]) -> dict[str, Json]:

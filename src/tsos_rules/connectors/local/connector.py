@@ -26,6 +26,7 @@ from tsos_rules.connectors.base import (
     ActionResult,
     ActionStatus,
     Capabilities,
+    Problem,
     ReadResult,
     RecordKey,
 )
@@ -101,6 +102,12 @@ class LocalConnector:
             idempotent_upsert=True,
             max_batch=500,
         )
+
+    def check(self, ladder: Sequence[str]) -> list[Problem]:
+        """What ``tsos-rules connectors check local`` reports (see ``local/check.py``)."""
+        from tsos_rules.connectors.local.check import check_crm
+
+        return check_crm(self.crm, ladder)
 
     def close(self) -> None:
         if self._reader is not None:

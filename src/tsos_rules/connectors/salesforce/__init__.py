@@ -13,11 +13,11 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from tsos_rules.connectors.base import Problem
 from tsos_rules.markers import hookimpl
 
 if TYPE_CHECKING:
     from tsos_rules.connectors.salesforce.connector import (
-        Problem,
         SalesforceConnector,
         SalesforceSettings,
     )
@@ -26,7 +26,7 @@ __all__ = ["Problem", "SalesforceConnector", "SalesforceSettings", "tsos_rules_r
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Problem", "SalesforceConnector", "SalesforceSettings"):
+    if name in ("SalesforceConnector", "SalesforceSettings"):
         return getattr(importlib.import_module(f"{__name__}.connector"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

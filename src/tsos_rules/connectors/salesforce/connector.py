@@ -20,6 +20,7 @@ from tsos_rules.connectors.base import (
     Action,
     ActionResult,
     Capabilities,
+    Problem,
     ReadResult,
 )
 from tsos_rules.connectors.salesforce.auth import Authenticator
@@ -126,18 +127,6 @@ class _RedactingFilter(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, ()
         return True
-
-
-@attrs.frozen
-class Problem:
-    """One thing ``connectors check`` found wrong (``error``) or worth knowing (``warning``)."""
-
-    level: str
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.level}: {self.where}: {self.message}"
 
 
 class SalesforceConnector:

@@ -1,0 +1,113 @@
+"""``tsos-rules rules`` (list, ``rules validate``) and ``tsos-rules explain RULE_ID``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from tsos_rules.cli._common import config_from, config_option, fail
+from tsos_rules.cli.sdk import rules_validate
+
+
+@click.group("rules", invoke_without_command=True, commands=[rules_validate])
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@config_option
+@click.pass_context
+def rules(ctx: click.Context, fmt: str, config_path: str | None) -> None:
+    """List every loaded rule: id, severity, pack and its doctrine in one line.
+
+    \b
+    Examples:
+      tsos-rules rules
+      tsos-rules rules --format json | jq '.[].id'
+      tsos-rules rules validate my_rules.yaml
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from tsos_rules.engine import Engine
+
+    engine = Engine.from_config(config_from(config_path))
+    specs = sorted(engine.specs.values(), key=lambda s: s.id)
+    engine.close()
+    if fmt == "json":
+        rows = [
+            {
+                "id": s.id,
+                "severity": s.severity.value,
+                "pack": s.pack,
+                "title": s.title,
+                "doctrine": s.doctrine,
+            }
+            for s in specs
+        ]
+        click.echo(json.dumps(rows, indent=1, ensure_ascii=False))
+        return
+    width = max((len(s.id) for s in specs), default=10)
+    for spec in specs:
+        click.echo(f"{spec.id:<{width}}  {spec.severity.value:<5}  {spec.pack}")
+        doctrine = spec.doctrine if len(spec.doctrine) <= 74 else spec.doctrine[:73] + "…"
+        click.echo(f"    {doctrine}")
+    click.echo(f"\n{len(specs)} rule(s). Details: tsos-rules explain RULE_ID")
+
+
+@click.command()
+@click.argument("rule_id")
+@config_option
+def explain(rule_id: str, config_path: str | None) -> None:
+    """Print a rule's doctrine, what it checks, its reasons and its parameters.
+
+    \b
+    Examples:
+      tsos-rules explain tsos.close-date-locked
+    """
+    import textwrap
+
+    from tsos_rules.engine import Engine
+
+    config = config_from(config_path)
+    engine = Engine.from_config(config)
+    engine.close()
+    spec = engine.specs.get(rule_id)
+    if spec is None:
+        close = [s for s in engine.specs if rule_id.split(".")[-1] in s]
+        hint = f" (did you mean {', '.join(sorted(close))}?)" if close else ""
+        fail(f"{rule_id}: no such rule{hint}; see 'tsos-rules rules'")
+    pack = next(p for p in engine.packs if p.name == spec.pack)
+
+    def para(title: str, text: str) -> None:
+        click.echo(f"{title}:")
+        click.echo(textwrap.fill(text, 78, initial_indent="  ", subsequent_indent="  "))
+
+    click.echo(f"{spec.id} — {spec.title}")
+    click.echo(f"severity: {spec.severity.value}    pack: {pack.name} {pack.version}")
+    click.echo(f"judges: {', '.join(spec.record_types)}\n")
+    para("Doctrine", f"“{spec.doctrine}”" + (f" ({spec.source})" if spec.source else ""))
+    if spec.semantics:
+        para("What it checks", spec.semantics)
+    if spec.reasons:
+        click.echo("Reasons:")
+        for reason, text in spec.reasons.items():
+            click.echo(f"  {reason}: {text}")
+    if spec.parameters:
+        click.echo(f"Parameters (config: [packs.{pack.name}]):")
+        declared = {p.name: p for p in pack.parameters}
+        for name in spec.parameters:
+            current = engine.parameters[pack.name][name]
+            click.echo(
+                textwrap.fill(
+                    f"{name} = {current!r} (default {declared[name].default!r}): "
+                    f"{declared[name].description}",
+                    78,
+                    initial_indent="  ",
+                    subsequent_indent="    ",
+                )
+            )
+    if spec.org_settings:
+        click.echo("Org settings it reads (config: [org]):")
+        for name in spec.org_settings:
+            value = getattr(engine.org, name)
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+            click.echo(f"  {name} = {shown}")
+    if spec.remediation:
+        para("What to do", spec.remediation)

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from inline_support import AUTH
-from test_hubspot import DEAL
+from inline_support import HUBSPOT_DEAL as DEAL
 from test_salesforce import OPPORTUNITY, RELATED
 
 FUZZ = settings(

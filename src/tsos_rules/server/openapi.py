@@ -11,13 +11,14 @@ import datetime as dt
 import enum
 import types
 import typing
+from collections.abc import Sequence
 from typing import Any, Final
 
 import attrs
 
+from tsos_rules.connectors.inline import InlineAdapter
 from tsos_rules.inline import RECORD_TYPES
 from tsos_rules.model import COLLECTIONS, PartnerConsent
-from tsos_rules.server.adapters import SALESFORCE_TYPES
 
 DATE: Final = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
 DATETIME: Final = {
@@ -114,8 +115,26 @@ def _check_responses(auth: str) -> dict[str, Any]:
     }
 
 
-def build_openapi(*, max_body_bytes: int, version: str) -> dict[str, Any]:
-    """The service's OpenAPI document."""
+def _adapter_path(adapter: InlineAdapter) -> dict[str, Any]:
+    """``POST /v1/<name>/check`` of one in-line adapter."""
+    operation: dict[str, Any] = {
+        "operationId": adapter.operation_id or f"check-{adapter.name}",
+        "summary": adapter.summary or f"Judge a change sent by {adapter.name}.",
+        "security": [*({name: []} for name in adapter.security_schemes), {"bearer": []}],
+    }
+    if adapter.request_schema is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(adapter.request_schema)}},
+        }
+    operation["responses"] = _check_responses(adapter.unauthorized)
+    return {"post": operation}
+
+
+def build_openapi(
+    *, max_body_bytes: int, version: str, adapters: Sequence[InlineAdapter] = ()
+) -> dict[str, Any]:
+    """The service's OpenAPI document, with a path for each registered in-line adapter."""
     schemas: dict[str, Any] = {}
     for _, _, cls in COLLECTIONS:
         schemas[cls.__name__] = record_schema(cls)
@@ -218,48 +237,6 @@ def build_openapi(*, max_body_bytes: int, version: str) -> dict[str, Any]:
             }
         },
     }
-    schemas["HubSpotDeal"] = {
-        "type": "object",
-        "description": (
-            "A deal as a HubSpot workflow posts it: {dealId, properties: {name: {value}}} "
-            "(legacy), {id, properties: {name: value}} (v3), or a flat customised body "
-            "{hs_object_id, dealstage, ...}. Optional: context, as_of, include_info, before."
-        ),
-        "properties": {
-            "properties": {"type": "object"},
-            "dealId": {"type": ["integer", "string"]},
-            "hs_object_id": {"type": ["integer", "string"]},
-            "context": _nullable(_ref("Context")),
-            "as_of": _nullable(dict(DATE)),
-            "include_info": {"type": "boolean"},
-            "before": {"type": ["object", "null"]},
-        },
-        "additionalProperties": True,
-    }
-    schemas["SObject"] = {
-        "type": "object",
-        "required": ["attributes"],
-        "properties": {
-            "attributes": {
-                "type": "object",
-                "required": ["type"],
-                "properties": {"type": {"type": "string"}},
-            }
-        },
-        "additionalProperties": True,
-        "description": "An sObject as Apex JSON.serialize writes it (API field names).",
-    }
-    schemas["SalesforceCheckRequest"] = {
-        "type": "object",
-        "properties": {
-            "record_type": {"type": "string", "enum": list(SALESFORCE_TYPES)},
-            "before": _nullable(_ref("SObject")),
-            "after": _nullable(_ref("SObject")),
-            "related": {"type": ["array", "null"], "items": _ref("SObject")},
-            "as_of": _nullable(dict(DATE)),
-            "include_info": {"type": "boolean"},
-        },
-    }
     schemas["Health"] = {
         "type": "object",
         "properties": {
@@ -268,6 +245,8 @@ def build_openapi(*, max_body_bytes: int, version: str) -> dict[str, Any]:
             "rules": {"type": "object"},
         },
     }
+    for adapter in adapters:
+        schemas.update(adapter.schemas)
     bearer = "Missing or wrong bearer token."
     body_note = f" Bodies larger than {max_body_bytes} bytes are refused with 413."
     return {
@@ -292,33 +271,7 @@ def build_openapi(*, max_body_bytes: int, version: str) -> dict[str, Any]:
                     "responses": _check_responses(bearer),
                 }
             },
-            "/v1/hubspot/check": {
-                "post": {
-                    "operationId": "checkHubSpot",
-                    "summary": "Judge a deal posted by a HubSpot workflow webhook.",
-                    "security": [{"hubspotSignature": []}, {"bearer": []}],
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": _ref("HubSpotDeal")}},
-                    },
-                    "responses": _check_responses(
-                        "Bad, stale (older than 5 minutes) or replayed HubSpot v3 signature, "
-                        "and no valid bearer token."
-                    ),
-                }
-            },
-            "/v1/salesforce/check": {
-                "post": {
-                    "operationId": "checkSalesforce",
-                    "summary": "Judge sObjects sent by a screen flow or Lightning component.",
-                    "security": [{"bearer": []}],
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": _ref("SalesforceCheckRequest")}},
-                    },
-                    "responses": _check_responses(bearer),
-                }
-            },
+            **{adapter.path: _adapter_path(adapter) for adapter in adapters},
             "/v1/admin/reload": {
                 "post": {
                     "operationId": "reload",
@@ -354,13 +307,10 @@ def build_openapi(*, max_body_bytes: int, version: str) -> dict[str, Any]:
             "schemas": schemas,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
-                "hubspotSignature": {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "X-HubSpot-Signature-v3",
-                    "description": (
-                        "HubSpot's v3 signature with X-HubSpot-Request-Timestamp (5-minute window)."
-                    ),
+                **{
+                    name: scheme
+                    for adapter in adapters
+                    for name, scheme in adapter.security_schemes.items()
                 },
             },
         },

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from inline_support import AUTH
 
-from tsos_rules.inline import ChangeError
 from tsos_rules.connectors.salesforce import inline
+from tsos_rules.inline import ChangeError
 
 
 def sobject(kind: str, **fields: Any) -> dict[str, Any]:

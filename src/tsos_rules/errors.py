@@ -103,7 +103,7 @@ class ChangeError(InputError):
 
 
 class SignatureProblem(InputError):
-    """Why a HubSpot signature was refused (said in the 401 answer; never the secret)."""
+    """Why a signed request was refused by its verifier (said in the 401 answer, never a secret)."""
 
 
 # -- the CRM failed ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import hashlib
 from collections import Counter
@@ -104,3 +105,23 @@ class Findings:
                 "by_severity": self.by_severity,
             },
         }
+
+
+@attrs.frozen
+class Decision:
+    """The verdict on one change: ``allowed`` is false exactly when a finding is a ``block``."""
+
+    allowed: bool
+    findings: tuple[Finding, ...]
+    record_type: str
+    record_id: str
+    as_of: dt.date
+
+    @property
+    def blocking(self) -> tuple[Finding, ...]:
+        """The findings that refuse the change."""
+        return tuple(f for f in self.findings if f.severity is Severity.BLOCK)
+
+    def to_dict(self) -> dict[str, Any]:
+        """CONTRACT.md's answer: ``{"allowed": bool, "findings": [...]}``."""
+        return {"allowed": self.allowed, "findings": [f.to_dict() for f in self.findings]}

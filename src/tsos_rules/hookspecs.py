@@ -20,6 +20,7 @@ from tsos_rules.markers import hookspec
 if TYPE_CHECKING:
     import click
 
+    from tsos_rules.connectors.inline import InlineAdapter
     from tsos_rules.facts import FactIndex
     from tsos_rules.findings import Findings
     from tsos_rules.report.sections import ReportSection
@@ -119,6 +120,37 @@ def tsos_rules_register_commands(cli: click.Group) -> None:
             @click.argument("deal_id")
             def stalled(deal_id):
                 click.echo(f"{deal_id}: no next step")
+
+    .. versionadded:: 0.2
+    """
+
+
+@hookspec
+def tsos_rules_register_inline_adapters(register: Callable[[InlineAdapter], None]) -> None:
+    """Register in-line adapters by calling ``register(adapter)`` once per CRM.
+
+    An :class:`tsos_rules.connectors.inline.InlineAdapter` gives ``tsos-rules serve`` the route
+    ``POST /v1/<name>/check``: how the CRM's request body becomes a change for
+    :mod:`tsos_rules.inline` (with the same field map as the plugin's sync connector), how the
+    request is authenticated (the service's bearer token by default, or the adapter's own
+    verifier, such as a CRM's request signature), how the decision is rendered, and the
+    route's OpenAPI description. A name registered twice is an error.
+
+    :param register: call it with each :class:`~tsos_rules.connectors.inline.InlineAdapter`.
+    :returns: nothing.
+
+    Example::
+
+        from tsos_rules.connectors.inline import Binding, CheckRequest, InlineAdapter
+
+        def bind(context):
+            def adapt(body):
+                return CheckRequest.of("pipedrive", "opportunity", None, to_deal(body))
+            return Binding(adapt)
+
+        @hookimpl
+        def tsos_rules_register_inline_adapters(register):
+            register(InlineAdapter("pipedrive", bind, summary="Judge a Pipedrive deal."))
 
     .. versionadded:: 0.2
     """

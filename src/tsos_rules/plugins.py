@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -19,6 +20,7 @@ from tsos_rules.rules.spec import RulePack
 if TYPE_CHECKING:
     import click
 
+    from tsos_rules.connectors.inline import InlineAdapter
     from tsos_rules.facts import FactIndex
     from tsos_rules.findings import Findings
     from tsos_rules.report.sections import ReportSection
@@ -54,8 +56,25 @@ class PluginManager(pluggy.PluginManager):
         self.versions: dict[str, str] = {}
 
 
-def get_plugin_manager(*, disabled: Iterable[str] = (), entry_points: bool = True) -> PluginManager:
-    """A fresh plugin manager with the built-ins and (unless told not to) installed plugins."""
+#: Plugins added in-process by name (the testing kit's ``tsos_plugin``): every manager
+#: registers them after the built-ins and before entry points, as if they were installed.
+#: A value is a plugin object or an entry-point style ``"module:attribute"`` string.
+added_plugins: dict[str, object] = {}
+
+
+def get_plugin_manager(
+    *,
+    disabled: Iterable[str] = (),
+    entry_points: bool = True,
+    extra: Mapping[str, object] | None = None,
+) -> PluginManager:
+    """A fresh plugin manager with the built-ins, then ``extra`` (and :data:`added_plugins`),
+    then (unless told not to) installed entry points.
+
+    ``extra`` maps a plugin name to a plugin object (or a ``"module:attribute"`` string); an
+    extra plugin is treated like an installed one: disabling by name applies to it, a failure
+    is reported in ``pm.failures`` and skipped, and it shadows an entry point of the same name.
+    """
     blocked = set(disabled) | {
         name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()
     }
@@ -68,7 +87,10 @@ def get_plugin_manager(*, disabled: Iterable[str] = (), entry_points: bool = Tru
             module = importlib.import_module(module_name)
         except ModuleNotFoundError:
             continue  # a built-in that this installation does not carry yet
-        pm.register(module, name=module_name)
+        _register(pm, module, module_name)
+    for name, plugin in {**added_plugins, **(extra or {})}.items():
+        if name not in blocked:
+            _register_third_party(pm, name, functools.partial(_resolve, plugin))
     if entry_points:
         for name in blocked:
             pm.set_blocked(name)
@@ -76,6 +98,32 @@ def get_plugin_manager(*, disabled: Iterable[str] = (), entry_points: bool = Tru
     _drop_unknown_hooks(pm)
     pm.check_pending()
     return pm
+
+
+def _resolve(plugin: object) -> object:
+    """A plugin object, or the one an entry-point style ``"module:attribute"`` string names."""
+    if not isinstance(plugin, str):
+        return plugin
+    module_name, _, attribute = plugin.partition(":")
+    found: object = importlib.import_module(module_name)
+    for part in filter(None, attribute.split(".")):
+        found = getattr(found, part)
+    return found
+
+
+def _register(pm: PluginManager, plugin: object, name: str) -> None:
+    pm.register(plugin, name=name)
+
+
+def _register_third_party(pm: PluginManager, name: str, load: Callable[[], object]) -> bool:
+    """Load and register a non-built-in plugin; a failure is reported by name and skipped."""
+    try:
+        _register(pm, load(), name)
+    except Exception as exc:  # a broken plugin must not take the run down
+        log.warning("plugin %s could not be loaded and was skipped: %s", name, exc)
+        pm.failures.append(PluginFailure(name, f"{type(exc).__name__}: {exc}"))
+        return False
+    return True
 
 
 def _drop_unknown_hooks(pm: PluginManager) -> None:
@@ -105,14 +153,8 @@ def _load_entry_points(pm: PluginManager) -> None:
     for entry_point in entry_points(group=PROJECT):
         if pm.is_blocked(entry_point.name) or pm.has_plugin(entry_point.name):
             continue
-        try:
-            plugin = entry_point.load()
-            pm.register(plugin, name=entry_point.name)
-        except Exception as exc:  # a broken plugin must not take the run down
-            log.warning("plugin %s could not be loaded and was skipped: %s", entry_point.name, exc)
-            pm.failures.append(PluginFailure(entry_point.name, f"{type(exc).__name__}: {exc}"))
-            continue
-        if entry_point.dist is not None:
+        loaded = _register_third_party(pm, entry_point.name, entry_point.load)
+        if loaded and entry_point.dist is not None:
             pm.versions[entry_point.name] = entry_point.dist.version
 
 
@@ -128,7 +170,7 @@ def collect_packs(pm: PluginManager) -> list[RulePack]:
             raise ConfigError(f"pack {pack.name!r} is registered twice")
         packs[pack.name] = pack
 
-    _call_each(pm, "tsos_rules_register_packs", register)
+    _call_each(pm, "tsos_rules_register_packs", register, registry=packs)
     return [packs[name] for name in sorted(packs)]
 
 
@@ -141,22 +183,70 @@ def collect_connectors(pm: PluginManager) -> dict[str, Any]:
             raise ConfigError(f"connector {name!r} is registered twice")
         factories[name] = factory
 
-    _call_each(pm, "tsos_rules_register_connectors", register)
+    _call_each(pm, "tsos_rules_register_connectors", register, registry=factories)
     return factories
 
 
-def _call_each(pm: PluginManager, hook_name: str, register: Callable[..., None]) -> None:
-    """Call one registration hook plugin by plugin, so one broken plugin is skipped alone."""
-    hook = getattr(pm.hook, hook_name)
-    for impl in hook.get_hookimpls():
-        name = pm.get_name(impl.plugin) or repr(impl.plugin)
+def collect_inline_adapters(pm: PluginManager) -> dict[str, InlineAdapter]:
+    """In-line adapters registered through ``tsos_rules_register_inline_adapters``, by name."""
+    from tsos_rules.connectors.inline import ROUTE_NAME, InlineAdapter
+
+    adapters: dict[str, InlineAdapter] = {}
+
+    def register(adapter: InlineAdapter) -> None:
+        if not isinstance(adapter, InlineAdapter):
+            raise ConfigError(f"register() takes an InlineAdapter, got {type(adapter).__name__}")
+        if not ROUTE_NAME.fullmatch(adapter.name):
+            raise ConfigError(
+                f"in-line adapter name {adapter.name!r}: expected lower-case letters, digits "
+                "and dashes (it becomes POST /v1/<name>/check)"
+            )
+        if adapter.name in adapters:
+            raise ConfigError(f"in-line adapter {adapter.name!r} is registered twice")
+        adapters[adapter.name] = adapter
+
+    _call_each(pm, "tsos_rules_register_inline_adapters", register, registry=adapters)
+    return adapters
+
+
+def _call_each(
+    pm: PluginManager,
+    hook_name: str,
+    register: Callable[..., None],
+    *,
+    registry: MutableMapping[str, Any] | None = None,
+) -> None:
+    """Call one registration hook plugin by plugin, each through pluggy's own call loop, so
+    one broken plugin is skipped alone.
+
+    A plugin that raises after registering part of its work is rolled back: the entries it
+    added to ``registry`` are removed, so no plugin stays half-loaded. A built-in still raises.
+    """
+    for plugin, call in _one_by_one(pm, hook_name):
+        name = pm.get_name(plugin) or repr(plugin)
+        before = dict(registry) if registry is not None else None
         try:
-            impl.function(register=register)
+            call(register=register)
         except Exception as exc:
+            if registry is not None and before is not None:
+                registry.clear()
+                registry.update(before)
             if name in DEFAULT_PLUGINS:
                 raise
             log.warning("plugin %s failed in %s and was skipped: %s", name, hook_name, exc)
             pm.failures.append(PluginFailure(name, f"{type(exc).__name__}: {exc}"))
+
+
+def _one_by_one(pm: PluginManager, hook_name: str) -> Iterator[tuple[object, Callable[..., Any]]]:
+    """Each plugin implementing ``hook_name`` with a caller that runs only its implementation
+    (and every hook wrapper, which wraps each plugin's call), in registration order."""
+    hook = getattr(pm.hook, hook_name)
+    impls = hook.get_hookimpls()
+    wrappers = {id(i.plugin) for i in impls if i.hookwrapper or i.wrapper}
+    plain = [i.plugin for i in impls if id(i.plugin) not in wrappers]
+    for plugin in plain:
+        others = [p for p in plain if p is not plugin]
+        yield plugin, pm.subset_hook_caller(hook_name, remove_plugins=others)
 
 
 def collect_report_sections(
@@ -164,18 +254,18 @@ def collect_report_sections(
 ) -> list[ReportSection]:
     """Every plugin's ``tsos_rules_report_sections`` for one evaluation, tagged with the
     plugin's name, in registration order; a plugin that raises is reported and skipped."""
-    arguments: dict[str, Any] = {"index": index, "findings": findings}
     out: list[ReportSection] = []
-    for impl in pm.hook.tsos_rules_report_sections.get_hookimpls():
-        name = pm.get_name(impl.plugin) or repr(impl.plugin)
+    for plugin, call in _one_by_one(pm, "tsos_rules_report_sections"):
+        name = pm.get_name(plugin) or repr(plugin)
         try:
-            result: Any = impl.function(**{arg: arguments[arg] for arg in impl.argnames})
+            results: list[Any] = call(index=index, findings=findings)
         except Exception as exc:
             log.warning("plugin %s failed in tsos_rules_report_sections: %s", name, exc)
             pm.failures.append(PluginFailure(name, f"{type(exc).__name__}: {exc}"))
             continue
-        for section in result or ():
-            out.append(attrs.evolve(section, plugin=section.plugin or name))
+        for result in results:
+            for section in result or ():
+                out.append(attrs.evolve(section, plugin=section.plugin or name))
     return out
 
 
@@ -188,14 +278,12 @@ def collect_commands(pm: PluginManager, *, taken: Collection[str] = ()) -> dict[
     import click
 
     hook_name = "tsos_rules_register_commands"
-    plugins = [impl.plugin for impl in pm.hook.tsos_rules_register_commands.get_hookimpls()]
     commands: dict[str, click.Command] = {}
-    for plugin in plugins:
+    for plugin, call in _one_by_one(pm, hook_name):
         name = pm.get_name(plugin) or repr(plugin)
-        others = [other for other in plugins if other is not plugin]
         own = click.Group(name="tsos-rules")
         try:
-            pm.subset_hook_caller(hook_name, remove_plugins=others)(cli=own)
+            call(cli=own)
             clash = sorted(set(own.commands) & {*taken, *commands})
             if clash:
                 raise ConfigError(f"command(s) {', '.join(clash)} exist already")

@@ -7,6 +7,7 @@ network, no sockets): the same path a request takes under uvicorn, minus the soc
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,18 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from inline_support import HUBSPOT_SECRET, TOKEN
 
 from tsos_rules.inline import ChangeChecker, clear_checkers
+from tsos_rules.plugins import DISABLE_ENV
 from tsos_rules.server import ServeSettings, create_app
+
+#: Installed plugins whose in-line adapters these tests call (``/v1/hubspot/check``).
+CRM_PLUGINS = frozenset({"hubspot"})
 
 
 @pytest.fixture(autouse=True)
-def _isolated(isolated_env: None) -> Iterator[None]:
+def _isolated(isolated_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Third-party packs stay off, but the CRM plugins' in-line routes are what these tests call.
+    disabled = os.environ.get(DISABLE_ENV, "").split(",")
+    monkeypatch.setenv(DISABLE_ENV, ",".join(n for n in disabled if n and n not in CRM_PLUGINS))
     clear_checkers()
     yield
     clear_checkers()

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from inline_support import AUTH
 
+from tsos_rules.connectors.salesforce import inline
 from tsos_rules.inline import ChangeError
-from tsos_rules.server import adapters
 
 
 def sobject(kind: str, **fields: Any) -> dict[str, Any]:
@@ -77,8 +77,8 @@ RELATED = [
 ]
 
 
-def request(before: Any, after: Any, related: Any = RELATED, **extra: Any) -> adapters.CheckRequest:
-    return adapters.salesforce(
+def request(before: Any, after: Any, related: Any = RELATED, **extra: Any) -> inline.CheckRequest:
+    return inline.adapt(
         {"before": before, "after": after, "related": related, "as_of": "2026-11-24", **extra}
     )
 
@@ -175,14 +175,14 @@ def test_deleting_a_future_prospect_lead(checker):
 )
 def test_errors_name_the_salesforce_field(body, field):
     with pytest.raises(ChangeError) as caught:
-        adapters.salesforce(body)
+        inline.adapt(body)
     assert caught.value.field == field
 
 
 def test_field_names_can_be_remapped():
     custom = {**OPPORTUNITY, "Next_Step_Due__c": "2026-12-01"}
     del custom["Next_Step_Date__c"]
-    change = adapters.salesforce(
+    change = inline.adapt(
         {"after": custom}, {"opportunity": {"next_step_date": "Next_Step_Due__c"}}
     ).change
     assert change.after.next_step_date.isoformat() == "2026-12-01"

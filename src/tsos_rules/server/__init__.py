@@ -1,9 +1,8 @@
 """The in-line HTTP service: ``tsos-rules serve`` (Starlette on uvicorn).
 
-``POST /v1/check`` (CONTRACT.md's body), ``POST /v1/hubspot/check`` (a HubSpot workflow
-webhook, v3 signature), ``POST /v1/salesforce/check`` (sObjects from a screen flow or a
-Lightning component), ``POST /v1/admin/reload``, ``GET /healthz`` and ``GET /openapi.json``.
-See ``docs/inline.md``.
+``POST /v1/check`` (CONTRACT.md's body), ``POST /v1/<name>/check`` for each in-line adapter
+plugins register (Salesforce built in, HubSpot with its plugin), ``POST /v1/admin/reload``,
+``GET /healthz`` and ``GET /openapi.json``. See ``docs/inline.md``.
 """
 
 from tsos_rules.server.app import Service, create_app

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -24,10 +24,21 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tsos_rules.config import Config
+from tsos_rules.connectors.inline import (
+    Admission,
+    Binding,
+    CheckRequest,
+    InboundRequest,
+    InlineAdapter,
+    Refusal,
+    ServeContext,
+)
 from tsos_rules.engine import Engine
-from tsos_rules.inline import ChangeError, Decision
+from tsos_rules.errors import ChangeError, ConfigError
+from tsos_rules.findings import Decision
+from tsos_rules.plugins import collect_inline_adapters, get_plugin_manager
 from tsos_rules.server import adapters
-from tsos_rules.server.auth import ReplayCache, SignatureProblem, bearer_ok, verify_hubspot
+from tsos_rules.server.auth import bearer_ok
 from tsos_rules.server.decision_log import DecisionLog, DecisionLogError
 from tsos_rules.server.openapi import build_openapi
 from tsos_rules.server.rules import RuleHolder, strict_engine
@@ -36,15 +47,8 @@ from tsos_rules.server.settings import ServeSettings
 log = logging.getLogger("tsos_rules.server")
 access_log = logging.getLogger("tsos_rules.server.access")
 
-#: Paths the access log names; any other path is logged as "(unmatched)" (it may hold anything).
-ROUTES: Final = (
-    "/v1/check",
-    "/v1/hubspot/check",
-    "/v1/salesforce/check",
-    "/v1/admin/reload",
-    "/healthz",
-    "/openapi.json",
-)
+#: The core's paths; the in-line adapters' ``/v1/<name>/check`` routes come from plugins.
+CORE_ROUTES: Final = ("/v1/check", "/v1/admin/reload", "/healthz", "/openapi.json")
 _LOG_SLOT: Final = "tsos.access"
 
 
@@ -81,10 +85,14 @@ def _finite_float(text: str) -> float:
 
 
 class AccessLogMiddleware:
-    """One JSON line per request: method, path, status, duration, size. No body, no header."""
+    """One JSON line per request: method, path, status, duration, size. No body, no header.
 
-    def __init__(self, app: ASGIApp) -> None:
+    A path that is not one of ``routes`` is logged as "(unmatched)" (it may hold anything).
+    """
+
+    def __init__(self, app: ASGIApp, routes: Iterable[str] = CORE_ROUTES) -> None:
         self.app = app
+        self.routes = frozenset(routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -109,7 +117,7 @@ class AccessLogMiddleware:
             entry = {
                 "event": "request",
                 "method": scope.get("method"),
-                "path": path if path in ROUTES else "(unmatched)",
+                "path": path if path in self.routes else "(unmatched)",
                 "status": status or 500,
                 "ms": round((time.perf_counter() - started) * 1000, 3),
                 "client": client[0] if client else None,
@@ -119,7 +127,7 @@ class AccessLogMiddleware:
 
 
 class Service:
-    """The handlers, with the state they share (rules, decision log, replay cache)."""
+    """The handlers, with the state they share (rules, decision log, bound in-line adapters)."""
 
     def __init__(
         self,
@@ -129,15 +137,27 @@ class Service:
         *,
         clock: Callable[[], float] = time.time,
         version: str = "0",
+        inline_adapters: Mapping[str, InlineAdapter] | None = None,
+        config: Config | None = None,
     ) -> None:
         self.settings = settings
         self.rules = rules
         self.decisions = decisions
         self.clock = clock
         self.version = version
-        self.replays = ReplayCache()
+        self.adapters = dict(inline_adapters or {})
+        context = ServeContext(settings, config or Config(), clock)
+        #: Each adapter bound to this service, by name (``generic`` is the core's /v1/check).
+        self.bindings: dict[str, Binding] = {
+            name: adapter.bind(context) for name, adapter in self.adapters.items()
+        }
+        self._generic = Binding(adapters.generic, render=adapters.render_plain)
         self._openapi = json.dumps(
-            build_openapi(max_body_bytes=settings.max_body_bytes, version=version)
+            build_openapi(
+                max_body_bytes=settings.max_body_bytes,
+                version=version,
+                adapters=[self.adapters[name] for name in sorted(self.adapters)],
+            )
         ).encode()
 
     # -- shared steps --------------------------------------------------------------------------
@@ -203,14 +223,12 @@ class Service:
         self,
         request: Request,
         body: bytes,
-        adapt: Callable[[Any], adapters.CheckRequest],
-        *,
-        with_message: bool,
+        binding: Binding,
     ) -> Response:
         """Parse, adapt, judge, log: the synchronous heart of every check route."""
         slot = self._slot(request)
         try:
-            check = adapt(self._parse_json(body))
+            check = binding.adapt(self._parse_json(body))
         except ChangeError as exc:
             slot["error_field"] = exc.field
             return _error(400, "bad_request", str(exc), exc.field)
@@ -234,14 +252,11 @@ class Service:
                 )
             self.decisions.count_unlogged()
             log.error("decision %s answered but NOT logged: %s", decision_id, exc)
-        payload: dict[str, Any] = decision.to_dict()
-        payload["decision_id"] = decision_id
-        if with_message:
-            payload["message"] = " ".join(f.message for f in decision.blocking)
+        payload = binding.render(decision, decision_id)
         return _json(200, payload, headers={"X-Decision-Id": decision_id})
 
     def _entry(
-        self, decision_id: str, check: adapters.CheckRequest, decision: Decision, body: bytes
+        self, decision_id: str, check: CheckRequest, decision: Decision, body: bytes
     ) -> dict[str, Any]:
         checker = self.rules.checker
         return {
@@ -271,76 +286,42 @@ class Service:
     # -- routes --------------------------------------------------------------------------------
 
     async def check(self, request: Request) -> Response:
-        return await self._guarded(request, self._check)
+        return await self._guarded(request, lambda r: self._judge(r, self._generic))
 
-    async def _check(self, request: Request) -> Response:
-        if not bearer_ok(request.headers.get("authorization"), self.settings.token):
-            return _unauthorized("missing or wrong bearer token")
-        body = await self._read_body(request)
-        if isinstance(body, Response):
-            return body
-        return self._decide(request, body, adapters.generic, with_message=False)
+    def adapter_route(self, name: str) -> Callable[[Request], Awaitable[Response]]:
+        """The handler of ``POST /v1/<name>/check`` for one registered in-line adapter."""
+        binding = self.bindings[name]
 
-    async def salesforce(self, request: Request) -> Response:
-        return await self._guarded(request, self._salesforce)
+        async def handle(request: Request) -> Response:
+            return await self._guarded(request, lambda r: self._judge(r, binding))
 
-    async def _salesforce(self, request: Request) -> Response:
-        if not bearer_ok(request.headers.get("authorization"), self.settings.token):
-            return _unauthorized("missing or wrong bearer token")
-        body = await self._read_body(request)
-        if isinstance(body, Response):
-            return body
-        fields = self.settings.salesforce_fields
+        return handle
 
-        def adapt(data: Any) -> adapters.CheckRequest:
-            return adapters.salesforce(data, fields)
-
-        return self._decide(request, body, adapt, with_message=True)
-
-    async def hubspot(self, request: Request) -> Response:
-        return await self._guarded(request, self._hubspot)
-
-    async def _hubspot(self, request: Request) -> Response:
+    async def _judge(self, request: Request, binding: Binding) -> Response:
+        """Authenticate, read, adapt, judge, log: one check route."""
         authorization = request.headers.get("authorization")
-        if authorization is not None and not bearer_ok(authorization, self.settings.token):
-            return _unauthorized("wrong bearer token")
+        verifier = binding.verifier
+        checks_token = verifier is None or authorization is not None
+        if checks_token and not bearer_ok(authorization, self.settings.token):
+            # A route with its own verifier only gets here with a token that is wrong.
+            missing = "" if verifier is not None else "missing or "
+            return _unauthorized(f"{missing}wrong bearer token")
         body = await self._read_body(request)
         if isinstance(body, Response):
             return body
-        replay_until: float | None = None
-        signature = request.headers.get("x-hubspot-signature-v3")
-        if authorization is None:
-            secret = self.settings.hubspot_app_secret
-            if secret is None:
-                return _unauthorized(
-                    "no bearer token, and no HubSpot app secret is configured to check signatures"
-                )
-            now = self.clock()
-            try:
-                replay_until = verify_hubspot(
-                    secret=secret,
-                    method=request.method,
-                    uri=self._public_uri(request),
-                    body=body,
-                    signature=signature,
-                    timestamp=request.headers.get("x-hubspot-request-timestamp"),
-                    now=now,
-                    replays=self.replays,
-                )
-            except SignatureProblem as exc:
-                return _unauthorized(f"HubSpot signature refused: {exc}")
-            if self.replays.full(now):
-                log.error("replay cache full: signed requests are refused until entries expire")
-                return _error(503, "busy", "too many signed requests in the last 5 minutes")
-        overrides = self.settings.hubspot_properties
-
-        def adapt(data: Any) -> adapters.CheckRequest:
-            return adapters.hubspot(data, overrides)
-
-        # No await between verifying and remembering: a concurrent replay cannot slip between.
-        response = self._decide(request, body, adapt, with_message=True)
-        if replay_until is not None and signature and response.status_code < 500:
-            self.replays.remember(signature.strip(), replay_until, self.clock())
+        admission = Admission()
+        if verifier is not None and authorization is None:
+            uri = self._public_uri(request)
+            outcome = verifier.verify(InboundRequest(request.method, uri, request.headers, body))
+            if isinstance(outcome, Refusal):
+                if outcome.status == 401:
+                    return _unauthorized(outcome.message)
+                return _error(outcome.status, outcome.code, outcome.message)
+            admission = outcome
+        # No await between verifying and settling: a concurrent replay cannot slip between.
+        response = self._decide(request, body, binding)
+        if admission.settle is not None:
+            admission.settle(response.status_code)
         return response
 
     def _public_uri(self, request: Request) -> str:
@@ -403,19 +384,33 @@ def create_app(
     load_config: Callable[[], Config] | None = None,
     build_engine: Callable[[Config], Engine] = strict_engine,
     clock: Callable[[], float] = time.time,
+    inline_adapters: Mapping[str, InlineAdapter] | None = None,
 ) -> Starlette:
     """The ASGI app. ``load_config`` is called at start and on every reload (default: defaults).
 
-    Raises a TsosRulesError when the rules cannot be loaded: the service does not start without
-    its rules.
+    ``inline_adapters`` defaults to the adapters plugins register (one ``POST /v1/<name>/check``
+    route each). Raises a TsosRulesError when the rules cannot be loaded or an adapter plugin
+    fails: the service does not start without its rules or with a route silently missing.
     """
     from tsos_rules import __version__
 
-    rules = RuleHolder(load_config or Config, build_engine)
+    read_config = load_config or Config
+    config = read_config()
+    if inline_adapters is None:
+        inline_adapters = _registered_adapters(config)
+    rules = RuleHolder(read_config, build_engine)
     decisions = DecisionLog(settings.decision_log, fsync=settings.decision_log_fsync)
     if not decisions.ok:
         log.error("the decision log cannot be written: %s", decisions.last_error)
-    service = Service(settings, rules, decisions, clock=clock, version=__version__)
+    service = Service(
+        settings,
+        rules,
+        decisions,
+        clock=clock,
+        version=__version__,
+        inline_adapters=inline_adapters,
+        config=config,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> Any:
@@ -423,17 +418,26 @@ def create_app(
         decisions.close()
         rules.checker.close()
 
-    app = Starlette(
-        routes=[
-            Route("/v1/check", service.check, methods=["POST"]),
-            Route("/v1/hubspot/check", service.hubspot, methods=["POST"]),
-            Route("/v1/salesforce/check", service.salesforce, methods=["POST"]),
-            Route("/v1/admin/reload", service.reload, methods=["POST"]),
-            Route("/healthz", service.healthz, methods=["GET"]),
-            Route("/openapi.json", service.openapi, methods=["GET"]),
-        ],
-        lifespan=lifespan,
-    )
-    app.add_middleware(AccessLogMiddleware)
+    routes = [Route("/v1/check", service.check, methods=["POST"])]
+    for name in sorted(service.adapters):
+        path = service.adapters[name].path
+        routes.append(Route(path, service.adapter_route(name), methods=["POST"]))
+    routes += [
+        Route("/v1/admin/reload", service.reload, methods=["POST"]),
+        Route("/healthz", service.healthz, methods=["GET"]),
+        Route("/openapi.json", service.openapi, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(AccessLogMiddleware, routes=[route.path for route in routes])
     app.state.service = service
     return app
+
+
+def _registered_adapters(config: Config) -> dict[str, InlineAdapter]:
+    """Every in-line adapter the installed plugins register; a failing plugin stops the start."""
+    pm = get_plugin_manager(disabled=config.plugins_disabled)
+    found = collect_inline_adapters(pm)
+    if pm.failures:
+        failed = "; ".join(f"{f.name}: {f.error}" for f in pm.failures)
+        raise ConfigError(f"plugin(s) failed to load, the service does not start: {failed}")
+    return found

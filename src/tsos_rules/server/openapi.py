@@ -6,11 +6,12 @@ loader structures into), so the document cannot drift from what ``/v1/check`` ac
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from tsos_rules.inline import RECORD_TYPES
+from tsos_rules.connectors.inline import InlineAdapter
 from tsos_rules.model import COLLECTIONS, PartnerConsent
-from tsos_rules.server.adapters import SALESFORCE_TYPES
+from tsos_rules.snapshot.change import RECORD_TYPES
 from tsos_rules.snapshot.schema import DATE, OPENAPI_REFS, nullable, record_schema
 
 
@@ -42,8 +43,26 @@ def _check_responses(auth: str) -> dict[str, Any]:
     }
 
 
-def build_openapi(*, max_body_bytes: int, version: str) -> dict[str, Any]:
-    """The service's OpenAPI document."""
+def _adapter_path(adapter: InlineAdapter) -> dict[str, Any]:
+    """``POST /v1/<name>/check`` of one in-line adapter."""
+    operation: dict[str, Any] = {
+        "operationId": adapter.operation_id or f"check-{adapter.name}",
+        "summary": adapter.summary or f"Judge a change sent by {adapter.name}.",
+        "security": [*({name: []} for name in adapter.security_schemes), {"bearer": []}],
+    }
+    if adapter.request_schema is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(adapter.request_schema)}},
+        }
+    operation["responses"] = _check_responses(adapter.unauthorized)
+    return {"post": operation}
+
+
+def build_openapi(
+    *, max_body_bytes: int, version: str, adapters: Sequence[InlineAdapter] = ()
+) -> dict[str, Any]:
+    """The service's OpenAPI document, with a path for each registered in-line adapter."""
     schemas: dict[str, Any] = {}
     for _, _, cls in COLLECTIONS:
         schemas[cls.__name__] = record_schema(cls)
@@ -58,7 +77,10 @@ def build_openapi(*, max_body_bytes: int, version: str) -> dict[str, Any]:
     }
     schemas["Context"] = {
         "type": "object",
-        "description": "A subset of a snapshot: the records related to the change.",
+        "description": (
+            "A subset of a snapshot: the records related to the change. Ids are unique within "
+            "each collection (a repeated id is a 400 naming both positions)."
+        ),
         "properties": {
             "as_of": nullable(dict(DATE)),
             **{
@@ -146,48 +168,6 @@ def build_openapi(*, max_body_bytes: int, version: str) -> dict[str, Any]:
             }
         },
     }
-    schemas["HubSpotDeal"] = {
-        "type": "object",
-        "description": (
-            "A deal as a HubSpot workflow posts it: {dealId, properties: {name: {value}}} "
-            "(legacy), {id, properties: {name: value}} (v3), or a flat customised body "
-            "{hs_object_id, dealstage, ...}. Optional: context, as_of, include_info, before."
-        ),
-        "properties": {
-            "properties": {"type": "object"},
-            "dealId": {"type": ["integer", "string"]},
-            "hs_object_id": {"type": ["integer", "string"]},
-            "context": nullable(_ref("Context")),
-            "as_of": nullable(dict(DATE)),
-            "include_info": {"type": "boolean"},
-            "before": {"type": ["object", "null"]},
-        },
-        "additionalProperties": True,
-    }
-    schemas["SObject"] = {
-        "type": "object",
-        "required": ["attributes"],
-        "properties": {
-            "attributes": {
-                "type": "object",
-                "required": ["type"],
-                "properties": {"type": {"type": "string"}},
-            }
-        },
-        "additionalProperties": True,
-        "description": "An sObject as Apex JSON.serialize writes it (API field names).",
-    }
-    schemas["SalesforceCheckRequest"] = {
-        "type": "object",
-        "properties": {
-            "record_type": {"type": "string", "enum": list(SALESFORCE_TYPES)},
-            "before": nullable(_ref("SObject")),
-            "after": nullable(_ref("SObject")),
-            "related": {"type": ["array", "null"], "items": _ref("SObject")},
-            "as_of": nullable(dict(DATE)),
-            "include_info": {"type": "boolean"},
-        },
-    }
     schemas["Health"] = {
         "type": "object",
         "properties": {
@@ -196,6 +176,8 @@ def build_openapi(*, max_body_bytes: int, version: str) -> dict[str, Any]:
             "rules": {"type": "object"},
         },
     }
+    for adapter in adapters:
+        schemas.update(adapter.schemas)
     bearer = "Missing or wrong bearer token."
     body_note = f" Bodies larger than {max_body_bytes} bytes are refused with 413."
     return {
@@ -220,33 +202,7 @@ def build_openapi(*, max_body_bytes: int, version: str) -> dict[str, Any]:
                     "responses": _check_responses(bearer),
                 }
             },
-            "/v1/hubspot/check": {
-                "post": {
-                    "operationId": "checkHubSpot",
-                    "summary": "Judge a deal posted by a HubSpot workflow webhook.",
-                    "security": [{"hubspotSignature": []}, {"bearer": []}],
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": _ref("HubSpotDeal")}},
-                    },
-                    "responses": _check_responses(
-                        "Bad, stale (older than 5 minutes) or replayed HubSpot v3 signature, "
-                        "and no valid bearer token."
-                    ),
-                }
-            },
-            "/v1/salesforce/check": {
-                "post": {
-                    "operationId": "checkSalesforce",
-                    "summary": "Judge sObjects sent by a screen flow or Lightning component.",
-                    "security": [{"bearer": []}],
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": _ref("SalesforceCheckRequest")}},
-                    },
-                    "responses": _check_responses(bearer),
-                }
-            },
+            **{adapter.path: _adapter_path(adapter) for adapter in adapters},
             "/v1/admin/reload": {
                 "post": {
                     "operationId": "reload",
@@ -282,13 +238,10 @@ def build_openapi(*, max_body_bytes: int, version: str) -> dict[str, Any]:
             "schemas": schemas,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
-                "hubspotSignature": {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "X-HubSpot-Signature-v3",
-                    "description": (
-                        "HubSpot's v3 signature with X-HubSpot-Request-Timestamp (5-minute window)."
-                    ),
+                **{
+                    name: scheme
+                    for adapter in adapters
+                    for name, scheme in adapter.security_schemes.items()
                 },
             },
         },

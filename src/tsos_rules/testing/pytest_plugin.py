@@ -12,9 +12,10 @@ Fixtures:
 
 ``tsos_plugin``
     ``tsos_plugin(plugin, name=None)`` registers a plugin (an object or module with
-    ``@hookimpl`` functions, or a dotted ``"module:attribute"`` path) for this test only. It is
-    discovered exactly as an installed ``tsos_rules`` entry point would be, so disabling by name,
-    failure reporting and ``tsos-rules plugins`` all see it; it is gone after the test.
+    ``@hookimpl`` functions, or a dotted ``"module:attribute"`` path) for this test only, through
+    ``get_plugin_manager``'s added plugins: it is treated exactly as an installed ``tsos_rules``
+    entry point, so disabling by name, failure reporting and ``tsos-rules plugins`` all see it;
+    it is gone after the test.
 ``tsos_check``
     ``tsos_check(snapshot, packs=None, parameters=None, config=None, as_of=None)`` evaluates a
     snapshot (a builder dict or a :class:`tsos_rules.Snapshot`) with the given packs, or with
@@ -31,12 +32,8 @@ Fixtures:
 
 from __future__ import annotations
 
-import importlib.metadata
-import itertools
 import json
 import os
-import sys
-import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -46,9 +43,8 @@ import pytest
 from tsos_rules.config import coerce_config
 from tsos_rules.engine import Engine
 from tsos_rules.findings import Findings
-from tsos_rules.markers import PROJECT
 from tsos_rules.model import Snapshot
-from tsos_rules.plugins import DISABLE_ENV
+from tsos_rules.plugins import DISABLE_ENV, added_plugins
 from tsos_rules.rules.spec import RulePack
 from tsos_rules.testing.fake_connector import FakeCRM
 from tsos_rules.testing.run import evaluate
@@ -63,72 +59,48 @@ __all__ = [
     "tsos_plugin",
 ]
 
-_counter = itertools.count(1)
-
 
 class PluginRegistrar:
-    """What the ``tsos_plugin`` fixture returns: call it to register a plugin for one test."""
+    """What the ``tsos_plugin`` fixture returns: call it to register a plugin for one test.
+
+    Registration goes through :data:`tsos_rules.plugins.added_plugins`, which every
+    :func:`~tsos_rules.plugins.get_plugin_manager` registers after the built-ins and before
+    the installed entry points; the monkeypatch it is built with takes it out again.
+    """
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self._monkeypatch = monkeypatch
-        self._entry_points: list[importlib.metadata.EntryPoint] = []
-        self._patched = False
+        self._names: list[str] = []
 
     @property
     def names(self) -> list[str]:
         """The names registered so far in this test."""
-        return [entry_point.name for entry_point in self._entry_points]
+        return list(self._names)
 
     def __call__(self, plugin: object | str, name: str | None = None) -> str:
         """Register ``plugin`` under ``name`` (default: derived from it); returns the name.
 
         ``plugin`` is an object or a module carrying ``@hookimpl`` functions, or a string
         ``"package.module"`` / ``"package.module:attribute"`` naming one, as an entry point's
-        value would. The name is removed from ``TSOS_RULES_DISABLE_PLUGINS`` for this test; set
-        the variable after registering to test disabling.
+        value would. It shadows an installed plugin of the same name. The name is removed from
+        ``TSOS_RULES_DISABLE_PLUGINS`` for this test; set the variable after registering to
+        test disabling.
         """
         if isinstance(plugin, str):
-            value = plugin
             default_name = plugin.split(":")[0].rsplit(".", 1)[-1]
         else:
-            module_name = f"_tsos_rules_test_plugin_{next(_counter)}"
-            holder = types.ModuleType(module_name)
-            holder.plugin = plugin  # type: ignore[attr-defined]
-            self._monkeypatch.setitem(sys.modules, module_name, holder)
-            value = f"{module_name}:plugin"
             default_name = getattr(plugin, "__name__", None) or type(plugin).__name__
             default_name = default_name.rsplit(".", 1)[-1]
         chosen = name or default_name
-        if chosen in self.names:
+        if chosen in self._names:
             raise ValueError(f"a plugin named {chosen!r} is already registered in this test")
-        self._entry_points.append(importlib.metadata.EntryPoint(chosen, value, PROJECT))
-        self._install()
+        self._monkeypatch.setitem(added_plugins, chosen, plugin)
+        self._names.append(chosen)
         blocked = [n for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()]
         if chosen in [n.strip() for n in blocked]:
             kept = ",".join(n for n in blocked if n.strip() != chosen)
             self._monkeypatch.setenv(DISABLE_ENV, kept)
         return chosen
-
-    def _install(self) -> None:
-        if self._patched:
-            return
-        self._patched = True
-        original = importlib.metadata.entry_points
-        extra = self._entry_points
-
-        def entry_points(**params: Any) -> Any:
-            found: Any = original(**params)
-            if not params:
-                return found  # the deprecated all-groups mapping: leave it alone
-            mine = [ep for ep in extra if ep.matches(**params)]
-            if not mine:
-                return found
-            # A test plugin shadows an installed one of the same name.
-            names = {ep.name for ep in mine}
-            kept = [ep for ep in found if not (ep.group == PROJECT and ep.name in names)]
-            return importlib.metadata.EntryPoints([*kept, *mine])
-
-        self._monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
 
 
 @pytest.fixture

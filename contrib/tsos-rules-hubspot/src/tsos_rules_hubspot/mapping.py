@@ -210,6 +210,41 @@ def _flag(props: Mapping[str, Any], name: str) -> bool:
 # -- deals -----------------------------------------------------------------------------------
 
 
+def deal_fields(settings: HubSpotSettings) -> dict[str, tuple[str, ...]]:
+    """Model field -> the deal properties it is read from (first present wins).
+
+    The deal field map of this package: the in-line adapter reads a webhook body through it,
+    and the names the connector's settings make configurable (``channel_property``,
+    ``partner_property``, ...) are the ones the sync reads, so one setting changes both.
+    """
+    return {
+        "id": ("hs_object_id",),
+        "name": ("dealname",),
+        "stage": ("dealstage",),
+        "amount": ("amount",),
+        "close_date": ("closedate",),
+        "forecast_category": ("hs_manual_forecast_category", "hs_forecast_category"),
+        "is_closed": ("hs_is_closed",),
+        "is_won": ("hs_is_closed_won",),
+        "probability": ("hs_deal_stage_probability",),
+        "next_step": ("hs_next_step",),
+        "next_step_date": _names("tsos_next_step_date", settings.next_step_date_property),
+        "owner_id": ("hubspot_owner_id",),
+        "partner_id": _names(settings.partner_property, "tsos_partner_id"),
+        "channel": (settings.channel_property,),
+        "lead_id": ("tsos_lead_id",),
+        "account_id": ("tsos_account_id", "associatedcompanyid"),
+        "stage_changed_at": ("tsos_stage_changed_at",),
+        "partner_override_reason": (settings.partner_override_reason_property,),
+        "team_user_ids": ("tsos_team_user_ids",),
+        "close_date_approved_by": ("tsos_close_date_approved_by",),
+    }
+
+
+def _names(*names: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(names))
+
+
 def deal_properties(settings: HubSpotSettings) -> list[str]:
     """Every deal property a read asks for."""
     names = [

@@ -1,4 +1,5 @@
-"""The Salesforce connector, registered as ``salesforce`` through the connectors hook.
+"""The Salesforce connector, registered as ``salesforce`` through the connectors hook, and its
+in-line adapter (``POST /v1/salesforce/check``) through the in-line adapters hook.
 
 ``[connector] type = "salesforce"``; see ``docs/salesforce.md`` for the Connected App set-up,
 the field mapping and what the connector writes.
@@ -22,7 +23,13 @@ if TYPE_CHECKING:
         SalesforceSettings,
     )
 
-__all__ = ["Problem", "SalesforceConnector", "SalesforceSettings", "tsos_rules_register_connectors"]
+__all__ = [
+    "Problem",
+    "SalesforceConnector",
+    "SalesforceSettings",
+    "tsos_rules_register_connectors",
+    "tsos_rules_register_inline_adapters",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -42,3 +49,11 @@ def salesforce_connector(settings: Mapping[str, Any], **kwargs: Any) -> Salesfor
 def tsos_rules_register_connectors(register: Callable[[str, Any], None]) -> None:
     """Register the ``salesforce`` connector factory."""
     register("salesforce", salesforce_connector)
+
+
+@hookimpl
+def tsos_rules_register_inline_adapters(register: Callable[[Any], None]) -> None:
+    """Register ``POST /v1/salesforce/check`` (same field map as the connector)."""
+    from tsos_rules.connectors.salesforce.inline import ADAPTER
+
+    register(ADAPTER)

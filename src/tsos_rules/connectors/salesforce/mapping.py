@@ -50,10 +50,22 @@ class FieldSpec:
     default: str | None
     kind: str
     """``str``, ``id``, ``date``, ``datetime``, ``number``, ``int``, ``bool`` or ``enum``."""
+    also: tuple[str, ...] = ()
+    """Conventional custom fields (docs/inline.md) the in-line adapter also reads from a body
+    when the config names none; a sync never queries them unmapped (a missing field fails)."""
+    sync: bool = True
+    """False: only the in-line adapter reads it (a change's approval, a role picklist)."""
 
 
-def _spec(key: str, sobject: str, default: str | None, kind: str) -> FieldSpec:
-    return FieldSpec(key, sobject, default, kind)
+def _spec(
+    key: str,
+    sobject: str,
+    default: str | None,
+    kind: str,
+    *also: str,
+    sync: bool = True,
+) -> FieldSpec:
+    return FieldSpec(key, sobject, default, kind, also, sync)
 
 
 #: Every mappable doctrine field, keyed ``record.field`` (CONTRACT.md names).
@@ -64,45 +76,87 @@ CATALOGUE: dict[str, FieldSpec] = {
         _spec("opportunity.account_id", "Opportunity", "AccountId", "id"),
         _spec("opportunity.owner_id", "Opportunity", "OwnerId", "id"),
         _spec("opportunity.partner_id", "Opportunity", "PartnerAccountId", "id"),
-        _spec("opportunity.channel", "Opportunity", None, "enum"),
+        _spec("opportunity.channel", "Opportunity", None, "enum", "Channel__c"),
         _spec("opportunity.stage", "Opportunity", "StageName", "enum"),
         _spec("opportunity.probability", "Opportunity", "Probability", "number"),
         _spec("opportunity.amount", "Opportunity", "Amount", "number"),
         _spec("opportunity.close_date", "Opportunity", "CloseDate", "date"),
-        _spec("opportunity.forecast_category", "Opportunity", "ForecastCategoryName", "enum"),
+        _spec(
+            "opportunity.forecast_category",
+            "Opportunity",
+            "ForecastCategoryName",
+            "enum",
+            "ForecastCategory",
+        ),
         _spec("opportunity.is_closed", "Opportunity", "IsClosed", "bool"),
         _spec("opportunity.is_won", "Opportunity", "IsWon", "bool"),
         _spec("opportunity.next_step", "Opportunity", "NextStep", "str"),
-        _spec("opportunity.next_step_date", "Opportunity", None, "date"),
+        _spec("opportunity.next_step_date", "Opportunity", None, "date", "Next_Step_Date__c"),
         _spec("opportunity.stage_changed_at", "Opportunity", "LastStageChangeDate", "datetime"),
-        _spec("opportunity.partner_override_reason", "Opportunity", None, "str"),
-        _spec("opportunity.partner_consent_by", "Opportunity", None, "str"),
-        _spec("opportunity.partner_consent_at", "Opportunity", None, "datetime"),
-        _spec("opportunity.partner_consent_reason", "Opportunity", None, "enum"),
-        _spec("opportunity.partner_consent_note", "Opportunity", None, "str"),
+        _spec(
+            "opportunity.partner_override_reason",
+            "Opportunity",
+            None,
+            "str",
+            "Partner_Override_Reason__c",
+        ),
+        _spec(
+            "opportunity.partner_consent_by", "Opportunity", None, "str", "Partner_Consent_By__c"
+        ),
+        _spec(
+            "opportunity.partner_consent_at",
+            "Opportunity",
+            None,
+            "datetime",
+            "Partner_Consent_At__c",
+        ),
+        _spec(
+            "opportunity.partner_consent_reason",
+            "Opportunity",
+            None,
+            "enum",
+            "Partner_Consent_Reason__c",
+        ),
+        _spec(
+            "opportunity.partner_consent_note",
+            "Opportunity",
+            None,
+            "str",
+            "Partner_Consent_Note__c",
+        ),
+        _spec("opportunity.lead_id", "Opportunity", None, "id", "Lead__c", sync=False),
+        _spec(
+            "opportunity.close_date_approved_by",
+            "Opportunity",
+            None,
+            "str",
+            "Close_Date_Approved_By__c",
+            sync=False,
+        ),
         _spec("account.name", "Account", "Name", "str"),
-        _spec("account.partner_of_record_id", "Account", None, "id"),
+        _spec("account.partner_of_record_id", "Account", None, "id", "Partner_of_Record__c"),
         _spec("partner.name", "Account", "Name", "str"),
         _spec("partner.is_partner", "Account", "IsPartner", "bool"),
-        _spec("partner.status", "Account", None, "enum"),
-        _spec("partner.tier", "Account", None, "str"),
-        _spec("partner.credit_limit", "Account", None, "number"),
+        _spec("partner.status", "Account", None, "enum", "Partner_Status__c"),
+        _spec("partner.tier", "Account", None, "str", "Partner_Tier__c"),
+        _spec("partner.credit_limit", "Account", None, "number", "Partner_Credit_Limit__c"),
         _spec("partner.fiscal_year_start_month", "Account", None, "int"),
         _spec("lead.company", "Lead", "Company", "str"),
-        _spec("lead.account_id", "Lead", "ConvertedAccountId", "id"),
+        _spec("lead.account_id", "Lead", "ConvertedAccountId", "id", "Account__c"),
         _spec("lead.owner_id", "Lead", "OwnerId", "id"),
         _spec("lead.partner_id", "Lead", "PartnerAccountId", "id"),
         _spec("lead.source", "Lead", "LeadSource", "enum"),
         _spec("lead.status", "Lead", "Status", "enum"),
-        _spec("lead.outcome", "Lead", None, "enum"),
-        _spec("lead.distributed_at", "Lead", None, "datetime"),
-        _spec("lead.accepted_at", "Lead", None, "datetime"),
-        _spec("lead.followed_up_at", "Lead", None, "datetime"),
+        _spec("lead.outcome", "Lead", None, "enum", "Outcome__c"),
+        _spec("lead.distributed_at", "Lead", None, "datetime", "Distributed_At__c"),
+        _spec("lead.accepted_at", "Lead", None, "datetime", "Accepted_At__c"),
+        _spec("lead.followed_up_at", "Lead", None, "datetime", "Followed_Up_At__c"),
         _spec("lead.converted_opportunity_id", "Lead", "ConvertedOpportunityId", "id"),
         _spec("user.name", "User", "Name", "str"),
+        _spec("user.role", "User", None, "enum", "Tsos_Role__c", sync=False),
         _spec("activity.subject", "Task", "Subject", "str"),
         _spec("activity.due_date", "Task", "ActivityDate", "date"),
-        _spec("activity.partner_notified", "Task", None, "bool"),
+        _spec("activity.partner_notified", "Task", None, "bool", "Partner_Notified__c"),
     )
 }
 
@@ -118,6 +172,26 @@ for _key in CATALOGUE:
     _owners = [k for k in CATALOGUE if k.split(".", 1)[1] == _short]
     if len(_owners) == 1:
         ALIASES.setdefault(_short, _key)
+
+
+def configured_fields(fields: SettingsTable) -> dict[str, str | None]:
+    """The ``[connector.fields]`` entries, by catalogue key: a field name, or None when ``""``
+    switches the field off. Read by the sync connector and the in-line adapter alike."""
+    configured: dict[str, str | None] = {}
+    for key, value in fields.data.items():
+        canonical = ALIASES.get(key, key)
+        spec = CATALOGUE.get(canonical)
+        if spec is None:
+            known = ", ".join(sorted(CATALOGUE))
+            raise ConfigError(f"{fields.path(key)}: unknown doctrine field (known: {known})")
+        if not isinstance(value, str):
+            raise ConfigError(
+                f'{fields.path(key)}: expected "{spec.sobject}.Field__c" or "" to switch '
+                f"it off, got {value!r}"
+            )
+        configured[canonical] = _field_value(value, spec, fields.path(key))
+    return configured
+
 
 #: Salesforce's standard stage picklist, placed on the doctrine's ladder (org.stage_ladder).
 DEFAULT_STAGES: dict[str, str] = {
@@ -298,18 +372,7 @@ class FieldMapping:
         users: SettingsTable,
     ) -> FieldMapping:
         resolved: dict[str, str | None] = {key: spec.default for key, spec in CATALOGUE.items()}
-        for key, value in fields.data.items():
-            canonical = ALIASES.get(key, key)
-            spec = CATALOGUE.get(canonical)
-            if spec is None:
-                known = ", ".join(sorted(CATALOGUE))
-                raise ConfigError(f"{fields.path(key)}: unknown doctrine field (known: {known})")
-            if not isinstance(value, str):
-                raise ConfigError(
-                    f'{fields.path(key)}: expected "{spec.sobject}.Field__c" or "" to switch '
-                    f"it off, got {value!r}"
-                )
-            resolved[canonical] = _field_value(value, spec, fields.path(key))
+        resolved.update(configured_fields(fields))
         stage_map = dict(DEFAULT_STAGES)
         for name, stage in stages.data.items():
             if not isinstance(stage, str):
@@ -363,8 +426,8 @@ class FieldMapping:
         """Salesforce fields to select for a record type: ``base`` + mapped + extra fields."""
         names: list[str] = list(base)
         prefix = f"{record}."
-        for key in CATALOGUE:
-            if key.startswith(prefix):
+        for key, spec in CATALOGUE.items():
+            if key.startswith(prefix) and spec.sync:
                 field = self.fields.get(key)
                 if field and field not in names:
                     names.append(field)

@@ -1,17 +1,89 @@
-"""HubSpot: the v3 request signature, its 5-minute window, replays, and the deal adapter."""
+"""HubSpot in-line: the v3 request signature, its 5-minute window, replays, and the deal adapter.
+
+``POST /v1/hubspot/check`` exists because this package registers its in-line adapter; the app
+is driven through ``httpx.ASGITransport`` on an anyio blocking portal (no network, no sockets).
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from inline_support import AUTH, HUBSPOT_SECRET
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from tsos_rules_hubspot import inline as adapters
+from tsos_rules_hubspot.inline import hubspot_signature_v3, hubspot_uri
 
-from tsos_rules.inline import ChangeError
-from tsos_rules.server import adapters
-from tsos_rules.server.auth import hubspot_signature_v3, hubspot_uri
+from tsos_rules.inline import ChangeError, clear_checkers
+from tsos_rules.plugins import DISABLE_ENV
+from tsos_rules.server import ServeSettings, create_app
+
+TOKEN = "tok-9f3a1c77e2b54d0c8e1f-not-a-real-token"
+HUBSPOT_SECRET = "hs-secret-0b6d2e44-71aa-4f0e-9c3b-not-real"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(autouse=True)
+def _only_this_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Defaults only, and no other third-party pack adding findings to the decisions."""
+    others = sorted({ep.name for ep in entry_points(group="tsos_rules")} - {"hubspot"})
+    monkeypatch.setenv(DISABLE_ENV, ",".join(others))
+    monkeypatch.delenv("TSOS_RULES_CONFIG", raising=False)
+    clear_checkers()
+    yield
+    clear_checkers()
+
+
+class Client:
+    """A synchronous client for an ASGI app (requests go through the real middleware stack)."""
+
+    def __init__(self, portal: BlockingPortal, app: Any) -> None:
+        self.portal = portal
+        self.app = app
+        transport = httpx.ASGITransport(app=app)
+        self._client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        async def call() -> httpx.Response:
+            return await self._client.post(url, **kwargs)
+
+        return self.portal.call(call)
+
+    def close(self) -> None:
+        self.portal.call(self._client.aclose)
+        self.app.state.service.decisions.close()
+        self.app.state.service.rules.checker.close()
+
+
+@pytest.fixture
+def make_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Client]]:
+    """``make_client(**serve_settings, app_kwargs={...})`` -> a Client on a fresh app."""
+    clients: list[Client] = []
+    monkeypatch.setenv("TSOS_TEST_TOKEN", TOKEN)
+    monkeypatch.setenv("TSOS_TEST_HUBSPOT", HUBSPOT_SECRET)
+    with start_blocking_portal() as portal:
+
+        def make(*, app_kwargs: dict[str, Any] | None = None, **serve: Any) -> Client:
+            table: dict[str, Any] = {
+                "token": {"env": "TSOS_TEST_TOKEN"},
+                "hubspot_app_secret": {"env": "TSOS_TEST_HUBSPOT"},
+                "decision_log": str(tmp_path / "decisions.jsonl"),
+                "max_body_bytes": 64 * 1024,
+            }
+            table.update(serve)
+            app = create_app(ServeSettings.from_mapping(table), **(app_kwargs or {}))
+            clients.append(Client(portal, app))
+            return clients[-1]
+
+        yield make
+        for client in clients:
+            client.close()
+
 
 # HubSpot's published example (hubspot-api-python, tests/spec/utils/test_signature.py).
 EXAMPLE = {
@@ -185,7 +257,7 @@ def test_the_real_clock_window(make_client):
 
 
 def deal_of(body: Any, **kwargs: Any) -> Any:
-    return adapters.hubspot(body, **kwargs).change.after
+    return adapters.adapt(body, **kwargs).change.after
 
 
 def test_the_flat_customised_body():
@@ -255,7 +327,7 @@ def test_a_before_object_makes_the_close_date_move_visible():
             "hs_forecast_category": "COMMIT",
         },
     }
-    request = adapters.hubspot(body)
+    request = adapters.adapt(body)
     assert request.change.before.close_date.isoformat() == "2026-12-15"
 
 
@@ -279,7 +351,7 @@ def test_a_before_object_makes_the_close_date_move_visible():
 )
 def test_adapter_errors_name_the_hubspot_property(body, field):
     with pytest.raises(ChangeError) as caught:
-        adapters.hubspot(body)
+        adapters.adapt(body)
     assert caught.value.field == field
 
 

@@ -1,6 +1,6 @@
 """The declarative backend: pack loading and validation, and evaluation on the real durable engine.
 
-Expected results come from the semantics documented in ``tsos_rules.rules.declarative`` and
+Expected results come from the semantics documented in ``tsos_rules.rules.declarative.loader`` and
 from an independent plain-Python evaluator (``reference``) of the same conditions.
 """
 
@@ -13,6 +13,8 @@ import datetime as dt
 import json
 import random
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,26 +23,26 @@ from typing import Any
 import durable_rules_engine
 import pytest
 
+from tsos_rules import load_declarative_pack
 from tsos_rules.engine import Engine
 from tsos_rules.errors import ConfigError, InputError, PackValidationError, TsosRulesError
 from tsos_rules.facts import OpportunityFacts, build_index
 from tsos_rules.findings import Severity
 from tsos_rules.model import Account, Lead, Opportunity, Snapshot
-from tsos_rules.rules import declarative
-from tsos_rules.rules.declarative import (
+from tsos_rules.rules.declarative import loader, runtime
+from tsos_rules.rules.declarative.loader import (
     OPERATORS,
     PACK_KEYS,
     PARAMETER_KEYS,
     RULE_KEYS,
-    CompiledDeclarativePack,
     DeclarativeRule,
     fact_fields,
-    load_declarative_pack,
 )
+from tsos_rules.rules.declarative.runtime import CompiledDeclarativePack
 from tsos_rules.rules.spec import RulePack
 
 PACKS = Path(__file__).parent / "data" / "packs"
-SCHEMA = Path(declarative.__file__).parents[2] / "schemas" / "declarative-pack.schema.json"
+SCHEMA = Path(loader.__file__).parents[2] / "schemas" / "declarative-pack.schema.json"
 AS_OF = dt.date(2024, 5, 1)
 MISSING = object()
 
@@ -479,8 +481,8 @@ def test_an_already_observed_answer_is_an_error_not_a_silent_miss() -> None:
         fact = '{"sid":"0","id":"7","a":1}'
         durable_rules_engine.assert_fact(handle, fact)
         with pytest.raises(TsosRulesError, match=r"answered 2 \(already observed\)"):
-            declarative._fire(handle, fact)
-        assert declarative._fire(handle, '{"sid":"0","id":"8","a":1}') == {"r0"}
+            runtime._fire(handle, fact)
+        assert runtime._fire(handle, '{"sid":"0","id":"8","a":1}') == {"r0"}
     finally:
         durable_rules_engine.delete_ruleset(handle)
 
@@ -491,9 +493,9 @@ def test_a_refused_fact_is_an_error_and_later_facts_are_still_right() -> None:
     handle = durable_rules_engine.create_ruleset("test-refused", json.dumps(rules))
     try:
         with pytest.raises(TsosRulesError, match=r"refused the fact: .*error code: 303"):
-            declarative._fire(handle, '{"sid":"0","id":"1","n":100}')
-        assert declarative._fire(handle, '{"sid":"0","id":"2","n":2}') == {"r0", "r1"}
-        assert declarative._fire(handle, '{"sid":"0","id":"1","n":1}') == {"r0"}
+            runtime._fire(handle, '{"sid":"0","id":"1","n":100}')
+        assert runtime._fire(handle, '{"sid":"0","id":"2","n":2}') == {"r0", "r1"}
+        assert runtime._fire(handle, '{"sid":"0","id":"1","n":1}') == {"r0"}
     finally:
         durable_rules_engine.delete_ruleset(handle)
 
@@ -580,10 +582,10 @@ def test_schema_documents_the_keys_the_loader_accepts() -> None:
     schema = json.loads(SCHEMA.read_text())
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert set(schema["properties"]) == set(PACK_KEYS)
-    assert set(schema["required"]) == set(declarative.REQUIRED_PACK_KEYS)
+    assert set(schema["required"]) == set(loader.REQUIRED_PACK_KEYS)
     defs = schema["$defs"]
     assert set(defs["rule"]["properties"]) == set(RULE_KEYS)
-    assert set(defs["rule"]["required"]) == set(declarative.REQUIRED_RULE_KEYS)
+    assert set(defs["rule"]["required"]) == set(loader.REQUIRED_RULE_KEYS)
     assert set(defs["parameter"]["properties"]) == set(PARAMETER_KEYS)
     assert set(defs["fieldTest"]["properties"]) == set(OPERATORS)
     assert defs["recordType"]["enum"] == ["opportunity", "lead", "account", "activity"]
@@ -755,3 +757,81 @@ def test_missing_pack_keys() -> None:
     del doc["version"]
     assert refusal(doc) == "pack 't': version: missing"
     assert refusal({}) == "pack: name: missing"
+
+
+# -- modules -------------------------------------------------------------------------------
+
+#: Loads and validates a pack the three ways a user can, then says whether durable-rules's C
+#: extension got imported; with ``evaluate`` it then evaluates the pack (which must import it).
+NATIVE_PROBE = """
+import sys
+from click.testing import CliRunner
+
+import tsos_rules
+from tsos_rules.cli import main
+
+path = sys.argv[1]
+pack = tsos_rules.load_declarative_pack(path)
+pack.validate()
+for args in (["validate-pack", path], ["rules", "validate", path]):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+print("validated", "durable_rules_engine" in sys.modules)
+if sys.argv[2:] == ["evaluate"]:
+    import datetime
+
+    deal = tsos_rules.Opportunity("o1")
+    engine = tsos_rules.Engine([pack])
+    engine.evaluate(tsos_rules.Snapshot(as_of=datetime.date(2024, 5, 1), opportunities=(deal,)))
+    engine.close()
+    print("evaluated", "durable_rules_engine" in sys.modules)
+"""
+
+
+def probe_native(*args: str) -> list[str]:
+    run = subprocess.run(
+        [sys.executable, "-W", "error", "-c", NATIVE_PROBE, str(PACKS / "hygiene.yaml"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout.splitlines()
+
+
+def test_validating_a_pack_imports_no_native_code() -> None:
+    assert probe_native() == ["validated False"]
+    # The probe can tell: evaluating the same pack does load the C extension.
+    assert probe_native("evaluate") == ["validated False", "evaluated True"]
+
+
+def test_the_old_import_path_warns_and_names_the_new_module() -> None:
+    from tsos_rules.rules import declarative
+
+    expected = {
+        "load_declarative_pack": ("tsos_rules", load_declarative_pack),
+        "DeclarativeRule": ("tsos_rules.rules.declarative.loader", DeclarativeRule),
+        "fact_fields": ("tsos_rules.rules.declarative.loader", fact_fields),
+        "CompiledDeclarativePack": (
+            "tsos_rules.rules.declarative.runtime",
+            CompiledDeclarativePack,
+        ),
+        "MAX_FIRINGS": ("tsos_rules.rules.declarative.compiler", 64),
+    }
+    for name, (home, value) in expected.items():
+        with pytest.warns(DeprecationWarning, match=f"import it from {re.escape(home)}$"):
+            assert getattr(declarative, name) == value
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        declarative.nothing  # noqa: B018
+
+
+def test_importing_the_new_modules_does_not_warn() -> None:
+    code = (
+        "from tsos_rules.rules.declarative import compiler, loader, runtime\n"
+        "import tsos_rules.rules.declarative as package\n"
+        "assert package.loader is loader\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr

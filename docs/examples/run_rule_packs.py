@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from acme_pack import PACK as PYTHON_PACK
 
-from tsos_rules.rules.declarative import load_declarative_pack
+from tsos_rules import load_declarative_pack
 from tsos_rules.testing import deal, evaluate, snapshot
 
 YAML_PACK = load_declarative_pack(Path(__file__).with_name("acme-hygiene.yaml"))

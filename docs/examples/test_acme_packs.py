@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import acme_pack
 
-from tsos_rules.rules.declarative import load_declarative_pack
+from tsos_rules import load_declarative_pack
 from tsos_rules.testing import deal, evaluate, found, only, snapshot
 
 YAML = Path(__file__).with_name("acme-hygiene.yaml")

@@ -18,7 +18,8 @@ from tsos_rules.errors import (
     TsosRulesError,
     deprecated,
 )
-from tsos_rules.findings import Finding, Findings, Severity
+from tsos_rules.findings import Decision, Finding, Findings, Severity
+from tsos_rules.inline import ChangeChecker, check_change
 from tsos_rules.markers import hookimpl, hookspec
 from tsos_rules.model import (
     Account,
@@ -32,21 +33,14 @@ from tsos_rules.model import (
     User,
 )
 from tsos_rules.org import OrgProfile
+from tsos_rules.rules.declarative.loader import load_declarative_pack
 from tsos_rules.rules.spec import Parameter, PythonRule, RulePack, RuleSpec, Violation
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    """Exports whose modules load native or server code are imported on first use."""
-    if name == "load_declarative_pack":
-        from tsos_rules.rules.declarative import load_declarative_pack
-
-        return load_declarative_pack
-    if name in ("check_change", "Decision", "ChangeChecker"):
-        from tsos_rules import inline
-
-        return getattr(inline, name)
+    """Deprecated names still resolve for one release, with a DeprecationWarning."""
     error = deprecated(name)
     if error is not None:
         return error

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from tsos_rules import RulePack
-from tsos_rules.rules.declarative import load_declarative_pack
+from tsos_rules import RulePack, load_declarative_pack
 from tsos_rules.testing.docs import python_blocks
 
 ROOT = Path(__file__).resolve().parents[2]

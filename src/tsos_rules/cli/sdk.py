@@ -42,19 +42,17 @@ def pack_files(path: Path) -> list[Path]:
 
 
 def check_pack_file(path: Path) -> PackCheck:
-    """Load a declarative pack, validate it and compile it on the rules backend."""
-    from tsos_rules.engine import Engine
+    """Load a declarative pack, validate it and compile it (no native code is loaded)."""
+    from tsos_rules.rules.declarative.compiler import compile_plans
+    from tsos_rules.rules.declarative.loader import load_declarative_pack
 
-    try:
-        from tsos_rules.rules.declarative import load_declarative_pack
-    except ImportError as exc:  # pragma: no cover - only while the backend is being built
-        return PackCheck(str(path), False, error=f"declarative packs are unavailable: {exc}")
     if not path.exists():
         return PackCheck(str(path), False, error="no such file or directory")
     try:
         pack = load_declarative_pack(path)
         pack.validate()
-        Engine([pack]).close()  # the backend compiles every rule: what it cannot run fails here
+        # What the engine compiles with the defaults: what durable cannot run fails here.
+        compile_plans(pack, pack.declarative_rules, pack.resolve_parameters(None))
     except TsosRulesError as exc:
         message = str(exc)
         prefix = f"{path}: "

@@ -21,6 +21,7 @@ from tsos_rules.facts import FactIndex, RecordFacts, build_index
 from tsos_rules.findings import Finding, Findings, Severity
 from tsos_rules.model import Snapshot
 from tsos_rules.org import OrgProfile
+from tsos_rules.rules.declarative.loader import load_declarative_pack
 from tsos_rules.rules.spec import CheckFn, CompiledPack, PythonRule, RulePack, RuleSpec
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class Engine:
                 self._compiled.append(CompiledPythonPack.build(pack, python_rules, values))
             declarative = [r for r in pack.declarative_rules if r.spec.id in selected]
             if declarative:
-                from tsos_rules.rules.declarative import CompiledDeclarativePack
+                from tsos_rules.rules.declarative.runtime import CompiledDeclarativePack
 
                 self._compiled.append(CompiledDeclarativePack.build(pack, declarative, values))
         self.record_types = frozenset(t for spec in self.specs.values() for t in spec.record_types)
@@ -200,8 +201,6 @@ def load_pack_dirs(directories: Sequence[Path]) -> list[RulePack]:
     packs: list[RulePack] = []
     if not directories:
         return packs
-    from tsos_rules.rules.declarative import load_declarative_pack
-
     for directory in directories:
         if not directory.is_dir():
             raise ConfigError(f"rules.pack_dirs: {directory} is not a directory")

@@ -1,9 +1,11 @@
 """Facts ③: each record joined to what the rules read about it (partners, owners, moves, groups).
 
-The public surface for rule authors; ``index`` holds the fact index and its joins.
+The public surface for rule authors: ``records`` holds what a rule may read, ``index`` the fact
+index that builds it and its joins.
 """
 
-from tsos_rules.facts.index import (
+from tsos_rules.facts.index import FactIndex, build_index
+from tsos_rules.facts.records import (
     ACCOUNT_PARTNER_OF_RECORD,
     CHANNEL_FIELD,
     LEAD_PARTNER,
@@ -13,11 +15,9 @@ from tsos_rules.facts.index import (
     ActivityFacts,
     CloseDateMove,
     CompanyConflict,
-    FactIndex,
     LeadFacts,
     OpportunityFacts,
     RecordFacts,
-    build_index,
     change_time,
     once,
 )

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from tsos_rules.rules.declarative import load_declarative_pack
+from tsos_rules import load_declarative_pack
 
 #: The pack's source file, shipped inside the package.
 PACK_FILE = Path(__file__).with_name("pipeline-hygiene.yaml")

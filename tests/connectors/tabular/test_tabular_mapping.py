@@ -104,6 +104,10 @@ def test_mapping_a_column_only_of_a_time_zone(tmp_path: Path) -> None:
         ({"tables": {"deals": {"table": "x"}}}, "connector.tables.deals.record: expected one of"),
         ({"colour": "blue"}, "connector.colour: unknown setting"),
         (
+            {"folder": None, "url": "postgresql://crm:s3cret@db/crm"},
+            "connector.url: this URL holds a password",
+        ),
+        (
             {"tables": {"opportunity": {"table": "d", "where": "1=1"}}},
             "tables.opportunity.where: SQL conditions need an SQL",
         ),

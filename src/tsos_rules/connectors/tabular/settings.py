@@ -8,6 +8,7 @@ config's own tables are laid over it key by key.
 
 from __future__ import annotations
 
+import re
 import tomllib
 import zoneinfo
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ RECORD_TYPES = (
 )
 PRESETS = ("goldmine",)
 WRITE_MODES = ("none", "table", "outbox")
+_PASSWORD = re.compile(r"://[^/@:]*:[^/@]+@")
 
 #: The task/outbox table's columns, by role; each may be renamed in ``[connector.write.columns]``.
 TASK_COLUMNS = (
@@ -146,6 +148,11 @@ class TabularSettings:
             raise ConfigError(
                 f'{where}: give exactly one source: folder = "..." (CSV files) '
                 'or url = {env = "..."} (an SQLAlchemy database URL)'
+            )
+        if url is not None and _PASSWORD.search(url.get("value", "")):
+            raise ConfigError(
+                f"{top.path('url')}: this URL holds a password; give it as "
+                '{env = "VARIABLE"} or {file = "/path"}, never in the config'
             )
         time_zone = top.string("time_zone", "UTC") or "UTC"
         try:

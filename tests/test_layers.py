@@ -78,4 +78,6 @@ def test_a_new_import_against_the_layers_breaks_a_contract(
     result = _lint(copy, tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     broken = [line for line in result.stdout.splitlines() if " BROKEN" in line]
-    assert [line for line in broken if line.startswith(contract)] == broken != []
+    # The planted import may break more than one contract (everything that reaches the module
+    # it was planted in now reaches the forbidden one too); the named one must be among them.
+    assert any(line.startswith(contract) for line in broken), result.stdout

@@ -32,6 +32,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "tsos_rules.packs.tsos",
     "tsos_rules.connectors.local",
     "tsos_rules.connectors.salesforce",
+    "tsos_rules.connectors.tabular",
 )
 
 #: Comma-separated plugin names to leave out, e.g. ``TSOS_RULES_DISABLE_PLUGINS=hubspot``.

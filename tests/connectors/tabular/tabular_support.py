@@ -1,0 +1,374 @@
+"""A CRM laid out in tables for the tabular connector's tests: its mapping, its schema, and
+the edits its users make (seeding, changing and deleting rows at a given time)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from tsos_rules.connectors.tabular.connector import TabularConnector
+from tsos_rules.connectors.tabular.mapping import kind_of
+from tsos_rules.model import Snapshot
+from tsos_rules.snapshot.document import snapshot_to_dict
+
+LADDER_NAMES = {
+    "Marketing Qualified": "mql",
+    "Business Driver": "business_driver",
+    "Sales Qualified": "sql",
+    "Engagement": "engagement",
+    "Single Sales Opportunity": "single_sales_opportunity",
+    "Date Locked": "date_locked",
+    "Draft Proposal": "draft_proposal",
+    "Trial Close": "trial_close",
+    "Closing": "closing",
+    "Commitment": "commitment",
+    "Closed Won": "closed_won",
+    "Closed Lost": "closed_lost",
+}
+
+COLLECTION = {
+    "user": "users",
+    "partner": "partners",
+    "account": "accounts",
+    "lead": "leads",
+    "opportunity": "opportunities",
+    "close_date_change": "close_date_changes",
+    "activity": "activities",
+}
+
+
+def tables(*, csv: bool) -> dict[str, Any]:
+    """The ``[connector.tables]`` of the test CRM: its own table and column names, its own
+    stage names, role names and forecast names, US dates in the CSV export."""
+    common = {"modified": "updated_at", "version": "row_version"}
+    deal_formats = {"close_date": "%m/%d/%Y", "next_step_date": "%m/%d/%Y"} if csv else {}
+    return {
+        "user": {
+            "table": "crm_users",
+            "id": "user_id",
+            "columns": {"name": "full_name", "role": "user_type"},
+            "values": {"role": {"Direct Sales": "direct", "Channel Sales": "channel"}},
+            **common,
+        },
+        "partner": {
+            "table": "crm_partners",
+            "id": "partner_id",
+            "columns": {"name": "name", "status": "state", "tier": "tier"},
+            "values": {"status": {"Active": "active", "Terminated": "terminated"}},
+            **common,
+        },
+        "account": {
+            "table": "crm_accounts",
+            "id": "account_id",
+            "columns": {"name": "company", "partner_of_record_id": "por"},
+            **common,
+        },
+        "lead": {
+            "table": "crm_leads",
+            "id": "lead_id",
+            "columns": {
+                f: f
+                for f in (
+                    "company",
+                    "account_id",
+                    "owner_id",
+                    "partner_id",
+                    "source",
+                    "status",
+                    "outcome",
+                    "distributed_at",
+                    "accepted_at",
+                    "followed_up_at",
+                    "converted_opportunity_id",
+                )
+            },
+            "values": {
+                "outcome": {
+                    "Current Prospect": "current",
+                    "Future Prospect": "future",
+                    "No Opportunity": "no_opportunity",
+                }
+            },
+            **common,
+        },
+        "opportunity": {
+            "table": "crm_deals",
+            "id": "deal_id",
+            "columns": {
+                "name": "deal_name",
+                "account_id": "account_id",
+                "owner_id": "owner_id",
+                "partner_id": "partner_id",
+                "lead_id": "lead_id",
+                "channel": "channel",
+                "stage": "stage_name",
+                "probability": "probability",
+                "amount": "amount",
+                "close_date": "close_date",
+                "forecast_category": "forecast",
+                "is_closed": "is_closed",
+                "is_won": "is_won",
+                "next_step": "next_step",
+                "next_step_date": "next_step_date",
+                "team_user_ids": "team",
+                "stage_changed_at": "stage_changed_at",
+            },
+            "values": {
+                "stage": dict(LADDER_NAMES),
+                "forecast_category": {
+                    "Pipeline": "pipeline",
+                    "Best Case": "best_case",
+                    "Commit": "commit",
+                    "Closed": "closed",
+                    "Omitted": "omitted",
+                },
+            },
+            "formats": deal_formats,
+            "deleted": "is_deleted",
+            **common,
+        },
+        "close_date_change": {
+            "table": "crm_close_history",
+            "id": "history_id",
+            "columns": {
+                f: f
+                for f in (
+                    "opportunity_id",
+                    "old",
+                    "new",
+                    "changed_at",
+                    "changed_by",
+                    "approved_by",
+                    "stage",
+                    "forecast_category",
+                )
+            },
+            "modified": "updated_at",
+        },
+        "activity": {
+            "table": "crm_tasks",
+            "id": "task_id",
+            "columns": {
+                f: f
+                for f in (
+                    "what_id",
+                    "account_id",
+                    "owner_id",
+                    "subject",
+                    "due_date",
+                    "status",
+                    "partner_notified",
+                    "created_at",
+                )
+            },
+            **common,
+        },
+    }
+
+
+def settings(source: Mapping[str, Any], *, csv: bool, **more: Any) -> dict[str, Any]:
+    return {
+        "type": "tabular",
+        **source,
+        "tables": tables(csv=csv),
+        "write": {"mode": "table", "table": "tsos_tasks"},
+        **more,
+    }
+
+
+_SQL_TYPES: dict[str, Any] = {
+    "date": sa.Date,
+    "datetime": lambda: sa.DateTime(timezone=True),
+    "number": sa.Float,
+    "int": sa.Integer,
+    "bool": sa.Boolean,
+}
+
+
+def create_schema(connector: TabularConnector) -> None:
+    """Empty tables (SQL, typed columns) or CSV files with their header row."""
+    for mapping in connector.settings.tables.values():
+        columns: dict[str, Any] = {mapping.id: sa.String(64)}
+        for field, column in mapping.columns.items():
+            maker = _SQL_TYPES.get(kind_of(mapping.record, field), sa.Text)
+            if field in mapping.values or field in mapping.formats:
+                maker = sa.Text
+            columns.setdefault(column, maker() if callable(maker) else maker)
+        if mapping.modified:
+            columns[mapping.modified] = sa.DateTime(timezone=True)
+        if mapping.version:
+            columns[mapping.version] = sa.Integer()
+        if mapping.deleted:
+            columns[mapping.deleted] = sa.Boolean()
+        if connector.source.text:
+            folder = connector.settings.folder
+            assert folder is not None
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{mapping.table}.csv").write_text(",".join(columns) + "\n")
+            continue
+        metadata = sa.MetaData()
+        sa.Table(
+            mapping.table,
+            metadata,
+            *(
+                sa.Column(name, kind, primary_key=(name == mapping.id))
+                for name, kind in columns.items()
+            ),
+        )
+        metadata.create_all(connector.source.engine)  # type: ignore[attr-defined]
+
+
+def _row(
+    connector: TabularConnector, name: str, record: Mapping[str, Any], at: dt.datetime
+) -> dict[str, Any]:
+    mapping = connector.settings.tables[name]
+    codec = connector.codecs[name]
+    text = connector.source.text
+    row: dict[str, Any] = {}
+    for field, column in mapping.columns.items():
+        if field in record:
+            row[column] = codec.encode(field, record[field], text=text)
+    if mapping.modified:
+        row[mapping.modified] = codec.encode_modified(at, text=text)
+    if mapping.version:
+        row[mapping.version] = "1" if text else 1
+    if mapping.deleted:
+        row[mapping.deleted] = "false" if text else False
+    return row
+
+
+def seed(connector: TabularConnector, snapshot: Snapshot, at: dt.datetime) -> None:
+    document = snapshot_to_dict(snapshot)
+    for name, mapping in connector.settings.tables.items():
+        for index, record in enumerate(document[COLLECTION[mapping.record]]):
+            row = _row(connector, name, record, at)
+            row[mapping.id] = record.get("id") or f"h{index}"
+            connector.source.insert(mapping.table, row)
+
+
+def change(
+    connector: TabularConnector,
+    record_type: str,
+    record_id: str,
+    changes: Mapping[str, Any],
+    at: dt.datetime,
+) -> None:
+    (name,) = [n for n, m in connector.settings.tables.items() if m.record == record_type]
+    mapping = connector.settings.tables[name]
+    codec = connector.codecs[name]
+    text = connector.source.text
+    row = connector.source.find(mapping.table, mapping.id, record_id)
+    assert row is not None, (record_type, record_id)
+    values = {mapping.columns[f]: codec.encode(f, v, text=text) for f, v in changes.items()}
+    if mapping.modified:
+        values[mapping.modified] = codec.encode_modified(at, text=text)
+    if mapping.version:
+        version = int(row[mapping.version]) + 1
+        values[mapping.version] = str(version) if text else version
+    connector.source.update(mapping.table, (mapping.id, record_id), values, None)
+
+
+# -- a PostgreSQL server of the tests' own ---------------------------------------------------
+
+
+def postgres_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    if found:
+        return found[-1].parent
+    on_path = shutil.which("postgres")
+    return Path(on_path).parent if on_path else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """Postgres refuses to run as root: run it as the ``postgres`` OS user then."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+def run_postgres(bin_dir: Path) -> Iterator[str]:
+    """A throw-away cluster in a temp directory on a free loopback port; yields its URL."""
+    home = Path(tempfile.mkdtemp(prefix="tsos-pg-"))
+    data, sockets = home / "data", home / "sock"
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(home, "postgres")
+        shutil.chown(sockets, "postgres")
+    port = _free_port()
+    subprocess.run(
+        _as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
+        check=True,
+        capture_output=True,
+    )
+    server = subprocess.Popen(
+        _as_postgres(
+            [
+                str(bin_dir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(port),
+                "-k",
+                str(sockets),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
+            ]
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            ready = subprocess.run(
+                [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                capture_output=True,
+            )
+            if ready.returncode == 0:
+                break
+            if server.poll() is not None or time.monotonic() > deadline:
+                error = server.stderr.read().decode() if server.stderr else ""
+                raise RuntimeError(f"postgres did not start: {error[-2000:]}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        if server.stderr:
+            server.stderr.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def fresh_database(server_url: str) -> str:
+    """A new empty database on the test server, for one test."""
+    name = f"t{time.monotonic_ns()}"
+    engine = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"

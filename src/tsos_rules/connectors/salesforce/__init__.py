@@ -18,6 +18,8 @@ from tsos_rules.connectors.base import Problem
 from tsos_rules.markers import hookimpl
 
 if TYPE_CHECKING:
+    import click
+
     from tsos_rules.connectors.salesforce.connector import (
         SalesforceConnector,
         SalesforceSettings,
@@ -57,3 +59,21 @@ def tsos_rules_register_inline_adapters(register: Callable[[Any], None]) -> None
     from tsos_rules.connectors.salesforce.inline import ADAPTER
 
     register(ADAPTER)
+
+
+@hookimpl
+def tsos_rules_register_commands(cli: click.Group) -> None:
+    """Add ``tsos-rules salesforce validation-rules`` (the doctrine as validation rules)."""
+    from tsos_rules.connectors.salesforce.validation.command import validation_rules
+
+    @cli.group("salesforce")
+    def salesforce() -> None:
+        """Salesforce-side tools: the doctrine compiled to native validation rules.
+
+        \b
+        Examples:
+          tsos-rules salesforce validation-rules --out force-app/main/default
+          tsos-rules salesforce validation-rules --out sfdx --inactive --config tsos-rules.toml
+        """
+
+    salesforce.add_command(validation_rules)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from tsos_rules.markers import hookimpl
 
 if TYPE_CHECKING:
-    from tsos_rules.connectors.tabular.check import Problem
+    from tsos_rules.connectors.base import Problem
     from tsos_rules.connectors.tabular.connector import TabularConnector
     from tsos_rules.connectors.tabular.settings import TabularSettings
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import attrs
-
 from tsos_rules import model
+from tsos_rules.connectors.base import Problem
 from tsos_rules.connectors.tabular.mapping import UNMAPPABLE, Codec, kind_of
 from tsos_rules.connectors.tabular.settings import TASK_COLUMNS, TableMapping, TabularSettings
 from tsos_rules.connectors.tabular.source import Source
@@ -29,18 +28,6 @@ ENUM_FIELDS: dict[tuple[str, str], type[Any]] = {
     ("close_date_change", "forecast_category"): model.ForecastCategory,
     ("lead", "outcome"): model.LeadOutcome,
 }
-
-
-@attrs.frozen
-class Problem:
-    """One thing ``connectors check`` found wrong (``error``) or worth knowing (``warning``)."""
-
-    level: str
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.level}: {self.where}: {self.message}"
 
 
 def check(

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tsos_rules.config import read_secret
-from tsos_rules.connectors.base import Action, ActionResult, Capabilities, ReadResult
-from tsos_rules.connectors.tabular.check import Problem, check
+from tsos_rules.connectors.base import Action, ActionResult, Capabilities, Problem, ReadResult
+from tsos_rules.connectors.tabular.check import check
 from tsos_rules.connectors.tabular.mapping import Codec
 from tsos_rules.connectors.tabular.reader import Reader
 from tsos_rules.connectors.tabular.settings import NAME, TabularSettings, zone

@@ -108,3 +108,16 @@ def test_every_generated_rule_is_within_salesforce_limits() -> None:
 def test_another_connector_type_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"connector\.type"):
         generate({"connector": {"type": "hubspot"}})
+
+
+def test_the_command_is_on_the_tsos_rules_command_line(tmp_path: Path) -> None:
+    """The Salesforce plugin adds it through tsos_rules_register_commands."""
+    from tsos_rules.cli import run
+
+    config = tmp_path / "tsos-rules.toml"
+    config.write_text('[connector]\ntype = "salesforce"\n')
+    out = tmp_path / "sfdx"
+    code = run(["salesforce", "validation-rules", "--out", str(out), "--config", str(config)])
+    assert code == 0
+    rules = sorted(p.name for p in (out / "objects" / "Opportunity" / "validationRules").iterdir())
+    assert "Tsos_Close_Date_Required.validationRule-meta.xml" in rules

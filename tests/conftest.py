@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -171,3 +172,21 @@ def only(evaluate: Callable[..., Findings]) -> Callable[..., Finding]:
         return hits[0]
 
     return only_
+
+
+#: Installed plugins whose in-line adapters the in-line and server tests call.
+CRM_PLUGINS = frozenset({"hubspot"})
+
+
+@pytest.fixture
+def inline_env(isolated_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``isolated_env``, but with the CRM plugins' in-line routes on (``/v1/hubspot/check``),
+    and no cached in-line checker from another test."""
+    from tsos_rules.inline import clear_checkers
+    from tsos_rules.plugins import DISABLE_ENV
+
+    disabled = os.environ.get(DISABLE_ENV, "").split(",")
+    monkeypatch.setenv(DISABLE_ENV, ",".join(n for n in disabled if n and n not in CRM_PLUGINS))
+    clear_checkers()
+    yield
+    clear_checkers()

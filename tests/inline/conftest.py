@@ -1,38 +1,17 @@
-"""Fixtures for the in-line tests: a checker, the service app and a synchronous HTTP client.
-
-The client drives the ASGI app through ``httpx.ASGITransport`` on an anyio blocking portal (no
-network, no sockets): the same path a request takes under uvicorn, minus the socket.
-"""
+"""Fixtures for the Python in-line API tests: defaults only, and one checker per test."""
 
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
-import httpx
 import pytest
-from anyio.from_thread import BlockingPortal, start_blocking_portal
-from inline_support import HUBSPOT_SECRET, TOKEN
 
-from tsos_rules.inline import ChangeChecker, clear_checkers
-from tsos_rules.plugins import DISABLE_ENV
-from tsos_rules.server import ServeSettings, create_app
-
-#: Installed plugins whose in-line adapters these tests call (``/v1/hubspot/check``).
-CRM_PLUGINS = frozenset({"hubspot"})
+from tsos_rules.inline import ChangeChecker
 
 
 @pytest.fixture(autouse=True)
-def _isolated(isolated_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # Third-party packs stay off, but the CRM plugins' in-line routes are what these tests call.
-    disabled = os.environ.get(DISABLE_ENV, "").split(",")
-    monkeypatch.setenv(DISABLE_ENV, ",".join(n for n in disabled if n and n not in CRM_PLUGINS))
-    clear_checkers()
-    yield
-    clear_checkers()
+def _isolated(inline_env: None) -> None:
+    """Defaults only, and no cached checker from another test (see tests/conftest.py)."""
 
 
 @pytest.fixture
@@ -40,79 +19,3 @@ def checker() -> Iterator[ChangeChecker]:
     built = ChangeChecker.from_config(None)
     yield built
     built.close()
-
-
-class Client:
-    """A synchronous client for an ASGI app (requests go through the real middleware stack)."""
-
-    def __init__(self, portal: BlockingPortal, app: Any) -> None:
-        self.portal = portal
-        self.app = app
-        transport = httpx.ASGITransport(app=app)
-        self._client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
-
-    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        async def call() -> httpx.Response:
-            return await self._client.request(method, url, **kwargs)
-
-        return self.portal.call(call)
-
-    def post(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("POST", url, **kwargs)
-
-    def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("GET", url, **kwargs)
-
-    def close(self) -> None:
-        self.portal.call(self._client.aclose)
-
-
-@pytest.fixture
-def portal() -> Iterator[BlockingPortal]:
-    with start_blocking_portal() as running:
-        yield running
-
-
-def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **serve: Any) -> ServeSettings:
-    monkeypatch.setenv("TSOS_TEST_TOKEN", TOKEN)
-    monkeypatch.setenv("TSOS_TEST_HUBSPOT", HUBSPOT_SECRET)
-    table: dict[str, Any] = {
-        "token": {"env": "TSOS_TEST_TOKEN"},
-        "hubspot_app_secret": {"env": "TSOS_TEST_HUBSPOT"},
-        "decision_log": str(tmp_path / "decisions.jsonl"),
-        "max_body_bytes": 64 * 1024,
-    }
-    table.update(serve)
-    return ServeSettings.from_mapping(table)
-
-
-@pytest.fixture
-def make_client(
-    portal: BlockingPortal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., Client]]:
-    """``make_client(**serve_settings, app_kwargs={...})`` -> a Client on a fresh app."""
-    clients: list[Client] = []
-
-    def make(*, app_kwargs: dict[str, Any] | None = None, **serve: Any) -> Client:
-        settings = make_settings(tmp_path, monkeypatch, **serve)
-        client = Client(portal, create_app(settings, **(app_kwargs or {})))
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
-        client.app.state.service.decisions.close()
-        client.app.state.service.rules.checker.close()
-
-
-@pytest.fixture
-def client(make_client: Callable[..., Client]) -> Client:
-    return make_client()
-
-
-@pytest.fixture
-def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Capture every log record, access lines included, at DEBUG."""
-    caplog.set_level(logging.DEBUG)
-    yield caplog

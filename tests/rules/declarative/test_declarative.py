@@ -41,7 +41,7 @@ from tsos_rules.rules.declarative.loader import (
 from tsos_rules.rules.declarative.runtime import CompiledDeclarativePack
 from tsos_rules.rules.spec import RulePack
 
-PACKS = Path(__file__).parent / "data" / "packs"
+PACKS = Path(__file__).parents[2] / "data" / "packs"
 SCHEMA = Path(loader.__file__).parents[2] / "schemas" / "declarative-pack.schema.json"
 AS_OF = dt.date(2024, 5, 1)
 MISSING = object()

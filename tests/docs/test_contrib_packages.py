@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+#: These tests run as a plugin author's suite would: no config, no installed plugins.
+pytestmark = pytest.mark.usefixtures("isolated_env")
+
 CONTRIB = Path(__file__).resolve().parents[2] / "contrib"
 PACKAGES = sorted(p.name for p in CONTRIB.iterdir() if (p / "pyproject.toml").exists())
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import anyio
 import pytest
-from inline_support import AUTH, HUBSPOT_SECRET, TOKEN, pipeline
 
+from inline_support import AUTH, HUBSPOT_SECRET, TOKEN, pipeline
 from tsos_rules.testing import channel_account, channel_deal, deal, snapshot
 
 BODY = {

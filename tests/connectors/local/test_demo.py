@@ -18,7 +18,7 @@ from tsos_rules.connectors.local.demo import UNKNOWN_PARTNER_PREFIX, generate_or
 from tsos_rules.org import DEFAULT_PARTNER_SOURCES, DEFAULT_STAGE_LADDER
 from tsos_rules.snapshot.document import snapshot_from_dict
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 AS_OF = dt.date(2026, 11, 24)
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$")

@@ -17,6 +17,9 @@ from tsos_rules.model import Snapshot
 from tsos_rules.testing import ConnectorContract, FakeConnector, FakeCRM
 from tsos_rules.testing.contract import CONTRACT_SNAPSHOT
 
+#: These tests run as a plugin author's suite would: no config, no installed plugins.
+pytestmark = pytest.mark.usefixtures("isolated_env")
+
 MICROSECOND = dt.timedelta(microseconds=1)
 
 

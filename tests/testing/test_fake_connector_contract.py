@@ -7,10 +7,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
+
 from tsos_rules.connectors.base import Connector
 from tsos_rules.errors import FatalConnectorError, RetriableConnectorError
 from tsos_rules.model import Snapshot
 from tsos_rules.testing import ConnectorContract, FakeConnector, FakeCRM
+
+#: These tests run as a plugin author's suite would: no config, no installed plugins.
+pytestmark = pytest.mark.usefixtures("isolated_env")
 
 
 class TestFakeConnector(ConnectorContract):

@@ -21,6 +21,9 @@ import pytest
 from tsos_rules.plugins import PluginFailure, collect_packs, get_plugin_manager
 from tsos_rules.testing import channel_account, channel_deal, installed_packs, snapshot
 
+#: These tests run as a plugin author's suite would: no config, no installed plugins.
+pytestmark = pytest.mark.usefixtures("isolated_env")
+
 GOOD_PLUGIN = """
 from tsos_rules import PythonRule, RulePack, RuleSpec, Severity, Violation, hookimpl
 

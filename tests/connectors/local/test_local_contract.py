@@ -12,12 +12,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tsos_rules.connectors.base import Connector
 from tsos_rules.connectors.local.connector import LocalConnector
 from tsos_rules.connectors.local.crm import TABLES, LocalCRM
 from tsos_rules.model import Snapshot
 from tsos_rules.snapshot.document import snapshot_to_dict
 from tsos_rules.testing import ConnectorContract
+
+#: These tests run as a plugin author's suite would: no config, no installed plugins.
+pytestmark = pytest.mark.usefixtures("isolated_env")
 
 HISTORY_TABLES = ("close_date_history", "field_history")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from inline_support import AUTH
 
+from inline_support import AUTH
 from tsos_rules import hookimpl
 from tsos_rules.config import Config
 from tsos_rules.connectors.inline import Binding, CheckRequest, InlineAdapter, ServeContext

@@ -55,6 +55,9 @@ from tsos_rules.testing import (
 )
 from tsos_rules.testing.pytest_plugin import PluginRegistrar
 
+#: These tests run as a plugin author's suite would: no config, no installed plugins.
+pytestmark = pytest.mark.usefixtures("isolated_env")
+
 
 def big_deal(facts: OpportunityFacts, params: dict[str, Any]) -> Iterator[Violation]:
     if (facts.opportunity.amount or 0) > params["limit"]:

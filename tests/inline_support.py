@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "tok-9f3a1c77e2b54d0c8e1f-not-a-real-token"
 HUBSPOT_SECRET = "hs-secret-0b6d2e44-71aa-4f0e-9c3b-not-real"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

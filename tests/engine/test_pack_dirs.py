@@ -11,7 +11,7 @@ from tsos_rules import ConfigError, InputError, check
 from tsos_rules.config import load_config
 from tsos_rules.engine import Engine
 
-PACKS = Path(__file__).parent / "data" / "packs"
+PACKS = Path(__file__).parents[1] / "data" / "packs"
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
 STALLED = {

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from inline_support import AUTH, TOKEN
 
+from inline_support import AUTH, TOKEN
 from tsos_rules import hookimpl
 from tsos_rules.config import Config, load_config
 from tsos_rules.engine import Engine

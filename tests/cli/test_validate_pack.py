@@ -12,6 +12,9 @@ import pytest
 
 from tsos_rules.cli import main
 
+#: These tests run as a plugin author's suite would: no config, no installed plugins.
+pytestmark = pytest.mark.usefixtures("isolated_env")
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "acme-hygiene.yaml"
 
 GOOD = {

@@ -11,7 +11,7 @@ import pytest
 from tsos_rules import hookimpl
 from tsos_rules.report.sections import ReportSection
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pipeline.json"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pipeline.json"
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
 

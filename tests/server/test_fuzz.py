@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_salesforce import OPPORTUNITY, RELATED
+
 from inline_support import AUTH
 from inline_support import HUBSPOT_DEAL as DEAL
-from test_salesforce import OPPORTUNITY, RELATED
 
 FUZZ = settings(
     max_examples=int(os.environ.get("TSOS_FUZZ_EXAMPLES", "100")),

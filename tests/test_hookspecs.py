@@ -13,7 +13,10 @@ from tsos_rules import _hookdocs as hookdocs
 from tsos_rules import hookspec
 from tsos_rules.plugins import get_plugin_manager
 
-ROOT = Path(__file__).resolve().parents[2]
+#: These tests run as a plugin author's suite would: no config, no installed plugins.
+pytestmark = pytest.mark.usefixtures("isolated_env")
+
+ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "hooks.md"
 
 

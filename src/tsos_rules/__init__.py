@@ -36,7 +36,7 @@ from tsos_rules.org import OrgProfile
 from tsos_rules.rules.declarative.loader import load_declarative_pack
 from tsos_rules.rules.spec import Parameter, PythonRule, RulePack, RuleSpec, Violation
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str) -> object:

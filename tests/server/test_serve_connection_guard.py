@@ -13,8 +13,6 @@ import sys
 import time
 
 import pytest
-
-from inline_support import TOKEN
 from serve_guard_support import (
     PARTIAL_HEADERS,
     check_request,
@@ -27,6 +25,8 @@ from serve_guard_support import (
     running_serve,
     still_open,
 )
+
+from inline_support import TOKEN
 from tsos_rules.errors import ConfigError
 from tsos_rules.server import ServeSettings
 

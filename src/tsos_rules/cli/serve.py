@@ -103,7 +103,10 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
     GET /healthz and /openapi.json. The [serve] table of the config holds the bearer token
     reference (token = {env = "NAME"}), limits and the decision log path. SIGHUP (or POST
     /v1/admin/reload) reloads the rules: a pack that fails validation is refused and the old
-    rules keep serving. See docs/inline.md.
+    rules keep serving. A connection that has not sent its request headers within
+    header_timeout_seconds is answered 408 and closed; connections are capped in total and per
+    client address, and only requests in progress count against max_concurrency (the Limits
+    section of docs/inline.md lists every limit and what the client sees).
 
     \b
     Examples:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import logging.config
 import signal
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import click
@@ -49,12 +50,34 @@ def _logging(level: str) -> dict[str, Any]:
     }
 
 
-async def _run(server: Any, reload_all: Any) -> None:
+def _raise_open_files(wanted: int) -> None:
+    """Lift the soft open-files limit towards ``wanted`` (connections need descriptors)."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        log.warning(
+            "open-files limit %d is below max_connections + 64 = %d: connections above it fail",
+            soft,
+            wanted,
+        )
+
+
+async def _run(server: Any, reload_all: Callable[[], Coroutine[Any, Any, Any]]) -> None:
     loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[Any]] = set()
 
     def on_hangup() -> None:
         log.info("SIGHUP: reloading the rules and reopening the decision log")
-        reload_all()
+        task = loop.create_task(reload_all())  # waits for the check being judged, if any
+        pending.add(task)
+        task.add_done_callback(pending.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
     try:
@@ -80,7 +103,10 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
     GET /healthz and /openapi.json. The [serve] table of the config holds the bearer token
     reference (token = {env = "NAME"}), limits and the decision log path. SIGHUP (or POST
     /v1/admin/reload) reloads the rules: a pack that fails validation is refused and the old
-    rules keep serving. See docs/inline.md.
+    rules keep serving. A connection that has not sent its request headers within
+    header_timeout_seconds is answered 408 and closed; connections are capped in total and per
+    client address, and only requests in progress count against max_concurrency (the Limits
+    section of docs/inline.md lists every limit and what the client sees).
 
     \b
     Examples:
@@ -91,6 +117,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
     import uvicorn
 
     from tsos_rules.server import ServeSettings, create_app
+    from tsos_rules.server.connections import ConnectionGuard, ConnectionLimits, RequestLimit
 
     config = load_config(config_path)
     settings = ServeSettings.from_mapping(config.serve, file=config.path)
@@ -101,9 +128,18 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
 
     logging.config.dictConfig(_logging(log_level))
     app = create_app(settings, load_config=reload_config)
+    guard = ConnectionGuard(
+        ConnectionLimits(
+            header_timeout_seconds=settings.header_timeout_seconds,
+            max_connections=settings.max_connections,
+            max_connections_per_client=settings.max_connections_per_client,
+        )
+    )
+    _raise_open_files(settings.max_connections + 64)
     server = uvicorn.Server(
         uvicorn.Config(
-            app,
+            RequestLimit(app, settings.max_concurrency),
+            http=guard.protocol(),
             host=host or settings.host,
             port=settings.port if port is None else port,
             access_log=False,  # ours logs no query string (it may carry a key); uvicorn's does
@@ -111,9 +147,9 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
             lifespan="on",
             timeout_keep_alive=settings.keep_alive_seconds,
             timeout_graceful_shutdown=10,
-            limit_concurrency=settings.max_concurrency,
+            limit_concurrency=None,  # it counts idle connections; RequestLimit counts requests
             server_header=False,
             proxy_headers=False,
         )
     )
-    asyncio.run(_run(server, app.state.service.reload_all))
+    asyncio.run(_run(server, app.state.service.reload_serialized))

@@ -1,8 +1,11 @@
 """The in-line HTTP service (Starlette): routes, body limits, auth, decision log, access log.
 
-Evaluation runs on the event loop's thread, without awaiting: a check takes well under a
-millisecond, a thread hop would cost more than it saves, and declarative packs are not
-thread-safe. Everything that waits on the network (reading the body) is bounded in size and time.
+A small body is judged on the event loop's thread, without awaiting (a check takes well under a
+millisecond; a thread hop would cost more than it saves); a body above ``offload_body_bytes`` is
+judged on a worker thread, one at a time, so the loop keeps serving the small ones meanwhile
+(the checker is thread-safe). A reload waits for the worker's judgement, then swaps on the loop:
+no judgement ever runs on rules being swapped. Everything that waits on the network (reading the
+body) is bounded in size and time.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Final
 
 import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -152,6 +156,8 @@ class Service:
             name: adapter.bind(context) for name, adapter in self.adapters.items()
         }
         self._generic = Binding(adapters.generic, render=adapters.render_plain)
+        #: Held while a large body is judged on a worker thread, and while reloading.
+        self._offloaded = anyio.Lock()
         self._openapi = json.dumps(
             build_openapi(
                 max_body_bytes=settings.max_body_bytes,
@@ -309,6 +315,22 @@ class Service:
         body = await self._read_body(request)
         if isinstance(body, Response):
             return body
+        if len(body) <= self.settings.offload_body_bytes:
+            return self._admit_and_decide(request, body, binding, authorization)
+        async with self._offloaded:
+            return await anyio.to_thread.run_sync(
+                self._admit_and_decide, request, body, binding, authorization
+            )
+
+    def _admit_and_decide(
+        self, request: Request, body: bytes, binding: Binding, authorization: str | None
+    ) -> Response:
+        """Verify (the adapter's own way), judge, settle: one synchronous step.
+
+        A replay carries the same body, so it takes the same path as the original: on the loop
+        (atomic) or on the worker (one at a time); it cannot slip between verify and settle.
+        """
+        verifier = binding.verifier
         admission = Admission()
         if verifier is not None and authorization is None:
             uri = self._public_uri(request)
@@ -318,7 +340,6 @@ class Service:
                     return _unauthorized(outcome.message)
                 return _error(outcome.status, outcome.code, outcome.message)
             admission = outcome
-        # No await between verifying and settling: a concurrent replay cannot slip between.
         response = self._decide(request, body, binding)
         if admission.settle is not None:
             admission.settle(response.status_code)
@@ -341,7 +362,7 @@ class Service:
     async def _reload(self, request: Request) -> Response:
         if not bearer_ok(request.headers.get("authorization"), self.settings.token):
             return _unauthorized("missing or wrong bearer token")
-        refused = self.reload_all()
+        refused = await self.reload_serialized()
         status = self.rules.status()
         if refused is not None:
             return _json(
@@ -356,6 +377,11 @@ class Service:
                 },
             )
         return _json(200, {"reloaded": True, "rules": status})
+
+    async def reload_serialized(self) -> str | None:
+        """:meth:`reload_all` once no large body is being judged (SIGHUP, the admin endpoint)."""
+        async with self._offloaded:
+            return self.reload_all()
 
     def reload_all(self) -> str | None:
         """Reload the rules and reopen the decision log (SIGHUP and the admin endpoint)."""

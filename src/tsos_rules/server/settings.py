@@ -67,7 +67,16 @@ class ServeSettings:
     max_body_bytes: int = 256 * 1024
     body_timeout_seconds: float = 5.0
     keep_alive_seconds: int = 5
+    #: Requests in progress at once; above it, 503 (idle connections do not count).
     max_concurrency: int = 200
+    #: A connection whose request headers are not complete this long after it opened (or after
+    #: the first byte of its next request) is answered 408 and closed.
+    header_timeout_seconds: float = 5.0
+    #: Open connections in total, and from one client address; above either, 503 and closed.
+    max_connections: int = 4096
+    max_connections_per_client: int = 100
+    #: Bodies above this size are judged on a worker thread, so the event loop keeps serving.
+    offload_body_bytes: int = 16 * 1024
     decision_log: Path = attrs.field(factory=default_decision_log)
     decision_log_fsync: bool = False
     #: True: when a decision cannot be written to the log, /v1/check answers 503 (fail closed).
@@ -120,6 +129,19 @@ def _read(table: SettingsTable) -> dict[str, Any]:
         values["keep_alive_seconds"] = table.integer("keep_alive_seconds", 0, low=1, high=3600)
     if table.has("max_concurrency"):
         values["max_concurrency"] = table.integer("max_concurrency", 0, low=1)
+    if table.has("header_timeout_seconds"):
+        seconds = table.number("header_timeout_seconds", 0.0, low=0.0, high=300.0)
+        if seconds == 0:
+            raise table.error("header_timeout_seconds", "expected seconds above 0, got 0")
+        values["header_timeout_seconds"] = seconds
+    if table.has("max_connections"):
+        values["max_connections"] = table.integer("max_connections", 0, low=1, high=1_000_000)
+    if table.has("max_connections_per_client"):
+        values["max_connections_per_client"] = table.integer(
+            "max_connections_per_client", 0, low=1, high=1_000_000
+        )
+    if table.has("offload_body_bytes"):
+        values["offload_body_bytes"] = table.integer("offload_body_bytes", 0, low=0)
     if table.has("decision_log"):
         values["decision_log"] = Path(table.string("decision_log") or "")
     for flag in ("decision_log_fsync", "decision_log_required"):

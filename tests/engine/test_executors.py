@@ -1,4 +1,4 @@
-"""Every executor gives exactly the findings of one process; a partition failing twice fails the run."""
+"""Every executor gives the findings of one process; a partition failing twice fails the run."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from tsos_rules.errors import ConfigError
 from tsos_rules.findings import Severity
 from tsos_rules.org import OrgProfile
 
-TOP_LEVEL = ("org", "packs", "rules", "plugins", "connector", "sync", "state", "serve")
+TOP_LEVEL = ("org", "packs", "rules", "plugins", "engine", "connector", "sync", "state", "serve")
 
 #: Overrides where tsos-rules keeps its files (demo CRM, state); tests point it at a temp dir.
 DATA_DIR_ENV = "TSOS_RULES_DATA_DIR"
@@ -316,6 +316,10 @@ class Config:
     sync: Mapping[str, Any] = attrs.field(factory=dict)
     state: Mapping[str, Any] = attrs.field(factory=dict)
     serve: Mapping[str, Any] = attrs.field(factory=dict)
+    #: ``[engine] executor``: local, processes, dask or dask=ADDRESS (None: the command's own)
+    engine_executor: str | None = None
+    #: ``[engine] workers``: worker processes for processes or a new LocalCluster (0: auto)
+    engine_workers: int = 0
     path: Path | None = None
 
     @classmethod
@@ -340,6 +344,7 @@ class Config:
         plugins = tables["plugins"]
         plugins_disabled = plugins.strings("disabled")
         plugins.done()
+        executor, workers = read_engine_table(tables["engine"])
         read_sync_table(tables["sync"])
         read_state_table(tables["state"])
         connector_type(tables["connector"])
@@ -354,8 +359,30 @@ class Config:
             sync=dict(tables["sync"].data),
             state=dict(tables["state"].data),
             serve=dict(tables["serve"].data),
+            engine_executor=executor,
+            engine_workers=workers,
             path=path,
         )
+
+
+#: The executors ``[engine] executor`` names (``dask`` may carry ``=ADDRESS``).
+EXECUTOR_KINDS = ("local", "processes", "dask")
+
+
+def read_engine_table(table: SettingsTable) -> tuple[str | None, int]:
+    """``[engine] executor`` and ``workers``: where ``check`` and ``sync`` judge records."""
+    executor = table.string("executor")
+    if executor is not None:
+        kind, equals, address = executor.strip().partition("=")
+        if kind.strip().lower() not in EXECUTOR_KINDS or (equals and kind.strip() != "dask"):
+            raise table.error(
+                "executor", f"expected local, processes, dask or dask=ADDRESS, got {executor!r}"
+            )
+        if equals and not address.strip():
+            raise table.error("executor", "dask= needs a scheduler address (tcp://host:8786)")
+    workers = table.integer("workers", 0, low=0, high=1024)
+    table.done()
+    return executor, workers
 
 
 def _resolve(directory: Path, config_path: Path | None) -> Path:

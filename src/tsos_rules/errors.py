@@ -121,6 +121,11 @@ class RetriableConnectorError(ConnectorError):
     """A transient failure: the same call may succeed later."""
 
 
+class ExecutorError(ConnectorError):
+    """A partition failed twice (its worker died, or the Dask cluster cannot be reached): the
+    run fails whole with exit 3, never a partial answer."""
+
+
 # -- skip the record --------------------------------------------------------------------------
 
 

@@ -12,8 +12,8 @@ from tsos_rules.cli._common import config_from, config_option, parse_date, skip_
 from tsos_rules.errors import ExitCode
 
 #: ``check --jobs 0`` uses one worker per CPU up to this many. Judging is under half of a run,
-#: so a third worker would save little, and each copies the pages it touches (~500 MB at 100k
-#: deals): memory, not time, sets the default.
+#: so a third worker would save little, and each holds its partitions: memory, not time, sets
+#: the default.
 MAX_AUTO_JOBS = 2
 
 
@@ -34,7 +34,20 @@ MAX_AUTO_JOBS = 2
     "-j",
     type=click.IntRange(min=0),
     default=0,
-    help="Processes judging a large snapshot (0: one per CPU, at most 2; 1: this one only).",
+    help=(
+        "Worker processes (0: one per CPU, at most 2). Without --executor, a large snapshot "
+        "(20,000+ records) is judged on that many processes; 1 judges here."
+    ),
+)
+@click.option(
+    "--executor",
+    "executor",
+    metavar="local|processes|dask[=ADDRESS]",
+    help=(
+        "Where records are judged: here, a process pool, or Dask (a new LocalCluster, or the "
+        "cluster whose scheduler is at ADDRESS, e.g. dask=tcp://10.0.0.5:8786). "
+        "Default: [engine] executor, else as --jobs says."
+    ),
 )
 @config_option
 def check(
@@ -44,38 +57,45 @@ def check(
     patterns: str | None,
     include_info: bool,
     jobs: int,
+    executor: str | None,
     config_path: str | None,
 ) -> None:
     """Evaluate a snapshot FILE (JSON; '-' reads stdin) and print the findings.
 
     Exits 0 when no finding is a block, 1 when at least one is, 2 when the file or the
-    configuration cannot be used.
+    configuration cannot be used, 3 when the executor fails (a partition failed twice, or the
+    Dask scheduler cannot be reached).
 
     \b
     Examples:
       tsos-rules check snapshot.json
       tsos-rules check snapshot.json --format json --as-of 2026-11-24
       cat snapshot.json | tsos-rules check - --rules 'tsos.next-step-*,tsos.close-*'
-      tsos-rules check big-snapshot.json --jobs 2
+      tsos-rules check big-snapshot.json --executor processes --jobs 2
+      tsos-rules check big-snapshot.json --executor dask=tcp://scheduler:8786
     """
-    from tsos_rules.engine import Engine, filter_severity
-    from tsos_rules.engine._forked import available_cpus
+    from tsos_rules.engine import Engine, ExecutorSpec, filter_severity
+    from tsos_rules.engine.executors import available_cpus
     from tsos_rules.plugins import collect_report_sections
     from tsos_rules.report.table import render_section, render_table
     from tsos_rules.snapshot._memory import bulk_allocation
     from tsos_rules.snapshot.document import load_snapshot
 
-    config = config_from(config_path)
     selected = [p.strip() for p in patterns.split(",") if p.strip()] if patterns else None
+    config = config_from(config_path)
+    workers = jobs or config.engine_workers or min(available_cpus(), MAX_AUTO_JOBS)
+    chosen = executor or config.engine_executor
+    spec = None
+    if chosen:
+        where = "--executor" if executor else "engine.executor"
+        spec = ExecutorSpec.parse(chosen, where=where, workers=workers)
     engine = Engine.from_config(config, rules=selected)
     source: str | IO[str] = sys.stdin if file == "-" else file
     with bulk_allocation(keep=True):
         snapshot, _ = load_snapshot(source)
         index = engine.index(snapshot, as_of)
-        # This command runs no threads, so judging in forked workers is safe here.
-        jobs = jobs or min(available_cpus(), MAX_AUTO_JOBS)
         findings = filter_severity(
-            engine.evaluate_index(index, jobs=jobs), include_info=include_info
+            engine.evaluate_index(index, executor=spec, jobs=workers), include_info=include_info
         )
         sections = collect_report_sections(engine.plugin_manager, index, findings)
     engine.close()

@@ -8,11 +8,14 @@ from tsos_rules.engine.engine import (
     load_pack_dirs,
     select_rules,
 )
+from tsos_rules.engine.recipe import EXECUTORS, ExecutorSpec
 
 __all__ = [
+    "EXECUTORS",
     "PARALLEL_MIN_RECORDS",
     "CompiledPythonPack",
     "Engine",
+    "ExecutorSpec",
     "filter_severity",
     "load_pack_dirs",
     "select_rules",

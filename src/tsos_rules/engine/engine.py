@@ -10,12 +10,20 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import logging
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from tsos_rules.engine.aggregates import (
+    BoundAggregate,
+    Totals,
+    totals_of_snapshot,
+    totals_over_batches,
+)
+from tsos_rules.engine.recipe import EngineRecipe, ExecutorSpec
 from tsos_rules.errors import ConfigError
 from tsos_rules.facts import FactIndex, RecordFacts, build_index
 from tsos_rules.findings import Finding, Findings, Severity
@@ -26,7 +34,15 @@ from tsos_rules.rules.spec import CheckFn, CompiledPack, PythonRule, RulePack, R
 
 log = logging.getLogger(__name__)
 
-#: Below this many judged records, forking workers costs more than it saves.
+#: A record type's collection in a snapshot.
+COLLECTIONS = {
+    "account": "accounts",
+    "activity": "activities",
+    "lead": "leads",
+    "opportunity": "opportunities",
+}
+
+#: Below this many judged records, ``--jobs`` workers cost more than they save.
 PARALLEL_MIN_RECORDS = 20_000
 
 
@@ -111,6 +127,19 @@ class Engine:
                 from tsos_rules.rules.declarative.runtime import CompiledDeclarativePack
 
                 self._compiled.append(CompiledDeclarativePack.build(pack, declarative, values))
+        self.aggregates = tuple(
+            BoundAggregate(aggregate, self.parameters[pack.name])
+            for pack in self.packs
+            for aggregate in pack.aggregates
+        )
+        self.recipe = EngineRecipe(
+            token=uuid.uuid4().hex,
+            packs=self.packs,
+            org=self.org,
+            parameters=parameters,
+            rules=tuple(rules) if rules is not None else None,
+            disabled_rules=tuple(disabled_rules),
+        )
         self.record_types = frozenset(t for spec in self.specs.values() for t in spec.record_types)
         #: The plugin manager the packs came from (set by ``from_config``), for report hooks.
         self.plugin_manager: Any = None
@@ -134,8 +163,25 @@ class Engine:
         engine.plugin_manager = pm
         return engine
 
-    def index(self, snapshot: Snapshot, as_of: dt.date | None = None) -> FactIndex:
-        return build_index(snapshot, self.org, as_of)
+    def index(
+        self,
+        snapshot: Snapshot,
+        as_of: dt.date | None = None,
+        *,
+        totals: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> FactIndex:
+        """Index a snapshot. The packs' aggregates are ``totals`` when given (a sync's org-wide
+        pre-pass), else computed over ``snapshot``, which must then hold the whole org."""
+        index = build_index(snapshot, self.org, as_of)
+        if totals is not None:
+            index.totals = totals
+        elif self.aggregates:
+            index.totals = totals_of_snapshot(self.aggregates, snapshot)
+        return index
+
+    def org_totals(self, snapshots: Iterable[Snapshot]) -> Totals:
+        """The packs' aggregates over an org read in batches (each record counted once)."""
+        return totals_over_batches(self.aggregates, snapshots)
 
     def evaluate_facts(self, facts: RecordFacts) -> list[Finding]:
         """Every finding of every loaded rule on one record's facts."""
@@ -149,44 +195,57 @@ class Engine:
         """Evaluate a whole snapshot: every judged record against every selected rule."""
         return self.evaluate_index(self.index(snapshot, as_of))
 
-    def evaluate_index(self, index: FactIndex, *, jobs: int = 1) -> Findings:
-        """Evaluate every judged record of an indexed snapshot.
+    def judge(self, index: FactIndex, own: Mapping[str, bytes] | None = None) -> list[Finding]:
+        """Findings of every judged record of ``index``, unsorted; with ``own`` (a partition's
+        masks by collection) only the records marked 1, the others being context."""
+        found: list[Finding] = []
+        others = [p for p in self._compiled if not isinstance(p, CompiledPythonPack)]
+        for record_type, records, build in index.judged_records(self.record_types):
+            # Python checks are called straight from here (what CompiledPythonPack.evaluate
+            # does, without a call and a lookup per record and pack); other packs as usual.
+            checks = [
+                (spec, check, pack.parameters)
+                for pack in self._compiled
+                if isinstance(pack, CompiledPythonPack)
+                for spec, check in pack.checks.get(record_type, ())
+            ]
+            if own is not None:
+                mask = own[COLLECTIONS[record_type]]
+                records = tuple(r for r, mine in zip(records, mask, strict=True) if mine)
+            for record in records:
+                facts = build(record)
+                for spec, check, parameters in checks:
+                    for violation in check(facts, parameters):
+                        found.append(spec.finding(record_type, facts.record_id, violation))
+                for pack in others:
+                    found.extend(pack.evaluate(record_type, facts))
+        return found
 
-        With ``jobs`` > 1 and at least :data:`PARALLEL_MIN_RECORDS` judged records, slices of
-        the records are judged in forked workers (:mod:`tsos_rules.engine._forked`). Only for
-        callers whose process runs no other threads; the findings are the same either way.
+    def evaluate_index(
+        self, index: FactIndex, *, executor: ExecutorSpec | str | None = None, jobs: int = 1
+    ) -> Findings:
+        """Evaluate every judged record of an indexed snapshot, on ``executor``.
+
+        ``local`` judges here; ``processes`` and ``dask`` judge partitions by company group
+        elsewhere (:mod:`tsos_rules.engine.executors`); the findings are the same either way.
+        Without an executor, ``jobs`` > 1 means ``processes`` once the snapshot has at least
+        :data:`PARALLEL_MIN_RECORDS` judged records (``--jobs``, kept for compatibility).
         """
-        judged = index.judged_records(self.record_types)
-        if jobs > 1 and sum(len(records) for _, records, _ in judged) < PARALLEL_MIN_RECORDS:
-            jobs = 1
+        if executor is None:
+            judged = index.judged_records(self.record_types)
+            size = sum(len(records) for _, records, _ in judged)
+            if jobs > 1 and size >= PARALLEL_MIN_RECORDS:
+                executor = ExecutorSpec("processes", workers=jobs)
+            else:
+                executor = ExecutorSpec()
+        elif isinstance(executor, str):
+            executor = ExecutorSpec.parse(executor, where="--executor")
+        if executor.kind == "local" and executor.partitions <= 1:
+            found = self.judge(index)
+        else:
+            from tsos_rules.engine.executors import judge_partitioned
 
-        def judge_slice(k: int, n: int) -> list[Finding]:
-            found: list[Finding] = []
-            for record_type, records, build in judged:
-                # Python checks are called straight from here (what CompiledPythonPack.evaluate
-                # does, without a call and a lookup per record and pack); other packs as usual.
-                checks = [
-                    (spec, check, pack.parameters)
-                    for pack in self._compiled
-                    if isinstance(pack, CompiledPythonPack)
-                    for spec, check in pack.checks.get(record_type, ())
-                ]
-                others = [p for p in self._compiled if not isinstance(p, CompiledPythonPack)]
-                # Contiguous runs, not every n-th record: records loaded together sit together
-                # in memory, so a worker touches (and copies) fewer of its parent's pages.
-                part = records[len(records) * k // n : len(records) * (k + 1) // n]
-                for record in part if n > 1 else records:
-                    facts = build(record)
-                    for spec, check, parameters in checks:
-                        for violation in check(facts, parameters):
-                            found.append(spec.finding(record_type, facts.record_id, violation))
-                    for pack in others:
-                        found.extend(pack.evaluate(record_type, facts))
-            return found
-
-        from tsos_rules.engine._forked import run_slices
-
-        found = [finding for part in run_slices(judge_slice, jobs) for finding in part]
+            found = judge_partitioned(self, index, executor)
         return Findings.collect(found, records=index.snapshot.record_count)
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from tsos_rules.facts.records import (
@@ -102,6 +102,19 @@ class FactIndex:
             if reasons and opportunity.account_id:
                 self.channel_accounts.add(opportunity.account_id)
         self.company_conflicts = self._company_conflicts()
+        #: Org-wide totals of the packs' aggregates by name and key, set by the engine.
+        self.totals: Mapping[str, Mapping[str, float]] = {}
+
+    def total(self, aggregate: str, key: str) -> float:
+        """The org-wide total of a declared aggregate for ``key`` (0.0 when nothing adds to it).
+
+        Totals are computed by the engine over every record of the org, never this index's
+        snapshot alone; an aggregate no loaded pack declares is a LookupError naming it.
+        """
+        totals = self.totals.get(aggregate)
+        if totals is None:
+            raise LookupError(f"aggregate {aggregate!r}: not declared by any loaded pack")
+        return totals.get(key, 0.0)
 
     # -- joins --------------------------------------------------------------------------
 

@@ -94,6 +94,25 @@ class RuleSpec:
 CheckFn = Callable[[Any, Mapping[str, Any]], Iterable[Violation]]
 
 
+#: An aggregate's contribution of one record: ``(key, value)`` to add, or None to add nothing.
+ContributionFn = Callable[[Any, Mapping[str, Any]], "tuple[str, float] | None"]
+
+
+@attrs.frozen(kw_only=True)
+class Aggregate:
+    """A total a pack's rules read over a key wider than one company (a partner, an owner).
+
+    The engine sums ``contribution(record, parameters)`` over every record of ``record_type``
+    in the org (a reduce over all partitions, exact whatever the order), so a rule reading it
+    with ``facts.index.total(name, key)`` never depends on batching or partitioning.
+    """
+
+    name: str
+    record_type: str
+    contribution: ContributionFn
+    description: str = ""
+
+
 @attrs.frozen
 class PythonRule:
     """A rule written as Python functions, one per record type it judges."""
@@ -123,6 +142,8 @@ class RulePack:
     python_rules: tuple[PythonRule, ...] = ()
     #: Declarative rules (data) evaluated by the durable-rules backend.
     declarative_rules: tuple[Any, ...] = ()
+    #: Totals over keys wider than a company that the rules read (see :class:`Aggregate`).
+    aggregates: tuple[Aggregate, ...] = ()
 
     @property
     def specs(self) -> tuple[RuleSpec, ...]:
@@ -166,6 +187,15 @@ class RulePack:
             for name in spec.org_settings:
                 if name not in ORG_SETTINGS:
                     raise PackValidationError(f"{spec.id}: org_settings: no [org] setting {name!r}")
+        for aggregate in self.aggregates:
+            if not aggregate.name.startswith(f"{self.name}."):
+                raise PackValidationError(
+                    f"aggregate {aggregate.name!r}: name: must read '{self.name}.<name>'"
+                )
+            if aggregate.record_type not in RECORD_TYPES:
+                raise PackValidationError(
+                    f"aggregate {aggregate.name}: record_type: unknown {aggregate.record_type!r}"
+                )
         for rule in self.python_rules:
             missing = set(rule.spec.record_types) ^ set(rule.checks)
             if missing:

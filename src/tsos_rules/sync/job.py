@@ -196,6 +196,8 @@ class _Job:
         self.dry_run = False
         self.writes = False
         self.charts = True
+        #: The packs' aggregates over the whole org (None when no pack declares any).
+        self.totals: Mapping[str, Mapping[str, float]] | None = None
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -251,6 +253,10 @@ class _Job:
             self.progress.note(f"{left} CRM write(s) left pending by an interrupted run: {then}")
         try:
             watermark = cursor.watermark
+            if self.engine.aggregates:
+                # Packs' totals over a partner or an owner come from the whole org, never one
+                # batch nor only the changed records: a pre-pass reads the org once more.
+                self.totals = self.engine.org_totals(b.snapshot for b in self._batches(None))
             for batch in self._batches(since):
                 watermark = batch.watermark
                 self._process(batch, as_of)
@@ -374,7 +380,7 @@ class _Job:
                 )
 
         judged_keys = (batch.changed | batch.affected) - batch.incomplete
-        index = self.engine.index(snapshot, as_of)
+        index = self.engine.index(snapshot, as_of, totals=self.totals)
         current: dict[str, Finding] = {}
         records: dict[RecordKey, RecordInfo] = {}
         seen: list[SeenFinding] = []

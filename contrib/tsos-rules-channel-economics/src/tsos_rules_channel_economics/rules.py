@@ -15,13 +15,13 @@ absent. Partner tiers are compared case- and separator-insensitively (``Premier 
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, cast
 
 from tsos_rules import Parameter, PythonRule, RulePack, RuleSpec, Severity, Violation
-from tsos_rules.facts import FactIndex, OpportunityFacts
-from tsos_rules.rules.spec import CheckFn
+from tsos_rules.facts import OpportunityFacts
+from tsos_rules.model import Opportunity
+from tsos_rules.rules.spec import Aggregate, CheckFn
 
 PACK_NAME = "channel-economics"
 Params = Mapping[str, Any]
@@ -98,19 +98,16 @@ def _partner_name(facts: OpportunityFacts) -> str:
 
 # -- partner-credit-limit --------------------------------------------------------------------
 
-_COMMITTED: weakref.WeakKeyDictionary[FactIndex, dict[str, float]] = weakref.WeakKeyDictionary()
+#: The org-wide total of open commit deals per partner, which the engine sums over every deal of
+#: the org (never one read batch or partition): see ``tsos_rules.rules.spec.Aggregate``.
+COMMITTED_BY_PARTNER = f"{PACK_NAME}.commit-by-partner"
 
 
-def committed_by_partner(index: FactIndex) -> dict[str, float]:
-    """Total amount of open commit deals per partner id, computed once per snapshot."""
-    totals = _COMMITTED.get(index)
-    if totals is None:
-        totals = {}
-        for deal in index.snapshot.opportunities:
-            if deal.partner_id and not deal.is_closed and deal.forecast_category == "commit":
-                totals[deal.partner_id] = totals.get(deal.partner_id, 0.0) + (deal.amount or 0.0)
-        _COMMITTED[index] = totals
-    return totals
+def commit_contribution(deal: Opportunity, params: Params) -> tuple[str, float] | None:
+    """An open commit deal adds its amount to its partner's total."""
+    if deal.partner_id and not deal.is_closed and deal.forecast_category == "commit":
+        return deal.partner_id, deal.amount or 0.0
+    return None
 
 
 def partner_credit_limit(facts: OpportunityFacts, params: Params) -> Iterator[Violation]:
@@ -121,7 +118,7 @@ def partner_credit_limit(facts: OpportunityFacts, params: Params) -> Iterator[Vi
     used = number(partner.extra.get(str(params["credit_used_field"]))) or 0.0
     reserved = 0.0
     if params["reserve_commit_deals"]:
-        reserved = committed_by_partner(facts.index).get(partner.id, 0.0)
+        reserved = facts.index.total(COMMITTED_BY_PARTNER, partner.id)
         if deal.forecast_category == "commit":
             reserved -= deal.amount
     available = partner.credit_limit - used - reserved
@@ -239,6 +236,14 @@ PACK = RulePack(
     version="0.1.0",
     description="Partner credit limits, discounts that buy size and timing, tier margins.",
     parameters=PARAMETERS,
+    aggregates=(
+        Aggregate(
+            name=COMMITTED_BY_PARTNER,
+            record_type="opportunity",
+            contribution=commit_contribution,
+            description="Amount of the open commit deals of each partner, over the whole org.",
+        ),
+    ),
     python_rules=(
         PythonRule(
             spec=RuleSpec(

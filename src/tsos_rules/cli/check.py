@@ -9,6 +9,7 @@ from typing import IO
 import click
 
 from tsos_rules.cli._common import config_from, config_option, parse_date, skip_teardown
+from tsos_rules.cli._plugin_failures import allow_plugin_failures_option, plugin_failure_exit
 from tsos_rules.errors import ExitCode
 
 #: ``check --jobs 0`` uses one worker per CPU up to this many. Judging is under half of a run,
@@ -36,6 +37,7 @@ MAX_AUTO_JOBS = 2
     default=0,
     help="Processes judging a large snapshot (0: one per CPU, at most 2; 1: this one only).",
 )
+@allow_plugin_failures_option
 @config_option
 def check(
     file: str,
@@ -44,12 +46,14 @@ def check(
     patterns: str | None,
     include_info: bool,
     jobs: int,
+    allow_plugin_failures: bool,
     config_path: str | None,
 ) -> None:
     """Evaluate a snapshot FILE (JSON; '-' reads stdin) and print the findings.
 
     Exits 0 when no finding is a block, 1 when at least one is, 2 when the file or the
-    configuration cannot be used.
+    configuration cannot be used, or when a plugin failed to load (its rules did not run;
+    --allow-plugin-failures runs without it and exits 0 or 1).
 
     \b
     Examples:
@@ -57,6 +61,7 @@ def check(
       tsos-rules check snapshot.json --format json --as-of 2026-11-24
       cat snapshot.json | tsos-rules check - --rules 'tsos.next-step-*,tsos.close-*'
       tsos-rules check big-snapshot.json --jobs 2
+      tsos-rules check snapshot.json --allow-plugin-failures
     """
     from tsos_rules.engine import Engine, filter_severity
     from tsos_rules.engine._forked import available_cpus
@@ -94,4 +99,5 @@ def check(
         for section in sections:
             click.echo("\n" + render_section(section), nl=False)
     skip_teardown()
-    sys.exit(ExitCode.BLOCK if findings.blocking else ExitCode.OK)
+    failed = plugin_failure_exit(engine.plugin_manager, allow=allow_plugin_failures)
+    sys.exit(failed or (ExitCode.BLOCK if findings.blocking else ExitCode.OK))

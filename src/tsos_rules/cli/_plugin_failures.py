@@ -1,18 +1,22 @@
 """A plugin that failed to load shows in the exit status of ``check`` and ``rules``.
 
 A warning line is easy to miss in CI, where a missing pack means missing findings and a green
-build. So both commands exit 2 when a plugin failed (import, registration or a hook), after
+build. So both commands exit 2 when a plugin failed to load (import or registration), after
 printing their normal output, unless ``--allow-plugin-failures`` (or the environment variable
 ``TSOS_RULES_ALLOW_PLUGIN_FAILURES=1``) says to go on without it (docs/plugins.md).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from tsos_rules.errors import ExitCode
+
+if TYPE_CHECKING:
+    from tsos_rules.plugins import PluginFailure
 
 #: The environment variable that stands for ``--allow-plugin-failures``.
 ALLOW_ENV = "TSOS_RULES_ALLOW_PLUGIN_FAILURES"
@@ -29,10 +33,10 @@ allow_plugin_failures_option = click.option(
 )
 
 
-def plugin_failure_exit(plugin_manager: Any, *, allow: bool) -> ExitCode | None:
-    """Name each plugin that failed on stderr; ``ExitCode.INPUT`` unless failures are allowed,
-    None when every plugin loaded."""
-    failures = list(getattr(plugin_manager, "failures", ()))
+def plugin_failure_exit(failures: Sequence[PluginFailure], *, allow: bool) -> ExitCode | None:
+    """Name each plugin that failed to load on stderr; ``ExitCode.INPUT`` unless failures are
+    allowed, None when every plugin loaded. (A report section that fails later is only warned
+    about: the rules ran, and the findings' exit status stands.)"""
     if not failures:
         return None
     level = "warning" if allow else "error"

@@ -73,6 +73,7 @@ def check(
     config = config_from(config_path)
     selected = [p.strip() for p in patterns.split(",") if p.strip()] if patterns else None
     engine = Engine.from_config(config, rules=selected)
+    load_failures = tuple(engine.plugin_manager.failures)  # not the report sections' ones
     source: str | IO[str] = sys.stdin if file == "-" else file
     with bulk_allocation(keep=True):
         snapshot, _ = load_snapshot(source)
@@ -99,5 +100,5 @@ def check(
         for section in sections:
             click.echo("\n" + render_section(section), nl=False)
     skip_teardown()
-    failed = plugin_failure_exit(engine.plugin_manager, allow=allow_plugin_failures)
+    failed = plugin_failure_exit(load_failures, allow=allow_plugin_failures)
     sys.exit(failed or (ExitCode.BLOCK if findings.blocking else ExitCode.OK))

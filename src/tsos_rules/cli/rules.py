@@ -43,7 +43,7 @@ def rules(
     engine = Engine.from_config(config_from(config_path))
     specs = sorted(engine.specs.values(), key=lambda s: s.id)
     engine.close()
-    failed = plugin_failure_exit(engine.plugin_manager, allow=allow_plugin_failures)
+    failed = plugin_failure_exit(engine.plugin_manager.failures, allow=allow_plugin_failures)
     _list(specs, fmt)
     if failed is not None:
         sys.exit(failed)

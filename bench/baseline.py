@@ -18,8 +18,9 @@ before it times anything):
   direct_owner_with_consent, counted only with ``--include-info``;
 - tsos.direct-rep-on-channel-deal (direct_rep_on_team), open channel deals;
 - tsos.partner-of-record-required (missing / unknown_partner / terminated_partner) for channel
-  deals (open and closed; the deal's partner, else its account's), leads distributed to a
-  partner, and accounts that have a channel deal;
+  deals (open and closed; the deal's partner, else its account's), unconverted channel leads
+  (partner set, a partner source, or distributed; converted leads are history), and accounts
+  that have a channel deal;
 - tsos.partner-of-record-drift (partner_differs), open and closed deals;
 - tsos.next-step-required (placeholder / missing / past_due, cured by an open activity due
   today or later), open deals;
@@ -198,8 +199,8 @@ def judge_history(changes: list[dict[str, Any]], deal: dict[str, Any]) -> tuple[
 
     In time order: a move is cured when a later change puts the date back where it took it
     from. A change that puts the date back where an earlier locked, unapproved move (not itself
-    a restoration) took it from is a restoration: neither a move nor a push, and it also cures
-    every move made since that earlier move.
+    a restoration, not already cured by one) took it from is a restoration: neither a move nor
+    a push, and it also cures every move made since that earlier move.
     """
     ordered = sorted(changes, key=_change_time)  # stable: unknown times first, in file order
     moved_from: dict[str, int] = {}  # date -> position of the latest bad move away from it
@@ -211,6 +212,8 @@ def judge_history(changes: list[dict[str, Any]], deal: dict[str, Any]) -> tuple[
         start = moved_from.get(new) if new is not None and old != new else None
         if start is not None:
             cured.update(range(start + 1, position))
+            # Those moves are cured now: none of them can be restored to any more.
+            moved_from = {day: at for day, at in moved_from.items() if at < start}
             if old is not None and new > old:  # ISO dates compare as strings
                 restoration_pushes += 1
             continue
@@ -350,13 +353,14 @@ def evaluate(
             found[LEAD_OUTCOME, "no_outcome"] += 1
         partner_id = lead.get("partner_id")
         distributed = lead.get("distributed_at")
-        if distributed is not None:
+        converted = lead.get("converted_opportunity_id")
+        if not converted and (
+            distributed is not None or bool(partner_id) or lead.get("source") in PARTNER_SOURCES
+        ):
             problem = por_problem(partner_id, partner_status)
             if problem:
                 found[POR, problem] += 1
-        is_open = not lead.get("converted_opportunity_id") and (
-            (status or "open") not in CLOSED_LEAD_STATUSES
-        )
+        is_open = not converted and ((status or "open") not in CLOSED_LEAD_STATUSES)
         if not is_open:
             continue
         if distributed is not None and partner_id:

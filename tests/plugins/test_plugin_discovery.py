@@ -169,7 +169,8 @@ def test_a_plugin_raising_at_import_is_reported_and_skipped(
     assert pm.failures == [PluginFailure("broken-import", "RuntimeError: boom at import")]
     assert "broken-import" in caplog.text
     assert "throwaway" in [pack.name for pack in collect_packs(pm)]  # the others still load
-    listed = tsos_cli("rules")
+    # A failed plugin makes `rules` exit 2 (issue 14 item 6) unless failures are allowed.
+    listed = tsos_cli("rules", "--allow-plugin-failures")
     assert listed.code == 0
     assert "tsos.next-step-required" in listed.out and "throwaway.big-deal" in listed.out
     plugins = tsos_cli("plugins")
@@ -183,7 +184,7 @@ def test_a_plugin_raising_at_import_is_reported_and_skipped(
         env=env,
         check=False,
     )
-    assert real.returncode == 0, real.stderr
+    assert real.returncode == 2, real.stderr  # a failed plugin shows in the exit status
     assert "plugin broken-import could not be loaded and was skipped" in real.stderr
 
 
@@ -246,7 +247,9 @@ def test_a_plugin_failing_at_registration_is_reported_and_skipped(
     assert error in pm.failures[0].error
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="tsos_rules.plugins"):
-        checked = tsos_cli("check", write_snapshot(tmp_path), "--format", "json")
+        checked = tsos_cli(
+            "check", write_snapshot(tmp_path), "--format", "json", "--allow-plugin-failures"
+        )
     assert checked.code in (0, 1), checked.err
     assert "plugin broken-reg" in caplog.text and "skipped" in caplog.text
     assert "throwaway.big-deal" in {f["rule"] for f in checked.json()["findings"]}
@@ -268,8 +271,70 @@ def test_a_misspelt_hook_name_is_reported_not_fatal(
         },
     )
     with caplog.at_level(logging.WARNING, logger="tsos_rules.plugins"):
-        listed = tsos_cli("rules")
+        listed = tsos_cli("rules", "--allow-plugin-failures")
     assert listed.code == 0, listed.err
     assert "tsos.next-step-required" in listed.out
     assert "plugin typo" in caplog.text and "tsos_rules_register_pack" in caplog.text
     assert "typo  FAILED" in tsos_cli("plugins").out
+
+
+HALF_REGISTERING = """
+from tsos_rules import hookimpl
+
+@hookimpl
+def tsos_rules_register_packs(register):
+    register(__import__("throwaway_ok3").PACK)  # registers part of its work, then fails
+    raise RuntimeError("second pack unreachable")
+"""
+
+
+@pytest.fixture
+def half_loaded(install: Install) -> None:
+    """A plugin that fails inside its hook after registering a pack (rolled back)."""
+    install(
+        "half-pack",
+        entry_points={"half": "throwaway_half"},
+        modules={"throwaway_half": HALF_REGISTERING, "throwaway_ok3": GOOD_PLUGIN},
+    )
+
+
+@pytest.mark.usefixtures("half_loaded")
+def test_check_exits_2_when_a_plugin_failed_to_load(tsos_cli, tmp_path: Path) -> None:
+    checked = tsos_cli("check", write_snapshot(tmp_path), "--format", "json")
+    assert checked.code == 2
+    # The output is still there for the rules that did load; the rolled-back pack is absent
+    # (with it, this big deal would be a throwaway.big-deal finding).
+    assert "throwaway.big-deal" not in {f["rule"] for f in checked.json()["findings"]}
+    assert "error: plugin half failed to load" in checked.err
+    assert "RuntimeError: second pack unreachable" in checked.err
+    assert "--allow-plugin-failures" in checked.err
+
+
+@pytest.mark.usefixtures("half_loaded")
+def test_allowing_plugin_failures_gives_the_findings_exit_status(
+    tsos_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    allowed = tsos_cli("check", write_snapshot(tmp_path), "--allow-plugin-failures")
+    assert allowed.code == 0  # what the loaded rules find: nothing here
+    assert "warning: plugin half failed to load" in allowed.err
+    monkeypatch.setenv("TSOS_RULES_ALLOW_PLUGIN_FAILURES", "1")
+    assert tsos_cli("check", write_snapshot(tmp_path)).code == 0
+
+
+@pytest.mark.usefixtures("half_loaded")
+def test_rules_lists_what_loaded_and_exits_2(tsos_cli) -> None:
+    listed = tsos_cli("rules", "--format", "json")
+    assert listed.code == 2
+    ids = {row["id"] for row in listed.json()}
+    assert "tsos.next-step-required" in ids and "throwaway.big-deal" not in ids
+    assert "plugin half failed to load" in listed.err
+    assert tsos_cli("rules", "--allow-plugin-failures").code == 0
+
+
+def test_check_exit_status_is_unchanged_when_every_plugin_loads(
+    install: Install, tsos_cli, tmp_path: Path
+) -> None:
+    install("ok-pack", entry_points={"ok": "throwaway_ok4"}, modules={"throwaway_ok4": GOOD_PLUGIN})
+    checked = tsos_cli("check", write_snapshot(tmp_path))
+    assert checked.code == 0 and "failed to load" not in checked.err
+    assert tsos_cli("rules").code == 0

@@ -234,3 +234,47 @@ def test_the_plugin_registers_the_hubspot_connector(monkeypatch: pytest.MonkeyPa
     assert isinstance(connector, HubSpotConnector)
     assert connector.settings.page_size == 50
     connector.close()
+
+
+def test_the_fake_refuses_over_50_inputs_with_history_as_hubspot_does(
+    fake: FakeHubSpot, rsps: responses.RequestsMock
+) -> None:
+    ids = [fake.add("deals", {"dealname": f"deal {n}"}) for n in range(51)]
+    answer = requests.post(
+        "https://api.hubapi.com/crm/v3/objects/deals/batch/read",
+        json={
+            "inputs": [{"id": i} for i in ids],
+            "properties": ["dealname"],
+            "propertiesWithHistory": ["closedate"],
+        },
+        headers={"Authorization": f"Bearer {fake.token}"},
+        timeout=5,
+    )
+    assert answer.status_code == 400
+    body = answer.json()
+    assert body["status"] == "error" and body["category"] == "VALIDATION_ERROR"
+    assert body["message"].startswith(
+        "The maximum number of inputs supported in a batch request for property histories is 50."
+    )
+    assert body["correlationId"]
+    # Without history, 100 inputs a call stay allowed.
+    plain = requests.post(
+        "https://api.hubapi.com/crm/v3/objects/deals/batch/read",
+        json={"inputs": [{"id": i} for i in ids], "properties": ["dealname"]},
+        headers={"Authorization": f"Bearer {fake.token}"},
+        timeout=5,
+    )
+    assert plain.status_code == 200 and len(plain.json()["results"]) == 51
+
+
+def test_batch_reads_with_history_send_at_most_50_ids(
+    fake: FakeHubSpot, rsps: responses.RequestsMock
+) -> None:
+    ids = [fake.add("deals", {"dealname": f"deal {n}"}) for n in range(120)]
+    client = client_for(fake)
+    got = client.batch_read("deals", ids, ["dealname"], history=["closedate"], batch_size=100)
+    assert set(got) == set(ids)
+    assert fake.count("POST", "/crm/v3/objects/deals/batch/read") == 3  # 50 + 50 + 20
+    plain = client.batch_read("deals", ids, ["dealname"], batch_size=100)
+    assert set(plain) == set(ids)
+    assert fake.count("POST", "/crm/v3/objects/deals/batch/read") == 5  # 100 + 20 more

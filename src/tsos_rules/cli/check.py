@@ -9,6 +9,7 @@ from typing import IO
 import click
 
 from tsos_rules.cli._common import config_from, config_option, parse_date, skip_teardown
+from tsos_rules.cli._plugin_failures import allow_plugin_failures_option, plugin_failure_exit
 from tsos_rules.errors import ExitCode
 
 #: ``check --jobs 0`` uses one worker per CPU up to this many. Judging is under half of a run,
@@ -49,6 +50,7 @@ MAX_AUTO_JOBS = 2
         "Default: [engine] executor, else as --jobs says."
     ),
 )
+@allow_plugin_failures_option
 @config_option
 def check(
     file: str,
@@ -58,13 +60,15 @@ def check(
     include_info: bool,
     jobs: int,
     executor: str | None,
+    allow_plugin_failures: bool,
     config_path: str | None,
 ) -> None:
     """Evaluate a snapshot FILE (JSON; '-' reads stdin) and print the findings.
 
     Exits 0 when no finding is a block, 1 when at least one is, 2 when the file or the
-    configuration cannot be used, 3 when the executor fails (a partition failed twice, or the
-    Dask scheduler cannot be reached).
+    configuration cannot be used or a plugin failed to load (its rules did not run;
+    --allow-plugin-failures runs without it), 3 when the executor fails (a partition
+    failed twice, or the Dask scheduler cannot be reached).
 
     \b
     Examples:
@@ -73,6 +77,7 @@ def check(
       cat snapshot.json | tsos-rules check - --rules 'tsos.next-step-*,tsos.close-*'
       tsos-rules check big-snapshot.json --executor processes --jobs 2
       tsos-rules check big-snapshot.json --executor dask=tcp://scheduler:8786
+      tsos-rules check snapshot.json --allow-plugin-failures
     """
     from tsos_rules.engine import Engine, ExecutorSpec, filter_severity
     from tsos_rules.engine.executors import available_cpus
@@ -90,6 +95,7 @@ def check(
         where = "--executor" if executor else "engine.executor"
         spec = ExecutorSpec.parse(chosen, where=where, workers=workers)
     engine = Engine.from_config(config, rules=selected)
+    load_failures = tuple(engine.plugin_manager.failures)  # not the report sections' ones
     source: str | IO[str] = sys.stdin if file == "-" else file
     with bulk_allocation(keep=True):
         snapshot, _ = load_snapshot(source)
@@ -114,4 +120,5 @@ def check(
         for section in sections:
             click.echo("\n" + render_section(section), nl=False)
     skip_teardown()
-    sys.exit(ExitCode.BLOCK if findings.blocking else ExitCode.OK)
+    failed = plugin_failure_exit(load_failures, allow=allow_plugin_failures)
+    sys.exit(failed or (ExitCode.BLOCK if findings.blocking else ExitCode.OK))

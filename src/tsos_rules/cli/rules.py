@@ -3,24 +3,37 @@
 from __future__ import annotations
 
 import json
+import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from tsos_rules.cli._common import config_from, config_option, fail
+from tsos_rules.cli._plugin_failures import allow_plugin_failures_option, plugin_failure_exit
 from tsos_rules.cli.sdk import rules_validate
+
+if TYPE_CHECKING:
+    from tsos_rules.rules.spec import RuleSpec
 
 
 @click.group("rules", invoke_without_command=True, commands=[rules_validate])
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@allow_plugin_failures_option
 @config_option
 @click.pass_context
-def rules(ctx: click.Context, fmt: str, config_path: str | None) -> None:
+def rules(
+    ctx: click.Context, fmt: str, allow_plugin_failures: bool, config_path: str | None
+) -> None:
     """List every loaded rule: id, severity, pack and its doctrine in one line.
+
+    Exits 2 when a plugin failed to load (its rules are missing from the list), unless
+    --allow-plugin-failures.
 
     \b
     Examples:
       tsos-rules rules
       tsos-rules rules --format json | jq '.[].id'
+      tsos-rules rules --allow-plugin-failures
       tsos-rules rules validate my_rules.yaml
     """
     if ctx.invoked_subcommand is not None:
@@ -30,6 +43,14 @@ def rules(ctx: click.Context, fmt: str, config_path: str | None) -> None:
     engine = Engine.from_config(config_from(config_path))
     specs = sorted(engine.specs.values(), key=lambda s: s.id)
     engine.close()
+    failed = plugin_failure_exit(engine.plugin_manager.failures, allow=allow_plugin_failures)
+    _list(specs, fmt)
+    if failed is not None:
+        sys.exit(failed)
+
+
+def _list(specs: list[RuleSpec], fmt: str) -> None:
+    """Print the rules as a table or as JSON."""
     if fmt == "json":
         rows = [
             {

@@ -208,7 +208,8 @@ class OpportunityFacts(_PartnerJoins):
           an unapproved move that was reverted is cured;
         - a move is a *restoration* when it puts the date back where an earlier unapproved move
           of the locked deal took it from (``new`` equals that move's ``old``), that earlier
-          move being a real move, not itself a restoration. A restoration is the undo of a bad
+          move being a real move, not itself a restoration, and not already cured by an earlier
+          restoration. A restoration is the undo of a bad
           move (by the rep, or an enforce repair), so it is neither an unapproved move for
           ``tsos.close-date-locked`` (else the tool would ask to put the bad date back) nor a
           push for ``tsos.close-date-slipping`` (undoing an unapproved pull-in moves the date
@@ -219,8 +220,8 @@ class OpportunityFacts(_PartnerJoins):
         after A→B→C→A the date is back at A, so B→C is undone too (restoring B would bring back
         a date no one approved).
 
-        So A→B→A (both unapproved) leaves nothing to cure, and in A→B→A→B the last move is a
-        real unapproved move again (it undoes a restoration, not a bad move).
+        So A→B→A (both unapproved) leaves nothing to cure, and in A→B→A→B and A→B→C→A→B the
+        last move is a real unapproved move again (it undoes a restoration, not a bad move).
         """
         changes = self.index.changes_by_opportunity.get(self.opportunity.id)
         if not changes:
@@ -240,9 +241,11 @@ class OpportunityFacts(_PartnerJoins):
             start = moved_from.get(new) if new is not None and old != new else None
             if start is not None:
                 move = attrs.evolve(move, restoration=True, pushed_later=False)
-                # Back where the bad move started: every move since is undone with it.
+                # Back where the bad move started: every move since is undone with it, and a
+                # cured move can no longer be restored to (A→B→C→A→B ends in a new bad move).
                 for k in order[start + 1 : position]:
                     moves[k] = attrs.evolve(moves[k], reverted=True)
+                moved_from = {day: at for day, at in moved_from.items() if at < start}
             elif move.locked and not move.approved and old is not None:
                 moved_from[old] = position
             moves[i] = move

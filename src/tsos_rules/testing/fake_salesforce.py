@@ -163,6 +163,25 @@ def _system_fields(history: bool = False) -> list[FieldDef]:
     return fields
 
 
+#: Standard fields that exist only in orgs with partner relationship management enabled.
+PRM_FIELDS = (
+    ("Opportunity", "PartnerAccountId"),
+    ("Lead", "PartnerAccountId"),
+    ("Account", "IsPartner"),
+)
+
+
+def _describes_only(body: str) -> bool:
+    """A Composite body whose every subrequest is a ``GET .../describe``."""
+    try:
+        parts = json.loads(body).get("compositeRequest") or []
+    except (ValueError, AttributeError):
+        return False
+    return bool(parts) and all(
+        isinstance(p, dict) and str(p.get("url", "")).endswith("/describe") for p in parts
+    )
+
+
 def _ref(name: str, *targets: str) -> FieldDef:
     rel = name[:-2] if name.endswith("Id") else name[:-3] + "__r"
     return FieldDef(name, "reference", tuple(targets), rel, length=18)
@@ -650,7 +669,12 @@ class FakeSalesforce:
         bulk_polls: int = 1,
         sandbox: bool = False,
         now: dt.datetime | None = None,
+        partner_relationship_management: bool = True,
+        team_selling: bool = True,
     ) -> None:
+        """``partner_relationship_management=False``: an org without PRM (no
+        ``PartnerAccountId`` on Opportunity and Lead, no ``Account.IsPartner``);
+        ``team_selling=False``: no ``OpportunityTeamMember`` object."""
         self.instance_url = instance_url.rstrip("/")
         self.org_id = org_id
         self.daily_limit = daily_limit
@@ -660,6 +684,11 @@ class FakeSalesforce:
         self.sandbox = sandbox
         self.now = now or dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
         self.schema = default_schema()
+        if not partner_relationship_management:
+            for sobject, field in PRM_FIELDS:
+                self.schema[sobject].pop(field)
+        if not team_selling:
+            del self.schema["OpportunityTeamMember"]
         self.tables: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in self.schema}
         self._counter = itertools.count(1)
         self._ext_index: dict[tuple[str, str], dict[str, str]] = {}
@@ -1190,6 +1219,8 @@ class FakeSalesforce:
         body = request.body.decode() if isinstance(request.body, bytes) else (request.body or "")
         headers = request.headers
         kind = self._kind(method, path)
+        if kind == "composite" and _describes_only(body):
+            kind = "describe"  # a Composite call of describe() requests (connectors, check)
         shown = {k: str(v) for k, v in headers.items() if k.lower() != "authorization"}
 
         def log(status: int, api: bool) -> None:

@@ -66,9 +66,10 @@ def test_full_read_maps_the_org_in_a_fixed_number_of_calls(org: Org, ids: Ids) -
         ids.task_airbus: "open",
     }
     assert result.versions[("opportunity", ids.boeing_fleet)] == "2026-11-19T09:00:00.000Z"
-    # 5 windows + converted leads, history, open tasks, open events, team + partners + users
-    assert connector.api_calls == 12
-    assert org.fake.count("auth") == 1 and org.fake.count() == 13
+    # describe, 5 windows + converted leads, history, open tasks, open events, team + partners
+    # + users
+    assert connector.api_calls == 13
+    assert org.fake.count("auth") == 1 and org.fake.count() == 14
 
 
 def test_window_boundary_neither_skips_nor_repeats(org: Org, ids: Ids) -> None:

@@ -95,16 +95,16 @@ def test_a_sync_judges_the_doctrine_and_writes_each_task_once(org: Org, tmp_path
     )
     assert first.findings_new == 8 and first.exit_code == 1  # block findings are open
     assert first.actions[("create_task", "written")] == 8
-    # a first sync: 1 login, 12 queries (windows, related records), 1 Collections call
-    assert fake.count() == 14 and fake.count("auth") == 1
+    # a first sync: 1 login, 1 describe, 12 queries (windows, related records), 1 Collections
+    assert fake.count() == 15 and fake.count("auth") == 1
 
     fake.reset_counts()
     fake.advance(60)
     second = sync(org, tmp_path)
     assert second.findings_new == 0 and sum(second.actions.values()) == 0
     assert set(finding_tasks(org)) == set(want)
-    # nothing changed: 1 login and the 5 windows (deletions come with them, via queryAll)
-    assert fake.count() == 6
+    # nothing changed: 1 login, 1 describe and the 5 windows (deletions come with them)
+    assert fake.count() == 7
 
     fake.reset_counts()
     fake.advance(60)
@@ -117,8 +117,8 @@ def test_a_sync_judges_the_doctrine_and_writes_each_task_once(org: Org, tmp_path
         fp("tsos.next-step-required", "opportunity", ids.embraer_jets, "placeholder")
     ]
     assert closed["Status"] == "Completed"
-    # login, 5 windows, 5 related queries, partners, users, the task lookup, one update
-    assert fake.count() == 15
+    # login, describe, 5 windows, 5 related queries, partners, users, the task lookup, an update
+    assert fake.count() == 16
 
 
 def test_a_crash_before_the_state_is_saved_writes_nothing_twice(

@@ -255,6 +255,26 @@ def test_putting_the_date_back_past_several_unapproved_moves_cures_them_all(lock
     assert locked_findings([10, 20, 30, 10]) == []
 
 
+def test_redoing_a_move_cured_by_an_earlier_restoration_is_a_new_unapproved_move(
+    locked_findings,
+):
+    """A→B→C→A→B: C→A cured A→B and B→C; moving to B again is not a restoration of B→C."""
+    (finding,) = locked_findings([10, 20, 30, 10, 20])
+    assert finding.details == {"restore_to": day(10), "moved_to": day(20), "unapproved_moves": 1}
+
+
+def test_a_cured_move_is_no_longer_a_restoration_target(findings):
+    """A→B (unapproved), B→A (restoration), A→D (approved), D→A (unapproved): A→B was already
+    cured, so D→A is a new unapproved move, not a second undo of A→B."""
+    history = locked_history(10, 20, 10, 40, 10, approved=(2,))
+    snap = snapshot(
+        opportunities=[deal(stage="closing", probability=80, close_date=day(10))],
+        close_date_changes=history,
+    )
+    (finding,) = [f for f in findings(snap) if f.rule == RULE]
+    assert finding.details == {"restore_to": day(40), "moved_to": day(10), "unapproved_moves": 1}
+
+
 def test_putting_the_date_back_one_step_leaves_the_earlier_move_to_cure(locked_findings):
     """A→B→C→B: C→B undoes B→C only; A→B still needs approval or restoring A."""
     (finding,) = locked_findings([10, 20, 30, 20])

@@ -1,7 +1,8 @@
 """tsos.partner-of-record-required (block): one active partner of record.
 
-Judges channel deals (open and closed), leads distributed to a partner and accounts that have
-ever had a channel deal.
+Judges channel deals (open and closed), unconverted channel leads (a partner set, a partner
+source, or distributed to a partner; converted leads are history) and accounts that have ever
+had a channel deal.
 """
 
 from __future__ import annotations
@@ -111,8 +112,58 @@ def test_a_distributed_lead_with_a_terminated_partner(por):
     assert hits == {("lead", "l1", "terminated_partner")}
 
 
-def test_a_lead_never_distributed_is_not_judged(por):
-    assert por(leads=[lead("l1", partner_id=None, distributed_at=None)]) == set()
+def test_a_direct_lead_is_not_judged(por):
+    assert por(leads=[lead("l1", partner_id=None, distributed_at=None, source="web")]) == set()
+
+
+@pytest.mark.parametrize(
+    "source", ["partner", "partner_referral", "partner_url", "deal_registration"]
+)
+def test_an_open_partner_sourced_lead_with_no_partner_is_missing_its_partner_of_record(source, por):
+    # The case the rule exists for: refer the lead back to the partner who brought it.
+    hits = por(leads=[lead("l1", partner_id=None, distributed_at=None, source=source)])
+    assert hits == {("lead", "l1", "missing")}
+
+
+def test_a_partner_sourced_lead_names_the_source_in_its_message(findings):
+    snap = snapshot(leads=[lead("l1", company="Acme", partner_id=None, source="partner_url")])
+    (finding,) = [f for f in findings(snap) if f.rule == RULE]
+    assert "partner source partner_url" in finding.message
+    assert "name the partner" in finding.message
+
+
+def test_an_undistributed_lead_with_a_partner_is_judged_by_that_partner(por):
+    hits = por(
+        partners=[partner("p1", status="terminated")],
+        leads=[lead("l1", partner_id="p1", distributed_at=None, source="web")],
+    )
+    assert hits == {("lead", "l1", "terminated_partner")}
+    unknown = por(leads=[lead("l1", partner_id="p404", distributed_at=None)])
+    assert unknown == {("lead", "l1", "unknown_partner")}
+
+
+def test_a_lead_in_a_closed_status_is_still_judged_until_converted(por):
+    hits = por(leads=[lead("l1", partner_id=None, source="partner", status="disqualified")])
+    assert hits == {("lead", "l1", "missing")}
+
+
+def test_a_converted_channel_lead_is_history(por):
+    converted = lead(
+        "l1",
+        partner_id="p404",
+        source="partner",
+        distributed_at=at(-3),
+        converted_opportunity_id="o1",
+        status="converted",
+    )
+    hits = por(leads=[converted], opportunities=[channel_deal()], accounts=[channel_account()])
+    assert not {hit for hit in hits if hit[0] == "lead"}
+
+
+def test_explain_states_which_leads_are_judged(cli):
+    out = " ".join(cli("explain", RULE).out.split())
+    assert "unconverted channel lead" in out
+    assert "partner source" in out and "converted lead is history" in out
 
 
 # -- accounts ------------------------------------------------------------------------------

@@ -32,6 +32,9 @@ log = logging.getLogger("tsos_rules_hubspot")
 WINDOW_SECONDS = 10.0
 #: The longest we wait on one 429 whatever ``Retry-After`` says.
 MAX_WAIT_SECONDS = 60.0
+#: Records per batch read that asks for ``propertiesWithHistory``: HubSpot refuses more than 50
+#: ("The maximum number of inputs supported in a batch request for property histories is 50").
+HISTORY_BATCH_LIMIT = 50
 
 Json = dict[str, Any]
 
@@ -273,7 +276,10 @@ class HubSpotClient:
         history: Sequence[str] = (),
         batch_size: int = 100,
     ) -> dict[str, Json]:
-        """``POST .../batch/read`` in chunks of at most 100; records by id (missing ids absent)."""
+        """``POST .../batch/read`` in chunks of at most 100, or 50 when ``history`` asks for
+        ``propertiesWithHistory`` (HubSpot refuses more); records by id (missing ids absent)."""
+        if history:
+            batch_size = min(batch_size, HISTORY_BATCH_LIMIT)
         found: dict[str, Json] = {}
         for chunk in chunks(_unique(ids), batch_size):
             body: Json = {

@@ -7,9 +7,10 @@ Reads
     at 10,000 results: when a window reaches that cap, the window is narrowed to start at the
     last timestamp seen and the read continues (ids de-duplicated), so any number of changes is
     read without gaps. The records themselves are fetched by id with batch reads of at most 100
-    (deals with ``propertiesWithHistory`` for close-date history), their links with associations
-    v4 batch reads, and every related record a rule needs is brought along: the deal's company
-    and partner, the other deals of the same company, its owner, its open activities.
+    (deals at most 50, as they ask for ``propertiesWithHistory`` for close-date history), their
+    links with associations v4 batch reads, and every related record a rule needs is brought
+    along: the deal's company and partner, the other deals of the same company, its owner, its
+    open activities.
 
 Writes
     Findings become HubSpot tasks associated to the deal (or company), carrying the finding's

@@ -601,6 +601,8 @@ class FakeHubSpot:
         inputs = body.get("inputs") or []
         if len(inputs) > 100:
             raise _Refused(400, "VALIDATION_ERROR", "at most 100 inputs per batch")
+        if body.get("propertiesWithHistory") and len(inputs) > _HISTORY_INPUTS:
+            raise _Refused(400, "VALIDATION_ERROR", _HISTORY_LIMIT_MESSAGE)
         started = iso(self.clock)
         results, missing = [], []
         for item in inputs:
@@ -688,6 +690,8 @@ class FakeHubSpot:
         inputs = body.get("inputs") or []
         if len(inputs) > 100:
             raise _Refused(400, "VALIDATION_ERROR", "at most 100 inputs per batch")
+        if body.get("propertiesWithHistory") and len(inputs) > _HISTORY_INPUTS:
+            raise _Refused(400, "VALIDATION_ERROR", _HISTORY_LIMIT_MESSAGE)
         started = iso(self.clock)
         for item in inputs:  # all or nothing, like HubSpot's validation
             self._check_properties(object_type, item.get("properties") or {}, None)
@@ -914,6 +918,14 @@ class FakeHubSpot:
             nxt = str(offset + limit)
             out["paging"] = {"next": {"after": nxt, "link": f"?after={nxt}"}}
         return _answer(200, out)
+
+
+#: HubSpot's own limit and answer (HTTP 400) for a batch read with ``propertiesWithHistory``.
+_HISTORY_INPUTS = 50
+_HISTORY_LIMIT_MESSAGE = (
+    "The maximum number of inputs supported in a batch request for property histories is 50. "
+    "Please reduce the number of items and try again"
+)
 
 
 class _Refused(Exception):

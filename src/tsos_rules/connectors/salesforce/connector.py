@@ -27,6 +27,13 @@ from tsos_rules.connectors.salesforce.auth import Authenticator
 from tsos_rules.connectors.salesforce.client import SalesforceClient
 from tsos_rules.connectors.salesforce.faults import Redactor
 from tsos_rules.connectors.salesforce.mapping import CATALOGUE, FieldMapping
+from tsos_rules.connectors.salesforce.orgfit import (
+    OPTIONAL_FIELDS,
+    OPTIONAL_OBJECTS,
+    OrgFit,
+    fit_to_org,
+    objects_to_describe,
+)
 from tsos_rules.connectors.salesforce.reader import Reader
 from tsos_rules.connectors.salesforce.settings import (
     ApprovalSettings,
@@ -178,6 +185,7 @@ class SalesforceConnector:
             now=self._now,
             approvals=settings.approvals,
         )
+        self._fit: OrgFit | None = None
         self.writer = Writer(
             self.client,
             settings.mapping,
@@ -204,7 +212,23 @@ class SalesforceConnector:
         )
 
     def read(self, since: str | None, *, until: dt.datetime | None = None) -> ReadResult:
+        self.fit_to_org()
         return self.reader.read(since, until)
+
+    def fit_to_org(self) -> OrgFit:
+        """Describe the org once per connector (one Composite call) before the first read:
+        optional fields and objects it lacks are left out of the SOQL, each named once in a
+        warning; a required field it lacks fails here, naming the mapping key."""
+        if self._fit is None:
+            settings = self.settings
+            described = self.describe(objects_to_describe(settings.read))
+            fit = fit_to_org(settings.mapping, settings.read, settings.approvals, described)
+            for part, lost in fit.left_out:
+                log.warning("Salesforce: %s is not in this org, read without it (%s)", part, lost)
+            self.reader.mapping = fit.mapping
+            self.reader.settings = fit.read
+            self._fit = fit
+        return self._fit
 
     def write(self, actions: Sequence[Action]) -> list[ActionResult]:
         if not actions:
@@ -273,6 +297,11 @@ class SalesforceConnector:
         problems: list[Problem] = []
         fields: dict[str, dict[str, dict[str, Any]]] = {}
         for name, info in described.items():
+            if info is None and name in OPTIONAL_OBJECTS:
+                problems.append(
+                    Problem("warning", name, f"not in this org: {OPTIONAL_OBJECTS[name]}")
+                )
+                continue
             if info is None:
                 problems.append(Problem("error", name, "object not found or not readable"))
                 continue
@@ -283,6 +312,12 @@ class SalesforceConnector:
                 return None
             info = fields[sobject].get(field)
             where = f"{sobject}.{field}"
+            spec = CATALOGUE.get(key)
+            if info is None and key in OPTIONAL_FIELDS and spec and field == spec.default:
+                problems.append(
+                    Problem("warning", where, f"not in this org: {OPTIONAL_FIELDS[key]}")
+                )
+                return None
             if info is None:
                 hint = f' (mapping {key}; switch it off with {key} = "")' if key else ""
                 problems.append(Problem("error", where, f"field not found{hint}"))

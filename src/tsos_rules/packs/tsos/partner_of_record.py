@@ -41,11 +41,26 @@ def por_opportunity(facts: OpportunityFacts, params: Params) -> Iterator[Violati
         yield violation
 
 
+def _channel_lead_origin(facts: LeadFacts) -> str | None:
+    """Why an unconverted lead is a channel lead (None when it is not one, or is converted)."""
+    lead = facts.lead
+    if lead.converted_opportunity_id:
+        return None  # converted: history, its deal and account carry the partner of record
+    if facts.is_distributed:
+        return "distributed to a partner"
+    if lead.source and lead.source in facts.index.org.partner_sources:
+        return f"from partner source {lead.source}"
+    if lead.partner_id:
+        return "with a partner"
+    return None
+
+
 def por_lead(facts: LeadFacts, params: Params) -> Iterator[Violation]:
     lead = facts.lead
-    if not facts.is_distributed:
+    origin = _channel_lead_origin(facts)
+    if origin is None:
         return
-    subject = f"Lead {lead.company or lead.id}, distributed to a partner,"
+    subject = f"Lead {lead.company or lead.id}, {origin},"
     violation = _por_violation(subject, lead.partner_id, facts.partner_status)
     if violation:
         yield violation
@@ -69,15 +84,17 @@ PARTNER_OF_RECORD_REQUIRED = rule(
         record_types=("opportunity", "lead", "account"),
         title="One active partner of record",
         doctrine=(
-            "Persistent Partner Ownership: every channel deal, distributed lead and channel "
+            "Persistent Partner Ownership: every channel deal, open channel lead and channel "
             "account names exactly one partner of record."
         ),
         source='tip #28, "POR" and "Persistent Partner Ownership"',
         semantics=(
-            "Every channel deal (open or closed), every lead distributed to a partner and "
-            "every account that has ever had a channel deal names a partner of record that "
-            "exists and is active. A deal's partner of record is its partner, else its "
-            "account's partner of record."
+            "Every channel deal (open or closed), every unconverted channel lead and every "
+            "account that has ever had a channel deal names a partner of record that exists "
+            "and is active. A channel lead has a partner_id, a partner source "
+            "(partner_sources) or a distributed_at; a converted lead is history and is not "
+            "judged. A deal's partner of record is its partner, else its account's partner "
+            "of record."
         ),
         remediation="Name the active partner of record on the record.",
         reasons={

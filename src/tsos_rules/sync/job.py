@@ -154,7 +154,8 @@ def run_sync(
     settings = SyncSettings.from_config(cfg)
     if mode is not None:
         settings = attrs.evolve(settings, mode=parse_mode(mode, "--mode"))
-    engine = Engine.from_config(cfg)
+    with naming_file(cfg.path):  # a pack parameter out of range names the file too
+        engine = Engine.from_config(cfg)
     try:
         settings.policy.check_rules(engine.specs)
         # The lock comes first: opening the state creates and migrates it, which two first

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -396,6 +397,10 @@ def _resolve(directory: Path, config_path: Path | None) -> Path:
 CONFIG_ENV = "TSOS_RULES_CONFIG"
 
 
+#: A config file is a few KB; anything this large is the wrong file (or a device).
+MAX_CONFIG_BYTES = 1_000_000
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Read a TOML config file (``$TSOS_RULES_CONFIG`` when no path); defaults when neither."""
     if path is None:
@@ -406,9 +411,19 @@ def load_config(path: str | Path | None = None) -> Config:
     path = Path(path)
     try:
         with path.open("rb") as handle:
-            data = tomllib.load(handle)
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ConfigError(f"{path}: not a regular file")
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES:,} bytes: not a config file")
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # a byte-order mark is fine
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}): "
+            "save the file as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     with naming_file(path):

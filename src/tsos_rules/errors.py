@@ -209,7 +209,7 @@ class ExitCode(enum.IntEnum):
     OK = 0, "clean: no block finding is open"
     BLOCK = 1, "block findings are open"
     INPUT = 2, "configuration or input error: nothing was synced"
-    CONNECTOR = 3, "connector failure (or the CRM refused some writes)"
+    CONNECTOR = 3, "connector failure (or CRM writes refused or still pending)"
     INTERNAL = 4, "internal error: a bug (re-run with TSOS_RULES_DEBUG=1 and report it)"
     SKIPPED = 5, "some records could not be read and were skipped"
     LOCKED = 6, "another sync run holds the lock: nothing was done"

@@ -79,6 +79,18 @@ def render_summary(summary: Mapping[str, Any], *, stream: IO[str], color: bool) 
     if not actions["by_kind"]:
         table.add_row("none", *("0" for _ in statuses))
     console.print(table)
+    if actions.get("pending"):
+        console.print(
+            f"{actions['pending']:,} CRM write(s) still pending (refused, or left by a run that "
+            "stopped): the next run sends them again",
+            highlight=False,
+        )
+    if actions.get("abandoned"):
+        console.print(
+            f"{actions['abandoned']:,} write(s) given up after their last attempt (named in the "
+            "run log): check them by hand",
+            highlight=False,
+        )
 
     skipped = summary["skipped_records"]
     if skipped:

@@ -26,23 +26,48 @@ RULE_ID = re.compile(r"^[a-z][a-z0-9_]*(-[a-z0-9_]+)*\.[a-z][a-z0-9]*(-[a-z0-9]+
 
 @attrs.frozen
 class Parameter:
-    """A tunable value of a pack, with its default and the type an override must have."""
+    """A tunable value of a pack, with its default, the type an override must have and, for a
+    number, the range it must lie in (``low``/``high``, inclusive; None: unbounded)."""
 
     name: str
     default: Any
     description: str
+    low: int | float | None = None
+    high: int | float | None = None
 
     def coerce(self, value: Any, *, pack: str) -> Any:
-        """Check an override against the default's type; config errors name pack and key."""
+        """Check an override against the default's type and the range; config errors name
+        pack and key."""
         expected = type(self.default)
         ok = isinstance(value, expected) and not (isinstance(value, bool) and expected is not bool)
         if expected is float and type(value) is int:
-            return float(value)
+            value, ok = float(value), True
         if not ok:
             raise ConfigError(
                 f"packs.{pack}.{self.name}: expected {expected.__name__}, got {value!r}"
             )
+        if self.out_of_range(value):
+            raise ConfigError(f"packs.{pack}.{self.name}: expected {self.range}, got {value!r}")
         return value
+
+    def out_of_range(self, value: Any) -> bool:
+        """True when a number lies outside ``low``..``high`` (or is not a number at all)."""
+        if self.low is None and self.high is None:
+            return False
+        if isinstance(value, float) and value != value:  # NaN compares false to everything
+            return True
+        return (self.low is not None and value < self.low) or (
+            self.high is not None and value > self.high
+        )
+
+    @property
+    def range(self) -> str:
+        """The allowed range, as error messages say it (``1 to 1,000``, ``>= 0``)."""
+        if self.low is not None and self.high is not None:
+            return f"{self.low:,} to {self.high:,}"
+        if self.low is not None:
+            return f">= {self.low:,}"
+        return f"<= {self.high:,}"
 
 
 @attrs.frozen
@@ -168,6 +193,12 @@ class RulePack:
             raise PackValidationError(f"pack {self.name!r}: name: use lowercase letters, digits, -")
         seen: set[str] = set()
         declared = {parameter.name for parameter in self.parameters}
+        for parameter in self.parameters:
+            if parameter.out_of_range(parameter.default):
+                raise PackValidationError(
+                    f"pack {self.name}: parameter {parameter.name}: the default "
+                    f"{parameter.default!r} is outside {parameter.range}"
+                )
         for spec in self.specs:
             if not RULE_ID.match(spec.id) or spec.pack != self.name:
                 raise PackValidationError(

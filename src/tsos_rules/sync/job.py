@@ -24,6 +24,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -60,7 +61,14 @@ from tsos_rules.sync.planner import (
     RuleText,
 )
 from tsos_rules.sync.settings import SyncSettings, parse_mode
-from tsos_rules.sync.state import Push, SeenFinding, StateStore
+from tsos_rules.sync.state import (
+    PendingWrite,
+    Push,
+    RunLock,
+    SeenFinding,
+    StateStore,
+    lock_path_for,
+)
 from tsos_rules.sync.summary import Progress, SyncSummary
 
 log = logging.getLogger(__name__)
@@ -84,8 +92,15 @@ ConnectorFactory = Callable[[Mapping[str, Any]], Connector]
 
 #: Skipped actions listed one by one in the summary (the rest are only counted).
 LISTED_SKIPS = 200
-#: Runs that try to settle a write a killed run left pending before giving up on it.
+#: Attempts at a CRM write (each in its own run) before it is given up as impossible and
+#: reported: a write the CRM refuses, or one a stopped run left pending.
 SETTLE_ATTEMPTS = 5
+
+Settlement = tuple[
+    list[tuple[str, ActionKind]], list[str], list[tuple[str, ActionKind, str | None]]
+]
+"""What a batch commit does to the journal: entries settled, fingerprints whose entries stay
+pending for another attempt, and the entries the CRM refused (with its answer)."""
 
 
 def make_connector(config: Config, settings: SyncSettings) -> Connector:
@@ -139,23 +154,29 @@ def run_sync(
     settings = SyncSettings.from_config(cfg)
     if mode is not None:
         settings = attrs.evolve(settings, mode=parse_mode(mode, "--mode"))
-    engine = Engine.from_config(cfg)
+    with naming_file(cfg.path):  # a pack parameter out of range names the file too
+        engine = Engine.from_config(cfg)
     try:
         settings.policy.check_rules(engine.specs)
-        state = StateStore(settings.state_path, dry_run=dry_run)
-        try:
-            with state.lock():
+        # The lock comes first: opening the state creates and migrates it, which two first
+        # runs must not do at once.
+        with RunLock(lock_path_for(settings.state_path)):
+            state = StateStore(settings.state_path, dry_run=dry_run)
+            try:
                 own = connector is None
                 crm = connector if connector is not None else make_connector(cfg, settings)
                 try:
                     job = _Job(engine, state, crm, settings, progress or NullProgress())
                     job.charts = charts
-                    return job.run(dry_run=dry_run, full=full, as_of=as_of)
+                    try:
+                        return job.run(dry_run=dry_run, full=full, as_of=as_of)
+                    except sqlite3.DatabaseError as exc:  # the connectors convert their own
+                        raise state.damaged(exc) from None
                 finally:
                     if own:
                         crm.close()
-        finally:
-            state.close()
+            finally:
+                state.close()
     finally:
         engine.close()
 
@@ -250,7 +271,7 @@ class _Job:
                 then = "this dry run shows how they would be settled"
             else:
                 then = "kept for the next run that writes to the CRM"
-            self.progress.note(f"{left} CRM write(s) left pending by an interrupted run: {then}")
+            self.progress.note(f"{left} CRM write(s) left pending by an earlier run: {then}")
         try:
             watermark = cursor.watermark
             if self.engine.aggregates:
@@ -329,8 +350,8 @@ class _Job:
                 counts=self._log_counts(),
                 error=error,
             )
-        except Exception:  # the state file itself may be the problem; the error still surfaces
-            log.exception("could not record the failed run in the state file")
+        except Exception as exc:  # the state file itself may be the problem; the error surfaces
+            log.warning("could not record the failed run in the state file: %s", exc)
 
     def _batches(self, since: str | None) -> Iterator[ReadResult]:
         connector = self.connector
@@ -435,7 +456,7 @@ class _Job:
             resolved=[state.fingerprint for state in resolved],
             results=results,
             pushes=(judged_opportunities, pushes),
-            settled=self._journalled(plan),
+            **self._settle(plan, results),
         )
 
     def _add_sections(self, index: FactIndex, current: Mapping[str, Finding]) -> None:
@@ -555,22 +576,86 @@ class _Job:
                 self.run_id,
                 resolved=[s.fingerprint for s in chunk],
                 results=results,
-                settled=self._journalled(plan),
+                **self._settle(plan, results),
             )
 
-    def _journalled(self, plan: Plan) -> list[tuple[str, ActionKind]]:
-        """The journal entries a plan's commit settles (none when nothing was written)."""
+    def _settle(
+        self,
+        plan: Plan,
+        results: Sequence[tuple[ActionResult, Mapping[str, Any] | None]],
+        pending: Sequence[PendingWrite] = (),
+    ) -> dict[str, Any]:
+        """What the commit of a plan's results does to the journal (``commit_batch`` keywords).
+
+        A write the CRM refused (``failed``) stays pending, one more attempt counted, and is
+        sent again by the next runs until it is done or has failed ``SETTLE_ATTEMPTS`` times;
+        then it is given up: logged as ``abandoned`` and warned about. Everything else is
+        settled (a stale repair is retried by the next read of the record). With ``pending``
+        (earlier runs' entries this plan settles), a refused write keeps every entry of its
+        finding pending."""
         if not self.writes:
-            return []
-        return [(planned.action.fingerprint, planned.action.kind) for planned in plan.actions]
+            return {}
+        keys = [(planned.action.fingerprint, planned.action.kind) for planned in plan.actions]
+        keys += [(entry.fingerprint, entry.kind) for entry in pending]
+        failed = {
+            (result.fingerprint, result.kind): result.error
+            for result, _ in results
+            if result.status is ActionStatus.FAILED
+        }
+        if not failed:
+            return {"settled": keys}
+        failed_fps = {fp for fp, _ in failed}
+        tried: dict[str, int] = {}
+        for entry in self.state.pending_writes(self.key, fingerprints=failed_fps):
+            tried[entry.fingerprint] = max(tried.get(entry.fingerprint, 0), entry.attempts)
+        give_up = {fp for fp in failed_fps if tried.get(fp, 0) + 1 >= SETTLE_ATTEMPTS}
+        kept = {key for key in keys if key[0] in failed_fps} if pending else set(failed)
+        settled = [key for key in dict.fromkeys(keys) if key not in kept]
+        actions = {(p.action.fingerprint, p.action.kind): p.action for p in plan.actions}
+        abandoned: list[tuple[str, ActionKind, str]] = []
+        for key in dict.fromkeys(k for k in keys if k in kept and k[0] in give_up):
+            error = failed.get(key) or next(
+                (e for (fp, _), e in failed.items() if fp == key[0] and e), None
+            )
+            why = f"gave up after {SETTLE_ATTEMPTS} attempts: {error or 'refused'}"
+            abandoned.append((key[0], key[1], why))
+            action = actions.get(key)
+            if action is None:
+                continue
+            self.summary.writes_abandoned += 1
+            log.warning(
+                "gave up settling a CRM write after %d attempts: %s for finding %s (%s on %s "
+                "%s), last answer: %s; check it by hand",
+                SETTLE_ATTEMPTS,
+                action.kind.value,
+                action.fingerprint,
+                action.rule,
+                action.record_type,
+                action.record_id,
+                error or "refused",
+            )
+        retry = sorted(failed_fps - give_up)
+        if retry:
+            log.warning(
+                "%d CRM write(s) refused; they stay pending and the next run sends them again",
+                len(retry),
+            )
+        return {
+            "settled": settled,
+            "retried": retry,
+            "refused": [(fp, kind, error) for (fp, kind), error in failed.items() if fp in retry],
+            "abandoned": abandoned,
+        }
 
     def _recover(self) -> None:
-        """Settle the writes a killed run journalled and never recorded, now that this run has
-        judged its records and committed what it found: a task for a finding that is open is
-        adopted (or reopened), one for a finding that is not is closed. An entry whose
-        settling write fails stays pending for the next run, up to ``SETTLE_ATTEMPTS`` runs
-        (then it is dropped with a warning naming it). A run in ``report`` mode leaves the
-        journal alone; a dry run shows the writes as planned."""
+        """Send again the writes earlier runs left unfinished (refused by the CRM, or
+        journalled by a run that stopped), now that this run has judged its records and
+        committed what it found, so each is checked against the current verdict: a task for a
+        finding that is open is (re)created, one that may exist for a finding that is not open
+        is closed, a refused create for a finding that resolved is dropped, a refused repair is
+        sent again while its finding is open. What fails again stays pending, up to
+        ``SETTLE_ATTEMPTS`` attempts. A run in ``report`` mode leaves the journal alone; a dry
+        run shows the writes as planned."""
         if not self.policy.writes_anything():
             return
         pending = self.state.pending_writes(self.key, before_run=self.run_id)
@@ -579,45 +664,8 @@ class _Job:
         states = self.state.findings_by_fingerprint(self.key, {p.fingerprint for p in pending})
         plan = self.planner.reconcile(pending, states)
         results = self._write(plan)
-        settled: list[tuple[str, ActionKind]] = []
-        retry: set[str] = set()
-        if self.writes:
-            tried: dict[str, int] = {}
-            for entry in pending:
-                tried[entry.fingerprint] = max(tried.get(entry.fingerprint, 0), entry.attempts)
-            failed = {
-                result.fingerprint
-                for result, _ in results
-                if result.status not in (ActionStatus.WRITTEN, ActionStatus.ALREADY_DONE)
-            }
-            retry = {fp for fp in failed if tried.get(fp, 0) + 1 < SETTLE_ATTEMPTS}
-            settled = [(p.fingerprint, p.kind) for p in pending if p.fingerprint not in retry]
-            settled += [
-                (planned.action.fingerprint, planned.action.kind)
-                for planned in plan.actions
-                if planned.action.fingerprint not in retry
-            ]
-            if retry:
-                log.warning(
-                    "%d write(s) left pending by an interrupted run could not be settled; "
-                    "the next run tries again",
-                    len(retry),
-                )
-            for planned in plan.actions:
-                action = planned.action
-                if action.fingerprint in failed - retry:
-                    log.warning(
-                        "gave up settling a write left pending by an interrupted run after "
-                        "%d attempts: %s for finding %s (%s on %s %s); check that task by hand",
-                        SETTLE_ATTEMPTS,
-                        action.kind.value,
-                        action.fingerprint,
-                        action.rule,
-                        action.record_type,
-                        action.record_id,
-                    )
         self.state.commit_batch(
-            self.key, self.run_id, results=results, settled=settled, retried=sorted(retry)
+            self.key, self.run_id, results=results, **self._settle(plan, results, pending)
         )
 
     def _final_counts(self) -> None:
@@ -634,6 +682,7 @@ class _Job:
         for rule, counts in summary.rules.items():
             if not counts.severity and rule in specs:
                 counts.severity = specs[rule].severity.value
+        summary.writes_pending = self.state.pending_count(self.key)
         summary.findings_open = sum(n for _, n in open_by_rule.values())
         summary.open_block = self.state.open_count(self.key, severity="block")
         if not self.charts:
@@ -651,7 +700,7 @@ class _Job:
 
     def _exit_code(self) -> int:
         summary = self.summary
-        if any(status == "failed" for (_, status) in summary.actions):
+        if summary.writes_pending or any(status == "failed" for (_, status) in summary.actions):
             return ExitCode.CONNECTOR
         if summary.skipped_records:
             return ExitCode.SKIPPED

@@ -4,7 +4,8 @@ Pure functions over plain data, so the plan for a batch can be read and tested w
 The mode of each rule decides what is allowed: ``report`` writes nothing, ``annotate`` keeps one
 task per open finding (closed when it resolves), ``enforce`` also repairs what the doctrine says
 to repair, each repair conditional on the record being unchanged since it was read.
-``Planner.reconcile`` plans what settles the writes a killed run left pending in the journal.
+``Planner.reconcile`` plans what settles the writes earlier runs left pending in the journal
+(refused by the CRM, or never recorded because the run stopped).
 """
 
 from __future__ import annotations
@@ -241,73 +242,93 @@ class Planner:
     def reconcile(
         self, pending: Sequence[PendingWrite], states: Mapping[str, FindingState]
     ) -> Plan:
-        """Settle the task writes a killed run journalled but never recorded, once this run
-        has judged its records. ``states``: the stored findings by fingerprint, as this run
-        left them (a finding the killed run found first is unknown here unless this run saw
-        it again).
+        """Plan what settles the writes earlier runs left unfinished: refused by the CRM, or
+        journalled by a run that stopped before recording them. ``states``: the stored
+        findings by fingerprint, as this run left them after judging its records (a finding a
+        stopped run found first is unknown here unless this run saw it again).
 
-        A task the killed run may have opened or closed for a finding that is open now is
-        (re)planned as the finding's task, which the upsert answers ``already_done`` when the
-        CRM holds it open; for a finding that is not open (cured, resolved, never recorded)
-        its task is closed, which is ``already_done`` when it is closed or was never made.
-        Journalled repairs need nothing: the read shows whether they were made, and they are
-        conditional and idempotent.
+        For a finding that is open now, its task is (re)planned, which the upsert answers
+        ``already_done`` when the CRM holds it open. For a finding that is not open (cured,
+        resolved, never recorded) a task that may exist is closed (``already_done`` when it is
+        closed or was never made); a create the CRM refused made nothing, so it is dropped.
+        A repair the CRM refused is sent again, still conditional on the version it was planned
+        against, while its finding is open and its rule in ``enforce`` mode; other journalled
+        repairs need nothing: the read shows whether they were made.
         """
-        kinds: dict[str, set[ActionKind]] = {}
-        first: dict[str, PendingWrite] = {}
+        entries: dict[str, list[PendingWrite]] = {}
         for entry in pending:
-            kinds.setdefault(entry.fingerprint, set()).add(entry.kind)
-            first.setdefault(entry.fingerprint, entry)
-        if not self.capabilities.tasks:
-            return Plan()
+            entries.setdefault(entry.fingerprint, []).append(entry)
         actions: list[PlannedAction] = []
-        for fingerprint, entry in first.items():
-            planned = kinds[fingerprint]
-            if not planned & {ActionKind.CREATE_TASK, ActionKind.CLOSE_TASK}:
-                continue
+        for fingerprint, group in entries.items():
             state = states.get(fingerprint)
-            if state is not None and state.status == "open":
-                if ActionKind.CLOSE_TASK not in planned and state.has_open_task:
-                    continue  # this run adopted the task already
-                if self._wants_task(state.rule, state.severity):
-                    finding = Finding(
-                        rule=state.rule,
-                        severity=Severity(state.severity),
-                        record_type=state.record_type,
-                        record_id=state.record_id,
-                        reason=state.reason,
-                        message=state.message,
-                        doctrine="",
-                    )
-                    record = RecordInfo(
-                        record_type=state.record_type,
-                        record_id=state.record_id,
-                        label=f"{state.record_type} {state.record_id}",
-                        owner_id=state.owner_id,
-                    )
-                    task = attrs.evolve(self._task(finding, record), fingerprint=fingerprint)
+            is_open = state is not None and state.status == "open"
+            for entry in group:
+                repair = entry.action
+                if (
+                    entry.kind is ActionKind.UPDATE_FIELDS
+                    and entry.refused
+                    and repair is not None
+                    and is_open
+                    and self.capabilities.field_updates
+                    and self.policy.mode_for(entry.rule) is Mode.ENFORCE
+                ):
+                    actions.append(PlannedAction(repair, changes=repair.changes))
+            if self.capabilities.tasks:
+                task = self._settle_task(fingerprint, group, state)
+                if task is not None:
                     actions.append(PlannedAction(task))
-                    continue
-            why = (
-                "the finding is not open after an interrupted run"
-                if state is None or state.status != "open"
-                else "the rule no longer keeps a task for this finding"
-            )
-            actions.append(
-                PlannedAction(
-                    Action(
-                        kind=ActionKind.CLOSE_TASK,
-                        fingerprint=fingerprint,
-                        record_type=entry.record_type,
-                        record_id=entry.record_id,
-                        owner_id=state.owner_id if state is not None else entry.owner_id,
-                        description=f"Resolved: {why}.",
-                        rule=entry.rule,
-                        crm_id=state.task_id if state is not None else None,
-                    )
-                )
-            )
         return Plan(tuple(actions))
+
+    def _settle_task(
+        self, fingerprint: str, group: Sequence[PendingWrite], state: FindingState | None
+    ) -> Action | None:
+        """The task write that settles a finding's unfinished task writes, if any is needed."""
+        kinds = {entry.kind for entry in group}
+        if not kinds & {ActionKind.CREATE_TASK, ActionKind.CLOSE_TASK}:
+            return None
+        first = group[0]
+        if state is not None and state.status == "open":
+            if ActionKind.CLOSE_TASK not in kinds and state.has_open_task:
+                return None  # this run adopted the task already
+            if self._wants_task(state.rule, state.severity):
+                finding = Finding(
+                    rule=state.rule,
+                    severity=Severity(state.severity),
+                    record_type=state.record_type,
+                    record_id=state.record_id,
+                    reason=state.reason,
+                    message=state.message,
+                    doctrine="",
+                )
+                record = RecordInfo(
+                    record_type=state.record_type,
+                    record_id=state.record_id,
+                    label=f"{state.record_type} {state.record_id}",
+                    owner_id=state.owner_id,
+                )
+                return attrs.evolve(self._task(finding, record), fingerprint=fingerprint)
+        made_nothing = all(entry.refused for entry in group if entry.kind is ActionKind.CREATE_TASK)
+        if (
+            ActionKind.CLOSE_TASK not in kinds
+            and made_nothing
+            and (state is None or not state.has_open_task)
+        ):
+            return None  # a refused create for a finding that resolved: nothing to undo
+        why = (
+            "the finding is not open after an interrupted run"
+            if state is None or state.status != "open"
+            else "the rule no longer keeps a task for this finding"
+        )
+        return Action(
+            kind=ActionKind.CLOSE_TASK,
+            fingerprint=fingerprint,
+            record_type=first.record_type,
+            record_id=first.record_id,
+            owner_id=state.owner_id if state is not None else first.owner_id,
+            description=f"Resolved: {why}.",
+            rule=first.rule,
+            crm_id=state.task_id if state is not None else None,
+        )
 
     def _wants_task(self, rule: str, severity: str) -> bool:
         try:

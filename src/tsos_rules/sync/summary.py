@@ -61,6 +61,11 @@ class SyncSummary:
     open_block: int = 0
     rules: dict[str, RuleCounts] = attrs.field(factory=dict)
     actions: Counter[tuple[str, str]] = attrs.field(factory=Counter)
+    #: CRM writes still pending after the run (refused, or left by a stopped run): the next
+    #: run sends them again.
+    writes_pending: int = 0
+    #: Writes given up this run after their last attempt (listed in the log).
+    writes_abandoned: int = 0
     skipped_records: list[dict[str, Any]] = attrs.field(factory=list)
     skipped_actions: list[dict[str, Any]] = attrs.field(factory=list)
     charts: dict[str, Any] = attrs.field(factory=dict)
@@ -125,6 +130,8 @@ class SyncSummary:
                 "skipped": totals["stale"] + totals["not_possible"],
                 "failed": totals["failed"],
                 "planned": totals["planned"],
+                "pending": self.writes_pending,
+                "abandoned": self.writes_abandoned,
                 "by_kind": by_kind,
             },
             "skipped_records": self.skipped_records,

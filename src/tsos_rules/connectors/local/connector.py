@@ -79,6 +79,9 @@ class LocalConnector:
         table.done(*SETTINGS)
         crm_path = Path(path).expanduser() if path else default_crm_path()
         existed = crm_path.exists()
+        if existed and not crm_path.is_file():
+            kind = "a directory" if crm_path.is_dir() else "not a regular file"
+            raise table.error("path", f"{crm_path} is {kind}: give the demo CRM's SQLite file")
         if not existed and not seed_if_missing:
             raise FatalConnectorError(f"{crm_path}: no local CRM there (seed_if_missing = false)")
         crm = LocalCRM(crm_path)

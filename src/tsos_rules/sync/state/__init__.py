@@ -24,6 +24,7 @@ from tsos_rules.sync.state.store import (
     Push,
     SeenFinding,
     StateStore,
+    lock_path_for,
 )
 
 __all__ = [
@@ -38,4 +39,5 @@ __all__ = [
     "SeenFinding",
     "StateError",
     "StateStore",
+    "lock_path_for",
 ]

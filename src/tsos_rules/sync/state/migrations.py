@@ -116,5 +116,14 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        5,
+        "unfinished writes: what the CRM refused, why, and the write itself to send again",
+        """
+        ALTER TABLE pending_writes ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE pending_writes ADD COLUMN last_error TEXT;
+        ALTER TABLE pending_writes ADD COLUMN action TEXT;
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -70,6 +70,13 @@ class PendingWrite:
     run_id: int
     attempts: int = 0
     """Runs that tried to settle it and failed."""
+    refused: bool = False
+    """The CRM answered ``failed`` for it (nothing was written); otherwise its outcome is
+    unknown (the run stopped after journalling it)."""
+    last_error: str | None = None
+    """The CRM's answer to the last attempt, when it refused it."""
+    action: Action | None = None
+    """The write itself, to send again (None for entries journalled before schema 5)."""
 
 
 @attrs.frozen
@@ -138,7 +145,7 @@ class StateStore:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise StateError(f"{path}: not a usable state file: {exc}") from None
+            raise self.damaged(exc) from None
         except OSError as exc:
             raise StateError(f"{path}: cannot open the state file: {exc.strerror}") from None
         if dry_run:
@@ -146,7 +153,17 @@ class StateStore:
 
     @property
     def lock_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".lock")
+        return lock_path_for(self.path)
+
+    def damaged(self, exc: sqlite3.DatabaseError) -> StateError:
+        """The error for a state file SQLite cannot use, with the way out."""
+        path = self.path
+        return StateError(
+            f"{path}: not a usable state file ({exc}). To recover, move it aside with its "
+            f"-wal and -shm files (mv {path} {path}.damaged) and run again: the next run is a "
+            "full run that rebuilds the state, and the tasks already in the CRM are found "
+            "again by their fingerprint, not written twice"
+        )
 
     def lock(self) -> RunLock:
         return RunLock(self.lock_path)
@@ -168,6 +185,9 @@ class StateStore:
                 continue
             self.db.execute("BEGIN IMMEDIATE")
             try:
+                if self.schema_version() >= version:  # another process migrated meanwhile
+                    self.db.execute("COMMIT")
+                    continue
                 for statement in sql.split(";"):
                     if statement.strip():
                         self.db.execute(statement)
@@ -397,12 +417,13 @@ class StateStore:
             try:
                 db.executemany(
                     "INSERT INTO pending_writes (connector, fingerprint, kind, record_type, "
-                    "record_id, rule, owner_id, run_id, planned_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "record_id, rule, owner_id, run_id, planned_at, action) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (connector, fingerprint, kind) DO UPDATE SET "
                     "record_type = excluded.record_type, record_id = excluded.record_id, "
                     "rule = excluded.rule, owner_id = excluded.owner_id, "
-                    "run_id = excluded.run_id, planned_at = excluded.planned_at",
+                    "run_id = excluded.run_id, planned_at = excluded.planned_at, "
+                    "action = excluded.action, refused = 0",
                     [
                         (
                             connector,
@@ -414,6 +435,7 @@ class StateStore:
                             a.owner_id,
                             run_id,
                             now,
+                            _action_json(a),
                         )
                         for a in actions
                     ],
@@ -427,18 +449,25 @@ class StateStore:
                 db.execute("PRAGMA synchronous=NORMAL")
 
     def pending_writes(
-        self, connector: str, *, before_run: int | None = None
+        self,
+        connector: str,
+        *,
+        before_run: int | None = None,
+        fingerprints: Iterable[str] | None = None,
     ) -> list[PendingWrite]:
-        """Journalled writes not settled yet (with ``before_run``: those left by earlier runs),
-        in the order they were planned."""
+        """Journalled writes not settled yet (with ``before_run``: those left by earlier runs;
+        with ``fingerprints``: those of these findings), in the order they were planned."""
         sql = (
             "SELECT fingerprint, kind, record_type, record_id, rule, owner_id, run_id, "
-            "attempts FROM pending_writes WHERE connector = ?"
+            "attempts, refused, last_error, action FROM pending_writes WHERE connector = ?"
         )
         params: tuple[Any, ...] = (connector,)
         if before_run is not None:
             sql += " AND run_id < ?"
             params += (before_run,)
+        if fingerprints is not None:
+            sql += " AND fingerprint IN (SELECT value FROM json_each(?))"
+            params += (json.dumps(sorted(set(fingerprints))),)
         rows = self.db.execute(sql + " ORDER BY planned_at, fingerprint, kind", params)
         return [
             PendingWrite(
@@ -450,9 +479,17 @@ class StateStore:
                 owner_id=row["owner_id"],
                 run_id=row["run_id"],
                 attempts=row["attempts"],
+                refused=bool(row["refused"]),
+                last_error=row["last_error"],
+                action=_action_from_json(row["action"]),
             )
             for row in rows
         ]
+
+    def pending_count(self, connector: str) -> int:
+        """Writes still pending: refused by the CRM, or journalled by a run that stopped."""
+        sql = "SELECT count(*) FROM pending_writes WHERE connector = ?"
+        return int(self.db.execute(sql, (connector,)).fetchone()[0])
 
     def commit_batch(
         self,
@@ -465,11 +502,15 @@ class StateStore:
         pushes: tuple[Sequence[str], Sequence[Push]] | None = None,
         settled: Sequence[tuple[str, ActionKind]] = (),
         retried: Sequence[str] = (),
+        refused: Sequence[tuple[str, ActionKind, str | None]] = (),
+        abandoned: Sequence[tuple[str, ActionKind, str]] = (),
     ) -> None:
         """Record one batch in one transaction: findings seen, findings resolved, the results
         of the writes already made for them, the judged deals' close-date pushes, the journal
-        entries (fingerprint, kind) those results settle, and the fingerprints whose journal
-        entries a failed write leaves pending for another attempt."""
+        entries (fingerprint, kind) those results settle, the fingerprints whose journal
+        entries a failed write leaves pending for another attempt (one more attempt counted), the
+        entries the CRM refused (fingerprint, kind, error: marked as refused) and the entries
+        given up (fingerprint, kind, why: logged as ``abandoned`` actions, then dropped)."""
         now = _now()
         db = self.db
         self._begin()
@@ -527,6 +568,22 @@ class StateStore:
                 "WHERE connector = ? AND fingerprint = ?",
                 [(connector, fingerprint) for fingerprint in retried],
             )
+            db.executemany(
+                "UPDATE pending_writes SET refused = 1, "
+                "last_error = ? WHERE connector = ? AND fingerprint = ? AND kind = ?",
+                [(error, connector, fp, kind.value) for fp, kind, error in refused],
+            )
+            for fingerprint, kind, why in abandoned:
+                db.execute(
+                    "INSERT INTO actions (run_id, connector, fingerprint, kind, status, error, "
+                    "at) VALUES (?, ?, ?, ?, 'abandoned', ?, ?)",
+                    (run_id, connector, fingerprint, kind.value, why, now),
+                )
+                db.execute(
+                    "DELETE FROM pending_writes "
+                    "WHERE connector = ? AND fingerprint = ? AND kind = ?",
+                    (connector, fingerprint, kind.value),
+                )
             if pushes is not None:
                 opportunity_ids, rows = pushes
                 db.execute(
@@ -657,6 +714,25 @@ class StateStore:
             (connector,),
         ).fetchall()
         return [(row["month"], row["n"], row["bad"] or 0) for row in rows]
+
+
+def lock_path_for(state_path: Path) -> Path:
+    """The run lock's file, beside the state file (taken before the state is opened)."""
+    return state_path.with_name(state_path.name + ".lock")
+
+
+def _action_json(action: Action) -> str:
+    data = attrs.asdict(action)
+    data["kind"] = action.kind.value
+    return json.dumps(data, default=str)
+
+
+def _action_from_json(raw: str | None) -> Action | None:
+    if not raw:
+        return None
+    data = json.loads(raw)
+    data["kind"] = ActionKind(data["kind"])
+    return Action(**data)
 
 
 def _now() -> str:

@@ -35,6 +35,7 @@ from tsos_rules import (
     Activity,
     CloseDateChange,
     ConfigError,
+    ConnectorError,
     FatalConnectorError,
     Lead,
     Opportunity,
@@ -217,7 +218,7 @@ class HubSpotConnector:
         if self._portal_id is None:
             try:
                 answer = self.client.request("GET", "/account-info/v3/details")
-            except (HubSpotRequestError, requests.RequestException):
+            except (ConnectorError, requests.RequestException):  # links are optional
                 answer = {}
             portal = answer.get("portalId") if isinstance(answer, dict) else None
             self._portal_id = str(portal) if isinstance(portal, int) and portal > 0 else ""

@@ -243,7 +243,7 @@ def naming_file(file: str | Path | None) -> Iterator[None]:
 
 
 #: ``[sync] mode`` and the values of ``[sync.rule_modes]`` (``tsos_rules.sync.planner.Mode``).
-SYNC_MODES = ("report", "annotate", "enforce")
+SYNC_MODES = ("report", "shadow", "annotate", "enforce")
 #: Records judged per batch: one batch is held in memory, so a bound keeps a typo from OOM.
 MAX_BATCH_SIZE = 1_000_000
 
@@ -277,7 +277,7 @@ def read_sync_table(table: SettingsTable) -> dict[str, Any]:
 def _mode(table: SettingsTable, key: str) -> str:
     value = table.value(key)
     if value not in SYNC_MODES:
-        raise table.error(key, f"expected report, annotate or enforce, got {value!r}")
+        raise table.error(key, f"expected report, annotate or enforce (or shadow), got {value!r}")
     return str(value)
 
 

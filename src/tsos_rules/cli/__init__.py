@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import click
 
-from tsos_rules.cli import check, connectors, demo, plugins, rules, sdk, serve, sync
+from tsos_rules.cli import check, connectors, demo, findings, plugins, rules, sdk, serve, sync
 from tsos_rules.cli._common import TsosGroup, teardown_skipped
 from tsos_rules.errors import ExitCode
 
@@ -42,6 +42,7 @@ for _command in (
     connectors.connectors,
     sync.sync,
     sync.init,
+    findings.findings,
     demo.demo,
     serve.serve,
     sdk.validate_pack,

@@ -156,6 +156,18 @@ class BatchReader(Protocol):
         ...
 
 
+@runtime_checkable
+class RecordLinker(Protocol):
+    """Optional: a connector that can link to a record in its CRM's web UI, for the worklist
+    and the report (Salesforce: the Lightning record page; HubSpot: the record in the portal)."""
+
+    def record_url(self, record_type: str, record_id: str) -> str | None:
+        """The web address of a record (``record_type``: ``opportunity``, ``account``,
+        ``lead``, ``activity``), or None when there is none. Called after a read; it must not
+        make a request per record."""
+        ...
+
+
 @attrs.frozen
 class Problem:
     """One thing a connector's ``check`` found: wrong (``error``: the connector cannot be used

@@ -41,6 +41,7 @@ from tsos_rules.connectors.base import (
     Connector,
     ReadResult,
     RecordKey,
+    RecordLinker,
 )
 from tsos_rules.engine import Engine
 from tsos_rules.errors import (
@@ -54,6 +55,7 @@ from tsos_rules.facts import FactIndex, RecordFacts
 from tsos_rules.findings import Finding, Findings, Severity
 from tsos_rules.plugins import collect_report_sections
 from tsos_rules.sync.planner import (
+    Mode,
     Plan,
     PlannedAction,
     Planner,
@@ -69,6 +71,7 @@ from tsos_rules.sync.state import (
     StateStore,
     lock_path_for,
 )
+from tsos_rules.sync.state.exemptions import Exemption
 from tsos_rules.sync.summary import Progress, SyncSummary
 
 log = logging.getLogger(__name__)
@@ -210,6 +213,8 @@ class _Job:
             settings.task_min_severity,
         )
         self.summary = SyncSummary()
+        self.linker = connector if isinstance(connector, RecordLinker) else None
+        self.exemptions: list[Exemption] = []
         self.held: set[RecordKey] = set()
         self._people: set[tuple[str, str]] = set()
         self._bad: dict[tuple[str, str | None, str | None], dict[str, Any]] = {}
@@ -260,6 +265,11 @@ class _Job:
             watermark_from=cursor.watermark,
         )
         summary.run_id = self.run_id
+        self.state.save_rule_texts(
+            self.key,
+            {r: (s.title, s.doctrine, s.remediation) for r, s in self.engine.specs.items()},
+        )
+        self.exemptions = self.state.active_exemptions(self.key, as_of)
         self.progress.start(full=is_full, since=since)
         if is_full:
             self.progress.note(f"full run ({', '.join(reasons)})")
@@ -291,6 +301,7 @@ class _Job:
             if is_full:
                 self._sweep()
             self._recover()
+            self._exemptions_settle(as_of)
             summary.watermark_to = watermark
             self._final_counts()
             summary.exit_code = self._exit_code()
@@ -422,12 +433,26 @@ class _Job:
             if not found:
                 continue
             record_key = (facts.record_type, facts.record_id)
-            info, owner, partner = _describe(facts, index, batch.versions.get(record_key))
+            info, owner, partner, account = _describe(facts, index, batch.versions.get(record_key))
             records[record_key] = info
+            url = self.linker.record_url(*record_key) if self.linker is not None else None
             for finding in found:
                 if finding.fingerprint not in current:
                     current[finding.fingerprint] = finding
-                    seen.append(SeenFinding(finding, owner[0], owner[1], partner[0], partner[1]))
+                    seen.append(
+                        SeenFinding(
+                            finding,
+                            owner[0],
+                            owner[1],
+                            partner[0],
+                            partner[1],
+                            record_name=info.label,
+                            account_id=account[0],
+                            account_name=account[1],
+                            record_url=url,
+                            shadow=self.policy.mode_for(finding.rule) is Mode.SHADOW,
+                        )
+                    )
         summary.records_judged += judged
         if self.charts:
             self._add_sections(index, current)
@@ -447,7 +472,9 @@ class _Job:
         for state in resolved:
             summary.findings_resolved += 1
             summary.rule(state.rule).resolved += 1
-        plan = self.planner.plan(pairs, resolved, records, resolution=why)
+        plan = self.planner.plan(
+            pairs, resolved, records, resolution=why, exempt=self._waived(current.values())
+        )
         results = self._write(plan)
         self.state.commit_batch(
             self.key,
@@ -668,6 +695,45 @@ class _Job:
             self.key, self.run_id, results=results, **self._settle(plan, results, pending)
         )
 
+    def _waived(self, findings: Iterable[Finding]) -> dict[str, str]:
+        """The findings an active exemption covers, with the note that closes their task."""
+        out: dict[str, str] = {}
+        if not self.exemptions:
+            return out
+        for f in findings:
+            for e in self.exemptions:
+                if e.covers(f.fingerprint, f.rule, f.record_type, f.record_id):
+                    out[f.fingerprint] = _exempt_note(e)
+                    break
+        return out
+
+    def _exemptions_settle(self, as_of: dt.date) -> None:
+        """Close the tasks of findings exempted since (their records need not have changed),
+        and give back their task to findings whose exemption expired or was revoked."""
+        if not self.policy.writes_anything():
+            return
+        waived = self.state.exempt_open(self.key, as_of)
+        notes = {e.id: _exempt_note(e) for e in self.exemptions}
+        states = self.state.findings_by_fingerprint(self.key, waived)
+        closing = {
+            fp: (state, notes.get(waived[fp], "Exempt."))
+            for fp, state in states.items()
+            if state.has_open_task
+        }
+        lapsed = self.state.lapsed_exemptions(self.key, as_of)
+        reopening = [
+            state
+            for fp, state in self.state.lapsed_findings(self.key, lapsed).items()
+            if fp not in waived
+        ]
+        plan = self.planner.exemptions(closing, reopening)
+        results = self._write(plan)
+        self.state.commit_batch(
+            self.key, self.run_id, results=results, **self._settle(plan, results)
+        )
+        if self.writes and lapsed:
+            self.state.settle_exemptions(e.id for e in lapsed)
+
     def _final_counts(self) -> None:
         summary = self.summary
         summary.skipped_records = sorted(
@@ -685,6 +751,16 @@ class _Job:
         summary.writes_pending = self.state.pending_count(self.key)
         summary.findings_open = sum(n for _, n in open_by_rule.values())
         summary.open_block = self.state.open_count(self.key, severity="block")
+        waived = self.state.findings_by_fingerprint(
+            self.key, self.state.exempt_open(self.key, dt.date.fromisoformat(summary.as_of))
+        )
+        for state in waived.values():
+            summary.rule(state.rule).open -= 1
+            summary.rule(state.rule).exempt += 1
+        summary.findings_exempt = len(waived)
+        summary.findings_open -= len(waived)
+        summary.open_block -= sum(1 for s in waived.values() if s.severity == "block")
+        summary.findings_shadow = self.state.shadow_count(self.key)
         if not self.charts:
             return
         summary.charts = {
@@ -716,19 +792,32 @@ class _Job:
         return data
 
 
+Named = tuple[str | None, str | None]
+
+
+def _exempt_note(exemption: Exemption) -> str:
+    return (
+        f"Exempt until {exemption.expires.isoformat()} (exemption {exemption.id}, approved by "
+        f"{exemption.approver}): {exemption.reason}"
+    )
+
+
 def _describe(
     facts: RecordFacts, index: FactIndex, version: str | None
-) -> tuple[RecordInfo, tuple[str | None, str | None], tuple[str | None, str | None]]:
-    """The planner's view of a record, and its (owner, partner) ids and names for reports."""
+) -> tuple[RecordInfo, Named, Named, Named]:
+    """The planner's view of a record, and its (owner, partner, account) ids and names for
+    the worklist and reports."""
     record_type, record_id = facts.record_type, facts.record_id
     owner_id: str | None = None
     partner_id: str | None = None
+    account_id: str | None = None
     label = record_id
     info_fields: dict[str, Any] = {}
     if record_type == "opportunity":
         deal = index.opportunities.get(record_id)
         assert deal is not None
         owner_id = deal.owner_id
+        account_id = deal.account_id
         account = index.accounts.get(deal.account_id) if deal.account_id else None
         por = account.partner_of_record_id if account else None
         partner_id = deal.partner_id or por
@@ -751,12 +840,15 @@ def _describe(
         lead = index.leads[record_id]
         owner_id, partner_id = lead.owner_id, lead.partner_id
         label = lead.company or record_id
+        converted = getattr(lead, "account_id", None)
+        account_id = converted if isinstance(converted, str) else None
     elif record_type == "account":
         account = index.accounts[record_id]
         owner = account.extra.get("owner_id")
         owner_id = owner if isinstance(owner, str) else None
         partner_id = account.partner_of_record_id
         label = account.name or record_id
+        account_id = record_id
     else:
         activity = facts.record
         owner_id = getattr(activity, "owner_id", None)
@@ -774,10 +866,12 @@ def _describe(
         version=version,
         **info_fields,
     )
+    named_account = index.accounts.get(account_id) if account_id else None
     return (
         info,
         (owner_id, owner.name if owner else None),
         (partner_id, partner.name if partner else None),
+        (account_id, named_account.name if named_account else None),
     )
 
 

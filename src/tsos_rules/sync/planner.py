@@ -1,7 +1,9 @@
 """From a findings diff to an action plan: which tasks to open or close and which repairs to make.
 
 Pure functions over plain data, so the plan for a batch can be read and tested without a CRM.
-The mode of each rule decides what is allowed: ``report`` writes nothing, ``annotate`` keeps one
+The mode of each rule decides what is allowed: ``report`` writes nothing, ``shadow`` writes
+nothing either and keeps the rule's findings apart ("would have": listed, never counted as
+open nor failing the run), ``annotate`` keeps one
 task per open finding (closed when it resolves), ``enforce`` also repairs what the doctrine says
 to repair, each repair conditional on the record being unchanged since it was read.
 ``Planner.reconcile`` plans what settles the writes earlier runs left pending in the journal
@@ -27,6 +29,7 @@ class Mode(enum.StrEnum):
     """What the sync may write for a rule's findings."""
 
     REPORT = "report"
+    SHADOW = "shadow"
     ANNOTATE = "annotate"
     ENFORCE = "enforce"
 
@@ -51,8 +54,9 @@ class ModePolicy:
         return self.default
 
     def writes_anything(self) -> bool:
-        return self.default is not Mode.REPORT or any(
-            mode is not Mode.REPORT for mode in self.overrides.values()
+        quiet = (Mode.REPORT, Mode.SHADOW)
+        return self.default not in quiet or any(
+            mode not in quiet for mode in self.overrides.values()
         )
 
     def check_rules(self, rule_ids: Iterable[str]) -> None:
@@ -162,15 +166,23 @@ class Planner:
         records: Mapping[RecordKey, RecordInfo],
         *,
         resolution: Mapping[str, str] | None = None,
+        exempt: Mapping[str, str] | None = None,
     ) -> Plan:
         """``current``: findings present now with their stored state (None when new);
-        ``resolved``: open findings that are gone; ``resolution``: why, by fingerprint."""
+        ``resolved``: open findings that are gone; ``resolution``: why, by fingerprint;
+        ``exempt``: findings under an active exemption (no task; an open one is closed), with
+        what the closing note says."""
         actions: list[PlannedAction] = []
         skipped: list[SkippedRepair] = []
         caps = self.capabilities
+        waived = exempt or {}
         for finding, state in current:
             mode = self.policy.mode_for(finding.rule)
-            if mode is Mode.REPORT:
+            if mode in (Mode.REPORT, Mode.SHADOW):
+                continue
+            if finding.fingerprint in waived:
+                if state is not None and state.has_open_task and caps.tasks:
+                    actions.append(self._close(state, waived[finding.fingerprint]))
                 continue
             record = records.get((finding.record_type, finding.record_id))
             if (
@@ -217,27 +229,48 @@ class Planner:
         for state in resolved:
             if not state.has_open_task or not caps.tasks:
                 continue
-            if (
-                self.policy.mode_for(state.rule) is Mode.REPORT
-                and self.policy.default is Mode.REPORT
-            ):
+            if self.policy.mode_for(state.rule) in (
+                Mode.REPORT,
+                Mode.SHADOW,
+            ) and self.policy.default in (Mode.REPORT, Mode.SHADOW):
                 continue
             why = (resolution or {}).get(state.fingerprint, "the record no longer breaks the rule")
-            actions.append(
-                PlannedAction(
-                    Action(
-                        kind=ActionKind.CLOSE_TASK,
-                        fingerprint=state.fingerprint,
-                        record_type=state.record_type,
-                        record_id=state.record_id,
-                        owner_id=state.owner_id,
-                        description=f"Resolved: {why}.",
-                        rule=state.rule,
-                        crm_id=state.task_id,
-                    )
-                )
-            )
+            actions.append(self._close(state, f"Resolved: {why}."))
         return Plan(tuple(actions), tuple(skipped))
+
+    def exemptions(
+        self, waived: Mapping[str, tuple[FindingState, str]], lapsed: Sequence[FindingState]
+    ) -> Plan:
+        """Tasks of findings exempted since their task was opened are closed (``waived``:
+        state and closing note by fingerprint); findings whose exemption expired or was revoked
+        get their task again, as any open finding of their rule and severity would."""
+        if not self.capabilities.tasks:
+            return Plan()
+        actions = [
+            self._close(state, note)
+            for state, note in waived.values()
+            if state.has_open_task and self.policy.mode_for(state.rule) is not Mode.SHADOW
+        ]
+        for state in lapsed:
+            if state.has_open_task or not self._wants_task(state.rule, state.severity):
+                continue
+            task = self._task(_finding_of(state), _record_of(state))
+            actions.append(PlannedAction(attrs.evolve(task, fingerprint=state.fingerprint)))
+        return Plan(tuple(actions))
+
+    def _close(self, state: FindingState, note: str) -> PlannedAction:
+        return PlannedAction(
+            Action(
+                kind=ActionKind.CLOSE_TASK,
+                fingerprint=state.fingerprint,
+                record_type=state.record_type,
+                record_id=state.record_id,
+                owner_id=state.owner_id,
+                description=note,
+                rule=state.rule,
+                crm_id=state.task_id,
+            )
+        )
 
     def reconcile(
         self, pending: Sequence[PendingWrite], states: Mapping[str, FindingState]
@@ -336,7 +369,7 @@ class Planner:
         except ValueError:
             return False
         return (
-            self.policy.mode_for(rule) is not Mode.REPORT
+            self.policy.mode_for(rule) not in (Mode.REPORT, Mode.SHADOW)
             and rank >= _SEVERITY_RANK[self.task_min_severity]
         )
 
@@ -366,4 +399,26 @@ class Planner:
 def _skip(finding: Finding, reason: str) -> SkippedRepair:
     return SkippedRepair(
         finding.fingerprint, finding.record_type, finding.record_id, finding.rule, reason
+    )
+
+
+def _finding_of(state: FindingState) -> Finding:
+    """A stored finding as the engine would produce it (for a task planned from the state)."""
+    return Finding(
+        rule=state.rule,
+        severity=Severity(state.severity),
+        record_type=state.record_type,
+        record_id=state.record_id,
+        reason=state.reason,
+        message=state.message,
+        doctrine="",
+    )
+
+
+def _record_of(state: FindingState) -> RecordInfo:
+    return RecordInfo(
+        record_type=state.record_type,
+        record_id=state.record_id,
+        label=f"{state.record_type} {state.record_id}",
+        owner_id=state.owner_id,
     )

@@ -70,4 +70,6 @@ def parse_mode(value: Any, where: str) -> Mode:
     try:
         return Mode(value)
     except ValueError:
-        raise ConfigError(f"{where}: expected report, annotate or enforce, got {value!r}") from None
+        raise ConfigError(
+            f"{where}: expected report, annotate or enforce (or shadow), got {value!r}"
+        ) from None

@@ -30,6 +30,7 @@ class RuleCounts:
     new: int = 0
     resolved: int = 0
     open: int = 0
+    exempt: int = 0
 
 
 @attrs.define
@@ -59,6 +60,10 @@ class SyncSummary:
     findings_resolved: int = 0
     findings_open: int = 0
     open_block: int = 0
+    #: Open findings under an active exemption, and findings of rules in ``shadow`` mode:
+    #: neither counts as open (nor fails the run).
+    findings_exempt: int = 0
+    findings_shadow: int = 0
     rules: dict[str, RuleCounts] = attrs.field(factory=dict)
     actions: Counter[tuple[str, str]] = attrs.field(factory=Counter)
     #: CRM writes still pending after the run (refused, or left by a stopped run): the next
@@ -120,6 +125,8 @@ class SyncSummary:
                 "resolved": self.findings_resolved,
                 "open": self.findings_open,
                 "open_block": self.open_block,
+                "exempt": self.findings_exempt,
+                "shadow": self.findings_shadow,
                 "by_rule": {
                     rule: attrs.asdict(counts) for rule, counts in sorted(self.rules.items())
                 },

@@ -36,6 +36,7 @@ from tsos_rules import (
     Activity,
     CloseDateChange,
     ConfigError,
+    ConnectorError,
     FatalConnectorError,
     Lead,
     Opportunity,
@@ -134,6 +135,17 @@ class _Loaded:
     owners: list[Json] = attrs.field(factory=list)
 
 
+#: HubSpot object type ids of our record types, for links to records in the web app.
+_RECORD_TYPE_IDS = {"opportunity": "0-3", "account": "0-2", "lead": "0-136"}
+_ACTIVITY_TYPE_IDS = {
+    "tasks": "0-27",
+    "meetings": "0-47",
+    "calls": "0-48",
+    "notes": "0-46",
+    "emails": "0-49",
+}
+
+
 class HubSpotConnector:
     """HubSpot CRM: deals, companies, owners, leads and activities; findings as tasks.
 
@@ -175,6 +187,8 @@ class HubSpotConnector:
         #: Activities seen by the last read: id -> (object type, deal id, company id).
         self._activity_links: dict[str, tuple[str, str | None, str | None]] = {}
         self._partner_type: tuple[str, int] | None = None
+        #: The portal (Hub) id for record links: None until asked, "" when unknown.
+        self._portal_id: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], **kwargs: Any) -> HubSpotConnector:
@@ -196,6 +210,28 @@ class HubSpotConnector:
 
     def close(self) -> None:
         self.client.close()
+
+    def record_url(self, record_type: str, record_id: str) -> str | None:
+        """The record in the HubSpot web app, ``https://app.hubspot.com/contacts/<portal id>/
+        record/<object type id>/<id>`` (deals 0-3, companies 0-2, leads 0-136; an activity by
+        the type the last read saw). The portal id is asked once (``/account-info/v3/details``);
+        None when that fails or the type is unknown."""
+        if self._portal_id is None:
+            try:
+                answer = self.client.request("GET", "/account-info/v3/details")
+            except (ConnectorError, requests.RequestException):  # links are optional
+                answer = {}
+            portal = answer.get("portalId") if isinstance(answer, dict) else None
+            self._portal_id = str(portal) if isinstance(portal, int) and portal > 0 else ""
+        if not self._portal_id or not record_id:
+            return None
+        type_id = _RECORD_TYPE_IDS.get(record_type)
+        if record_type == "activity":
+            link = self._activity_links.get(record_id)
+            type_id = _ACTIVITY_TYPE_IDS.get(link[0]) if link else None
+        if type_id is None:
+            return None
+        return f"https://app.hubspot.com/contacts/{self._portal_id}/record/{type_id}/{record_id}"
 
     def check(self, ladder: Sequence[str]) -> list[Any]:
         """What ``tsos-rules connectors check hubspot`` reports: missing properties, the

@@ -136,6 +136,12 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
+#: Our record types as Salesforce objects, for Lightning record links.
+_LIGHTNING_OBJECTS = {"opportunity": "Opportunity", "account": "Account", "lead": "Lead"}
+#: An activity is a Task (id prefix 00T) or an Event (00U).
+_ACTIVITY_PREFIXES = {"00T": "Task", "00U": "Event"}
+
+
 class SalesforceConnector:
     """Reads an org incrementally and writes findings back, within the API budget."""
 
@@ -234,6 +240,19 @@ class SalesforceConnector:
         if not actions:
             return []
         return self.writer.write(actions)
+
+    def record_url(self, record_type: str, record_id: str) -> str | None:
+        """The record's Lightning Experience page, ``<instance>/lightning/r/<Object>/<id>/view``
+        (None before a login, or for an activity id that is neither a Task nor an Event)."""
+        session = self.auth.current
+        if session is None or not record_id:
+            return None
+        sobject = _LIGHTNING_OBJECTS.get(record_type)
+        if record_type == "activity":
+            sobject = _ACTIVITY_PREFIXES.get(record_id[:3])
+        if sobject is None:
+            return None
+        return f"{session.instance_url}/lightning/r/{sobject}/{record_id}/view"
 
     def close(self) -> None:
         log.removeFilter(self._filter)

@@ -125,5 +125,49 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ALTER TABLE pending_writes ADD COLUMN action TEXT;
         """,
     ),
+    (
+        6,
+        "the admin's worklist: record, account and link on each finding, shadow findings, "
+        "rule texts, exemptions with expiry, and indexes for filtered worklist queries",
+        """
+        ALTER TABLE findings ADD COLUMN record_name TEXT;
+        ALTER TABLE findings ADD COLUMN account_id TEXT;
+        ALTER TABLE findings ADD COLUMN account_name TEXT;
+        ALTER TABLE findings ADD COLUMN record_url TEXT;
+        ALTER TABLE findings ADD COLUMN shadow INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX findings_worklist ON findings (connector, status, severity, first_seen);
+        CREATE INDEX findings_by_rule ON findings (connector, rule, status);
+        CREATE INDEX findings_by_owner_name ON findings (connector, owner_name COLLATE NOCASE);
+        CREATE INDEX findings_by_owner_id ON findings (connector, owner_id);
+        CREATE INDEX findings_by_partner_name ON findings (connector, partner_name COLLATE NOCASE);
+        CREATE INDEX findings_by_partner_id ON findings (connector, partner_id);
+        CREATE INDEX findings_by_account_name ON findings (connector, account_name COLLATE NOCASE);
+        CREATE INDEX findings_by_account_id ON findings (connector, account_id);
+        CREATE TABLE rule_texts (
+            connector TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            title TEXT NOT NULL,
+            doctrine TEXT NOT NULL,
+            remediation TEXT NOT NULL,
+            PRIMARY KEY (connector, rule)
+        );
+        CREATE TABLE exemptions (
+            id INTEGER PRIMARY KEY,
+            connector TEXT NOT NULL,
+            fingerprint TEXT,
+            rule TEXT NOT NULL,
+            record_type TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            approver TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires TEXT NOT NULL,
+            revoked_at TEXT,
+            revoked_by TEXT,
+            settled INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX exemptions_by_connector ON exemptions (connector, revoked_at, expires);
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]

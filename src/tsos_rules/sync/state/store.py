@@ -16,6 +16,9 @@ import attrs
 from tsos_rules.connectors.base import Action, ActionKind, ActionResult, ActionStatus, RecordKey
 from tsos_rules.errors import ConfigError, StateError
 from tsos_rules.findings import Finding
+from tsos_rules.sync.state import exemptions as _exemptions
+from tsos_rules.sync.state import worklist as _worklist
+from tsos_rules.sync.state.exemptions import Exemption
 from tsos_rules.sync.state.lock import RunLock
 from tsos_rules.sync.state.migrations import MIGRATIONS, SCHEMA_VERSION
 
@@ -88,6 +91,12 @@ class SeenFinding:
     owner_name: str | None = None
     partner_id: str | None = None
     partner_name: str | None = None
+    record_name: str | None = None
+    account_id: str | None = None
+    account_name: str | None = None
+    record_url: str | None = None
+    shadow: bool = False
+    """Judged under a rule in ``shadow`` mode: stored and listed, never written back."""
 
 
 @attrs.frozen
@@ -518,13 +527,17 @@ class StateStore:
             db.executemany(
                 "INSERT INTO findings (connector, fingerprint, rule, severity, record_type, "
                 "record_id, reason, message, details, owner_id, owner_name, partner_id, "
-                "partner_name, status, first_seen, last_seen, last_run) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?) "
+                "partner_name, record_name, account_id, account_name, record_url, shadow, status, "
+                "first_seen, last_seen, last_run) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?) "
                 "ON CONFLICT (connector, fingerprint) DO UPDATE SET "
                 "severity = excluded.severity, message = excluded.message, "
                 "details = excluded.details, owner_id = excluded.owner_id, "
                 "owner_name = excluded.owner_name, partner_id = excluded.partner_id, "
-                "partner_name = excluded.partner_name, last_seen = excluded.last_seen, "
+                "partner_name = excluded.partner_name, record_name = excluded.record_name, "
+                "account_id = excluded.account_id, account_name = excluded.account_name, "
+                "record_url = excluded.record_url, shadow = excluded.shadow, "
+                "last_seen = excluded.last_seen, "
                 "last_run = excluded.last_run, "
                 "reopened = reopened + (status = 'resolved'), "
                 "resolved_at = NULL, status = 'open'",
@@ -545,6 +558,11 @@ class StateStore:
                         s.owner_name,
                         s.partner_id,
                         s.partner_name,
+                        s.record_name,
+                        s.account_id,
+                        s.account_name,
+                        s.record_url,
+                        s.shadow,
                         now,
                         now,
                         run_id,
@@ -672,14 +690,14 @@ class StateStore:
         key, label = columns[by]
         rows = self.db.execute(
             f"SELECT coalesce({key}, '') AS k, max(coalesce({label}, {key}, '')) AS label, "
-            f"count(*) AS n FROM findings WHERE connector = ? AND status = 'open' "
+            f"count(*) AS n FROM findings WHERE connector = ? AND status = 'open' AND shadow = 0 "
             f"GROUP BY k ORDER BY n DESC, k",
             (connector,),
         ).fetchall()
         return [(row["k"], row["label"], row["n"]) for row in rows]
 
     def open_count(self, connector: str, *, severity: str | None = None) -> int:
-        sql = "SELECT count(*) FROM findings WHERE connector = ? AND status = 'open'"
+        sql = "SELECT count(*) FROM findings WHERE connector = ? AND status = 'open' AND shadow = 0"
         params: tuple[Any, ...] = (connector,)
         if severity is not None:
             sql += " AND severity = ?"
@@ -690,7 +708,15 @@ class StateStore:
         """Drop a connector's findings, pushes, watermark and journal (its CRM was re-seeded)."""
         self._begin()
         try:
-            for table in ("findings", "close_date_pushes", "cursors", "actions", "pending_writes"):
+            for table in (
+                "findings",
+                "close_date_pushes",
+                "cursors",
+                "actions",
+                "pending_writes",
+                "rule_texts",
+                "exemptions",
+            ):
                 self.db.execute(f"DELETE FROM {table} WHERE connector = ?", (connector,))
             self._commit()
         except BaseException:
@@ -700,7 +726,7 @@ class StateStore:
     def open_by_rule_severity(self, connector: str) -> dict[str, tuple[str, int]]:
         rows = self.db.execute(
             "SELECT rule, max(severity) AS severity, count(*) AS n FROM findings "
-            "WHERE connector = ? AND status = 'open' GROUP BY rule",
+            "WHERE connector = ? AND status = 'open' AND shadow = 0 GROUP BY rule",
             (connector,),
         ).fetchall()
         return {row["rule"]: (row["severity"], row["n"]) for row in rows}
@@ -714,6 +740,112 @@ class StateStore:
             (connector,),
         ).fetchall()
         return [(row["month"], row["n"], row["bad"] or 0) for row in rows]
+
+    # -- the admin's worklist and exemptions ---------------------------------------------
+
+    def save_rule_texts(self, connector: str, texts: Mapping[str, tuple[str, str, str]]) -> None:
+        """The loaded rules' (title, doctrine, remediation), for the worklist's "what to do"."""
+        self._begin()
+        try:
+            self.db.executemany(
+                "INSERT INTO rule_texts VALUES (?, ?, ?, ?, ?) ON CONFLICT (connector, rule) "
+                "DO UPDATE SET title = excluded.title, doctrine = excluded.doctrine, "
+                "remediation = excluded.remediation",
+                [(connector, rule, *text) for rule, text in sorted(texts.items())],
+            )
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    def worklist(
+        self, connector: str, query: _worklist.WorklistQuery, *, now: dt.datetime | None = None
+    ) -> list[_worklist.WorklistRow]:
+        """The stored findings ``query`` selects (see :mod:`.worklist`)."""
+        now = now or dt.datetime.now(dt.UTC)
+        exempt = self.exempt_open(connector, now.date())
+        return _worklist.query(self.db, connector, query, now=now, exempt=exempt)
+
+    def add_exemption(
+        self,
+        connector: str,
+        *,
+        rule: str,
+        record_type: str,
+        record_id: str,
+        reason: str,
+        approver: str,
+        expires: dt.date,
+        fingerprint: str | None = None,
+    ) -> int:
+        self._begin()
+        try:
+            new = _exemptions.add(
+                self.db,
+                connector,
+                fingerprint=fingerprint,
+                rule=rule,
+                record_type=record_type,
+                record_id=record_id,
+                reason=reason,
+                approver=approver,
+                expires=expires,
+                now=_now(),
+            )
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return new
+
+    def exemptions(self, connector: str) -> list[Exemption]:
+        """Every exemption of a connector, active, expired or revoked (the audit trail)."""
+        return _exemptions.listed(self.db, connector)
+
+    def revoke_exemption(self, connector: str, exemption_id: int, *, by: str) -> None:
+        self._begin()
+        try:
+            _exemptions.revoke(self.db, connector, exemption_id, by, _now())
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    def active_exemptions(self, connector: str, today: dt.date) -> list[Exemption]:
+        return _exemptions.active(self.db, connector, today)
+
+    def exempt_open(self, connector: str, today: dt.date) -> dict[str, int]:
+        """Open findings under an active exemption: fingerprint -> exemption id."""
+        return _exemptions.covered(self.db, connector, self.active_exemptions(connector, today))
+
+    def lapsed_exemptions(self, connector: str, today: dt.date) -> list[Exemption]:
+        """Expired or revoked exemptions whose findings the sync has not reopened yet."""
+        return _exemptions.lapsed_unsettled(self.db, connector, today)
+
+    def lapsed_findings(
+        self, connector: str, lapsed: Sequence[Exemption]
+    ) -> dict[str, FindingState]:
+        """The open findings a lapsed exemption covered, by fingerprint."""
+        waived = _exemptions.covered(self.db, connector, lapsed)
+        return self.findings_by_fingerprint(connector, waived)
+
+    def settle_exemptions(self, ids: Iterable[int]) -> None:
+        self._begin()
+        try:
+            _exemptions.mark_settled(self.db, ids)
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    def shadow_count(self, connector: str) -> int:
+        return int(
+            self.db.execute(
+                "SELECT count(*) FROM findings WHERE connector = ? AND status = 'open' "
+                "AND shadow = 1",
+                (connector,),
+            ).fetchone()[0]
+        )
 
 
 def lock_path_for(state_path: Path) -> Path:

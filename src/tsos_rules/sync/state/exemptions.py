@@ -1,0 +1,188 @@
+"""Exemptions (waivers) in the state store: a rule (id or glob) on one record, or one finding,
+waived for a reason until a date, with who approved it and who revoked it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+
+import attrs
+
+from tsos_rules.errors import ConfigError
+
+#: Exemption statuses as listed: a revoked exemption stays in the store (the audit trail).
+ACTIVE, EXPIRED, REVOKED = "active", "expired", "revoked"
+
+
+@attrs.frozen
+class Exemption:
+    """One stored exemption. ``expires`` is the last day it holds (inclusive)."""
+
+    id: int
+    connector: str
+    fingerprint: str | None
+    rule: str
+    record_type: str
+    record_id: str
+    reason: str
+    approver: str
+    created_at: str
+    expires: dt.date
+    revoked_at: str | None = None
+    revoked_by: str | None = None
+
+    def status(self, today: dt.date) -> str:
+        if self.revoked_at is not None:
+            return REVOKED
+        return ACTIVE if self.expires >= today else EXPIRED
+
+    def covers(self, fingerprint: str, rule: str, record_type: str, record_id: str) -> bool:
+        """True when this exemption waives that finding."""
+        if self.fingerprint is not None:
+            return self.fingerprint == fingerprint
+        return (
+            self.record_type == record_type
+            and self.record_id == record_id
+            and fnmatch.fnmatchcase(rule, self.rule)
+        )
+
+    def to_dict(self, today: dt.date) -> dict[str, object]:
+        data = attrs.asdict(self)
+        data["expires"] = self.expires.isoformat()
+        data["status"] = self.status(today)
+        return data
+
+
+_COLUMNS = (
+    "id, connector, fingerprint, rule, record_type, record_id, reason, approver, created_at, "
+    "expires, revoked_at, revoked_by"
+)
+
+
+def _exemption(row: sqlite3.Row) -> Exemption:
+    return Exemption(
+        id=row["id"],
+        connector=row["connector"],
+        fingerprint=row["fingerprint"],
+        rule=row["rule"],
+        record_type=row["record_type"],
+        record_id=row["record_id"],
+        reason=row["reason"],
+        approver=row["approver"],
+        created_at=row["created_at"],
+        expires=dt.date.fromisoformat(row["expires"]),
+        revoked_at=row["revoked_at"],
+        revoked_by=row["revoked_by"],
+    )
+
+
+def add(
+    db: sqlite3.Connection,
+    connector: str,
+    *,
+    fingerprint: str | None,
+    rule: str,
+    record_type: str,
+    record_id: str,
+    reason: str,
+    approver: str,
+    expires: dt.date,
+    now: str,
+) -> int:
+    cur = db.execute(
+        "INSERT INTO exemptions (connector, fingerprint, rule, record_type, record_id, reason, "
+        "approver, created_at, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            connector,
+            fingerprint,
+            rule,
+            record_type,
+            record_id,
+            reason,
+            approver,
+            now,
+            expires.isoformat(),
+        ),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def listed(db: sqlite3.Connection, connector: str) -> list[Exemption]:
+    rows = db.execute(
+        f"SELECT {_COLUMNS} FROM exemptions WHERE connector = ? ORDER BY id", (connector,)
+    )
+    return [_exemption(row) for row in rows]
+
+
+def revoke(db: sqlite3.Connection, connector: str, exemption_id: int, by: str, now: str) -> None:
+    row = db.execute(
+        "SELECT revoked_at FROM exemptions WHERE connector = ? AND id = ?",
+        (connector, exemption_id),
+    ).fetchone()
+    if row is None:
+        raise ConfigError(f"exemption {exemption_id}: no such exemption for {connector!r}")
+    if row["revoked_at"] is not None:
+        raise ConfigError(f"exemption {exemption_id}: already revoked at {row['revoked_at']}")
+    db.execute(
+        "UPDATE exemptions SET revoked_at = ?, revoked_by = ?, settled = 0 WHERE id = ?",
+        (now, by, exemption_id),
+    )
+
+
+def active(db: sqlite3.Connection, connector: str, today: dt.date) -> list[Exemption]:
+    rows = db.execute(
+        f"SELECT {_COLUMNS} FROM exemptions WHERE connector = ? AND revoked_at IS NULL "
+        "AND expires >= ? ORDER BY id",
+        (connector, today.isoformat()),
+    )
+    return [_exemption(row) for row in rows]
+
+
+def lapsed_unsettled(db: sqlite3.Connection, connector: str, today: dt.date) -> list[Exemption]:
+    """Exemptions that expired or were revoked and whose findings have not been reopened."""
+    rows = db.execute(
+        f"SELECT {_COLUMNS} FROM exemptions WHERE connector = ? AND settled = 0 "
+        "AND (revoked_at IS NOT NULL OR expires < ?) ORDER BY id",
+        (connector, today.isoformat()),
+    )
+    return [_exemption(row) for row in rows]
+
+
+def mark_settled(db: sqlite3.Connection, ids: Iterable[int]) -> None:
+    db.executemany("UPDATE exemptions SET settled = 1 WHERE id = ?", [(i,) for i in ids])
+
+
+def covered(
+    db: sqlite3.Connection, connector: str, exemptions: Sequence[Exemption]
+) -> dict[str, int]:
+    """The open findings these exemptions waive: fingerprint -> exemption id (the first)."""
+    out: dict[str, int] = {}
+    by_fingerprint = [e for e in exemptions if e.fingerprint is not None]
+    by_record = [e for e in exemptions if e.fingerprint is None]
+    if by_fingerprint:
+        wanted = {e.fingerprint: e.id for e in reversed(by_fingerprint)}
+        rows = db.execute(
+            "SELECT fingerprint FROM findings WHERE connector = ? AND status = 'open' "
+            "AND fingerprint IN (SELECT value FROM json_each(?))",
+            (connector, json.dumps(sorted(wanted))),
+        )
+        for row in rows:
+            out.setdefault(row["fingerprint"], wanted[row["fingerprint"]])
+    if by_record:
+        pairs = sorted({(e.record_type, e.record_id) for e in by_record})
+        rows = db.execute(
+            "SELECT f.fingerprint, f.rule, f.record_type, f.record_id FROM json_each(?) AS j "
+            "CROSS JOIN findings AS f WHERE f.connector = ? AND f.record_type = j.value ->> 0 "
+            "AND f.record_id = j.value ->> 1 AND f.status = 'open'",
+            (json.dumps(pairs), connector),
+        )
+        for row in rows:
+            for e in by_record:
+                if e.covers(row["fingerprint"], row["rule"], row["record_type"], row["record_id"]):
+                    out.setdefault(row["fingerprint"], e.id)
+                    break
+    return out

@@ -14,7 +14,18 @@ from collections.abc import Sequence
 
 import click
 
-from tsos_rules.cli import check, connectors, demo, findings, plugins, rules, sdk, serve, sync
+from tsos_rules.cli import (
+    check,
+    connectors,
+    demo,
+    exemptions,
+    findings,
+    plugins,
+    rules,
+    sdk,
+    serve,
+    sync,
+)
 from tsos_rules.cli._common import TsosGroup, teardown_skipped
 from tsos_rules.errors import ExitCode
 
@@ -43,6 +54,8 @@ for _command in (
     sync.sync,
     sync.init,
     findings.findings,
+    exemptions.exempt,
+    exemptions.exemptions,
     demo.demo,
     serve.serve,
     sdk.validate_pack,

@@ -136,6 +136,10 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ALTER TABLE findings ADD COLUMN record_url TEXT;
         ALTER TABLE findings ADD COLUMN shadow INTEGER NOT NULL DEFAULT 0;
         CREATE INDEX findings_worklist ON findings (connector, status, severity, first_seen);
+        CREATE INDEX findings_worklist_by_rank ON findings (
+            connector, status, shadow,
+            (CASE severity WHEN 'block' THEN 0 WHEN 'warn' THEN 1 ELSE 2 END), first_seen
+        );
         CREATE INDEX findings_by_rule ON findings (connector, rule, status);
         CREATE INDEX findings_by_owner_name ON findings (connector, owner_name COLLATE NOCASE);
         CREATE INDEX findings_by_owner_id ON findings (connector, owner_id);

@@ -369,3 +369,18 @@ def test_incremental_runs_agree_with_judging_everything(org: Any) -> None:
         expected = filter_severity(engine.evaluate(whole, AS_OF), include_info=False)
         assert set(org.open_findings()) == {f.fingerprint for f in expected}
     engine.close()
+
+
+def test_a_dry_run_lists_every_planned_write_not_only_the_impossible_ones(org: Any) -> None:
+    """Issue 11: a dry run in enforce mode names each repair and task it would send."""
+    summary = org.sync(dry_run=True, mode="enforce")
+    data = summary.to_dict()
+    planned = data["planned_actions"]
+    assert len(planned) == data["actions"]["planned"] > 0
+    kinds = {item["kind"] for item in planned}
+    assert "create_task" in kinds and "update_fields" in kinds
+    repair = next(item for item in planned if item["kind"] == "update_fields")
+    assert repair["rule"] and repair["changes"] and repair["record_id"]
+    assert org.crm.tasks() == []
+    wet = org.sync(mode="enforce")
+    assert wet.to_dict()["planned_actions"] == []  # only a dry run lists them

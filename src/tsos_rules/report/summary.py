@@ -109,6 +109,28 @@ def render_summary(summary: Mapping[str, Any], *, stream: IO[str], color: bool) 
             table.add_row(f"... and {len(skipped) - SHOWN} more", "", "")
         console.print(table)
 
+    planned = summary.get("planned_actions") or []
+    if planned:
+        total = sum(n.get("planned", 0) for n in actions["by_kind"].values())
+        table = Table(
+            title=f"Planned writes (dry run: {total:,}, none sent)",
+            title_justify="left",
+            show_edge=False,
+        )
+        for column in ("action", "record", "rule", "what"):
+            table.add_column(column)
+        for item in planned[:SHOWN]:
+            changes = ", ".join(f"{k} = {v}" for k, v in item["changes"].items())
+            table.add_row(
+                item["kind"],
+                f"{item['record_type']} {item['record_id']}",
+                item["rule"],
+                changes or item["subject"],
+            )
+        if total > SHOWN:
+            table.add_row(f"... and {total - SHOWN:,} more (--format json lists them)", "", "", "")
+        console.print(table)
+
     skipped_actions = summary["skipped_actions"]
     if skipped_actions:
         table = Table(

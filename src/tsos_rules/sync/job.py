@@ -34,6 +34,7 @@ import attrs
 
 from tsos_rules.config import Config, coerce_config, naming_file
 from tsos_rules.connectors.base import (
+    Action,
     ActionKind,
     ActionResult,
     ActionStatus,
@@ -95,6 +96,8 @@ ConnectorFactory = Callable[[Mapping[str, Any]], Connector]
 
 #: Skipped actions listed one by one in the summary (the rest are only counted).
 LISTED_SKIPS = 200
+#: A dry run's planned writes listed one by one in the summary (all are counted).
+LISTED_PLANNED = 1000
 #: Attempts at a CRM write (each in its own run) before it is given up as impossible and
 #: reported: a write the CRM refuses, or one a stopped run left pending.
 SETTLE_ATTEMPTS = 5
@@ -531,6 +534,8 @@ class _Job:
         if not self.writes:
             for planned in plan.actions:
                 summary.actions[(planned.action.kind.value, "planned")] += 1
+                if self.dry_run and len(summary.planned_actions) < LISTED_PLANNED:
+                    summary.planned_actions.append(_planned(planned.action))
             return []
         # Write-ahead: committed before anything reaches the CRM, settled by the batch's commit.
         self.state.journal(self.key, self.run_id, [planned.action for planned in plan.actions])
@@ -885,3 +890,19 @@ def _pushes(facts: RecordFacts, index: FactIndex) -> Iterable[Push]:
                 move.locked,
                 move.approved,
             )
+
+
+def _planned(action: Action) -> dict[str, Any]:
+    """A dry run's planned write as the summary lists it: what, on which record, for which rule."""
+    return {
+        "kind": action.kind.value,
+        "record_type": action.record_type,
+        "record_id": action.record_id,
+        "rule": action.rule,
+        "subject": action.subject,
+        "changes": {key: _jsonable(value) for key, value in action.changes.items()},
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value

@@ -73,6 +73,8 @@ class SyncSummary:
     writes_abandoned: int = 0
     skipped_records: list[dict[str, Any]] = attrs.field(factory=list)
     skipped_actions: list[dict[str, Any]] = attrs.field(factory=list)
+    #: A dry run's writes, one by one (at most ``LISTED_PLANNED``; ``actions`` counts them all).
+    planned_actions: list[dict[str, Any]] = attrs.field(factory=list)
     charts: dict[str, Any] = attrs.field(factory=dict)
     outcome: str = "running"
     exit_code: int = ExitCode.OK
@@ -143,6 +145,7 @@ class SyncSummary:
             },
             "skipped_records": self.skipped_records,
             "skipped_actions": self.skipped_actions,
+            "planned_actions": self.planned_actions,
             "charts": self.charts,
             "sections": [section.to_dict() for section in self.sections.values()],
             "outcome": self.outcome,

@@ -186,8 +186,8 @@ def _logging(*, quiet: bool, console: Any = None) -> Iterator[None]:
 @click.option("--full", is_flag=True, help="Read and judge every record, not only changes.")
 @click.option(
     "--mode",
-    type=click.Choice(["report", "annotate", "enforce"]),
-    help="Override sync.mode for this run.",
+    type=click.Choice(["shadow", "report", "annotate", "enforce"]),
+    help="Override sync.mode for this run (shadow: judge and store, write nothing).",
 )
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True

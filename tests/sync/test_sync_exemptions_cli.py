@@ -1,4 +1,4 @@
-"""``tsos-rules exempt`` / ``exemptions``: waive a finding on record, list, revoke; bad input."""
+"""``tsos-rules exempt add|list|revoke``: waive a finding on record, list, revoke; bad input."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_an_exempt_finding_leaves_the_worklist_until_revoked(cli: Cli, synced: A
     _, config = synced
     row = _worklist(cli, config)[0]
     result = cli(
-        "exempt", row["fingerprint"], "--reason", "merger: legal hold", "--until", SOON,
+        "exempt", "add", row["fingerprint"], "--reason", "merger: legal hold", "--until", SOON,
         "--by", "CFO", "--config", config,
     )  # fmt: skip
     assert result.code == 0, result.err
@@ -46,16 +46,15 @@ def test_an_exempt_finding_leaves_the_worklist_until_revoked(cli: Cli, synced: A
     assert row["fingerprint"] not in {r["fingerprint"] for r in _worklist(cli, config)}
     exempt = _worklist(cli, config, "--status", "exempt")
     assert [r["fingerprint"] for r in exempt] == [row["fingerprint"]]
-    listed = json.loads(cli("exemptions", "--config", config, "--format", "json").out)
+    listed = json.loads(cli("exempt", "list", "--config", config, "--format", "json").out)
     assert [(e["status"], e["reason"], e["approver"]) for e in listed] == [
         ("active", "merger: legal hold", "CFO")
     ]
     assert (
-        cli("exemptions", "revoke", str(listed[0]["id"]), "--by", "CFO", "--config", config).code
-        == 0
+        cli("exempt", "revoke", str(listed[0]["id"]), "--by", "CFO", "--config", config).code == 0
     )
     assert row["fingerprint"] in {r["fingerprint"] for r in _worklist(cli, config)}
-    listed = json.loads(cli("exemptions", "--config", config, "--format", "json").out)
+    listed = json.loads(cli("exempt", "list", "--config", config, "--format", "json").out)
     assert listed[0]["status"] == "revoked" and listed[0]["revoked_by"] == "CFO"
 
 
@@ -64,14 +63,14 @@ def test_a_rule_on_a_record_is_waived_and_the_table_lists_it(cli: Cli, synced: A
     row = next(r for r in _worklist(cli, config) if r["record_type"] == "opportunity")
     record = f"opportunity:{row['record_id']}"
     result = cli(
-        "exempt", "--rule", row["rule"], "--record", record, "--reason", "buyer on leave",
+        "exempt", "add", "--rule", row["rule"], "--record", record, "--reason", "buyer on leave",
         "--until", SOON, "--by", "Dana", "--config", config,
     )  # fmt: skip
     assert result.code == 0, result.err
     assert row["fingerprint"] in {
         r["fingerprint"] for r in _worklist(cli, config, "--status", "exempt")
     }
-    table = cli("exemptions", "--config", config).out
+    table = cli("exempt", "list", "--config", config).out
     assert "buyer on leave" in table and "active" in table and record.replace(":", " ") in table
 
 
@@ -92,9 +91,11 @@ def test_what_cannot_be_waived_is_refused_with_exit_2(
     cli: Cli, synced: Any, args: list[str], message: str
 ) -> None:
     _, config = synced
-    result = cli("exempt", *args, "--reason", "r", "--until", SOON, "--by", "b", "--config", config)
+    result = cli(
+        "exempt", "add", *args, "--reason", "r", "--until", SOON, "--by", "b", "--config", config
+    )
     assert result.code == 2 and message in result.err, result.err
-    assert json.loads(cli("exemptions", "--config", config, "--format", "json").out) == []
+    assert json.loads(cli("exempt", "list", "--config", config, "--format", "json").out) == []
 
 
 @pytest.mark.parametrize(
@@ -111,7 +112,7 @@ def test_an_exemption_needs_a_near_date_and_a_reason(
 ) -> None:
     _, config = synced
     result = cli(
-        "exempt", "--rule", "tsos.next-step-required", "--record", "opportunity:o1",
+        "exempt", "add", "--rule", "tsos.next-step-required", "--record", "opportunity:o1",
         "--reason", reason, "--until", until, "--by", "b", "--config", config,
     )  # fmt: skip
     assert result.code == 2 and message in result.err, result.err
@@ -119,10 +120,7 @@ def test_an_exemption_needs_a_near_date_and_a_reason(
 
 def test_revoking_twice_or_an_unknown_id_is_exit_2(cli: Cli, synced: Any) -> None:
     org, config = synced
-    assert (
-        "no such exemption"
-        in cli("exemptions", "revoke", "99", "--by", "x", "--config", config).err
-    )
+    assert "no such exemption" in cli("exempt", "revoke", "99", "--by", "x", "--config", config).err
     store = StateStore(Path(org.state_path))
     try:
         new = store.add_exemption(
@@ -131,6 +129,25 @@ def test_revoking_twice_or_an_unknown_id_is_exit_2(cli: Cli, synced: Any) -> Non
         )  # fmt: skip
     finally:
         store.close()
-    assert cli("exemptions", "revoke", str(new), "--by", "x", "--config", config).code == 0
-    again = cli("exemptions", "revoke", str(new), "--by", "x", "--config", config)
+    assert cli("exempt", "revoke", str(new), "--by", "x", "--config", config).code == 0
+    again = cli("exempt", "revoke", str(new), "--by", "x", "--config", config)
     assert again.code == 2 and "already revoked" in again.err
+
+
+def test_a_channel_deal_without_its_partner_is_never_waived(cli: Cli, synced: Any) -> None:
+    """DOCTRINE.md, tip #28: "When can you take a channel lead direct? NEVER." """
+    _, config = synced
+    rows = _worklist(cli, config, "--rule", "tsos.channel-lead-not-direct")
+    lost = next(r for r in rows if r["reason"] in ("no_partner", "marked_direct"))
+    by_fingerprint = cli(
+        "exempt", "add", lost["fingerprint"], "--reason", "r", "--until", SOON, "--by", "b",
+        "--config", config,
+    )  # fmt: skip
+    assert by_fingerprint.code == 2
+    assert "NEVER" in by_fingerprint.err and "recorded consent" in by_fingerprint.err
+    by_rule = cli(
+        "exempt", "add", "--rule", "tsos.*", "--record", f"opportunity:{lost['record_id']}",
+        "--reason", "r", "--until", SOON, "--by", "b", "--config", config,
+    )  # fmt: skip
+    assert by_rule.code == 2 and "NEVER" in by_rule.err
+    assert json.loads(cli("exempt", "list", "--config", config, "--format", "json").out) == []

@@ -55,7 +55,6 @@ for _command in (
     sync.init,
     findings.findings,
     exemptions.exempt,
-    exemptions.exemptions,
     demo.demo,
     serve.serve,
     sdk.validate_pack,

@@ -1,4 +1,4 @@
-"""``tsos-rules exempt`` and ``tsos-rules exemptions``: waive a finding for a while, on record.
+"""``tsos-rules exempt add|list|revoke``: waive a finding for a while, on record.
 
 An exemption names what it waives (one finding by fingerprint, or a rule on one record), why,
 who approved it and until when. The sync writes no task for an exempt finding (and closes an
@@ -9,6 +9,7 @@ task again. Exemptions are kept after they end: they are the audit trail.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import json
 import re
 from typing import TYPE_CHECKING
@@ -23,6 +24,15 @@ if TYPE_CHECKING:
 
 #: The longest an exemption may run: a waiver is reviewed at least twice a year.
 MAX_DAYS = 180
+
+#: The doctrine's hard limit (DOCTRINE.md, tip #28): these findings are never waived.
+NEVER_WAIVED = "tsos.channel-lead-not-direct"
+NEVER_WAIVED_REASONS = frozenset({"no_partner", "marked_direct"})
+NEVER = (
+    '"When can you take a channel lead direct? NEVER." (tip #28): a channel deal without its '
+    "partner, or marked direct, is not waived. The doctrine's route is the partner's recorded "
+    "consent (partner_consent: who, when, why), with the partner kept on the deal"
+)
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{32}")
 _RECORD_TYPES = ("opportunity", "lead", "account", "activity")
@@ -59,8 +69,6 @@ def _record(value: str) -> tuple[str, str]:
 
 
 def _known_rule(pattern: str, config_path: str | None) -> None:
-    import fnmatch
-
     from tsos_rules.engine import Engine
 
     engine = Engine.from_config(config_from(config_path))
@@ -75,7 +83,19 @@ def _text(value: str, option: str) -> str:
     return value.strip()
 
 
-@click.command()
+@click.group()
+def exempt() -> None:
+    """Exemptions: waive one finding, or a rule on one record, until a date, on record.
+
+    \b
+    Examples:
+      tsos-rules exempt add 3f2c9a... --reason "merger: legal hold" --until 2026-12-31 --by CFO
+      tsos-rules exempt list
+      tsos-rules exempt revoke 4 --by "Dana (RVP)"
+    """
+
+
+@exempt.command("add")
 @click.argument("fingerprint", required=False)
 @click.option("--rule", help="Rule id or glob to waive on --record (instead of a FINGERPRINT).")
 @click.option("--record", "record", metavar="TYPE:ID", help="The record, e.g. opportunity:006A1.")
@@ -84,7 +104,7 @@ def _text(value: str, option: str) -> str:
 @click.option("--by", "approver", required=True, help="Who approved it.")
 @click.option("--connector", "connector_name", help="Default: the configured [connector] type.")
 @config_option
-def exempt(
+def add(
     fingerprint: str | None,
     rule: str | None,
     record: str | None,
@@ -98,12 +118,13 @@ def exempt(
 
     The next sync writes no task for it and closes an open one with the reason; the worklist
     lists it under --status exempt. At most 180 days; revoke early with
-    'tsos-rules exemptions revoke ID'.
+    'tsos-rules exempt revoke ID'. A channel deal without its partner, or marked direct, is
+    never waived (the doctrine's route is the partner's recorded consent).
 
     \b
     Examples:
-      tsos-rules exempt 3f2c9a... --reason "merger: legal hold" --until 2026-12-31 --by "CFO"
-      tsos-rules exempt --rule tsos.next-step-required --record opportunity:006A1 \\
+      tsos-rules exempt add 3f2c9a... --reason "merger: legal hold" --until 2026-12-31 --by CFO
+      tsos-rules exempt add --rule tsos.next-step-required --record opportunity:006A1 \\
           --reason "buyer on leave until January" --until 2027-01-15 --by "Dana (RVP)"
     """
     today = dt.date.today()
@@ -121,10 +142,17 @@ def exempt(
             if found is None:
                 fail(f"FINGERPRINT: no finding {fingerprint} in the state of {connector!r}")
             rule, record_type, record_id = found.rule, found.record_type, found.record_id
+            if rule == NEVER_WAIVED and found.reason in NEVER_WAIVED_REASONS:
+                fail(f"{rule} ({found.reason}): {NEVER}")
         else:
             if not rule or not record:
                 fail("give a FINGERPRINT, or --rule and --record")
             _known_rule(rule, config_path)
+            if fnmatch.fnmatchcase(NEVER_WAIVED, rule):
+                fail(
+                    f"--rule {rule!r} would waive {NEVER_WAIVED} on the whole record: {NEVER}. "
+                    "(A direct owner's finding can be waived alone, by its FINGERPRINT.)"
+                )
             record_type, record_id = _record(record)
         new = store.add_exemption(
             connector,
@@ -143,27 +171,21 @@ def exempt(
         f"exemption {new}: {what} waived until {expires.isoformat()} "
         f"(approved by {approver}): {reason}"
     )
-    click.echo("the next sync closes its task; 'tsos-rules exemptions' lists every exemption")
+    click.echo("the next sync closes its task; 'tsos-rules exempt list' lists every exemption")
 
 
-@click.group(invoke_without_command=True)
+@exempt.command("list")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("--connector", "connector_name", help="Default: the configured [connector] type.")
 @config_option
-@click.pass_context
-def exemptions(
-    ctx: click.Context, fmt: str, connector_name: str | None, config_path: str | None
-) -> None:
-    """List every exemption (active, expired, revoked), or revoke one.
+def list_(fmt: str, connector_name: str | None, config_path: str | None) -> None:
+    """Every exemption: active, expired and revoked (the audit trail).
 
     \b
     Examples:
-      tsos-rules exemptions
-      tsos-rules exemptions --format json
-      tsos-rules exemptions revoke 4 --by "Dana (RVP)"
+      tsos-rules exempt list
+      tsos-rules exempt list --format json
     """
-    if ctx.invoked_subcommand is not None:
-        return
     store, connector = _open(config_path, connector_name)
     try:
         listed = store.exemptions(connector)
@@ -201,7 +223,7 @@ def _table(listed: list[Exemption], today: dt.date) -> list[str]:
     return lines
 
 
-@exemptions.command("revoke")
+@exempt.command("revoke")
 @click.argument("exemption_id", type=int)
 @click.option("--by", "who", required=True, help="Who revokes it.")
 @click.option("--connector", "connector_name", help="Default: the configured [connector] type.")
@@ -213,7 +235,7 @@ def revoke(
 
     \b
     Examples:
-      tsos-rules exemptions revoke 4 --by "Dana (RVP)"
+      tsos-rules exempt revoke 4 --by "Dana (RVP)"
     """
     who = _text(who, "--by")
     store, connector = _open(config_path, connector_name)

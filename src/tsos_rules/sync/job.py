@@ -790,9 +790,12 @@ class _Job:
         return ExitCode.OK
 
     def _log_counts(self) -> dict[str, Any]:
+        """What the run log keeps of the summary: the counts (per rule too, for
+        ``tsos-rules history``), not the lists."""
         data = self.summary.to_dict()
         data.pop("charts", None)
-        data["findings"].pop("by_rule", None)
+        data.pop("sections", None)
+        data.pop("planned_actions", None)
         data["skipped_actions"] = len(self.summary.skipped_actions)
         return data
 

@@ -66,3 +66,19 @@ def test_a_second_clone_seeds_and_tasks_its_own_demo(tmp_path: Path) -> None:
     again, _ = sync(first, home)
     assert again["actions"]["written"] == 0  # type: ignore[index]
     assert not (home / "d").exists(), "nothing is written to the user data dir"
+
+
+def test_the_progress_notes_name_no_source_file() -> None:
+    """On a terminal, notes print above the bar as plain lines: no time, no ``sync.py:123``."""
+    import io
+
+    from rich.console import Console
+
+    from tsos_rules.cli.sync import RichProgress
+
+    progress = RichProgress()
+    progress.console = Console(file=io.StringIO(), width=100, force_terminal=True)
+    progress.note("3 records skipped as unreadable")
+    shown = progress.console.file.getvalue()  # type: ignore[attr-defined]
+    assert "3 records skipped as unreadable" in shown
+    assert ".py:" not in shown and "sync.py" not in shown

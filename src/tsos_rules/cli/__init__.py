@@ -22,7 +22,7 @@ __all__ = ["console", "main", "run"]
 
 
 @click.group(cls=TsosGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="tsos-rules")
+@click.version_option(None, "-V", "--version", package_name="tsos-rules", prog_name="tsos-rules")
 def main() -> None:
     """Keep a channel sales pipeline honest: run the doctrine's rules against your CRM.
 

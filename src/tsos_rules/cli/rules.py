@@ -107,7 +107,15 @@ def explain(rule_id: str, config_path: str | None) -> None:
         click.echo("Org settings it reads (config: [org]):")
         for name in spec.org_settings:
             value = getattr(engine.org, name)
-            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-            click.echo(f"  {name} = {shown}")
+            # The whole value (a stage ladder is long), wrapped: a cut value cannot be checked.
+            click.echo(
+                textwrap.fill(
+                    f"{name} = {value!r}",
+                    78,
+                    initial_indent="  ",
+                    subsequent_indent="    ",
+                    break_on_hyphens=False,
+                )
+            )
     if spec.remediation:
         para("What to do", spec.remediation)

@@ -144,7 +144,8 @@ class RichProgress:
         )
 
     def note(self, message: str) -> None:
-        self.console.log(message)
+        # print, not log: Console.log adds the time and this module's file:line to every note.
+        self.console.print(message, highlight=False)
 
     def stop(self) -> None:
         self.bar.stop()

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tsos_rules.org import OrgProfile
@@ -22,3 +29,50 @@ def test_explain_prints_the_whole_stage_ladder(cli: Callable[..., Any]) -> None:
     for stage, _probability in OrgProfile().stage_ladder:
         assert repr(stage) in flat
     assert "..." not in result.out
+
+
+def test_init_writes_a_config_that_serve_runs_with(tmp_path: Path) -> None:
+    """The README tour: ``tsos-rules init``, then ``serve --config tsos-rules.toml``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "TSOS_RULES_"))}
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    tool = [sys.executable, "-m", "tsos_rules"]
+    made = subprocess.run([*tool, "init"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    assert "[serve]" in (tmp_path / "tsos-rules.toml").read_text(encoding="utf-8")
+
+    unset = subprocess.run(
+        [*tool, "serve", "--config", "tsos-rules.toml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert unset.returncode == 2 and "TSOS_RULES_SERVE_TOKEN" in unset.stderr, unset.stderr
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env["TSOS_RULES_SERVE_TOKEN"] = "newcomer-token"
+    server = subprocess.Popen(
+        [*tool, "serve", "--config", "tsos-rules.toml", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert server.poll() is None, server.stderr.read() if server.stderr else ""
+                assert time.monotonic() < deadline, "serve did not answer within 60 s"
+                time.sleep(0.3)
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)

@@ -76,6 +76,14 @@ mode = "annotate"
 
 # [packs.tsos]
 # slip_count = 3
+
+[serve]
+# The in-line HTTP endpoint (`tsos-rules serve`, docs/inline.md). Callers send this bearer
+# token; it is read from the environment (or give {file = "/path"}), never written here:
+#   TSOS_RULES_SERVE_TOKEN=$(openssl rand -hex 16) tsos-rules serve --config tsos-rules.toml
+token = {env = "TSOS_RULES_SERVE_TOKEN"}
+# host = "127.0.0.1"
+# port = 8787
 """
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -76,3 +77,22 @@ def test_init_writes_a_config_that_serve_runs_with(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.communicate(timeout=30)
+
+
+def test_plugins_has_a_json_format_and_an_aligned_headed_table(cli: Callable[..., Any]) -> None:
+    listed = cli("plugins", "--format", "json")
+    assert listed.code == 0
+    rows = json.loads(listed.out)
+    packs = next(row for row in rows if row["name"] == "tsos_rules.packs.tsos")
+    assert packs == {
+        "name": "tsos_rules.packs.tsos",
+        "version": "built-in",
+        "hooks": ["tsos_rules_register_packs"],
+        "status": "loaded",
+    }
+    lines = cli("plugins").out.splitlines()
+    assert lines[0].split() == ["plugin", "version", "hooks"]
+    hooks_column = lines[0].index("hooks")
+    for line, row in zip(lines[1:], rows, strict=False):
+        assert line.startswith(row["name"])
+        assert line[hooks_column:].startswith(row["hooks"][0])

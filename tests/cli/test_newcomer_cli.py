@@ -9,10 +9,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import click
+
+from tsos_rules.cli import main
 from tsos_rules.org import OrgProfile
 
 
@@ -96,3 +99,34 @@ def test_plugins_has_a_json_format_and_an_aligned_headed_table(cli: Callable[...
     for line, row in zip(lines[1:], rows, strict=False):
         assert line.startswith(row["name"])
         assert line[hooks_column:].startswith(row["hooks"][0])
+
+
+def _commands(command: click.Command, path: list[str]) -> Iterator[list[str]]:
+    yield path
+    if isinstance(command, click.Group):
+        context = click.Context(command)
+        for name in command.list_commands(context):
+            sub = command.get_command(context, name)
+            assert sub is not None
+            yield from _commands(sub, [*path, name])
+
+
+def test_no_help_text_shows_rest_markup(cli: Callable[..., Any]) -> None:
+    """Every command's --help is plain text: no ``literal`` backquotes from docstrings."""
+    seen = 0
+    for path in _commands(main, []):
+        shown = cli(*path, "--help")
+        assert shown.code == 0, path
+        assert "``" not in shown.out, (path, shown.out)
+        seen += 1
+    assert seen > 10
+
+
+def test_validate_pack_is_an_alias_of_rules_validate(
+    cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    pack = tmp_path / "p.yaml"
+    pack.write_text("name: p\nversion: '1'\nrules: []\n", encoding="utf-8")
+    assert "Alias of tsos-rules rules validate" in cli("validate-pack", "--help").out
+    one, other = cli("rules", "validate", str(pack)), cli("validate-pack", str(pack))
+    assert (one.code, one.out) == (other.code, other.out)

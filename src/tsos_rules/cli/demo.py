@@ -12,7 +12,7 @@ from tsos_rules.cli._common import config_from, config_option, fail, parse_date
 
 @click.group()
 def demo() -> None:
-    """The embedded demo CRM (the ``local`` connector).
+    """The embedded demo CRM (the "local" connector).
 
     \b
     Examples:

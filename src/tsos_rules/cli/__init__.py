@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import click
 
-from tsos_rules.cli import check, connectors, demo, plugins, rules, sdk, serve, sync
+from tsos_rules.cli import check, configure, connectors, demo, plugins, rules, sdk, serve, sync
 from tsos_rules.cli._common import TsosGroup, teardown_skipped
 from tsos_rules.errors import ExitCode
 
@@ -45,6 +45,7 @@ for _command in (
     demo.demo,
     serve.serve,
     sdk.validate_pack,
+    configure.config_group,
 ):
     main.add_command(_command)
 

@@ -39,7 +39,7 @@ def plugins(ctx: click.Context, fmt: str) -> None:
         version = pm.versions.get(name) or (dist.version if dist is not None else "built-in")
         hooks = sorted(impl.name for impl in pm.get_hookcallers(plugin) or [])
         rows.append({"name": name, "version": version, "hooks": hooks, "status": "loaded"})
-    failed = [
+    failed: list[dict[str, Any]] = [
         {"name": f.name, "version": None, "hooks": [], "status": "failed", "error": str(f.error)}
         for f in pm.failures
     ]

@@ -130,3 +130,33 @@ def test_validate_pack_is_an_alias_of_rules_validate(
     assert "Alias of tsos-rules rules validate" in cli("validate-pack", "--help").out
     one, other = cli("rules", "validate", str(pack)), cli("validate-pack", str(pack))
     assert (one.code, one.out) == (other.code, other.out)
+
+
+#: The installed ``tsos-rules`` script: shell completion keys on the program's name.
+TSOS_RULES = str(Path(sys.executable).with_name("tsos-rules"))
+
+
+def _complete(*words: str) -> list[str]:
+    """What bash completion offers after ``tsos-rules WORDS...`` (click's own protocol)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.update(
+        _TSOS_RULES_COMPLETE="bash_complete",
+        COMP_WORDS=" ".join(["tsos-rules", *words]),
+        COMP_CWORD=str(len(words)),
+    )
+    out = subprocess.run([TSOS_RULES], env=env, capture_output=True, text=True, timeout=60).stdout
+    return [line.split(",", 1)[1] for line in out.splitlines()]
+
+
+def test_shell_completion_completes_commands_and_rule_ids() -> None:
+    assert "explain" in _complete("ex")
+    assert _complete("explain", "tsos.close") == [
+        "tsos.close-date-locked",
+        "tsos.close-date-slipping",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["_TSOS_RULES_COMPLETE"] = "bash_source"
+    script = subprocess.run(
+        [TSOS_RULES], env=env, capture_output=True, text=True, timeout=60
+    ).stdout
+    assert "complete -o nosort -F" in script and "tsos-rules" in script

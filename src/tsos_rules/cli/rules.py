@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import click
+from click.shell_completion import CompletionItem
 
 from tsos_rules.cli._common import config_from, config_option, fail
 from tsos_rules.cli.sdk import rules_validate
@@ -51,8 +52,26 @@ def rules(ctx: click.Context, fmt: str, config_path: str | None) -> None:
     click.echo(f"\n{len(specs)} rule(s). Details: tsos-rules explain RULE_ID")
 
 
+def _complete_rule_ids(
+    ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of RULE_ID: the ids of every loaded rule (``--config`` honoured)."""
+    from tsos_rules.engine import Engine
+
+    try:
+        engine = Engine.from_config(config_from(ctx.params.get("config_path")))
+    except Exception:  # a broken config or plugin must never break the user's shell
+        return []
+    engine.close()
+    return [
+        CompletionItem(rule_id, help=spec.title)
+        for rule_id, spec in sorted(engine.specs.items())
+        if rule_id.startswith(incomplete)
+    ]
+
+
 @click.command()
-@click.argument("rule_id")
+@click.argument("rule_id", shell_complete=_complete_rule_ids)
 @config_option
 def explain(rule_id: str, config_path: str | None) -> None:
     """Print a rule's doctrine, what it checks, its reasons and its parameters.

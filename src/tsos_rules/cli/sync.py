@@ -6,7 +6,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -188,29 +187,6 @@ def _logging(*, quiet: bool, console: Any = None) -> Iterator[None]:
         log.propagate = propagate
 
 
-def _where(config: Any) -> str:
-    """One line naming the CRM and the state store this run uses, and why these."""
-    from tsos_rules.config import DATA_DIR_ENV, checkout_root, default_data_dir
-    from tsos_rules.connectors.local.connector import NAME, default_crm_path
-    from tsos_rules.sync.settings import SyncSettings
-
-    settings = SyncSettings.from_config(config)
-    if settings.connector_type == NAME:
-        raw = settings.connector_settings.get("path")
-        crm = f"demo CRM {Path(str(raw)).expanduser() if raw else default_crm_path()}"
-    else:
-        crm = f"CRM {settings.connector_type!r}"
-    line = f"{crm}; state {settings.state_path}"
-    if default_data_dir() in (settings.state_path.parent, default_crm_path().parent):
-        if os.environ.get(DATA_DIR_ENV):
-            line += f" (data dir from ${DATA_DIR_ENV})"
-        elif checkout_root() is not None:
-            line += " (this checkout's own data dir)"
-        else:
-            line += " (the user data dir)"
-    return line
-
-
 @click.command()
 @config_option
 @click.option(
@@ -258,7 +234,9 @@ def sync(
 
     config = config_from(config_path)
     if not quiet:
-        click.echo(f"tsos-rules: {_where(config)}", err=True)
+        from tsos_rules.cli.demo import data_in_use
+
+        click.echo(f"tsos-rules: {data_in_use(config)}", err=True)
     tty = sys.stderr.isatty() and not quiet
     progress: RichProgress | PlainProgress = RichProgress() if tty else PlainProgress(quiet=quiet)
     console = progress.console if isinstance(progress, RichProgress) else None

@@ -33,10 +33,38 @@ TOP_LEVEL = ("org", "packs", "rules", "plugins", "engine", "connector", "sync", 
 DATA_DIR_ENV = "TSOS_RULES_DATA_DIR"
 
 
+#: The data directory of a run from a source checkout, inside that checkout (git-ignored).
+CHECKOUT_DATA_DIR = ".tsos-rules"
+
+
+def checkout_root() -> Path | None:
+    """The source checkout this package is imported from (an editable install), else None.
+
+    A checkout is a folder holding ``src/tsos_rules/`` and a ``pyproject.toml`` that names
+    tsos-rules; an installed wheel (site-packages) is never one.
+    """
+    root = Path(__file__).resolve().parents[2]
+    try:
+        text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return root if 'name = "tsos-rules"' in text else None
+
+
 def default_data_dir() -> Path:
-    """``$TSOS_RULES_DATA_DIR``, else the platform's user data directory for tsos-rules."""
+    """Where the demo CRM and the sync state live unless the config says otherwise.
+
+    ``$TSOS_RULES_DATA_DIR`` when set; else ``.tsos-rules/`` in the source checkout this
+    package runs from, so each clone has its own demo CRM and state (a second clone's first
+    sync is a full run too); else the platform's user data directory for tsos-rules.
+    """
     env = os.environ.get(DATA_DIR_ENV)
-    return Path(env) if env else Path(platformdirs.user_data_dir("tsos-rules"))
+    if env:
+        return Path(env)
+    root = checkout_root()
+    if root is not None:
+        return root / CHECKOUT_DATA_DIR
+    return Path(platformdirs.user_data_dir("tsos-rules"))
 
 
 def default_state_path() -> Path:

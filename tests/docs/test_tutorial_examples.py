@@ -83,7 +83,8 @@ def test_the_tutorials_yaml_is_a_valid_pack_matching_the_example_file() -> None:
 
 
 def test_the_tutorials_python_pack_is_valid() -> None:
-    namespace: dict[str, object] = {}
+    # The module sits beside the YAML file it loads (Part 1), as in the tutorial's package.
+    namespace: dict[str, object] = {"__file__": str(EXAMPLES / "plugin.py")}
     exec(python_blocks(ROOT / "docs" / "tutorial-rule-pack.md")[0], namespace)
     pack = namespace["PACK"]
     assert isinstance(pack, RulePack)

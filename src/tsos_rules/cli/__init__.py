@@ -16,6 +16,7 @@ import click
 
 from tsos_rules.cli import (
     check,
+    configure,
     connectors,
     demo,
     exemptions,
@@ -34,7 +35,7 @@ __all__ = ["console", "main", "run"]
 
 
 @click.group(cls=TsosGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="tsos-rules")
+@click.version_option(None, "-V", "--version", package_name="tsos-rules", prog_name="tsos-rules")
 def main() -> None:
     """Keep a channel sales pipeline honest: run the doctrine's rules against your CRM.
 
@@ -60,6 +61,7 @@ for _command in (
     demo.demo,
     serve.serve,
     sdk.validate_pack,
+    configure.config_group,
 ):
     main.add_command(_command)
 

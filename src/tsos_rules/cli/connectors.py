@@ -26,7 +26,7 @@ from tsos_rules.errors import ExitCode
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.pass_context
 def connectors(ctx: click.Context, config_path: str | None, fmt: str) -> None:
-    """List the installed CRM connectors (what ``[connector] type`` accepts).
+    """List the installed CRM connectors (what [connector] type accepts).
 
     \b
     Examples:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import click
 
 from tsos_rules.cli._common import config_from, config_option, fail, parse_date
+from tsos_rules.config import Config
 
 
 @click.group()
 def demo() -> None:
-    """The embedded demo CRM (the ``local`` connector).
+    """The embedded demo CRM (the "local" connector).
 
     \b
     Examples:
@@ -69,3 +71,27 @@ def demo_reset(
     shown = ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in counts.items())
     click.echo(f"demo CRM at {path} re-seeded: {shown}")
     click.echo(f"sync state for {NAME!r} in {settings.state_path} cleared")
+
+
+def data_in_use(config: Config) -> str:
+    """One line naming the CRM and the state store a sync uses, and why these (``sync`` prints
+    it first); here because this module is the one allowed to name the local connector."""
+    from tsos_rules.config import DATA_DIR_ENV, checkout_root, default_data_dir
+    from tsos_rules.connectors.local.connector import NAME, default_crm_path
+    from tsos_rules.sync.settings import SyncSettings
+
+    settings = SyncSettings.from_config(config)
+    if settings.connector_type == NAME:
+        raw = settings.connector_settings.get("path")
+        crm = f"demo CRM {Path(str(raw)).expanduser() if raw else default_crm_path()}"
+    else:
+        crm = f"CRM {settings.connector_type!r}"
+    line = f"{crm}; state {settings.state_path}"
+    if default_data_dir() in (settings.state_path.parent, default_crm_path().parent):
+        if os.environ.get(DATA_DIR_ENV):
+            line += f" (data dir from ${DATA_DIR_ENV})"
+        elif checkout_root() is not None:
+            line += " (this checkout's own data dir)"
+        else:
+            line += " (the user data dir)"
+    return line

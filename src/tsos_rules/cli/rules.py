@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import click
+from click.shell_completion import CompletionItem
 
 from tsos_rules.cli._common import config_from, config_option, fail
 from tsos_rules.cli._plugin_failures import allow_plugin_failures_option, plugin_failure_exit
@@ -72,8 +73,26 @@ def _list(specs: list[RuleSpec], fmt: str) -> None:
     click.echo(f"\n{len(specs)} rule(s). Details: tsos-rules explain RULE_ID")
 
 
+def _complete_rule_ids(
+    ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of RULE_ID: the ids of every loaded rule (``--config`` honoured)."""
+    from tsos_rules.engine import Engine
+
+    try:
+        engine = Engine.from_config(config_from(ctx.params.get("config_path")))
+    except Exception:  # a broken config or plugin must never break the user's shell
+        return []
+    engine.close()
+    return [
+        CompletionItem(rule_id, help=spec.title)
+        for rule_id, spec in sorted(engine.specs.items())
+        if rule_id.startswith(incomplete)
+    ]
+
+
 @click.command()
-@click.argument("rule_id")
+@click.argument("rule_id", shell_complete=_complete_rule_ids)
 @config_option
 def explain(rule_id: str, config_path: str | None) -> None:
     """Print a rule's doctrine, what it checks, its reasons and its parameters.
@@ -128,7 +147,15 @@ def explain(rule_id: str, config_path: str | None) -> None:
         click.echo("Org settings it reads (config: [org]):")
         for name in spec.org_settings:
             value = getattr(engine.org, name)
-            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-            click.echo(f"  {name} = {shown}")
+            # The whole value (a stage ladder is long), wrapped: a cut value cannot be checked.
+            click.echo(
+                textwrap.fill(
+                    f"{name} = {value!r}",
+                    78,
+                    initial_indent="  ",
+                    subsequent_indent="    ",
+                    break_on_hyphens=False,
+                )
+            )
     if spec.remediation:
         para("What to do", spec.remediation)

@@ -1,5 +1,5 @@
-"""Pack authors' command: ``tsos-rules validate-pack PATH``, also ``tsos-rules rules validate``
-(the ``rules`` group in :mod:`tsos_rules.cli.rules` adds it)."""
+"""Pack authors' command: ``tsos-rules rules validate PATH`` (the ``rules`` group in
+:mod:`tsos_rules.cli.rules` adds it), also ``tsos-rules validate-pack``, its alias."""
 
 from __future__ import annotations
 
@@ -99,8 +99,8 @@ compiled on the rules backend. Exits 0 when every pack is valid, 2 otherwise.
 
 \b
 Examples:
-  tsos-rules validate-pack my_rules.yaml
-  tsos-rules validate-pack /etc/tsos-rules/packs --format json
+  tsos-rules rules validate my_rules.yaml
+  tsos-rules rules validate /etc/tsos-rules/packs --format json
 """
 
 _options = [
@@ -122,14 +122,15 @@ def _command(name: str) -> click.Command:
     command: Any = callback
     for option in reversed(_options):
         command = option(command)
-    return click.command(name, help=_HELP.replace("validate-pack", _invocation(name)))(command)
+    if name == "validate-pack":
+        return click.command(name, help=_ALIAS + _HELP, short_help=_ALIAS.strip())(command)
+    return click.command(name, help=_HELP)(command)
 
 
-def _invocation(name: str) -> str:
-    return "rules validate" if name == "validate" else name
+#: ``validate-pack`` predates ``rules validate``; it stays for scripts, and says what it is.
+_ALIAS = "Alias of tsos-rules rules validate (the same command and options).\n\n"
 
-
-#: ``tsos-rules validate-pack PATH...``
-validate_pack = _command("validate-pack")
-#: ``tsos-rules rules validate PATH...``: the same check, where rule commands live.
+#: ``tsos-rules rules validate PATH...``: the command, where rule commands live.
 rules_validate = _command("validate")
+#: ``tsos-rules validate-pack PATH...``: the same command under its older name.
+validate_pack = _command("validate-pack")

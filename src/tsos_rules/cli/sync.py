@@ -75,6 +75,14 @@ mode = "annotate"
 
 # [packs.tsos]
 # slip_count = 3
+
+[serve]
+# The in-line HTTP endpoint (`tsos-rules serve`, docs/inline.md). Callers send this bearer
+# token; it is read from the environment (or give {file = "/path"}), never written here:
+#   TSOS_RULES_SERVE_TOKEN=$(openssl rand -hex 16) tsos-rules serve --config tsos-rules.toml
+token = {env = "TSOS_RULES_SERVE_TOKEN"}
+# host = "127.0.0.1"
+# port = 8787
 """
 
 
@@ -143,7 +151,8 @@ class RichProgress:
         )
 
     def note(self, message: str) -> None:
-        self.console.log(message)
+        # print, not log: Console.log adds the time and this module's file:line to every note.
+        self.console.print(message, highlight=False)
 
     def stop(self) -> None:
         self.bar.stop()
@@ -224,6 +233,10 @@ def sync(
     from tsos_rules.sync.state import LockHeldError
 
     config = config_from(config_path)
+    if not quiet:
+        from tsos_rules.cli.demo import data_in_use
+
+        click.echo(f"tsos-rules: {data_in_use(config)}", err=True)
     tty = sys.stderr.isatty() and not quiet
     progress: RichProgress | PlainProgress = RichProgress() if tty else PlainProgress(quiet=quiet)
     console = progress.console if isinstance(progress, RichProgress) else None

@@ -354,6 +354,7 @@ class ConnectorContract:
 
     def test_nothing_new_reads_nothing(self, seeded: Connector) -> None:
         """Records at the watermark's instant were read; the next window must not repeat them."""
+        self._needs(seeded, incremental=True)
         first = seeded.read(None, until=self.T0)  # ``until`` exactly at the seeding instant
         assert _judged(first.changed) >= SEEDED_JUDGED, "until is inclusive: (since, until]"
         again = seeded.read(first.watermark, until=self.t(5))
@@ -362,6 +363,7 @@ class ConnectorContract:
 
     def test_a_change_is_read_exactly_once(self, seeded: Connector) -> None:
         """Each change is judged once: not lost, not judged again as new on the next run."""
+        self._needs(seeded, incremental=True)
         first = self.first_read(seeded)
         self._change(seeded, ("opportunity", "o2"), 10)
         second = seeded.read(first.watermark, until=self.t(20))
@@ -372,6 +374,7 @@ class ConnectorContract:
     def test_no_gap_and_no_duplicate_at_the_watermark(self, seeded: Connector) -> None:
         """Windows ``(since, until]`` tile time: a record changed exactly at ``until`` is in that
         window, a record one second later is in the next, and neither is read twice."""
+        self._needs(seeded, incremental=True)
         first = self.first_read(seeded)
         self._change(seeded, ("opportunity", "o1"), 10)
         self._change(seeded, ("account", "a2"), 10)  # the same instant as o1
@@ -386,6 +389,7 @@ class ConnectorContract:
     def test_related_records_arrive_with_a_changed_deal(self, seeded: Connector) -> None:
         """Rules judge a deal with its account, owner, partner, lead, history and activities,
         even when only the deal changed."""
+        self._needs(seeded, incremental=True)
         first = self.first_read(seeded)
         self._change(seeded, ("opportunity", "o1"), 10)
         result = seeded.read(first.watermark, until=self.t(20))
@@ -401,6 +405,7 @@ class ConnectorContract:
 
     def test_related_records_arrive_with_a_changed_lead(self, seeded: Connector) -> None:
         """A lead's owner and partner come with it (partner follow-up rules read them)."""
+        self._needs(seeded, incremental=True)
         first = self.first_read(seeded)
         self._change(seeded, ("lead", "l2"), 10)
         result = seeded.read(first.watermark, until=self.t(20))
@@ -419,6 +424,7 @@ class ConnectorContract:
 
     def test_deletions_are_reported(self, seeded: Connector) -> None:
         """A deleted record's open findings must be resolved, so the job must hear of it."""
+        self._needs(seeded, incremental=True)
         first = self.first_read(seeded)
         try:
             self.delete_record(seeded, "opportunity", "o2", at=self.t(10))

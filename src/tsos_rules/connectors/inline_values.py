@@ -8,6 +8,7 @@ and returns the snapshot's value, or None for an empty one, or raises
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -61,16 +62,17 @@ def number(value: Any, where: str) -> float | None:
     """A finite number, from a JSON number or its text."""
     if value is None or value == "":
         return None
-    if type(value) in (int, float):
-        return float(value)
-    if type(value) is str:
+    if type(value) in (int, float, str):
         try:
             parsed = float(value)
+        except OverflowError:  # an integer with hundreds of digits
+            parsed = math.inf
         except ValueError:
-            pass
-        else:
-            if parsed == parsed and abs(parsed) != float("inf"):
-                return parsed
+            parsed = math.nan
+        if math.isfinite(parsed):
+            return parsed
+        if math.isinf(parsed) and not (type(value) is str and "inf" in value.lower()):
+            raise ChangeError(where, f"number out of range: {shown(value)}")
     raise ChangeError(where, f"expected a number, got {shown(value)}")
 
 

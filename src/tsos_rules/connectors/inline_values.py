@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from tsos_rules.errors import ChangeError
+from tsos_rules.snapshot.change import number_in_range
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
@@ -69,9 +70,9 @@ def number(value: Any, where: str) -> float | None:
             parsed = math.inf
         except ValueError:
             parsed = math.nan
-        if math.isfinite(parsed):
+        if number_in_range(parsed):
             return parsed
-        if math.isinf(parsed) and not (type(value) is str and "inf" in value.lower()):
+        if parsed == parsed and not (type(value) is str and "inf" in value.lower()):
             raise ChangeError(where, f"number out of range: {shown(value)}")
     raise ChangeError(where, f"expected a number, got {shown(value)}")
 

@@ -3,7 +3,8 @@
 Python's ``json`` accepts more than the rules (or the decision log) can take: a lone surrogate
 from a ``\\ud800`` escape (text that cannot be written as UTF-8), integers of any length (a
 400-digit amount overflows a float), numbers beyond a float's range (``1e400`` becomes
-infinity), and ``NaN``/``Infinity`` literals (not JSON at all). Each is a
+infinity) or beyond :data:`~tsos_rules.snapshot.change.NUMBER_LIMIT`, and ``NaN``/``Infinity``
+literals (not JSON at all). Each is a
 :class:`~tsos_rules.errors.ChangeError` naming the field (``change.after.amount``), raised
 before anything is judged or logged.
 """
@@ -11,18 +12,16 @@ before anything is judged or logged.
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import Any, Final
 
 from tsos_rules.errors import ChangeError
+from tsos_rules.snapshot.change import NUMBER_LIMIT
 
-#: Integers beyond this cannot become a float (``float(10**309)`` raises OverflowError).
-_LARGEST: Final = 10**308
-
-#: What in the raw body can produce a suspect value: a surrogate escape, a long run of digits,
-#: a large exponent. Without any, the parsed body needs no walk (the common, cheap case).
-_SUSPECT: Final = re.compile(rb"\\u[dD][89a-fA-F]|[0-9]{300}|[eE][+]?0*[0-9]{3}")
+#: What in the raw body can produce a suspect value: a surrogate escape, a run of 100 digits,
+#: an exponent of 100 or more (a number beyond NUMBER_LIMIT needs one of the two). Without
+#: any, the parsed body needs no walk (the common, cheap case).
+_SUSPECT: Final = re.compile(rb"\\u[dD][89a-fA-F]|[0-9]{100}|[eE][+-]?0*[0-9]{3}")
 
 
 def _reject_constant(name: str) -> Any:
@@ -59,11 +58,8 @@ def check_values(value: Any, where: str = "") -> None:
         kind = type(item)
         if kind is str:
             _check_text(item, path)
-        elif kind is int:
-            if not -_LARGEST < item < _LARGEST:
-                raise ChangeError(path or "body", "number out of range")
-        elif kind is float:
-            if not math.isfinite(item):
+        elif kind is int or kind is float:
+            if not (-NUMBER_LIMIT <= item <= NUMBER_LIMIT):  # NaN and infinities fail too
                 raise ChangeError(path or "body", "number out of range")
         elif kind is dict:
             for key, child in reversed(item.items()):

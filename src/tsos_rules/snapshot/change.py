@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, Final
@@ -38,6 +39,10 @@ RECORD_TYPES: Final[Mapping[str, tuple[type[Any], str]]] = {
 APPROVAL_FIELD: Final = "close_date_approved_by"
 
 _COLLECTION_NAMES: Final = frozenset(plural for plural, _, _ in COLLECTIONS)
+
+#: The largest magnitude a number in a change may have: far beyond any amount, and small
+#: enough that the rules' sums and percentages cannot overflow a float (and the answer's JSON).
+NUMBER_LIMIT: Final = 1e300
 
 Record = Opportunity | Lead | Account | Activity
 
@@ -71,6 +76,12 @@ def _timestamp_fields(cls: type[Any]) -> tuple[str, ...]:
     return tuple(a.name for a in attrs.fields(cls) if a.type in (dt.datetime, dt.datetime | None))
 
 
+def _number_fields(cls: type[Any]) -> tuple[str, ...]:
+    return tuple(a.name for a in attrs.fields(cls) if a.type in (float, float | None))
+
+
+#: Number fields per record class, range-checked (see :func:`_check_ranges`).
+_NUMBERS: Final = {cls: _number_fields(cls) for _, _, cls in COLLECTIONS}
 #: Timestamp fields per record class, range-checked (see :func:`_check_ranges`).
 _TIMESTAMPS: Final = {cls: _timestamp_fields(cls) for _, _, cls in COLLECTIONS}
 _TIMESTAMP_COLLECTIONS: Final = tuple(
@@ -82,8 +93,18 @@ def _in_range(value: dt.date) -> bool:
     return 1 < value.year < 9999
 
 
+def number_in_range(value: float) -> bool:
+    """A finite number within :data:`NUMBER_LIMIT` (the rules' arithmetic cannot overflow)."""
+    return math.isfinite(value) and abs(value) <= NUMBER_LIMIT
+
+
 def _check_ranges(record: Any, where: str) -> None:
-    """Refuse timestamps a time-zone conversion would overflow (years 1 and 9999)."""
+    """Refuse numbers beyond :data:`NUMBER_LIMIT` and timestamps a time-zone conversion would
+    overflow (years 1 and 9999)."""
+    for name in _NUMBERS.get(type(record), ()):
+        value = getattr(record, name)
+        if value is not None and not number_in_range(value):
+            raise ChangeError(f"{where}.{name}", f"number out of range: {_shown(value)}")
     for name in _TIMESTAMPS.get(type(record), ()):
         value = getattr(record, name)
         if value is not None and not _in_range(value):

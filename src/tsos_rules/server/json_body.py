@@ -1,27 +1,27 @@
 """A request body as JSON, refusing what no adapter could use, with the field it sits in.
 
 Python's ``json`` accepts more than the rules (or the decision log) can take: a lone surrogate
-from a ``\\ud800`` escape (text that cannot be written as UTF-8), integers of any length (a
-400-digit amount overflows a float), numbers beyond a float's range (``1e400`` becomes
-infinity) or beyond :data:`~tsos_rules.snapshot.change.NUMBER_LIMIT`, and ``NaN``/``Infinity``
-literals (not JSON at all). Each is a
-:class:`~tsos_rules.errors.ChangeError` naming the field (``change.after.amount``), raised
-before anything is judged or logged.
+from a ``\\ud800`` escape (text that cannot be written as UTF-8), numbers beyond a float's
+range (``1e400`` becomes infinity) and ``NaN``/``Infinity`` literals (not JSON at all). Each is
+a :class:`~tsos_rules.errors.ChangeError` naming the field (``change.after.amount``), raised
+before anything is judged or logged. Integers of any length are valid JSON and stay as they
+are; the fields the rules read refuse them beyond
+:data:`~tsos_rules.snapshot.change.NUMBER_LIMIT` (see :mod:`tsos_rules.snapshot.change`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any, Final
 
 from tsos_rules.errors import ChangeError
-from tsos_rules.snapshot.change import NUMBER_LIMIT
 
-#: What in the raw body can produce a suspect value: a surrogate escape, a run of 100 digits,
-#: an exponent of 100 or more (a number beyond NUMBER_LIMIT needs one of the two). Without
-#: any, the parsed body needs no walk (the common, cheap case).
-_SUSPECT: Final = re.compile(rb"\\u[dD][89a-fA-F]|[0-9]{100}|[eE][+-]?0*[0-9]{3}")
+#: What in the raw body can produce a suspect value: a surrogate escape, a run of 300 digits or
+#: an exponent of 100 or more (an infinite float needs one of the two). Without any, the
+#: parsed body needs no walk (the common, cheap case).
+_SUSPECT: Final = re.compile(rb"\\u[dD][89a-fA-F]|[0-9]{300}|[eE][+-]?0*[0-9]{3}")
 
 
 def _reject_constant(name: str) -> Any:
@@ -50,7 +50,7 @@ def parse_body(body: bytes) -> Any:
 
 
 def check_values(value: Any, where: str = "") -> None:
-    """Raise a ChangeError naming the first unusable text or number in ``value`` (no recursion:
+    """Raise a ChangeError naming the first unusable text or float in ``value`` (no recursion:
     the parser already bounds the depth)."""
     stack: list[tuple[str, Any]] = [(where, value)]
     while stack:
@@ -58,8 +58,8 @@ def check_values(value: Any, where: str = "") -> None:
         kind = type(item)
         if kind is str:
             _check_text(item, path)
-        elif kind is int or kind is float:
-            if not (-NUMBER_LIMIT <= item <= NUMBER_LIMIT):  # NaN and infinities fail too
+        elif kind is float:
+            if not math.isfinite(item):
                 raise ChangeError(path or "body", "number out of range")
         elif kind is dict:
             for key, child in reversed(item.items()):

@@ -11,7 +11,7 @@ from typing import Any
 
 from tsos_rules.connectors.inline import InlineAdapter
 from tsos_rules.model import COLLECTIONS, PartnerConsent
-from tsos_rules.snapshot.change import RECORD_TYPES
+from tsos_rules.snapshot.change import NUMBER_LIMIT, RECORD_TYPES
 from tsos_rules.snapshot.schema import DATE, OPENAPI_REFS, nullable, record_schema
 
 
@@ -43,6 +43,16 @@ def _check_responses(auth: str) -> dict[str, Any]:
     }
 
 
+def _bounded(schema: dict[str, Any]) -> dict[str, Any]:
+    """A record schema whose number fields say the server's bound (NUMBER_LIMIT)."""
+    for prop in schema.get("properties", {}).values():
+        kinds = prop.get("type")
+        if kinds == "number" or (isinstance(kinds, list) and "number" in kinds):
+            prop["minimum"] = -NUMBER_LIMIT
+            prop["maximum"] = NUMBER_LIMIT
+    return schema
+
+
 def _adapter_path(adapter: InlineAdapter) -> dict[str, Any]:
     """``POST /v1/<name>/check`` of one in-line adapter."""
     operation: dict[str, Any] = {
@@ -65,7 +75,7 @@ def build_openapi(
     """The service's OpenAPI document, with a path for each registered in-line adapter."""
     schemas: dict[str, Any] = {}
     for _, _, cls in COLLECTIONS:
-        schemas[cls.__name__] = record_schema(cls)
+        schemas[cls.__name__] = _bounded(record_schema(cls))
     schemas["PartnerConsent"] = record_schema(PartnerConsent)
     opportunity = schemas["Opportunity"]
     opportunity["properties"]["close_date_approved_by"] = {
@@ -101,9 +111,14 @@ def build_openapi(
                 "before": nullable(_ref(cls.__name__)),
                 "after": nullable(_ref(cls.__name__)),
             },
+            # Not both null (or absent): a change with neither record is about nothing.
+            "anyOf": [
+                {"required": [side], "properties": {side: {"type": "object"}}}
+                for side in ("before", "after")
+            ],
             "description": (
-                "before null: a create; after null: a delete; not both null. When both are "
-                "given they carry the same id."
+                "before null: a create; after null: a delete; not both null (a 400). When both "
+                "are given they carry the same id."
             ),
         }
         variants.append(_ref(name))

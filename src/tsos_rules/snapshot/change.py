@@ -153,9 +153,7 @@ def _parse_context(context: Snapshot | Mapping[str, Any] | None) -> Snapshot:
         rows = data.get(key)
         if rows is not None and type(rows) is not list:
             raise ChangeError(f"context.{key}", f"expected a list, got {_shown(rows)}")
-    as_of = data.get("as_of")
-    if as_of is not None and not _is_date_text(as_of):
-        raise ChangeError("context.as_of", f"expected a date YYYY-MM-DD, got {_shown(as_of)}")
+    _parse_as_of(data.get("as_of"), "context.as_of")
     try:
         snapshot, _ = snapshot_from_dict(data, source="context")
     except SnapshotError as exc:
@@ -167,6 +165,16 @@ def _parse_context(context: Snapshot | Mapping[str, Any] | None) -> Snapshot:
             f"{where}.{error.field}" if error.field else where, error.problem
         ) from None
     return _checked_context(snapshot)
+
+
+def _check_approval(deal: Opportunity, where: str) -> None:
+    """``close_date_approved_by`` is text (the approver) or null, as the OpenAPI document says."""
+    approval = deal.extra.get(APPROVAL_FIELD)
+    if approval is not None and type(approval) is not str:
+        raise ChangeError(
+            f"{where}.{APPROVAL_FIELD}",
+            f"expected a string (the approver) or null, got {_shown(approval)}",
+        )
 
 
 def _checked_context(snapshot: Snapshot) -> Snapshot:
@@ -181,6 +189,7 @@ def _checked_context(snapshot: Snapshot) -> Snapshot:
                     where = f"context.{plural}[{index}].{name}"
                     raise ChangeError(where, f"{value.isoformat()} is out of range")
     for index, deal in enumerate(snapshot.opportunities):
+        _check_approval(deal, f"context.opportunities[{index}]")
         consent = deal.partner_consent
         if consent is not None and consent.at is not None and not _in_range(consent.at):
             where = f"context.opportunities[{index}].partner_consent.at"
@@ -246,13 +255,9 @@ def parse_change(
             f"the after record ({after_record.id!r}) must have the before record's id "
             f"({before_record.id!r})",
         )
-    if after_record is not None and record_type == "opportunity":
-        approval = after_record.extra.get(APPROVAL_FIELD)
-        if approval is not None and type(approval) is not str:
-            raise ChangeError(
-                f"{prefix}after.{APPROVAL_FIELD}",
-                f"expected a string (the approver) or null, got {_shown(approval)}",
-            )
+    for side, record in (("before", before_record), ("after", after_record)):
+        if isinstance(record, Opportunity):
+            _check_approval(record, f"{prefix}{side}")
     return ParsedChange(
         record_type=record_type,
         before=before_record,

@@ -244,3 +244,34 @@ def test_no_store_file_is_made_for_a_decision_log_on_a_device(make_client):
     body = body_of(DEAL)
     assert app.post(ROUTE, content=body, headers=signed(body)).status_code == 200
     assert not Path("/dev", REPLAY_STORE_NAME).exists()
+
+
+_CLAIM = """
+import sys, time
+from pathlib import Path
+from tsos_rules_hubspot.replays import ReplayStore
+store = ReplayStore(Path(sys.argv[1]))
+while time.time() < float(sys.argv[2]):
+    time.sleep(0.001)
+print(store.claim("sig", 2e9, 1e9))
+"""
+
+
+def test_separate_processes_claiming_at_once_admit_exactly_one(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    start = str(time.time() + 1.5)
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CLAIM, str(tmp_path / "r.sqlite3"), start],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [run.communicate(timeout=60) for run in runs]
+    answers = [out.strip() for out, _ in outputs]
+    assert sorted(answers) == ["False", "False", "False", "True"], outputs

@@ -90,7 +90,8 @@ def boolean(value: Any, where: str) -> bool | None:
 
 def epoch_ms(value: Any) -> dt.datetime | None:
     """Epoch milliseconds (a number or its digits) as a UTC moment; None when it is not."""
-    if type(value) is int or (type(value) is str and value.isdigit() and len(value) <= 15):
+    digits = type(value) is str and len(value) <= 15 and value.isascii() and value.isdigit()
+    if type(value) is int or digits:
         try:
             return dt.datetime.fromtimestamp(int(value) / 1000, dt.UTC)
         except (OverflowError, OSError, ValueError):

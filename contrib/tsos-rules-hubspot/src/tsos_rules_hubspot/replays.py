@@ -56,6 +56,19 @@ class ReplayStore:
                 check_same_thread=False,
             )
             try:
+                self._set_up(db)
+            except sqlite3.Error:
+                db.close()
+                raise
+            self._db = db
+        return self._db
+
+    def _set_up(self, db: sqlite3.Connection) -> None:
+        """WAL mode and the table. Instances starting together may find the new file locked
+        without SQLite waiting (switching to WAL does not use the busy handler): retry."""
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.execute(
@@ -66,11 +79,11 @@ class ReplayStore:
                     "CREATE INDEX IF NOT EXISTS hubspot_signatures_expiry"
                     " ON hubspot_signatures (expires_at)"
                 )
-            except sqlite3.Error:
-                db.close()
-                raise
-            self._db = db
-        return self._db
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def claim(self, signature: str, expires_at: float, now: float) -> bool:
         with self._lock:

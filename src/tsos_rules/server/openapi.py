@@ -6,13 +6,14 @@ loader structures into), so the document cannot drift from what ``/v1/check`` ac
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from tsos_rules.connectors.inline import InlineAdapter
 from tsos_rules.model import COLLECTIONS, PartnerConsent
 from tsos_rules.snapshot.change import NUMBER_LIMIT, RECORD_TYPES
-from tsos_rules.snapshot.schema import DATE, OPENAPI_REFS, nullable, record_schema
+from tsos_rules.snapshot.schema import DATE, DATETIME, OPENAPI_REFS, nullable, record_schema
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -41,6 +42,32 @@ def _check_responses(auth: str) -> dict[str, Any]:
             "The decision could not be written to the decision log (fail closed)."
         ),
     }
+
+
+#: Years 2 to 9998: the loader refuses 1 and 9999 (a time-zone shift would overflow them).
+_YEAR: Final = r"(000[2-9]|00[1-9]\d|0[1-9]\d{2}|[1-8]\d{3}|9[0-8]\d{2}|99[0-8]\d|999[0-8])"
+_IN_RANGE: Final = {
+    DATE["pattern"]: "^" + _YEAR + DATE["pattern"].removeprefix(r"^\d{4}"),
+    DATETIME["pattern"]: "^"
+    + _YEAR
+    + DATETIME["pattern"]
+    .removeprefix(r"^\d{4}")
+    .replace(r"[+-]\d{2}:?\d{2}", r"[+-]([01]\d|2[0-3]):?[0-5]\d"),
+}
+
+
+def _years_in_range(node: Any) -> None:
+    """Every date and timestamp pattern in the document limited to what the server takes:
+    years 2 to 9998, offsets under 24 hours."""
+    if isinstance(node, dict):
+        pattern = node.get("pattern")
+        if isinstance(pattern, str) and pattern in _IN_RANGE:
+            node["pattern"] = _IN_RANGE[pattern]
+        for child in node.values():
+            _years_in_range(child)
+    elif isinstance(node, list):
+        for child in node:
+            _years_in_range(child)
 
 
 def _bounded(schema: dict[str, Any]) -> dict[str, Any]:
@@ -192,7 +219,8 @@ def build_openapi(
         },
     }
     for adapter in adapters:
-        schemas.update(adapter.schemas)
+        schemas.update(copy.deepcopy(dict(adapter.schemas)))
+    _years_in_range(schemas)
     bearer = "Missing or wrong bearer token."
     body_note = f" Bodies larger than {max_body_bytes} bytes are refused with 413."
     return {

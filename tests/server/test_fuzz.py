@@ -102,7 +102,8 @@ def from_schema(schema: dict[str, Any], components: dict[str, Any]) -> st.Search
             lambda: from_schema(components[schema["$ref"].rsplit("/", 1)[1]], components)
         )
     for key in ("anyOf", "oneOf"):
-        if key in schema:
+        # An anyOf beside a type constrains it ("not both null"): _fix_cross_field_rules says it.
+        if key in schema and "type" not in schema:
             return st.one_of([from_schema(s, components) for s in schema[key]])
     if "enum" in schema:
         return st.sampled_from(schema["enum"])

@@ -8,11 +8,13 @@ and returns the snapshot's value, or None for an empty one, or raises
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from tsos_rules.errors import ChangeError
+from tsos_rules.snapshot.change import number_in_range
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
@@ -61,16 +63,17 @@ def number(value: Any, where: str) -> float | None:
     """A finite number, from a JSON number or its text."""
     if value is None or value == "":
         return None
-    if type(value) in (int, float):
-        return float(value)
-    if type(value) is str:
+    if type(value) in (int, float, str):
         try:
             parsed = float(value)
+        except OverflowError:  # an integer with hundreds of digits
+            parsed = math.inf
         except ValueError:
-            pass
-        else:
-            if parsed == parsed and abs(parsed) != float("inf"):
-                return parsed
+            parsed = math.nan
+        if number_in_range(parsed):
+            return parsed
+        if parsed == parsed and not (type(value) is str and "inf" in value.lower()):
+            raise ChangeError(where, f"number out of range: {shown(value)}")
     raise ChangeError(where, f"expected a number, got {shown(value)}")
 
 
@@ -87,7 +90,8 @@ def boolean(value: Any, where: str) -> bool | None:
 
 def epoch_ms(value: Any) -> dt.datetime | None:
     """Epoch milliseconds (a number or its digits) as a UTC moment; None when it is not."""
-    if type(value) is int or (type(value) is str and value.isdigit() and len(value) <= 15):
+    digits = type(value) is str and len(value) <= 15 and value.isascii() and value.isdigit()
+    if type(value) is int or digits:
         try:
             return dt.datetime.fromtimestamp(int(value) / 1000, dt.UTC)
         except (OverflowError, OSError, ValueError):

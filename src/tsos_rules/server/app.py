@@ -44,6 +44,7 @@ from tsos_rules.plugins import collect_inline_adapters, get_plugin_manager
 from tsos_rules.server import adapters
 from tsos_rules.server.auth import bearer_ok
 from tsos_rules.server.decision_log import DecisionLog, DecisionLogError
+from tsos_rules.server.json_body import parse_body
 from tsos_rules.server.openapi import build_openapi
 from tsos_rules.server.rules import RuleHolder, strict_engine
 from tsos_rules.server.settings import ServeSettings
@@ -57,8 +58,18 @@ _LOG_SLOT: Final = "tsos.access"
 
 
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+    return Response(
+        _encoded(payload), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def _encoded(payload: Any) -> bytes:
+    """UTF-8 JSON; text that UTF-8 cannot hold (a lone surrogate) goes out as a JSON escape."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _error(
@@ -75,17 +86,6 @@ def _error(
 
 def _unauthorized(message: str) -> Response:
     return _error(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"number {text[:20]} is out of range")
-    return value
 
 
 class AccessLogMiddleware:
@@ -179,7 +179,8 @@ class Service:
         )
         declared = request.headers.get("content-length")
         if declared is not None:
-            if not declared.strip().isdigit():
+            declared = declared.strip(" \t")
+            if not (declared.isascii() and declared.isdigit()):
                 return _error(400, "bad_request", "Content-Length: not a number", "Content-Length")
             if int(declared) > limit:
                 return too_large
@@ -204,23 +205,6 @@ class Service:
             return _error(400, "bad_request", "the client went away mid-body", "body")
         return b"".join(chunks)
 
-    @staticmethod
-    def _parse_json(body: bytes) -> Any:
-        if not body.strip():
-            raise ChangeError("body", "empty: expected a JSON object")
-        try:
-            return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
-        except UnicodeDecodeError:
-            raise ChangeError("body", "not UTF-8 text") from None
-        except json.JSONDecodeError as exc:
-            raise ChangeError(
-                "body", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            ) from None
-        except RecursionError:
-            raise ChangeError("body", "nested too deeply") from None
-        except ValueError as exc:
-            raise ChangeError("body", f"not valid JSON: {exc}") from None
-
     def _slot(self, request: Request) -> dict[str, Any]:
         slot = request.scope.get(_LOG_SLOT)
         return slot if isinstance(slot, dict) else {}
@@ -234,7 +218,7 @@ class Service:
         """Parse, adapt, judge, log: the synchronous heart of every check route."""
         slot = self._slot(request)
         try:
-            check = binding.adapt(self._parse_json(body))
+            check = binding.adapt(parse_body(body))
         except ChangeError as exc:
             slot["error_field"] = exc.field
             return _error(400, "bad_request", str(exc), exc.field)
@@ -245,6 +229,8 @@ class Service:
         decision_id = uuid.uuid4().hex
         entry = self._entry(decision_id, check, decision, body)
         slot.update(decision_id=decision_id, adapter=check.adapter, allowed=decision.allowed)
+        # The answer is complete before the decision is logged: nothing can fail after that.
+        answer = _json(200, binding.render(decision, decision_id), {"X-Decision-Id": decision_id})
         try:
             self.decisions.write(entry)
         except DecisionLogError as exc:
@@ -258,8 +244,7 @@ class Service:
                 )
             self.decisions.count_unlogged()
             log.error("decision %s answered but NOT logged: %s", decision_id, exc)
-        payload = binding.render(decision, decision_id)
-        return _json(200, payload, headers={"X-Decision-Id": decision_id})
+        return answer
 
     def _entry(
         self, decision_id: str, check: CheckRequest, decision: Decision, body: bytes
@@ -340,9 +325,13 @@ class Service:
                     return _unauthorized(outcome.message)
                 return _error(outcome.status, outcome.code, outcome.message)
             admission = outcome
-        response = self._decide(request, body, binding)
-        if admission.settle is not None:
-            admission.settle(response.status_code)
+        status = 500  # an exception below is answered 500 by _guarded: settle it so
+        try:
+            response = self._decide(request, body, binding)
+            status = response.status_code
+        finally:
+            if admission.settle is not None:
+                admission.settle(status)
         return response
 
     def _public_uri(self, request: Request) -> str:

@@ -63,7 +63,7 @@ class DecisionLog:
 
     def write(self, entry: Mapping[str, Any]) -> None:
         """Append one entry or raise DecisionLogError (and mark the log unhealthy)."""
-        line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        line = _line(entry)
         with self._lock:
             try:
                 fd = self._fd if self._fd is not None else self._open()
@@ -110,3 +110,12 @@ class DecisionLog:
             "error": self.last_error,
             "failing_since": self.failed_at,
         }
+
+
+def _line(entry: Mapping[str, Any]) -> bytes:
+    """One JSON line in UTF-8; text UTF-8 cannot hold (a lone surrogate) is written escaped."""
+    text = json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return (json.dumps(entry, separators=(",", ":")) + "\n").encode()

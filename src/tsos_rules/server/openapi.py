@@ -6,13 +6,14 @@ loader structures into), so the document cannot drift from what ``/v1/check`` ac
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from tsos_rules.connectors.inline import InlineAdapter
 from tsos_rules.model import COLLECTIONS, PartnerConsent
-from tsos_rules.snapshot.change import RECORD_TYPES
-from tsos_rules.snapshot.schema import DATE, OPENAPI_REFS, nullable, record_schema
+from tsos_rules.snapshot.change import NUMBER_LIMIT, RECORD_TYPES
+from tsos_rules.snapshot.schema import DATE, DATETIME, OPENAPI_REFS, nullable, record_schema
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -43,6 +44,42 @@ def _check_responses(auth: str) -> dict[str, Any]:
     }
 
 
+#: Years 2 to 9998: the loader refuses 1 and 9999 (a time-zone shift would overflow them).
+_YEAR: Final = r"(000[2-9]|00[1-9]\d|0[1-9]\d{2}|[1-8]\d{3}|9[0-8]\d{2}|99[0-8]\d|999[0-8])"
+_IN_RANGE: Final = {
+    DATE["pattern"]: "^" + _YEAR + DATE["pattern"].removeprefix(r"^\d{4}"),
+    DATETIME["pattern"]: "^"
+    + _YEAR
+    + DATETIME["pattern"]
+    .removeprefix(r"^\d{4}")
+    .replace(r"[+-]\d{2}:?\d{2}", r"[+-]([01]\d|2[0-3]):?[0-5]\d"),
+}
+
+
+def _years_in_range(node: Any) -> None:
+    """Every date and timestamp pattern in the document limited to what the server takes:
+    years 2 to 9998, offsets under 24 hours."""
+    if isinstance(node, dict):
+        pattern = node.get("pattern")
+        if isinstance(pattern, str) and pattern in _IN_RANGE:
+            node["pattern"] = _IN_RANGE[pattern]
+        for child in node.values():
+            _years_in_range(child)
+    elif isinstance(node, list):
+        for child in node:
+            _years_in_range(child)
+
+
+def _bounded(schema: dict[str, Any]) -> dict[str, Any]:
+    """A record schema whose number fields say the server's bound (NUMBER_LIMIT)."""
+    for prop in schema.get("properties", {}).values():
+        kinds = prop.get("type")
+        if kinds == "number" or (isinstance(kinds, list) and "number" in kinds):
+            prop["minimum"] = -NUMBER_LIMIT
+            prop["maximum"] = NUMBER_LIMIT
+    return schema
+
+
 def _adapter_path(adapter: InlineAdapter) -> dict[str, Any]:
     """``POST /v1/<name>/check`` of one in-line adapter."""
     operation: dict[str, Any] = {
@@ -65,7 +102,7 @@ def build_openapi(
     """The service's OpenAPI document, with a path for each registered in-line adapter."""
     schemas: dict[str, Any] = {}
     for _, _, cls in COLLECTIONS:
-        schemas[cls.__name__] = record_schema(cls)
+        schemas[cls.__name__] = _bounded(record_schema(cls))
     schemas["PartnerConsent"] = record_schema(PartnerConsent)
     opportunity = schemas["Opportunity"]
     opportunity["properties"]["close_date_approved_by"] = {
@@ -101,9 +138,14 @@ def build_openapi(
                 "before": nullable(_ref(cls.__name__)),
                 "after": nullable(_ref(cls.__name__)),
             },
+            # Not both null (or absent): a change with neither record is about nothing.
+            "anyOf": [
+                {"required": [side], "properties": {side: {"type": "object"}}}
+                for side in ("before", "after")
+            ],
             "description": (
-                "before null: a create; after null: a delete; not both null. When both are "
-                "given they carry the same id."
+                "before null: a create; after null: a delete; not both null (a 400). When both "
+                "are given they carry the same id."
             ),
         }
         variants.append(_ref(name))
@@ -177,7 +219,8 @@ def build_openapi(
         },
     }
     for adapter in adapters:
-        schemas.update(adapter.schemas)
+        schemas.update(copy.deepcopy(dict(adapter.schemas)))
+    _years_in_range(schemas)
     bearer = "Missing or wrong bearer token."
     body_note = f" Bodies larger than {max_body_bytes} bytes are refused with 413."
     return {

@@ -84,6 +84,9 @@ class ServeSettings:
     #: Snapshot field -> CRM field overrides, by record type.
     salesforce_fields: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
     hubspot_properties: Mapping[str, str] = attrs.field(factory=dict)
+    #: The HubSpot replay store (a SQLite file); several instances must share one. Unset: a
+    #: file next to the decision log (see the HubSpot plugin's README).
+    hubspot_replay_store: Path | None = None
 
     @classmethod
     def from_mapping(
@@ -157,7 +160,12 @@ def _read(table: SettingsTable) -> dict[str, Any]:
     hubspot = table.table("hubspot")
     if hubspot.has("properties"):
         values["hubspot_properties"] = _field_map(hubspot, "properties", record_type="opportunity")
-    hubspot.done("properties")
+    if hubspot.has("replay_store"):
+        store = hubspot.string("replay_store")
+        if not store:
+            raise hubspot.error("replay_store", "expected a file path, got an empty string")
+        values["hubspot_replay_store"] = Path(store)
+    hubspot.done("properties", "replay_store")
     table.done()
     return values
 

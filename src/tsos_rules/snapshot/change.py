@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, Final
@@ -38,6 +39,10 @@ RECORD_TYPES: Final[Mapping[str, tuple[type[Any], str]]] = {
 APPROVAL_FIELD: Final = "close_date_approved_by"
 
 _COLLECTION_NAMES: Final = frozenset(plural for plural, _, _ in COLLECTIONS)
+
+#: The largest magnitude a number in a change may have: far beyond any amount, and small
+#: enough that the rules' sums and percentages cannot overflow a float (and the answer's JSON).
+NUMBER_LIMIT: Final = 1e300
 
 Record = Opportunity | Lead | Account | Activity
 
@@ -71,6 +76,12 @@ def _timestamp_fields(cls: type[Any]) -> tuple[str, ...]:
     return tuple(a.name for a in attrs.fields(cls) if a.type in (dt.datetime, dt.datetime | None))
 
 
+def _number_fields(cls: type[Any]) -> tuple[str, ...]:
+    return tuple(a.name for a in attrs.fields(cls) if a.type in (float, float | None))
+
+
+#: Number fields per record class, range-checked (see :func:`_check_ranges`).
+_NUMBERS: Final = {cls: _number_fields(cls) for _, _, cls in COLLECTIONS}
 #: Timestamp fields per record class, range-checked (see :func:`_check_ranges`).
 _TIMESTAMPS: Final = {cls: _timestamp_fields(cls) for _, _, cls in COLLECTIONS}
 _TIMESTAMP_COLLECTIONS: Final = tuple(
@@ -82,8 +93,18 @@ def _in_range(value: dt.date) -> bool:
     return 1 < value.year < 9999
 
 
+def number_in_range(value: float) -> bool:
+    """A finite number within :data:`NUMBER_LIMIT` (the rules' arithmetic cannot overflow)."""
+    return math.isfinite(value) and abs(value) <= NUMBER_LIMIT
+
+
 def _check_ranges(record: Any, where: str) -> None:
-    """Refuse timestamps a time-zone conversion would overflow (years 1 and 9999)."""
+    """Refuse numbers beyond :data:`NUMBER_LIMIT` and timestamps a time-zone conversion would
+    overflow (years 1 and 9999)."""
+    for name in _NUMBERS.get(type(record), ()):
+        value = getattr(record, name)
+        if value is not None and not number_in_range(value):
+            raise ChangeError(f"{where}.{name}", f"number out of range: {_shown(value)}")
     for name in _TIMESTAMPS.get(type(record), ()):
         value = getattr(record, name)
         if value is not None and not _in_range(value):
@@ -132,9 +153,7 @@ def _parse_context(context: Snapshot | Mapping[str, Any] | None) -> Snapshot:
         rows = data.get(key)
         if rows is not None and type(rows) is not list:
             raise ChangeError(f"context.{key}", f"expected a list, got {_shown(rows)}")
-    as_of = data.get("as_of")
-    if as_of is not None and not _is_date_text(as_of):
-        raise ChangeError("context.as_of", f"expected a date YYYY-MM-DD, got {_shown(as_of)}")
+    _parse_as_of(data.get("as_of"), "context.as_of")
     try:
         snapshot, _ = snapshot_from_dict(data, source="context")
     except SnapshotError as exc:
@@ -146,6 +165,16 @@ def _parse_context(context: Snapshot | Mapping[str, Any] | None) -> Snapshot:
             f"{where}.{error.field}" if error.field else where, error.problem
         ) from None
     return _checked_context(snapshot)
+
+
+def _check_approval(deal: Opportunity, where: str) -> None:
+    """``close_date_approved_by`` is text (the approver) or null, as the OpenAPI document says."""
+    approval = deal.extra.get(APPROVAL_FIELD)
+    if approval is not None and type(approval) is not str:
+        raise ChangeError(
+            f"{where}.{APPROVAL_FIELD}",
+            f"expected a string (the approver) or null, got {_shown(approval)}",
+        )
 
 
 def _checked_context(snapshot: Snapshot) -> Snapshot:
@@ -160,6 +189,7 @@ def _checked_context(snapshot: Snapshot) -> Snapshot:
                     where = f"context.{plural}[{index}].{name}"
                     raise ChangeError(where, f"{value.isoformat()} is out of range")
     for index, deal in enumerate(snapshot.opportunities):
+        _check_approval(deal, f"context.opportunities[{index}]")
         consent = deal.partner_consent
         if consent is not None and consent.at is not None and not _in_range(consent.at):
             where = f"context.opportunities[{index}].partner_consent.at"
@@ -225,13 +255,9 @@ def parse_change(
             f"the after record ({after_record.id!r}) must have the before record's id "
             f"({before_record.id!r})",
         )
-    if after_record is not None and record_type == "opportunity":
-        approval = after_record.extra.get(APPROVAL_FIELD)
-        if approval is not None and type(approval) is not str:
-            raise ChangeError(
-                f"{prefix}after.{APPROVAL_FIELD}",
-                f"expected a string (the approver) or null, got {_shown(approval)}",
-            )
+    for side, record in (("before", before_record), ("after", after_record)):
+        if isinstance(record, Opportunity):
+            _check_approval(record, f"{prefix}{side}")
     return ParsedChange(
         record_type=record_type,
         before=before_record,

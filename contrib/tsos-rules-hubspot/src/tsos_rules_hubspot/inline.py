@@ -14,7 +14,8 @@ A request carries the service's bearer token, or HubSpot's v3 signature (develop
 URL HubSpot called (scheme, host, path, query) with the listed percent-escapes decoded and
 ``timestamp`` is ``X-HubSpot-Request-Timestamp`` (milliseconds since the epoch). A request
 older than five minutes is refused; so is one from more than five minutes in the future, and
-so is a signature seen before within the window (a replay).
+so is a signature seen before within the window (a replay), by this process or any other that
+shares the replay store (:mod:`tsos_rules_hubspot.replays`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ import hashlib
 import hmac
 import logging
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Final
 
 import attrs
@@ -44,13 +44,16 @@ from tsos_rules.connectors.inline import (
 from tsos_rules.errors import ChangeError, SignatureProblem
 from tsos_rules.snapshot.change import RECORD_TYPES
 from tsos_rules_hubspot.mapping import deal_fields
+from tsos_rules_hubspot.replays import ReplayCache, Replays, ReplayStore, ReplayStoreError
 from tsos_rules_hubspot.settings import HubSpotSettings
 
 __all__ = [
     "ADAPTER",
     "MAX_AGE_SECONDS",
+    "REPLAY_STORE_NAME",
     "HubSpotInline",
     "ReplayCache",
+    "ReplayStore",
     "SignatureVerifier",
     "adapt",
     "hubspot_signature_v3",
@@ -66,6 +69,9 @@ Fields = dict[str, tuple[tuple[str, ...], v.Convert]]
 
 #: HubSpot's window for ``X-HubSpot-Request-Timestamp``.
 MAX_AGE_SECONDS: Final = 300
+
+#: The replay store's file name next to the decision log (``[serve.hubspot] replay_store``).
+REPLAY_STORE_NAME: Final = "hubspot-replays.sqlite3"
 
 #: The percent-escapes HubSpot decodes in the URI before signing (its documented table).
 _DECODED: Final = {
@@ -97,47 +103,6 @@ def hubspot_signature_v3(secret: str, method: str, uri: str, body: bytes, timest
     return base64.b64encode(digest).decode()
 
 
-class ReplayCache:
-    """Signatures accepted within the timestamp window; bounded, oldest evicted first.
-
-    Only entries whose window has passed are dropped (a replay of them is stale anyway); when
-    the cache is full the service refuses signed requests (:meth:`full`) rather than forget a
-    live signature. It lives in this process's memory.
-    """
-
-    def __init__(self, max_entries: int = 200_000) -> None:
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._max = max_entries
-        self._lock = threading.Lock()
-
-    def seen(self, signature: str, now: float) -> bool:
-        with self._lock:
-            self._expire(now)
-            return signature in self._seen
-
-    def full(self, now: float) -> bool:
-        """True when no signature can be remembered until some expire: refuse, never forget."""
-        with self._lock:
-            self._expire(now)
-            return len(self._seen) >= self._max
-
-    def remember(self, signature: str, expires_at: float, now: float) -> None:
-        with self._lock:
-            self._expire(now)
-            self._seen[signature] = expires_at
-
-    def _expire(self, now: float) -> None:
-        seen = self._seen
-        while seen:
-            key, expires = next(iter(seen.items()))
-            if expires > now:
-                break
-            del seen[key]
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-
 def verify_hubspot(
     *,
     secret: Any,
@@ -147,15 +112,16 @@ def verify_hubspot(
     signature: str | None,
     timestamp: str | None,
     now: float,
-    replays: ReplayCache,
-) -> float:
-    """Check a v3 signature; return when it stops being replayable, or raise SignatureProblem.
+) -> tuple[str, float]:
+    """Check a v3 signature; return it (canonical) and when it stops being replayable, or raise
+    SignatureProblem. Whether it was used before is the :class:`Replays` store's to say.
 
     ``secret`` is the service's :class:`~tsos_rules.server.Secret` holding the app secret.
     """
     if not signature or not timestamp:
         raise SignatureProblem("missing X-HubSpot-Signature-v3 or X-HubSpot-Request-Timestamp")
-    if not timestamp.isdigit() or len(timestamp) > 15:
+    # isascii: "²" and other Unicode digits pass isdigit() and fail int().
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 15:
         raise SignatureProblem("X-HubSpot-Request-Timestamp: expected milliseconds since the epoch")
     sent = int(timestamp) / 1000
     if now - sent > MAX_AGE_SECONDS:
@@ -165,52 +131,88 @@ def verify_hubspot(
     expected = hubspot_signature_v3(secret.reveal(), method, uri, body, timestamp)
     if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
         raise SignatureProblem("signature does not match")
-    if replays.seen(expected, now):
-        raise SignatureProblem("replayed request: this signature was already used")
-    return sent + MAX_AGE_SECONDS
+    return expected, sent + MAX_AGE_SECONDS
 
 
 @attrs.define
 class SignatureVerifier:
-    """Admits a request signed with HubSpot's v3 signature, once (replays are refused)."""
+    """Admits a request signed with HubSpot's v3 signature, once (replays are refused).
+
+    The signature is claimed in ``replays`` when the request is admitted (atomically: of two
+    identical requests exactly one is admitted) and released again when its answer is a server
+    error, so HubSpot's retry of a request that got no decision is not taken for a replay.
+    """
 
     secret: Any
     clock: Callable[[], float]
-    replays: ReplayCache = attrs.field(factory=ReplayCache)
+    replays: Replays = attrs.field(factory=ReplayCache)
 
     def verify(self, request: InboundRequest) -> Refusal | Admission:
         if self.secret is None:
             return Refusal(
                 "no bearer token, and no HubSpot app secret is configured to check signatures"
             )
-        signature = request.headers.get("x-hubspot-signature-v3")
         now = self.clock()
         try:
-            replay_until = verify_hubspot(
+            signature, replay_until = verify_hubspot(
                 secret=self.secret,
                 method=request.method,
                 uri=request.uri,
                 body=request.body,
-                signature=signature,
+                signature=request.headers.get("x-hubspot-signature-v3"),
                 timestamp=request.headers.get("x-hubspot-request-timestamp"),
                 now=now,
-                replays=self.replays,
             )
         except SignatureProblem as exc:
             return Refusal(f"HubSpot signature refused: {exc}")
-        if self.replays.full(now):
-            log.error("replay cache full: signed requests are refused until entries expire")
+        try:
+            fresh = self.replays.claim(signature, replay_until, now)
+        except ReplayStoreError as exc:
+            log.error("signed request refused: the replay store failed: %s", exc)
             return Refusal(
-                "too many signed requests in the last 5 minutes", status=503, code="busy"
+                "signed requests cannot be checked for replays now; retry later",
+                status=503,
+                code="replay_store_unavailable",
             )
-        accepted = (signature or "").strip()
+        if not fresh:
+            return Refusal(
+                "HubSpot signature refused: replayed request: this signature was already used"
+            )
 
         def settle(status: int) -> None:
-            # A request refused by a server error got no decision: it may be retried.
-            if accepted and status < 500:
-                self.replays.remember(accepted, replay_until, self.clock())
+            if status >= 500:  # no decision was given: HubSpot's retry must be admitted
+                try:
+                    self.replays.release(signature)
+                except ReplayStoreError as exc:
+                    log.error("the replay store could not release a signature: %s", exc)
 
         return Admission(settle)
+
+
+def replay_store_for(settings: Any) -> Replays:
+    """The ``[serve.hubspot] replay_store`` file; unset, a file next to the decision log.
+
+    A decision log that is not a file in a directory (``/dev/stdout``) leaves only this
+    process's memory, which holds across neither restarts nor instances: that is logged.
+    """
+    path = getattr(settings, "hubspot_replay_store", None)
+    if path is None:
+        log_path = getattr(settings, "decision_log", None)
+        if log_path is None or _special(Path(log_path)):
+            log.warning(
+                "HubSpot replay protection is per process (in memory): set "
+                "[serve.hubspot] replay_store to a file every instance shares"
+            )
+            return ReplayCache()
+        path = Path(log_path).parent / REPLAY_STORE_NAME
+    return ReplayStore(Path(path))
+
+
+def _special(path: Path) -> bool:
+    """A device or other non-regular file (``/dev/stdout``, ``/dev/full``), not a log file."""
+    if path.parent == Path("/dev"):
+        return True
+    return path.exists() and not path.is_file()
 
 
 # -- the deal adapter ----------------------------------------------------------------------------
@@ -376,7 +378,9 @@ def _bind(context: ServeContext) -> Binding:
         HubSpotSettings.from_mapping(connector) if connector.get("type") == "hubspot" else None
     )
     adapter = HubSpotInline(webhook_fields(settings, context.settings.hubspot_properties))
-    verifier = SignatureVerifier(context.settings.hubspot_app_secret, context.clock)
+    verifier = SignatureVerifier(
+        context.settings.hubspot_app_secret, context.clock, replay_store_for(context.settings)
+    )
     return Binding(adapter.adapt, verifier)
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -148,11 +149,18 @@ class StateStore:
         self.dry_run = dry_run
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_SECONDS)
             self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(self.db)
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                raise StateError(
+                    f"{path}: the state file stayed locked by another process for "
+                    f"{BUSY_SECONDS:.0f} s; try again when the other run has finished"
+                ) from None
+            raise self.damaged(exc) from None
         except sqlite3.DatabaseError as exc:
             raise self.damaged(exc) from None
         except OSError as exc:
@@ -869,3 +877,26 @@ def _action_from_json(raw: str | None) -> Action | None:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+#: How long opening the state waits for another process that holds it.
+BUSY_SECONDS = 30.0
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _switch_to_wal(db: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while other processes switch the same new file:
+    SQLite can answer "database is locked" at once there, without waiting for the busy
+    timeout."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

@@ -9,9 +9,9 @@ import socket
 from typing import Any
 
 import pytest
-from inline_support import pipeline, without
 
 import tsos_rules.inline as inline
+from inline_support import pipeline, without
 from tsos_rules.engine import Engine
 from tsos_rules.findings import Finding
 from tsos_rules.inline import ChangeChecker, ChangeError, check_change

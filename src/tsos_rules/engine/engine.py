@@ -1,8 +1,8 @@
 """The engine: rule packs bound to one configuration, evaluated over facts.
 
 An Engine is self-contained: it holds its own compiled packs (and, for declarative packs, its
-own durable-rules rulesets), so two engines with different packs or parameters in one process
-never see each other's rules.
+own durable-rules rulesets, or Python predicates where durable-rules cannot load), so two
+engines with different packs or parameters in one process never see each other's rules.
 """
 
 from __future__ import annotations
@@ -124,9 +124,9 @@ class Engine:
                 self._compiled.append(CompiledPythonPack.build(pack, python_rules, values))
             declarative = [r for r in pack.declarative_rules if r.spec.id in selected]
             if declarative:
-                from tsos_rules.rules.declarative.runtime import CompiledDeclarativePack
+                from tsos_rules.rules.declarative.backend import build_declarative_pack
 
-                self._compiled.append(CompiledDeclarativePack.build(pack, declarative, values))
+                self._compiled.append(build_declarative_pack(pack, declarative, values))
         self.aggregates = tuple(
             BoundAggregate(aggregate, self.parameters[pack.name])
             for pack in self.packs

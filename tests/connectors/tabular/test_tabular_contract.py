@@ -3,6 +3,7 @@ server, and on a folder of CSV files; each CRM has its own table, column and val
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 from collections.abc import Iterator, Mapping
@@ -88,7 +89,7 @@ class TestTabularSqlite(_Harness):
         assert isinstance(connector, TabularConnector)
         path = str(connector.source.engine.url.database)  # type: ignore[attr-defined]
         if kind == "fatal":  # the CRM lost its deals table
-            with sqlite3.connect(path) as db:
+            with contextlib.closing(sqlite3.connect(path)) as db:  # 3.13 warns if left open
                 db.execute("DROP TABLE crm_deals")
             return True
         if kind == "retriable":  # another program holds the database locked

@@ -1,7 +1,8 @@
 """The declarative backend: pack loading and validation, and evaluation on the real durable engine.
 
 Expected results come from the semantics documented in ``tsos_rules.rules.declarative.loader`` and
-from an independent plain-Python evaluator (``reference``) of the same conditions.
+from an independent plain-Python evaluator (``reference``) of the same conditions. Evaluation tests
+run on both backends (``backend``): durable-rules where it loads, and the Python interpreter.
 """
 
 # ruff: noqa: E501  (tables of exact error messages read best one per line)
@@ -20,7 +21,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import durable_rules_engine
 import pytest
 
 from tsos_rules import load_declarative_pack
@@ -29,7 +29,7 @@ from tsos_rules.errors import ConfigError, InputError, PackValidationError, Tsos
 from tsos_rules.facts import OpportunityFacts, build_index
 from tsos_rules.findings import Severity
 from tsos_rules.model import Account, Lead, Opportunity, Snapshot
-from tsos_rules.rules.declarative import loader, runtime
+from tsos_rules.rules.declarative import loader
 from tsos_rules.rules.declarative.loader import (
     OPERATORS,
     PACK_KEYS,
@@ -38,8 +38,19 @@ from tsos_rules.rules.declarative.loader import (
     DeclarativeRule,
     fact_fields,
 )
-from tsos_rules.rules.declarative.runtime import CompiledDeclarativePack
 from tsos_rules.rules.spec import RulePack
+
+try:
+    import durable_rules_engine
+
+    from tsos_rules.rules.declarative import runtime
+    from tsos_rules.rules.declarative.runtime import CompiledDeclarativePack
+except ImportError:  # Python 3.13+: declarative packs run on the Python interpreter
+    durable_rules_engine = None
+
+needs_durable = pytest.mark.skipif(
+    durable_rules_engine is None, reason="durable-rules cannot be loaded on this Python"
+)
 
 PACKS = Path(__file__).parents[2] / "data" / "packs"
 SCHEMA = Path(loader.__file__).parents[2] / "schemas" / "declarative-pack.schema.json"
@@ -48,6 +59,15 @@ MISSING = object()
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["durable-rules", "python"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Engines built in the test use this declarative backend (durable-rules where it loads)."""
+    if request.param == "durable-rules" and durable_rules_engine is None:
+        pytest.skip("durable-rules cannot be loaded on this Python")
+    monkeypatch.setenv("TSOS_RULES_DECLARATIVE_BACKEND", request.param)
+    return str(request.param)
 
 
 def rule(rule_id: str = "t.rule", when: Any = None, **keys: Any) -> dict[str, Any]:
@@ -208,6 +228,7 @@ CASES = [
 ]
 
 
+@pytest.mark.usefixtures("backend")
 @pytest.mark.parametrize(("op", "operand", "values"), CASES)
 def test_operators_follow_the_documented_semantics(
     op: str, operand: Any, values: list[tuple[Any, bool]]
@@ -225,6 +246,7 @@ def test_operators_follow_the_documented_semantics(
         engine.close()
 
 
+@pytest.mark.usefixtures("backend")
 def test_shorthand_several_operators_and_several_keys_are_conjunctions() -> None:
     pack = load_declarative_pack(
         document(
@@ -238,6 +260,7 @@ def test_shorthand_several_operators_and_several_keys_are_conjunctions() -> None
     assert fired(pack, opportunity(amount=15.0, is_closed=True, stage="Qualify")) == {"t.range"}
 
 
+@pytest.mark.usefixtures("backend")
 def test_any_and_all_nest() -> None:
     when = {
         "any": [
@@ -262,6 +285,7 @@ def test_any_and_all_nest() -> None:
         assert fired(pack, facts) == ({"t.rule"} if expected else set()), fields
 
 
+@pytest.mark.usefixtures("backend")
 def test_rules_only_see_their_record_types() -> None:
     doc = document(
         rule("t.deal", when={"record_id": {"matches": "^x"}}),
@@ -290,6 +314,7 @@ def test_rules_only_see_their_record_types() -> None:
 # -- parameters ----------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("backend")
 def test_parameters_are_substituted_at_compile_time_per_engine() -> None:
     pack = load_declarative_pack(PACKS / "hygiene.yaml")
     stalled = opportunity(name="Old", stage_changed_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
@@ -309,6 +334,7 @@ def test_parameters_are_substituted_at_compile_time_per_engine() -> None:
         default.close()
 
 
+@pytest.mark.usefixtures("backend")
 def test_list_regex_and_bool_parameters() -> None:
     doc = document(
         rule("t.in", when={"stage": {"in": {"param": "names"}}}),
@@ -344,6 +370,7 @@ def test_bad_parameter_overrides_are_config_errors() -> None:
 # -- messages ------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("backend")
 def test_messages_render_fields_parameters_and_question_marks() -> None:
     doc = document(
         rule(
@@ -400,6 +427,7 @@ MANY_RULES = {
 }
 
 
+@pytest.mark.usefixtures("backend")
 def test_many_records_match_a_plain_python_evaluation() -> None:
     rng = random.Random(20240501)
     deals = []
@@ -437,6 +465,7 @@ def test_many_records_match_a_plain_python_evaluation() -> None:
     assert len(expected) > 5000  # the rules do fire, often
 
 
+@pytest.mark.usefixtures("backend")
 def test_more_rules_than_one_ruleset_holds() -> None:
     """70 rules firing on one record exceed durable's 64 firings per fact: they are split."""
     rules = [rule(f"t.r{i}", when={"amount": {"gt": i}}) for i in range(70)]
@@ -446,6 +475,7 @@ def test_more_rules_than_one_ruleset_holds() -> None:
     assert fired(pack, opportunity(amount=35.5)) == {f"t.r{i}" for i in range(36)} | {"t.wide"}
 
 
+@needs_durable
 def test_threads_get_their_own_rulesets() -> None:
     pack = load_declarative_pack(document(rule(when={"X__c": {"gt": 50}})))
     compiled = CompiledDeclarativePack.build(pack, pack.declarative_rules, {"limit": 5})
@@ -473,6 +503,7 @@ def test_threads_get_their_own_rulesets() -> None:
     assert compiled.evaluate("lead", facts[0]) == []  # no rules for leads: nothing to ask
 
 
+@needs_durable
 def test_an_already_observed_answer_is_an_error_not_a_silent_miss() -> None:
     handle = durable_rules_engine.create_ruleset(
         "test-observed", json.dumps({"r0": {"all": [{"m": {"a": 1}}]}})
@@ -487,6 +518,7 @@ def test_an_already_observed_answer_is_an_error_not_a_silent_miss() -> None:
         durable_rules_engine.delete_ruleset(handle)
 
 
+@needs_durable
 def test_a_refused_fact_is_an_error_and_later_facts_are_still_right() -> None:
     """Past 64 firings durable refuses the fact (error 303): an error, never "no finding"."""
     rules = {f"r{i}": {"all": [{"m": {"$gt": {"n": i}}}]} for i in range(70)}
@@ -500,6 +532,7 @@ def test_a_refused_fact_is_an_error_and_later_facts_are_still_right() -> None:
         durable_rules_engine.delete_ruleset(handle)
 
 
+@pytest.mark.usefixtures("backend")
 def test_engine_rule_selection_compiles_only_the_selected_rules() -> None:
     pack = load_declarative_pack(
         document(
@@ -545,6 +578,7 @@ def test_yaml_and_json_packs_load_to_the_same_rule() -> None:
     assert yaml_rule.fields == {"is_open", "days_in_stage"}
 
 
+@pytest.mark.usefixtures("backend")
 def test_yaml_dates_are_compared_as_iso_strings() -> None:
     import yaml
 
@@ -735,6 +769,7 @@ def test_pack_keys_are_refused_naming_the_key(doc: dict[str, Any], message: str)
     assert refusal(doc) == message
 
 
+@pytest.mark.usefixtures("backend")
 def test_packs_reading_too_many_fields_are_refused() -> None:
     fields = [f"F{i}__c" for i in range(123)]
     doc = document(rule(when={"all": [{field: {"exists": True}} for field in fields]}))
@@ -801,8 +836,9 @@ def probe_native(*args: str) -> list[str]:
 
 def test_validating_a_pack_imports_no_native_code() -> None:
     assert probe_native() == ["validated False"]
-    # The probe can tell: evaluating the same pack does load the C extension.
-    assert probe_native("evaluate") == ["validated False", "evaluated True"]
+    # The probe can tell: evaluating the same pack does load the C extension (where it loads).
+    loads = durable_rules_engine is not None
+    assert probe_native("evaluate") == ["validated False", f"evaluated {loads}"]
 
 
 def test_the_old_import_path_warns_and_names_the_new_module() -> None:
@@ -812,12 +848,13 @@ def test_the_old_import_path_warns_and_names_the_new_module() -> None:
         "load_declarative_pack": ("tsos_rules", load_declarative_pack),
         "DeclarativeRule": ("tsos_rules.rules.declarative.loader", DeclarativeRule),
         "fact_fields": ("tsos_rules.rules.declarative.loader", fact_fields),
-        "CompiledDeclarativePack": (
-            "tsos_rules.rules.declarative.runtime",
-            CompiledDeclarativePack,
-        ),
         "MAX_FIRINGS": ("tsos_rules.rules.declarative.compiler", 64),
     }
+    if durable_rules_engine is not None:
+        expected["CompiledDeclarativePack"] = (
+            "tsos_rules.rules.declarative.runtime",
+            CompiledDeclarativePack,
+        )
     for name, (home, value) in expected.items():
         with pytest.warns(DeprecationWarning, match=f"import it from {re.escape(home)}$"):
             assert getattr(declarative, name) == value
@@ -826,8 +863,9 @@ def test_the_old_import_path_warns_and_names_the_new_module() -> None:
 
 
 def test_importing_the_new_modules_does_not_warn() -> None:
+    native = ", runtime" if durable_rules_engine is not None else ""
     code = (
-        "from tsos_rules.rules.declarative import compiler, loader, runtime\n"
+        f"from tsos_rules.rules.declarative import backend, compiler, interpreter, loader{native}\n"
         "import tsos_rules.rules.declarative as package\n"
         "assert package.loader is loader\n"
     )
@@ -835,3 +873,70 @@ def test_importing_the_new_modules_does_not_warn() -> None:
         [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, check=False
     )
     assert run.returncode == 0, run.stderr
+
+
+# -- choosing the backend ------------------------------------------------------------------
+
+
+def compiled_kinds(pack: RulePack) -> list[str]:
+    engine = Engine([pack])
+    try:
+        return [type(compiled).__name__ for compiled in engine._compiled]
+    finally:
+        engine.close()
+
+
+def test_the_environment_chooses_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    pack = load_declarative_pack(document())
+    monkeypatch.setenv("TSOS_RULES_DECLARATIVE_BACKEND", "python")
+    assert compiled_kinds(pack) == ["InterpretedDeclarativePack"]
+    monkeypatch.setenv("TSOS_RULES_DECLARATIVE_BACKEND", "auto")
+    loads = durable_rules_engine is not None
+    auto = "CompiledDeclarativePack" if loads else "InterpretedDeclarativePack"
+    assert compiled_kinds(pack) == [auto]
+    monkeypatch.delenv("TSOS_RULES_DECLARATIVE_BACKEND")
+    assert compiled_kinds(pack) == [auto]
+    monkeypatch.setenv("TSOS_RULES_DECLARATIVE_BACKEND", "fast")
+    with pytest.raises(ConfigError) as info:
+        Engine([pack])
+    assert str(info.value) == (
+        "TSOS_RULES_DECLARATIVE_BACKEND='fast': unknown backend (use auto, durable-rules, python)"
+    )
+    monkeypatch.setenv("TSOS_RULES_DECLARATIVE_BACKEND", "durable-rules")
+    if loads:
+        assert compiled_kinds(pack) == ["CompiledDeclarativePack"]
+    else:
+        with pytest.raises(ConfigError, match=r"durable-rules cannot be loaded on Python 3\.\d+ "):
+            Engine([pack])
+
+
+def test_a_bad_backend_is_a_config_error_on_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from tsos_rules.cli import main
+
+    monkeypatch.setenv("TSOS_RULES_DECLARATIVE_BACKEND", "fast")
+    snapshot = tmp_path / "snap.json"
+    snapshot.write_text(json.dumps({"as_of": "2024-05-01", "opportunities": [{"id": "o1"}]}))
+    pack_dir = tmp_path / "packs"
+    pack_dir.mkdir()
+    (pack_dir / "t.json").write_text(json.dumps(document()))
+    config = tmp_path / "tsos-rules.toml"
+    config.write_text(f'[rules]\npack_dirs = ["{pack_dir}"]\n')
+    result = CliRunner().invoke(main, ["check", str(snapshot), "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert "TSOS_RULES_DECLARATIVE_BACKEND='fast': unknown backend" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.usefixtures("backend")
+def test_evaluating_after_close_is_an_error_on_both_backends() -> None:
+    pack = load_declarative_pack(document())
+    engine = Engine([pack])
+    (compiled,) = engine._compiled
+    engine.close()
+    with pytest.raises(TsosRulesError, match="pack t: evaluated after close"):
+        compiled.evaluate("opportunity", opportunity(amount=10.0))
+    assert list(compiled.evaluate("lead", opportunity())) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime as dt
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -222,6 +223,14 @@ class SqlSource:
                 "(install the driver extra, e.g. tsos-rules[postgres])"
             ) from None
         self._tables: dict[str, Any] = {}
+        self._sqlite = parsed.get_backend_name() == "sqlite"
+
+    def _bind(self, value: Any) -> Any:
+        """A value as sent to the database: for SQLite, dates and datetimes as the ISO text its
+        default adapters wrote (deprecated since Python 3.12: they warn, and may go)."""
+        if self._sqlite and isinstance(value, dt.date):
+            return value.isoformat(" ") if isinstance(value, dt.datetime) else value.isoformat()
+        return value
 
     def describe(self) -> str:
         return self.label
@@ -283,7 +292,7 @@ class SqlSource:
         t = self._table(table)
         with self._errors(f"read {table}"), self.engine.connect() as connection:
             row = (
-                connection.execute(sa.select(t).where(t.c[column] == value).limit(1))
+                connection.execute(sa.select(t).where(t.c[column] == self._bind(value)).limit(1))
                 .mappings()
                 .first()
             )
@@ -292,7 +301,7 @@ class SqlSource:
     def insert(self, table: str, row: Mapping[str, Any]) -> None:
         t = self._table(table)
         with self._errors(f"insert into {table}"), self.engine.begin() as connection:
-            connection.execute(t.insert().values(dict(row)))
+            connection.execute(t.insert().values({k: self._bind(v) for k, v in row.items()}))
 
     def update(
         self,
@@ -302,14 +311,15 @@ class SqlSource:
         expect: tuple[str, Any] | None,
     ) -> int:
         t = self._table(table)
-        statement = t.update().where(t.c[key[0]] == key[1])
+        statement = t.update().where(t.c[key[0]] == self._bind(key[1]))
         if expect is not None:
             column = t.c[expect[0]]
             statement = statement.where(
-                column.is_(None) if expect[1] is None else column == expect[1]
+                column.is_(None) if expect[1] is None else column == self._bind(expect[1])
             )
+        values = {k: self._bind(v) for k, v in changes.items()}
         with self._errors(f"update {table}"), self.engine.begin() as connection:
-            return int(connection.execute(statement.values(dict(changes))).rowcount)
+            return int(connection.execute(statement.values(values)).rowcount)
 
     def ensure_table(self, table: str, columns: Sequence[str], unique: str) -> None:
         sa = self.sa

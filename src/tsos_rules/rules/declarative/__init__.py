@@ -1,8 +1,10 @@
-"""Declarative rule packs: rules as data (YAML or JSON), evaluated by durable-rules.
+"""Declarative rule packs: rules as data (YAML or JSON), evaluated by durable-rules or Python.
 
-Three modules, one job each: :mod:`.loader` reads and validates a pack (no native code),
+One job per module: :mod:`.loader` reads and validates a pack (no native code),
 :mod:`.compiler` turns its conditions into durable-rules rulesets, :mod:`.runtime` evaluates
-them on the durable-rules C extension. Importing this package loads none of them.
+them on the durable-rules C extension (the reference engine), :mod:`.interpreter` evaluates the
+same compiled packs in pure Python (where that extension cannot load: Python 3.13+), and
+:mod:`.backend` chooses between the two. Importing this package loads none of them.
 
 The names this package used to hold still resolve, for one release, with a DeprecationWarning
 naming their new module.

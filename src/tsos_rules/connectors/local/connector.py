@@ -113,9 +113,7 @@ class LocalConnector:
         return check_crm(self.crm, ladder)
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        self._close_reader()
         self.crm.close()
 
     # -- reads ------------------------------------------------------------------------------
@@ -149,6 +147,10 @@ class LocalConnector:
             raise FatalConnectorError(f"{self.crm.path}: {exc}") from None
         except sqlite3.DatabaseError as exc:
             raise FatalConnectorError(f"{self.crm.path}: {exc}") from None
+        finally:
+            # One read's connection lives as long as the read (or until close()), so nothing
+            # is left open when a caller forgets close() (Python 3.13 warns about that).
+            self._close_reader()
 
     def _reader_db(self) -> sqlite3.Connection:
         if self._reader is None:
@@ -156,6 +158,11 @@ class LocalConnector:
             self._reader.row_factory = sqlite3.Row
             self._reader.execute("PRAGMA cache_size=-65536")
         return self._reader
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
     def _read(
         self, db: sqlite3.Connection, since: str | None, until: dt.datetime | None, size: int

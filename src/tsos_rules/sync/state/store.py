@@ -147,26 +147,37 @@ class StateStore:
     def __init__(self, path: Path, *, dry_run: bool = False) -> None:
         self.path = path
         self.dry_run = dry_run
+        opened: sqlite3.Connection | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_SECONDS)
+            self.db = opened = sqlite3.connect(path, isolation_level=None, timeout=BUSY_SECONDS)
             self.db.row_factory = sqlite3.Row
             _switch_to_wal(self.db)
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
-        except sqlite3.OperationalError as exc:
-            if _busy(exc):
-                raise StateError(
-                    f"{path}: the state file stayed locked by another process for "
-                    f"{BUSY_SECONDS:.0f} s; try again when the other run has finished"
-                ) from None
-            raise self.damaged(exc) from None
-        except sqlite3.DatabaseError as exc:
-            raise self.damaged(exc) from None
-        except OSError as exc:
-            raise StateError(f"{path}: cannot open the state file: {exc.strerror}") from None
+        except BaseException as exc:
+            if opened is not None:
+                opened.close()  # a refused file leaves no connection open behind it
+            error = self._opening_error(exc)
+            if error is exc:
+                raise
+            raise error from None
         if dry_run:
             self.db.execute("BEGIN IMMEDIATE")
+
+    def _opening_error(self, exc: BaseException) -> BaseException:
+        """What opening the state file failed with, in words that say what to do."""
+        path = self.path
+        if isinstance(exc, sqlite3.OperationalError) and _busy(exc):
+            return StateError(
+                f"{path}: the state file stayed locked by another process for "
+                f"{BUSY_SECONDS:.0f} s; try again when the other run has finished"
+            )
+        if isinstance(exc, sqlite3.DatabaseError):
+            return self.damaged(exc)
+        if isinstance(exc, OSError):
+            return StateError(f"{path}: cannot open the state file: {exc.strerror}")
+        return exc
 
     @property
     def lock_path(self) -> Path:

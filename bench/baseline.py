@@ -499,7 +499,7 @@ def evaluate(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("file", help="snapshot JSON file (CONTRACT.md)")
+    parser.add_argument("file", help="snapshot JSON file (docs/contract.md)")
     parser.add_argument("--as-of", help="evaluation date YYYY-MM-DD (default: the file's as_of)")
     parser.add_argument("--include-info", action="store_true", help="also count info findings")
     args = parser.parse_args(argv)

@@ -50,7 +50,7 @@ def _at(offset: int) -> str:
 
 
 def realistic_change(*, locked: bool = False) -> dict[str, Any]:
-    """A ``/v1/check`` body: one deal's change with its related records (CONTRACT.md shape)."""
+    """A ``/v1/check`` body: one deal's change with its related records (docs/contract.md shape)."""
     deal = {
         "id": "006000000000001AAA",
         "name": "Boeing fleet renewal",

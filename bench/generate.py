@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write a synthetic org snapshot (CONTRACT.md JSON) for benchmarks and demos.
+"""Write a synthetic org snapshot (docs/contract.md JSON) for benchmarks and demos.
 
     python bench/generate.py --opportunities 100000 --seed 7 --out /tmp/snap100k.json
 

@@ -1,4 +1,4 @@
-"""Findings: what a rule says about one record, in CONTRACT.md's JSON shape."""
+"""Findings: what a rule says about one record, in docs/contract.md's JSON shape."""
 
 from __future__ import annotations
 
@@ -123,5 +123,5 @@ class Decision:
         return tuple(f for f in self.findings if f.severity is Severity.BLOCK)
 
     def to_dict(self) -> dict[str, Any]:
-        """CONTRACT.md's answer: ``{"allowed": bool, "findings": [...]}``."""
+        """docs/contract.md's answer: ``{"allowed": bool, "findings": [...]}``."""
         return {"allowed": self.allowed, "findings": [f.to_dict() for f in self.findings]}

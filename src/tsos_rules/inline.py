@@ -7,7 +7,7 @@ A change is judged by exactly the rules a sync uses, on exactly the facts a sync
   :class:`~tsos_rules.facts.FactIndex` is built over them as a sync would build it over a whole
   snapshot, and every loaded rule judges the record's facts. Every finding a sync would report
   for that record is reported here, pre-existing ones included (an unapproved close-date move
-  already in the deal's history, a next step that was already past due): CONTRACT.md refuses a
+  already in the deal's history, a next step that was already past due): docs/contract.md refuses a
   change when "the record after the change has a ``block`` finding".
 * **The transition.** What a sync cannot see, because it only has the after-state:
 

@@ -1,4 +1,4 @@
-"""The CRM-neutral records the rules read (CONTRACT.md, "Snapshot"), as frozen attrs classes.
+"""The CRM-neutral records the rules read (docs/contract.md, "Snapshot"), as frozen attrs classes.
 
 Every record keeps the keys it did not recognise in ``extra`` so that third-party rules can
 read CRM-specific fields without the core having to know them.

@@ -47,7 +47,7 @@ class CheckRequest:
         include_info: bool = False,
         name_field: Callable[[str], str] | None = None,
     ) -> CheckRequest:
-        """Validate a change given in the snapshot's shape (CONTRACT.md's records).
+        """Validate a change given in the snapshot's shape (docs/contract.md's records).
 
         ``name_field`` turns a snapshot path in an error (``after.close_date``) into the CRM's
         own (``after.CloseDate``), so the caller sees the field it sent.

@@ -1,6 +1,6 @@
 """The in-line HTTP service: ``tsos-rules serve`` (Starlette on uvicorn).
 
-``POST /v1/check`` (CONTRACT.md's body), ``POST /v1/<name>/check`` for each in-line adapter
+``POST /v1/check`` (docs/contract.md's body), ``POST /v1/<name>/check`` for each in-line adapter
 plugins register (Salesforce built in, HubSpot with its plugin), ``POST /v1/admin/reload``,
 ``GET /healthz`` and ``GET /openapi.json``. See ``docs/inline.md``.
 """

@@ -1,4 +1,4 @@
-"""The core's own body: CONTRACT.md's ``POST /v1/check``.
+"""The core's own body: docs/contract.md's ``POST /v1/check``.
 
 ``{"change": {"record_type", "before", "after"}, "context": <snapshot subset>,
 "as_of": "YYYY-MM-DD"}``. CRM bodies are read by in-line adapters that plugins register
@@ -19,7 +19,7 @@ __all__ = ["CheckRequest", "generic", "render_plain"]
 
 
 def generic(body: Any) -> CheckRequest:
-    """CONTRACT.md's ``POST /v1/check`` body."""
+    """docs/contract.md's ``POST /v1/check`` body."""
     data = body_object(body, "body")
     if "change" not in data:
         raise ChangeError("change", "required field is missing")
@@ -36,7 +36,7 @@ def generic(body: Any) -> CheckRequest:
 
 
 def render_plain(decision: Decision, decision_id: str) -> dict[str, Any]:
-    """CONTRACT.md's answer and the decision log id, nothing else."""
+    """docs/contract.md's answer and the decision log id, nothing else."""
     payload: dict[str, Any] = decision.to_dict()
     payload["decision_id"] = decision_id
     return payload

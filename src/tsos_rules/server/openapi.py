@@ -236,7 +236,7 @@ def build_openapi(
             "/v1/check": {
                 "post": {
                     "operationId": "check",
-                    "summary": "Judge one change (CONTRACT.md's body).",
+                    "summary": "Judge one change (docs/contract.md's body).",
                     "security": [{"bearer": []}],
                     "requestBody": {
                         "required": True,

@@ -1,4 +1,4 @@
-"""Snapshots ②: the JSON document (CONTRACT.md) to and from typed records, fast for large files."""
+"""Snapshots ②: the JSON document (docs/contract.md) to and from typed records, fast."""
 
 from tsos_rules.snapshot._memory import bulk_allocation
 from tsos_rules.snapshot.document import (

@@ -448,7 +448,7 @@ def load_snapshot(
 
 
 def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
-    """The snapshot as CONTRACT.md's JSON shape (unknown keys written back where they were)."""
+    """The snapshot as docs/contract.md's JSON shape (unknown keys written back where they were)."""
     out: dict[str, Any] = {}
     if snapshot.as_of is not None:
         out["as_of"] = snapshot.as_of.isoformat()

@@ -1,6 +1,6 @@
 """Snapshot builders: write a rule test in a few lines.
 
-Every builder returns a plain dict in CONTRACT.md's snapshot JSON shape, with clean defaults:
+Every builder returns a plain dict in docs/contract.md's snapshot JSON shape, with clean defaults:
 a snapshot built only from defaults makes no rule of the built-in ``tsos`` pack fire. A test
 states only the fields that make its case; any keyword that is not a model field becomes an
 *extra* field, which is how CRM-specific data reaches third-party rules

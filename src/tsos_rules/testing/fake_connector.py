@@ -1,6 +1,6 @@
 """An in-memory CRM and a connector over it, for testing sync jobs, actions and plugins.
 
-:class:`FakeCRM` keeps records in CONTRACT.md's JSON shape, each with a modification time and a
+:class:`FakeCRM` keeps records in docs/contract.md's JSON shape, each with a modification time and a
 version; :class:`FakeConnector` implements :class:`tsos_rules.connectors.base.Connector` over it
 and passes :class:`tsos_rules.testing.ConnectorContract` (``tests/sdk`` proves it)::
 

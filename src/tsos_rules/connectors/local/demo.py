@@ -1,4 +1,4 @@
-"""A realistic synthetic org: a CRM snapshot (CONTRACT.md, "Snapshot") at any scale.
+"""A realistic synthetic org: a CRM snapshot (docs/contract.md, "Snapshot") at any scale.
 
 ``generate_org(opportunities=5000, as_of=...)`` returns a snapshot dict with about 40 users,
 30 partners, 1,500 accounts, 3,000 leads, 5,000 deals, 8,000 close-date changes and 10,000
@@ -1159,7 +1159,7 @@ def _quarter_end(day: dt.date, fiscal_year_start_month: int = 1) -> dt.date:
 
 
 def generate_org(*, opportunities: int, seed: int = 7, as_of: dt.date) -> dict[str, Any]:
-    """A snapshot dict in CONTRACT.md's JSON shape with ``opportunities`` deals, as of ``as_of``.
+    """A snapshot dict in docs/contract.md's shape with ``opportunities`` deals, as of ``as_of``.
 
     Deterministic: the same arguments give an equal dict. See the module docstring for the
     sizes, the mix and the deliberate breaches.

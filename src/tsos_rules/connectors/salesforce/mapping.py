@@ -68,7 +68,7 @@ def _spec(
     return FieldSpec(key, sobject, default, kind, also, sync)
 
 
-#: Every mappable doctrine field, keyed ``record.field`` (CONTRACT.md names).
+#: Every mappable doctrine field, keyed ``record.field`` (docs/contract.md names).
 CATALOGUE: dict[str, FieldSpec] = {
     s.key: s
     for s in (

@@ -92,8 +92,7 @@ def make_client(
     yield make
     for client in clients:
         client.close()
-        client.app.state.service.decisions.close()
-        client.app.state.service.rules.checker.close()
+        client.app.state.service.close()
 
 
 @pytest.fixture

@@ -56,8 +56,7 @@ class Client:
 
     def close(self) -> None:
         self.portal.call(self._client.aclose)
-        self.app.state.service.decisions.close()
-        self.app.state.service.rules.checker.close()
+        self.app.state.service.close()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -74,8 +75,7 @@ class App:
     def close(self) -> None:
         """What a stopped process leaves: nothing in memory (the lifespan's shutdown)."""
         self.portal.call(self._client.aclose)
-        self.app.state.service.decisions.close()
-        self.app.state.service.rules.checker.close()
+        self.app.state.service.close()
 
 
 @pytest.fixture(autouse=True)
@@ -178,11 +178,10 @@ def test_an_expired_signature_is_pruned_and_can_no_longer_be_replayed_anyway(tmp
     # Past its window the row may be claimed again (the timestamp check refuses it first).
     assert store.claim("old", NOW + 700, NOW + 301)
     assert store.claim("new", NOW + 1000, NOW + 700)
-    rows = sqlite3.connect(tmp_path / "r.sqlite3").execute(
-        "SELECT signature FROM hubspot_signatures"
-    )
+    with closing(sqlite3.connect(tmp_path / "r.sqlite3")) as db:
+        rows = db.execute("SELECT signature FROM hubspot_signatures").fetchall()
+        mode = db.execute("PRAGMA journal_mode").fetchone()
     assert [r[0] for r in rows] == ["new"]
-    mode = sqlite3.connect(tmp_path / "r.sqlite3").execute("PRAGMA journal_mode").fetchone()
     assert mode == ("wal",)
     store.close()
 

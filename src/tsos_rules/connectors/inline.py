@@ -128,6 +128,8 @@ class Binding:
     #: must carry that token, and one without is admitted or refused by this verifier.
     verifier: Verifier | None = None
     render: Callable[[Decision, str], dict[str, Any]] = render_with_message
+    #: Releases what the binding holds (a file, a connection) when the service stops.
+    close: Callable[[], None] | None = None
 
 
 @attrs.frozen

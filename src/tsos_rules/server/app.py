@@ -345,6 +345,14 @@ class Service:
             base = f"{request.url.scheme}://{request.url.netloc}"
         return f"{base}{path}" + (f"?{query}" if query else "")
 
+    def close(self) -> None:
+        """Release what the service holds: the decision log, the checker, each adapter's own."""
+        self.decisions.close()
+        self.rules.checker.close()
+        for binding in self.bindings.values():
+            if binding.close is not None:
+                binding.close()
+
     async def reload(self, request: Request) -> Response:
         return await self._guarded(request, self._reload)
 
@@ -430,8 +438,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> Any:
         yield
-        decisions.close()
-        rules.checker.close()
+        service.close()
 
     routes = [Route("/v1/check", service.check, methods=["POST"])]
     for name in sorted(service.adapters):

@@ -378,10 +378,10 @@ def _bind(context: ServeContext) -> Binding:
         HubSpotSettings.from_mapping(connector) if connector.get("type") == "hubspot" else None
     )
     adapter = HubSpotInline(webhook_fields(settings, context.settings.hubspot_properties))
-    verifier = SignatureVerifier(
-        context.settings.hubspot_app_secret, context.clock, replay_store_for(context.settings)
-    )
-    return Binding(adapter.adapt, verifier)
+    replays = replay_store_for(context.settings)
+    verifier = SignatureVerifier(context.settings.hubspot_app_secret, context.clock, replays)
+    close = replays.close if isinstance(replays, ReplayStore) else None
+    return Binding(adapter.adapt, verifier, close=close)
 
 
 def _schemas() -> dict[str, Any]:

@@ -11,12 +11,12 @@ gives it. Records keep the snapshot's order, so indexes built on a partition mat
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
 from tsos_rules.facts import FactIndex
+from tsos_rules.facts.index import CompanyGroups
 from tsos_rules.model import Lead, Opportunity, Snapshot
 
 #: The judged collections, in judging order, with their record type.
@@ -47,28 +47,6 @@ class Partition:
         return sum(mask.count(1) for mask in self.own.values())
 
 
-class _Groups:
-    """Union-find over company keys (as the fact index groups records, over all of them)."""
-
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
-
-    def find(self, key: str) -> str:
-        parent = self.parent.setdefault(key, key)
-        while parent != key:
-            grandparent = self.parent[parent]
-            self.parent[key] = grandparent
-            key, parent = parent, grandparent
-        return key
-
-    def join(self, keys: Sequence[str]) -> None:
-        root = self.find(keys[0])
-        for key in keys[1:]:
-            other = self.find(key)
-            if other != root:
-                self.parent[other] = root
-
-
 def _bucket(key: str, n: int) -> int:
     return zlib.crc32(key.encode()) % n
 
@@ -76,7 +54,7 @@ def _bucket(key: str, n: int) -> int:
 def partition_index(index: FactIndex, n: int) -> list[Partition]:
     """``n`` partitions of the index's snapshot (some may be empty when groups are few)."""
     snapshot = index.snapshot
-    groups = _Groups()
+    groups = CompanyGroups()
     keys_of: dict[int, list[str]] = {}
     records: list[Lead | Opportunity] = [*snapshot.leads, *snapshot.opportunities]
     for record in records:

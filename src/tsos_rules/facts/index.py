@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from tsos_rules.facts.records import (
@@ -43,8 +43,9 @@ from tsos_rules.model import (
 from tsos_rules.org import OrgProfile, company_key
 
 
-class _Companies:
-    """Union-find over company keys: records sharing an account or a name are one company."""
+class CompanyGroups:
+    """Union-find over company keys: records sharing an account or a name are one company
+    (the fact index's groups, and the engine's partitions, which must not split one)."""
 
     def __init__(self) -> None:
         self.parent: dict[str, str] = {}
@@ -57,7 +58,7 @@ class _Companies:
             key, parent = parent, grandparent
         return key
 
-    def join(self, keys: list[str]) -> None:
+    def join(self, keys: Sequence[str]) -> None:
         root = self.find(keys[0])
         for key in keys[1:]:
             other = self.find(key)
@@ -194,7 +195,7 @@ class FactIndex:
 
     def _company_conflicts(self) -> dict[tuple[str, str], CompanyConflict]:
         """Group open leads and deals by company (same account or same name), then judge."""
-        companies = _Companies()
+        companies = CompanyGroups()
         records: list[tuple[str, tuple[str, str, str | None, bool]]] = []
         # Records on a known, named account share its keys: join those once per account.
         joined: dict[str, str] = {}

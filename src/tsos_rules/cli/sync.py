@@ -250,6 +250,7 @@ def sync(
                 mode=mode,
                 progress=progress,
                 charts=fmt == "json" or html_path is not None,
+                worklist=html_path is not None,
             )
     except LockHeldError as exc:
         fail(str(exc), ExitCode.LOCKED)
@@ -257,7 +258,7 @@ def sync(
     if html_path:
         path = Path(html_path)
         try:
-            path.write_text(render_html(data), encoding="utf-8")
+            path.write_text(render_html(data, summary.worklist), encoding="utf-8")
         except OSError as exc:
             fail(f"{path}: cannot write the HTML report: {exc.strerror}", ExitCode.INPUT)
         if not quiet:

@@ -1,173 +1,25 @@
-"""The HTML run report: a self-contained page (inline CSS and SVG charts, no network needed).
+"""The HTML run report: one self-contained interactive page (inline CSS, script and SVG charts;
+no network), written by ``tsos-rules sync --html FILE`` and fit to be mailed or hosted.
 
-Chart geometry is computed here, so the template only places rectangles: open findings by
-rule, by owner and by partner, and close-date pushes per month. A few lines of inline script
-check in the browser that every bar was laid out (``data-drawn``), which the Chromium test reads.
+The worklist travels as JSON in a ``<script type="application/json">`` element and the page's
+own script filters, sorts, searches and pages it in the browser (only one page of rows is in
+the document at a time). Chart geometry comes from :mod:`.charts`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any
 
-import attrs
 import jinja2
+from markupsafe import Markup
 
-#: Bars shown in a ranking chart; the rest are summed into one "others" bar.
-TOP = 15
-BAR_HEIGHT = 18
-BAR_GAP = 6
-LABEL_WIDTH = 280
-PLOT_WIDTH = 420
-COLUMN_WIDTH = 26
-COLUMN_GAP = 8
-PLOT_HEIGHT = 180
+from tsos_rules.report.charts import charts
+from tsos_rules.report.worklist_data import script_json, worklist_payload
 
-
-@attrs.frozen
-class Bar:
-    label: str
-    value: int
-    x: float
-    y: float
-    width: float
-    height: float
-    css: str = "bar"
-    note: str = ""
-
-
-@attrs.frozen
-class Chart:
-    id: str
-    title: str
-    caption: str
-    width: int
-    height: int
-    bars: tuple[Bar, ...]
-    horizontal: bool = True
-    axis: tuple[tuple[str, float], ...] = ()
-    legend: tuple[tuple[str, str], ...] = ()
-    note: str = ""
-
-
-def ranking_chart(
-    chart_id: str, title: str, caption: str, rows: Sequence[tuple[str, int]], *, note: str = ""
-) -> Chart:
-    """Horizontal bars, largest first; the tail beyond the top bars is summed in a note."""
-    rows = sorted(rows, key=lambda r: (-r[1], r[0]))
-    notes = [note] if note else []
-    if len(rows) > TOP:
-        rest = rows[TOP:]
-        notes.append(f"{len(rest)} more with {sum(v for _, v in rest):,} open findings.")
-        rows = rows[:TOP]
-    top = max((value for _, value in rows), default=0) or 1
-    bars = tuple(
-        Bar(
-            label=label,
-            value=value,
-            x=LABEL_WIDTH,
-            y=i * (BAR_HEIGHT + BAR_GAP),
-            width=max(1.0, round(PLOT_WIDTH * value / top, 1)) if value else 0.0,
-            height=BAR_HEIGHT,
-        )
-        for i, (label, value) in enumerate(rows)
-    )
-    height = max(1, len(bars)) * (BAR_HEIGHT + BAR_GAP)
-    return Chart(
-        chart_id, title, caption, LABEL_WIDTH + PLOT_WIDTH + 60, height, bars, note=" ".join(notes)
-    )
-
-
-def pushes_chart(rows: Sequence[Sequence[Any]]) -> Chart:
-    """Columns per month: pushes of close dates to a later date, unapproved ones on locked deals
-    stacked in red on top of the others."""
-    rows = list(rows)[-24:]
-    top = max((int(row[1]) for row in rows), default=0) or 1
-    bars: list[Bar] = []
-    axis: list[tuple[str, float]] = []
-    for i, (month, total, bad) in enumerate(rows):
-        total, bad = int(total), int(bad)
-        x = 40 + i * (COLUMN_WIDTH + COLUMN_GAP)
-        ok_height = round(PLOT_HEIGHT * (total - bad) / top, 1)
-        bad_height = round(PLOT_HEIGHT * bad / top, 1)
-        if total - bad:
-            bars.append(
-                Bar(
-                    f"{month}",
-                    total - bad,
-                    x,
-                    PLOT_HEIGHT - ok_height,
-                    COLUMN_WIDTH,
-                    max(1.0, ok_height),
-                    "bar",
-                    "approved or unlocked",
-                )
-            )
-        if bad:
-            bars.append(
-                Bar(
-                    f"{month}",
-                    bad,
-                    x,
-                    PLOT_HEIGHT - ok_height - max(1.0, bad_height),
-                    COLUMN_WIDTH,
-                    max(1.0, bad_height),
-                    "bar bad",
-                    "unapproved, on a locked deal",
-                )
-            )
-        if i % max(1, len(rows) // 8) == 0 or i == len(rows) - 1:
-            axis.append((str(month), x + COLUMN_WIDTH / 2))
-    width = 40 + max(1, len(rows)) * (COLUMN_WIDTH + COLUMN_GAP) + 20
-    return Chart(
-        "pushes",
-        "Close-date pushes over time",
-        "Pushes of a deal's close date to a later date, by month of the change "
-        "(deals read by the sync).",
-        max(width, 300),
-        PLOT_HEIGHT + 30,
-        tuple(bars),
-        horizontal=False,
-        axis=tuple(axis),
-        legend=(
-            ("bar", "approved, or deal not locked"),
-            ("bar bad", "unapproved on a locked deal"),
-        ),
-    )
-
-
-def charts(summary: Mapping[str, Any]) -> list[Chart]:
-    data = summary.get("charts", {})
-    return [
-        ranking_chart(
-            "by-rule",
-            "Open findings by rule",
-            "Every open finding in the state store, by the rule that raised it.",
-            [(str(rule), int(n)) for rule, n in data.get("by_rule", [])],
-        ),
-        ranking_chart(
-            "by-owner",
-            "Open findings by owner",
-            "Whose records the open findings are on (the owner gets the task).",
-            [
-                (str(label or key or "no owner"), int(n))
-                for key, label, n in data.get("by_owner", [])
-            ],
-        ),
-        ranking_chart(
-            "by-partner",
-            "Open findings by partner",
-            "The partner on the deal, the lead or the account's partner of record.",
-            [(str(label or key), int(n)) for key, label, n in data.get("by_partner", []) if key],
-            note=_unpartnered(data.get("by_partner", [])),
-        ),
-        pushes_chart(data.get("pushes_by_month", [])),
-    ]
-
-
-def _unpartnered(rows: Sequence[Sequence[Any]]) -> str:
-    count = sum(int(n) for key, _, n in rows if not key)
-    return f"{count:,} open findings are on records with no partner." if count else ""
+if TYPE_CHECKING:
+    from tsos_rules.sync.summary import WorklistPage
 
 
 def _environment() -> jinja2.Environment:
@@ -180,7 +32,29 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_html(summary: Mapping[str, Any]) -> str:
-    """The whole report page for one run (``SyncSummary.to_dict()``)."""
+def _asset(name: str) -> Markup:
+    """A stylesheet or script of the page, inlined as it is (it holds no ``</``)."""
+    text = files("tsos_rules").joinpath("report", "templates", name).read_text(encoding="utf-8")
+    if "</" in text:  # would end the <style> or <script> element early
+        raise ValueError(f"report/templates/{name} must not contain '</'")
+    return Markup(text)
+
+
+def render_html(summary: Mapping[str, Any], worklist: WorklistPage | None = None) -> str:
+    """The whole report page for one run (``SyncSummary.to_dict()``), with the worklist of
+    open findings when ``worklist`` is given (``SyncSummary.worklist``)."""
+    specs = worklist.rules if worklist is not None else {}
+    titles = {rule: spec.title for rule, spec in specs.items()}
+    payload = worklist_payload(worklist, as_of=str(summary.get("as_of", "")))
+    unapproved = sum(int(bad) for _, _, bad in summary.get("charts", {}).get("pushes_by_month", []))
     template = _environment().get_template("sync_report.html.j2")
-    return template.render(s=summary, charts=charts(summary))
+    return template.render(
+        s=summary,
+        charts=charts(summary, titles),
+        titles=titles,
+        unapproved=unapproved,
+        worklist_rows=len(worklist.rows) if worklist is not None else None,
+        data=Markup(script_json(payload)),
+        style=_asset("report.css"),
+        script=_asset("report.js"),
+    )

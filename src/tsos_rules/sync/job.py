@@ -55,6 +55,7 @@ from tsos_rules.errors import (
 from tsos_rules.facts import FactIndex, RecordFacts
 from tsos_rules.findings import Finding, Findings, Severity
 from tsos_rules.plugins import collect_report_sections
+from tsos_rules.rules.spec import RuleSpec
 from tsos_rules.sync.planner import (
     Mode,
     Plan,
@@ -73,7 +74,9 @@ from tsos_rules.sync.state import (
     lock_path_for,
 )
 from tsos_rules.sync.state.exemptions import Exemption
-from tsos_rules.sync.summary import Progress, SyncSummary
+from tsos_rules.sync.state.worklist import WorklistQuery
+from tsos_rules.sync.summary import Progress, SyncSummary, WorklistPage
+from tsos_rules.sync.trend import TREND_RUNS, trend, trend_point
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +154,13 @@ def run_sync(
     progress: Progress | None = None,
     connector: Connector | None = None,
     charts: bool = True,
+    worklist: bool = False,
 ) -> SyncSummary:
     """Run one sync and return its summary. Raises ConfigError (exit 2), ConnectorError
     (exit 3) or LockHeldError (exit 6); the summary's ``exit_code`` covers everything else.
     ``charts=False`` skips the report's open-findings breakdowns (a few seconds at a million
-    deals) when neither JSON nor HTML output wants them."""
+    deals) when neither JSON nor HTML output wants them; ``worklist=True`` fills the summary's
+    ``worklist`` (every open finding, for the HTML report)."""
     cfg = coerce_config(config)
     settings = SyncSettings.from_config(cfg)
     if mode is not None:
@@ -174,6 +179,7 @@ def run_sync(
                 try:
                     job = _Job(engine, state, crm, settings, progress or NullProgress())
                     job.charts = charts
+                    job.worklist = worklist
                     try:
                         return job.run(dry_run=dry_run, full=full, as_of=as_of)
                     except sqlite3.DatabaseError as exc:  # the connectors convert their own
@@ -225,6 +231,7 @@ class _Job:
         self.dry_run = False
         self.writes = False
         self.charts = True
+        self.worklist = False
         #: The packs' aggregates over the whole org (None when no pack declares any).
         self.totals: Mapping[str, Mapping[str, float]] | None = None
 
@@ -307,6 +314,8 @@ class _Job:
             self._exemptions_settle(as_of)
             summary.watermark_to = watermark
             self._final_counts()
+            if self.worklist:
+                summary.worklist = worklist_page(self.state, self.key, self.engine.specs)
             summary.exit_code = self._exit_code()
             summary.outcome = "dry_run" if dry_run else "ok"
             summary.duration_s = time.monotonic() - started
@@ -768,16 +777,13 @@ class _Job:
         summary.findings_shadow = self.state.shadow_count(self.key)
         if not self.charts:
             return
-        summary.charts = {
-            "by_rule": [[k, n] for k, _, n in self.state.open_counts(self.key, "rule")],
-            "by_owner": [
-                [k, label, n] for k, label, n in self.state.open_counts(self.key, "owner")
-            ],
-            "by_partner": [
-                [k, label, n] for k, label, n in self.state.open_counts(self.key, "partner")
-            ],
-            "pushes_by_month": [list(row) for row in self.state.pushes_by_month(self.key)],
-        }
+        summary.charts = chart_data(
+            self.state,
+            self.key,
+            trend_point(
+                summary.run_id, summary.as_of, summary.started_at, summary.to_dict()["findings"]
+            ),
+        )
 
     def _exit_code(self) -> int:
         summary = self.summary
@@ -909,3 +915,31 @@ def _planned(action: Action) -> dict[str, Any]:
 
 def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def chart_data(state: StateStore, connector: str, current: Mapping[str, Any]) -> dict[str, Any]:
+    """The report's breakdowns of the open findings (``summary.charts``), with the trend over
+    the run log ending at ``current`` (this run's :func:`trend_point`)."""
+    return {
+        "by_rule": [[k, n] for k, _, n in state.open_counts(connector, "rule")],
+        "by_owner": [[k, label, n] for k, label, n in state.open_counts(connector, "owner")],
+        "by_partner": [[k, label, n] for k, label, n in state.open_counts(connector, "partner")],
+        "pushes_by_month": [list(row) for row in state.pushes_by_month(connector)],
+        "severity_by_owner": [
+            list(row) for row in state.open_counts_by_severity(connector, "owner")
+        ],
+        "severity_by_partner": [
+            list(row) for row in state.open_counts_by_severity(connector, "partner")
+        ],
+        "trend": trend(state.runs(connector, limit=2 * TREND_RUNS), current),
+    }
+
+
+def worklist_page(state: StateStore, connector: str, specs: Mapping[str, RuleSpec]) -> WorklistPage:
+    """Every open, exempt and shadow finding, oldest first, for the HTML report's worklist."""
+    rows = [
+        row
+        for status in ("open", "exempt", "shadow")
+        for row in state.worklist(connector, WorklistQuery(status=status, sort="age"))
+    ]
+    return WorklistPage(tuple(rows), dict(specs))

@@ -4,12 +4,17 @@ json`` and the HTML report), and :class:`Progress` while it runs."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from tsos_rules.errors import ExitCode
 from tsos_rules.report.sections import ReportSection
+
+if TYPE_CHECKING:
+    from tsos_rules.rules.spec import RuleSpec
+    from tsos_rules.sync.state.worklist import WorklistRow
 
 
 class Progress(Protocol):
@@ -31,6 +36,15 @@ class RuleCounts:
     resolved: int = 0
     open: int = 0
     exempt: int = 0
+
+
+@attrs.frozen
+class WorklistPage:
+    """Every open, exempt and shadow finding after a run, with the loaded rules (titles,
+    doctrine, remedies, reasons in words): the HTML report's worklist."""
+
+    rows: tuple[WorklistRow, ...]
+    rules: Mapping[str, RuleSpec]
 
 
 @attrs.define
@@ -76,6 +90,8 @@ class SyncSummary:
     #: A dry run's writes, one by one (at most ``LISTED_PLANNED``; ``actions`` counts them all).
     planned_actions: list[dict[str, Any]] = attrs.field(factory=list)
     charts: dict[str, Any] = attrs.field(factory=dict)
+    #: The HTML report's worklist (``run_sync(worklist=True)``); never in ``to_dict()``.
+    worklist: WorklistPage | None = None
     outcome: str = "running"
     exit_code: int = ExitCode.OK
     batches: int = 0

@@ -715,6 +715,22 @@ class StateStore:
         ).fetchall()
         return [(row["k"], row["label"], row["n"]) for row in rows]
 
+    def open_counts_by_severity(self, connector: str, by: str) -> list[tuple[str, str, str, int]]:
+        """Open findings counted by ``owner`` or ``partner`` and severity, for the report's
+        stacked bars: (key, label, severity, count)."""
+        columns = {"owner": ("owner_id", "owner_name"), "partner": ("partner_id", "partner_name")}
+        if by not in columns:
+            raise ConfigError(f"open_counts_by_severity: by must be owner or partner, not {by!r}")
+        key, label = columns[by]
+        rows = self.db.execute(
+            f"SELECT coalesce({key}, '') AS k, max(coalesce({label}, {key}, '')) AS label, "
+            f"severity, count(*) AS n FROM findings "
+            f"WHERE connector = ? AND status = 'open' AND shadow = 0 "
+            f"GROUP BY k, severity ORDER BY k, severity",
+            (connector,),
+        ).fetchall()
+        return [(row["k"], row["label"], row["severity"], row["n"]) for row in rows]
+
     def open_count(self, connector: str, *, severity: str | None = None) -> int:
         sql = "SELECT count(*) FROM findings WHERE connector = ? AND status = 'open' AND shadow = 0"
         params: tuple[Any, ...] = (connector,)

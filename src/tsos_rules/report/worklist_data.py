@@ -5,16 +5,18 @@ stay a few megabytes), embedded safely in a ``<script type="application/json">``
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from tsos_rules.rules.spec import RuleSpec
     from tsos_rules.sync.state.worklist import WorklistRow
     from tsos_rules.sync.summary import WorklistPage
 
-#: The fields of one row, in order (the page's script reads them by these positions).
+#: The fields of one row, in order (the page's script reads them by these positions). ``url``
+#: is an index into ``links`` (the link is ``before + record_id + after``), "" for no link, or
+#: the whole link.
 ROW_FIELDS = (
     "status",
     "severity",
@@ -34,24 +36,27 @@ ROW_FIELDS = (
 )
 STATUSES = ("open", "exempt", "shadow")
 SEVERITIES = ("block", "warn", "info")
-LINK_SCHEMES = ("http", "https")
+#: An absolute http(s) URL with a host and no spaces (a CRM's record link).
+_LINK = re.compile(r"https?://[^\s/?#]+(?:[/?#]\S*)?\Z", re.IGNORECASE)
+_STATUS = {status: i for i, status in enumerate(STATUSES)}
+_SEVERITY = {severity: i for i, severity in enumerate(SEVERITIES)}
 
 
 class _Names:
-    """Distinct strings in first-seen order, each row keeping an index (-1 for none)."""
+    """Distinct values in first-seen order, each row keeping an index (-1 for none)."""
 
     def __init__(self) -> None:
-        self.index: dict[str, int] = {}
+        self.index: dict[Any, int] = {}
 
-    def __call__(self, name: str | None) -> int:
-        if not name:
+    def __call__(self, value: Any) -> int:
+        if not value:
             return -1
-        found = self.index.get(name)
+        found = self.index.get(value)
         if found is None:
-            found = self.index[name] = len(self.index)
+            found = self.index[value] = len(self.index)
         return found
 
-    def names(self) -> list[str]:
+    def names(self) -> list[Any]:
         return list(self.index)
 
 
@@ -60,7 +65,8 @@ def worklist_payload(page: WorklistPage | None, *, as_of: str) -> dict[str, Any]
     if page is None:
         return None
     rules, owners, partners, accounts, types = _Names(), _Names(), _Names(), _Names(), _Names()
-    rows = [_row(row, rules, owners, partners, accounts, types) for row in page.rows]
+    links = _Names()
+    rows = [_row(row, rules, owners, partners, accounts, types, links) for row in page.rows]
     return {
         "as_of": as_of,
         "fields": list(ROW_FIELDS),
@@ -71,6 +77,7 @@ def worklist_payload(page: WorklistPage | None, *, as_of: str) -> dict[str, Any]
         "partners": partners.names(),
         "accounts": accounts.names(),
         "types": types.names(),
+        "links": [list(pair) for pair in links.names()],
         "rows": rows,
     }
 
@@ -82,10 +89,11 @@ def _row(
     partners: _Names,
     accounts: _Names,
     types: _Names,
+    links: _Names,
 ) -> list[Any]:
     return [
-        STATUSES.index(row.status) if row.status in STATUSES else 0,
-        SEVERITIES.index(row.severity) if row.severity in SEVERITIES else 2,
+        _STATUS.get(row.status, 0),
+        _SEVERITY.get(row.severity, 2),
         rules(row.rule),
         row.reason,
         types(row.record_type),
@@ -97,9 +105,18 @@ def _row(
         row.first_seen,
         row.age_days,
         row.message,
-        safe_link(row.url),
+        _link(safe_link(row.url), row.record_id, links),
         row.exemption_id,
     ]
+
+
+def _link(url: str, record_id: str, links: _Names) -> int | str:
+    """A record link as an index into ``links``, pairs of (before, after) the record id (one
+    pair serves every record of a CRM object), or the whole URL when the id is not in it."""
+    before, found, after = url.partition(record_id) if record_id else (url, "", "")
+    if not found:
+        return url
+    return links((before, after))
 
 
 def _rule(rule: str, spec: RuleSpec | None) -> dict[str, Any]:
@@ -120,13 +137,7 @@ def _sentence(text: str) -> str:
 
 def safe_link(url: str | None) -> str:
     """``url`` when it is an http(s) link, else "" (a ``javascript:`` URL never becomes a link)."""
-    if not url:
-        return ""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return ""
-    return url if parts.scheme.lower() in LINK_SCHEMES and parts.netloc else ""
+    return url if url and _LINK.match(url) else ""
 
 
 def script_json(data: Any) -> str:

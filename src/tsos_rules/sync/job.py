@@ -936,10 +936,10 @@ def chart_data(state: StateStore, connector: str, current: Mapping[str, Any]) ->
 
 
 def worklist_page(state: StateStore, connector: str, specs: Mapping[str, RuleSpec]) -> WorklistPage:
-    """Every open, exempt and shadow finding, oldest first, for the HTML report's worklist."""
+    """Every open, exempt and shadow finding (block first), for the HTML report's worklist."""
     rows = [
         row
         for status in ("open", "exempt", "shadow")
-        for row in state.worklist(connector, WorklistQuery(status=status, sort="age"))
+        for row in state.worklist(connector, WorklistQuery(status=status))
     ]
     return WorklistPage(tuple(rows), dict(specs))

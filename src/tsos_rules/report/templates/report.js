@@ -35,6 +35,7 @@
   var view = null;
   var viewKey = "";
   var haystack = null;
+  var renders = 0;
 
   function $(id) { return document.getElementById(id); }
   function all(selector, each) { document.querySelectorAll(selector).forEach(each); }
@@ -50,6 +51,12 @@
     var reason = row[F.reason];
     var words = rule.reasons && rule.reasons[reason];
     return words || (reason.charAt(0).toUpperCase() + reason.slice(1)).replace(/_/g, " ");
+  }
+  function linkOf(row) {
+    var link = row[F.url];
+    if (typeof link !== "number") { return link; }
+    var parts = data.links[link];
+    return parts ? parts[0] + row[F.record_id] + parts[1] : "";
   }
   function safeLink(url) { return /^https?:\/\/[^\s]+$/i.test(url || "") ? url : ""; }
 
@@ -220,7 +227,7 @@
 
     var name = row[F.record_name] || row[F.record_id];
     var type = data.types[row[F.record_type]] || "";
-    var url = safeLink(row[F.url]);
+    var url = safeLink(linkOf(row));
     var record = cell(tr, "record");
     if (url) {
       var link = el("a", "deep-link", name);
@@ -285,6 +292,8 @@
     });
     body.setAttribute("data-matches", String(view.length));
     body.setAttribute("data-page", String(page));
+    renders += 1;
+    body.setAttribute("data-renders", String(renders));
     writeHash();
     document.body.setAttribute("data-worklist", "ready");
   }

@@ -201,7 +201,12 @@ def _logging(*, quiet: bool, console: Any = None) -> Iterator[None]:
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Write an HTML report.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False),
+    help="Write the report page to FILE: the worklist to filter by owner, charts, the trend.",
+)
 @click.option("--as-of", callback=parse_date, help="Evaluate as of this date (YYYY-MM-DD).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or log lines, only the result.")
 def sync(
@@ -223,7 +228,7 @@ def sync(
     \b
     Examples:
       tsos-rules sync
-      tsos-rules sync --html report.html
+      tsos-rules sync --html report.html   # then open report.html#owner=Ray%20Ortiz
       tsos-rules sync --config /etc/tsos-rules.toml --format json
       tsos-rules sync --dry-run --full --mode enforce
     """

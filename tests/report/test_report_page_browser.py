@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from chromium_support import browser
@@ -84,6 +85,7 @@ def report(target: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     rows.append(_row(58, message=f"Next step {XSS} is a placeholder"))
     rows.append(_row(59, url="javascript:alert(3)"))
     rows.append(_row(60, message="Unique needle zebracorn in this message"))
+    rows.append(attrs.evolve(_row(61), status="exempt", exemption_id=4))
     specs = {k: v for k, v in Engine.from_config(None).specs.items() if k.startswith("tsos.")}
     summary = SyncSummary(run_id=3, connector="local", mode="annotate", as_of="2026-11-24")
     path = tmp_path_factory.mktemp("page") / "report.html"
@@ -228,3 +230,37 @@ def test_the_reason_is_in_plain_words_with_what_to_do_and_the_doctrine(
     )
     problem.locator("summary").click()
     assert "Lock down date" in problem.locator("blockquote.doctrine").inner_text()
+
+
+def test_exempt_findings_are_behind_the_show_choice(page: Any, report: Path) -> None:
+    _open(page, report)
+    assert page.is_visible("#f-status")
+    assert "Deal 061" not in page.inner_text("#worklist-rows")
+    page.select_option("#f-status", "exempt")
+    assert page.get_attribute("#worklist-rows", "data-matches") == "1"
+    assert page.inner_text("#worklist-rows td.severity") == "warn\nexempt (#4)"
+    assert page.inner_text("#count").startswith("1 of 1 problems match")
+    page.select_option("#f-status", "all")
+    assert page.get_attribute("#worklist-rows", "data-matches") == "61"
+
+
+def test_with_nothing_exempt_there_is_no_show_choice(
+    chromium: Any, target: str, tmp_path: Path
+) -> None:
+    summary = SyncSummary(run_id=1, connector="local", mode="annotate", as_of="2026-11-24")
+    path = tmp_path / "plain.html"
+    path.write_text(
+        render_html(summary.to_dict(), WorklistPage((_row(2), _row(3)), {})), encoding="utf-8"
+    )
+    page = chromium.new_page()
+    try:
+        _open(page, path)
+        assert not page.is_visible("#f-status")
+        assert page.inner_text("#count").startswith("2 of 2 problems match")
+        # A rule the page has no text for is named by its id, its reason by its code.
+        reasons = set(page.locator("#worklist-rows b.reason").all_inner_texts())
+        assert reasons == {"Moved unapproved", "Pushed repeatedly"}
+        rules = page.locator("#worklist-rows small.rule").all_text_contents()
+        assert "Rule: tsos.close-date-locked" in rules
+    finally:
+        page.close()

@@ -222,7 +222,8 @@
     var why = el("details", "why");
     why.appendChild(el("summary", "", "Why: the doctrine"));
     if (rule.doctrine) { why.appendChild(el("blockquote", "doctrine", rule.doctrine)); }
-    why.appendChild(el("small", "rule", "Rule: " + rule.title + " (" + rule.id + ")"));
+    var named = rule.title === rule.id ? rule.id : rule.title + " (" + rule.id + ")";
+    why.appendChild(el("small", "rule", "Rule: " + named));
     problem.appendChild(why);
 
     var name = row[F.record_name] || row[F.record_id];
@@ -281,7 +282,9 @@
     }
     body.replaceChildren(fragment);
     var shown = view.length ? (start + 1).toLocaleString() + "–" + (start + slice.length).toLocaleString() : "0";
-    $("count").textContent = view.length.toLocaleString() + " of " + rows.length.toLocaleString() +
+    var status = data.statuses.indexOf(state.status);
+    var total = status < 0 ? rows.length : statusCounts[status];
+    $("count").textContent = view.length.toLocaleString() + " of " + total.toLocaleString() +
       " problems match" + (state.owner ? " for " + state.owner : "") + "; showing " + shown + ".";
     var info = "Page " + page.toLocaleString() + " of " + pages.toLocaleString();
     all(".page-info", function (node) { node.textContent = info; });

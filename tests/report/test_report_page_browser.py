@@ -144,7 +144,7 @@ def test_filter_by_owner_shows_only_their_rows_and_the_address_keeps_it(
     assert shared.input_value("#f-owner") == "Jo Park"
     assert shared.input_value("#f-severity") == "warn"
     assert set(_column(shared, "owner")) == {"Jo Park"}
-    assert set(_column(shared, "severity")) == {"warn"}
+    assert set(_column(shared, "severity")) == {"Should fix (warn)"}
     # Clicking an owner's name in a row is the "my deals" view for that owner.
     _open(page, report)
     page.locator("#worklist-rows a.only-owner", has_text="Ray Ortiz").first.click()
@@ -238,7 +238,7 @@ def test_exempt_findings_are_behind_the_show_choice(page: Any, report: Path) -> 
     assert "Deal 061" not in page.inner_text("#worklist-rows")
     page.select_option("#f-status", "exempt")
     assert page.get_attribute("#worklist-rows", "data-matches") == "1"
-    assert page.inner_text("#worklist-rows td.severity") == "warn\nexempt (#4)"
+    assert page.inner_text("#worklist-rows td.severity") == "Should fix (warn)\nexempt (#4)"
     assert page.inner_text("#count").startswith("1 of 1 problems match")
     page.select_option("#f-status", "all")
     assert page.get_attribute("#worklist-rows", "data-matches") == "61"

@@ -27,7 +27,8 @@
   data.fields.forEach(function (name, i) { F[name] = i; });
   var rows = data.rows;
   var rules = data.rules;
-  var SEVERITY_WORDS = { block: "block", warn: "warn", info: "info" };
+  // Words first, the severity's name after: the colour is never the only sign.
+  var SEVERITY_WORDS = { block: "Must fix (block)", warn: "Should fix (warn)", info: "For info" };
   var DEFAULTS = { owner: "", partner: "", rule: "", severity: "", age: "", q: "",
                    sort: "severity", status: "open", page: "1" };
   var KEYS = Object.keys(DEFAULTS);

@@ -39,7 +39,12 @@ def chromium_path() -> str:
 def browser() -> Iterator[Any]:
     """Headless Chromium driven by Playwright (Debian's binary: never ``playwright install``)."""
     path = chromium_path()
-    from playwright.sync_api import sync_playwright
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("playwright is not installed (pip install -e '.[dev]'); CI runs this test")
 
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=path, args=["--no-sandbox"])

@@ -712,6 +712,10 @@ class FakeSalesforce:
         #: Opportunity fields whose changes write OpportunityFieldHistory rows.
         self.tracked_fields: set[str] = set()
         self.admin_id = self.add_user("Org Admin", username="admin@acme.example")
+        from tsos_rules.testing.fake_metadata import FakeMetadataApi
+
+        #: The Metadata API (SOAP): validation rules, custom permissions, permission sets.
+        self.metadata = FakeMetadataApi(self)
 
     # -- clock -----------------------------------------------------------------------------
 
@@ -1226,6 +1230,10 @@ class FakeSalesforce:
         def log(status: int, api: bool) -> None:
             self.calls.append(FakeCall(method, path, kind, status, api, shown, body))
 
+        if path.startswith("/services/Soap/m/"):
+            status, out_headers, text = self.metadata.handle(body)
+            log(status, True)
+            return status, {**self._headers(False), **out_headers}, text
         fault = self._take_fault(kind)
         if fault is not None and fault.mode == "timeout":
             log(0, False)
@@ -1290,6 +1298,8 @@ class FakeSalesforce:
             return "auth"
         if path.startswith("/services/oauth2/"):
             return "userinfo"
+        if path.startswith("/services/Soap/m/"):
+            return "metadata"
         match = _DATA.match(path)
         rest = (match.group(2) or "") if match else ""
         if rest.startswith("/query") or rest.startswith("/queryAll"):

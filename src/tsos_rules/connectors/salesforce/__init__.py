@@ -62,6 +62,15 @@ def tsos_rules_register_inline_adapters(register: Callable[[Any], None]) -> None
 
 
 @hookimpl
+def tsos_rules_explain_notes(rule_id: str, config: Any) -> list[str] | None:
+    """For a Salesforce config: the validation rules generated for the rule, exact or
+    approximate, and where each is stricter or looser than the engine."""
+    from tsos_rules.connectors.salesforce.validation.explain import explain_notes
+
+    return explain_notes(rule_id, config)
+
+
+@hookimpl
 def tsos_rules_register_commands(cli: click.Group) -> None:
     """Add ``tsos-rules salesforce validation-rules`` (the doctrine as validation rules)."""
     from tsos_rules.connectors.salesforce.validation.command import validation_rules

@@ -178,5 +178,5 @@ def tsos_rules_explain_notes(rule_id: str, config: Config) -> list[str] | None:
                 return None
             return [f"{rule_id}: Pipedrive deals are judged after the save, by the sync."]
 
-    .. versionadded:: 0.3
+    .. versionadded:: 0.2
     """

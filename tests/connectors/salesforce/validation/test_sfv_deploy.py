@@ -191,3 +191,14 @@ def test_check_only_without_deploy_is_a_usage_error(org: Org, tmp_path: Path) ->
     code, _, err = _run(_config(org, tmp_path), "--out", str(tmp_path / "src"), "--check-only")
     assert code == 2 and "--deploy" in err
     assert not (tmp_path / "src").exists()
+
+
+def test_a_refused_login_exits_3_without_a_traceback_or_a_secret(
+    org: Org, tmp_path: Path, metadata: FakeMetadataApi
+) -> None:
+    config = _config(org, tmp_path)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace(org.creds.consumer_key, "3MVG9unknown"), encoding="utf-8")
+    code, _, err = _run(config, "--deploy")
+    assert code == 3 and "Traceback" not in err
+    assert "BEGIN PRIVATE KEY" not in err and metadata.deploy_options == []

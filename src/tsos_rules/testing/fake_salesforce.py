@@ -7,6 +7,8 @@ Collections per-item results, Composite ``compositeResponse``, Bulk 2.0 CSV page
 ``Sforce-Locator``, and the ``Sforce-Limit-Info`` header on every API answer. Records change
 (``SystemModstamp``, ``LastModifiedDate``, ``OpportunityHistory`` rows), so incremental reads,
 stale conditional writes and idempotent upserts behave as they do against a real org.
+``fake.metadata`` answers the Metadata API's SOAP calls for validation rules
+(:mod:`tsos_rules.testing.fake_metadata`).
 
     fake = FakeSalesforce()
     with fake.mock():                       # or use the ``fake_salesforce`` pytest fixture

@@ -20,6 +20,7 @@ from tsos_rules.markers import hookspec
 if TYPE_CHECKING:
     import click
 
+    from tsos_rules.config import Config
     from tsos_rules.connectors.inline import InlineAdapter
     from tsos_rules.facts import FactIndex
     from tsos_rules.findings import Findings
@@ -151,6 +152,31 @@ def tsos_rules_register_inline_adapters(register: Callable[[InlineAdapter], None
         @hookimpl
         def tsos_rules_register_inline_adapters(register):
             register(InlineAdapter("pipedrive", bind, summary="Judge a Pipedrive deal."))
+
+    .. versionadded:: 0.2
+    """
+
+
+@hookspec
+def tsos_rules_explain_notes(rule_id: str, config: Config) -> list[str] | None:
+    """Add notes to ``tsos-rules explain RULE_ID``: what this plugin does with the rule.
+
+    Called once per ``explain`` with the rule's id and the loaded configuration (the same
+    ``--config`` the command read). Return short lines of plain text (each is wrapped and
+    printed under "Notes from <plugin>"), or None to add nothing. A plugin that raises is
+    reported by name and skipped; the rest of the explanation still prints.
+
+    :param rule_id: the explained rule's id, e.g. ``tsos.close-date-locked``.
+    :param config: the :class:`tsos_rules.config.Config` in effect.
+    :returns: a list of note lines, or None.
+
+    Example::
+
+        @hookimpl
+        def tsos_rules_explain_notes(rule_id, config):
+            if config.connector.get("type") != "pipedrive":
+                return None
+            return [f"{rule_id}: Pipedrive deals are judged after the save, by the sync."]
 
     .. versionadded:: 0.2
     """

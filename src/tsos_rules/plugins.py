@@ -270,6 +270,23 @@ def collect_report_sections(
     return out
 
 
+def collect_explain_notes(pm: PluginManager, rule_id: str, config: Any) -> list[tuple[str, str]]:
+    """Every plugin's ``tsos_rules_explain_notes`` for one rule, as (plugin name, note), in
+    registration order; a plugin that raises is reported and skipped."""
+    out: list[tuple[str, str]] = []
+    for plugin, call in _one_by_one(pm, "tsos_rules_explain_notes"):
+        name = pm.get_name(plugin) or repr(plugin)
+        try:
+            results: list[Any] = call(rule_id=rule_id, config=config)
+        except Exception as exc:
+            log.warning("plugin %s failed in tsos_rules_explain_notes: %s", name, exc)
+            pm.failures.append(PluginFailure(name, f"{type(exc).__name__}: {exc}"))
+            continue
+        for result in results:
+            out.extend((name, str(note)) for note in result or ())
+    return out
+
+
 def collect_commands(pm: PluginManager, *, taken: Collection[str] = ()) -> dict[str, click.Command]:
     """CLI commands added through ``tsos_rules_register_commands``, by name.
 

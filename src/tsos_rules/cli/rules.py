@@ -14,6 +14,8 @@ from tsos_rules.cli._plugin_failures import allow_plugin_failures_option, plugin
 from tsos_rules.cli.sdk import rules_validate
 
 if TYPE_CHECKING:
+    from tsos_rules.config import Config
+    from tsos_rules.plugins import PluginManager
     from tsos_rules.rules.spec import RuleSpec
 
 
@@ -95,7 +97,8 @@ def _complete_rule_ids(
 @click.argument("rule_id", shell_complete=_complete_rule_ids)
 @config_option
 def explain(rule_id: str, config_path: str | None) -> None:
-    """Print a rule's doctrine, what it checks, its reasons and its parameters.
+    """Print a rule's doctrine, what it checks, its reasons and its parameters, then what
+    plugins note about it (e.g. how Salesforce's validation rule for it differs from the engine).
 
     \b
     Examples:
@@ -159,3 +162,19 @@ def explain(rule_id: str, config_path: str | None) -> None:
             )
     if spec.remediation:
         para("What to do", spec.remediation)
+    if engine.plugin_manager is not None:
+        _plugin_notes(engine.plugin_manager, rule_id, config)
+
+
+def _plugin_notes(pm: PluginManager, rule_id: str, config: Config) -> None:
+    """What plugins say about the rule (``tsos_rules_explain_notes``), grouped by plugin."""
+    import textwrap
+
+    from tsos_rules.plugins import collect_explain_notes
+
+    shown: str | None = None
+    for plugin, note in collect_explain_notes(pm, rule_id, config):
+        if plugin != shown:
+            click.echo(f"Notes from {plugin}:")
+            shown = plugin
+        click.echo(textwrap.fill(note, 78, initial_indent="  ", subsequent_indent="    "))

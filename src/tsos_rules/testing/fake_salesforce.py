@@ -7,6 +7,8 @@ Collections per-item results, Composite ``compositeResponse``, Bulk 2.0 CSV page
 ``Sforce-Locator``, and the ``Sforce-Limit-Info`` header on every API answer. Records change
 (``SystemModstamp``, ``LastModifiedDate``, ``OpportunityHistory`` rows), so incremental reads,
 stale conditional writes and idempotent upserts behave as they do against a real org.
+``fake.metadata`` answers the Metadata API's SOAP calls for validation rules
+(:mod:`tsos_rules.testing.fake_metadata`).
 
     fake = FakeSalesforce()
     with fake.mock():                       # or use the ``fake_salesforce`` pytest fixture
@@ -712,6 +714,10 @@ class FakeSalesforce:
         #: Opportunity fields whose changes write OpportunityFieldHistory rows.
         self.tracked_fields: set[str] = set()
         self.admin_id = self.add_user("Org Admin", username="admin@acme.example")
+        from tsos_rules.testing.fake_metadata import FakeMetadataApi
+
+        #: The Metadata API (SOAP): validation rules, custom permissions, permission sets.
+        self.metadata = FakeMetadataApi(self)
 
     # -- clock -----------------------------------------------------------------------------
 
@@ -1226,6 +1232,10 @@ class FakeSalesforce:
         def log(status: int, api: bool) -> None:
             self.calls.append(FakeCall(method, path, kind, status, api, shown, body))
 
+        if path.startswith("/services/Soap/m/"):
+            status, out_headers, text = self.metadata.handle(body)
+            log(status, True)
+            return status, {**self._headers(False), **out_headers}, text
         fault = self._take_fault(kind)
         if fault is not None and fault.mode == "timeout":
             log(0, False)
@@ -1290,6 +1300,8 @@ class FakeSalesforce:
             return "auth"
         if path.startswith("/services/oauth2/"):
             return "userinfo"
+        if path.startswith("/services/Soap/m/"):
+            return "metadata"
         match = _DATA.match(path)
         rest = (match.group(2) or "") if match else ""
         if rest.startswith("/query") or rest.startswith("/queryAll"):

@@ -62,8 +62,18 @@ def tsos_rules_register_inline_adapters(register: Callable[[Any], None]) -> None
 
 
 @hookimpl
+def tsos_rules_explain_notes(rule_id: str, config: Any) -> list[str] | None:
+    """For a Salesforce config: the validation rules generated for the rule, exact or
+    approximate, and where each is stricter or looser than the engine."""
+    from tsos_rules.connectors.salesforce.validation.explain import explain_notes
+
+    return explain_notes(rule_id, config)
+
+
+@hookimpl
 def tsos_rules_register_commands(cli: click.Group) -> None:
-    """Add ``tsos-rules salesforce validation-rules`` (the doctrine as validation rules)."""
+    """Add ``tsos-rules salesforce validation-rules`` (the doctrine as validation rules:
+    written as SFDX source, diffed against the org, deployed through the Metadata API)."""
     from tsos_rules.connectors.salesforce.validation.command import validation_rules
 
     @cli.group("salesforce")
@@ -74,6 +84,8 @@ def tsos_rules_register_commands(cli: click.Group) -> None:
         Examples:
           tsos-rules salesforce validation-rules --out force-app/main/default
           tsos-rules salesforce validation-rules --out sfdx --inactive --config tsos-rules.toml
+          tsos-rules salesforce validation-rules --diff
+          tsos-rules salesforce validation-rules --deploy --check-only
         """
 
     salesforce.add_command(validation_rules)

@@ -18,14 +18,14 @@ from typing import Any
 import attrs
 
 _TOKEN = re.compile(
-    r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<num>\d+)|(?P<op><>|<=|>=|=|<|>)'
+    r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<num>\d+)|(?P<op><>|<=|>=|=|<|>)|(?P<plus>\+)'
     r"|(?P<name>\$?[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)|(?P<punct>[(),]))"
 )
 
 
 @attrs.frozen
 class Node:
-    kind: str  # ref, str, num, bool, call, cmp
+    kind: str  # ref, str, num, bool, call, cmp, plus
     value: Any = None
     args: tuple[Node, ...] = ()
 
@@ -65,11 +65,18 @@ class _Parser:
         return token
 
     def expr(self) -> Node:
-        left = self.primary()
+        left = self.sum()
         token = self.peek()
         if token is not None and token[0] == "op":
             self.take()
-            return Node("cmp", token[1], (left, self.primary()))
+            return Node("cmp", token[1], (left, self.sum()))
+        return left
+
+    def sum(self) -> Node:
+        left = self.primary()
+        while self.peek() == ("plus", "+"):
+            self.take("+")
+            left = Node("plus", None, (left, self.primary()))
         return left
 
     def primary(self) -> Node:
@@ -175,6 +182,13 @@ class Evaluator:
         if kind == "cmp":
             left, right = (self.run(a) for a in node.args)
             return _compare(node.value, left, right)
+        if kind == "plus":
+            left, right = (self.run(a) for a in node.args)
+            if left is None or right is None:
+                raise ValueError("+ with a blank value: guard it with ISBLANK")
+            if isinstance(left, dt.date) and isinstance(right, int):
+                return left + dt.timedelta(days=right)  # Date + Number = a date that many days on
+            return left + right
         return self.call(node.value, node.args)
 
     def ref(self, path: str, *, prior: bool) -> Any:

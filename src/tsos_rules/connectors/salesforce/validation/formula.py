@@ -1,8 +1,9 @@
 """Salesforce formula expressions as a small tree, rendered to formula text.
 
 Only what the compilers emit: field references (``Account.Partner_of_Record__c``), function
-calls (``AND``, ``ISPICKVAL``, ``PRIORVALUE`` ...), literals and comparisons. Rendering escapes
-string literals the way the formula language reads them (backslash and double quote).
+calls (``AND``, ``ISPICKVAL``, ``PRIORVALUE`` ...), literals, comparisons and a date plus days.
+Rendering escapes string literals the way the formula language reads them (backslash and
+double quote).
 """
 
 from __future__ import annotations
@@ -80,7 +81,18 @@ class Compare:
         return f"({self.left.render()} {self.op} {self.right.render()})"
 
 
-Expr = Ref | Text | Number | Bool | Call | Compare
+@attrs.frozen
+class Plus:
+    """``(left + right)``: a date plus a number of days (``TODAY() + 180``), parenthesised."""
+
+    left: Expr
+    right: Expr
+
+    def render(self) -> str:
+        return f"({self.left.render()} + {self.right.render()})"
+
+
+Expr = Ref | Text | Number | Bool | Call | Compare | Plus
 
 TRUE = Bool(True)
 FALSE = Bool(False)

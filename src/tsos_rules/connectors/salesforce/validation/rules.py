@@ -36,6 +36,8 @@ class CompiledRule:
     looser: tuple[str, ...] = ()
     #: The settings whose size the formula grows with, named when it is too long.
     settings: tuple[str, ...] = ()
+    #: A waiver on the deal that lets it through (``[connector.exemptions]``); FALSE = none.
+    exemption: f.Expr = f.FALSE
 
     @property
     def exact(self) -> bool:
@@ -47,8 +49,9 @@ class CompiledRule:
 
     @property
     def formula(self) -> str:
-        """The error condition: the rule's condition, unless the user holds the bypass."""
-        return f.render(f.and_(f.not_(BYPASS), self.condition))
+        """The error condition: the rule's condition, unless the user holds the bypass or the
+        deal holds an honoured waiver of the rule."""
+        return f.render(f.and_(f.not_(BYPASS), f.not_(self.exemption), self.condition))
 
     @property
     def description(self) -> str:
@@ -76,6 +79,11 @@ CHANNEL_GAPS = (
     "not seen as one: a formula cannot reach the lead from the opportunity",
     "a save that moves the deal to another account is judged by the new account's partner of "
     "record only (the engine also keeps the old account's channel status)",
+)
+
+GLOB_GAP = (
+    "a waiver whose {field} names this rule only through a glob other than the rule id or a "
+    "prefix ending in * (such as ?, [...] or a * inside) is not honoured by the formula"
 )
 
 
@@ -363,5 +371,26 @@ def compile_rules(source: ValidationSource) -> list[Compiled]:
     out: list[Compiled] = []
     for rule_id, compiler in COMPILERS.items():
         if rule_id in source.specs:
-            out.extend(compiler(terms))
+            out.extend(_with_exemption(source, c) for c in compiler(terms))
     return out
+
+
+def _with_exemption(source: ValidationSource, compiled: Compiled) -> Compiled:
+    """The rule with the deal's waiver term, where exemptions are mapped and the doctrine
+    allows waiving it."""
+    fields = source.exemptions
+    if (
+        fields is None
+        or not isinstance(compiled, CompiledRule)
+        or not fields.waivable(compiled.rule_id, compiled.reasons)
+    ):
+        return compiled
+    stricter = compiled.stricter
+    if fields.rules_field is not None:
+        stricter = (*stricter, GLOB_GAP.format(field=fields.rules_field))
+    return attrs.evolve(
+        compiled,
+        exemption=fields.exempt(compiled.rule_id),
+        stricter=stricter,
+        settings=(*compiled.settings, "connector.exemptions"),
+    )

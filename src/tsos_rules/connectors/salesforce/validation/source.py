@@ -1,6 +1,7 @@
 """What the compilers read: the same ``[org]``, ``[packs]`` and ``[connector]`` tables a sync uses.
 
-Only the mapping parts of ``[connector]`` are read (fields, stages, values, users, approvals),
+Only the mapping parts of ``[connector]`` are read (fields, stages, values, users, approvals,
+the waiver fields of ``exemptions``),
 so validation rules can be generated from a config without credentials.
 """
 
@@ -14,6 +15,7 @@ import attrs
 from tsos_rules.config import Config, SettingsTable
 from tsos_rules.connectors.salesforce.mapping import FieldMapping
 from tsos_rules.connectors.salesforce.settings import ApprovalSettings
+from tsos_rules.connectors.salesforce.validation.exemptions import ExemptionFields
 from tsos_rules.engine import Engine
 from tsos_rules.errors import ConfigError
 from tsos_rules.org import OrgProfile
@@ -30,6 +32,8 @@ class ValidationSource:
     parameters: Mapping[str, Any]
     approval_field: str | None = None
     approval_source: str | None = None
+    #: ``[connector.exemptions]``: the deal's own waiver fields (None = not mapped).
+    exemptions: ExemptionFields | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> ValidationSource:
@@ -48,6 +52,7 @@ class ValidationSource:
             connector.table("users"),
         )
         approvals = ApprovalSettings.parse(connector.table("approvals"))
+        exemptions = ExemptionFields.parse(connector.table("exemptions"))
         engine = Engine.from_config(config)
         try:
             specs = {rule_id: spec for rule_id, spec in engine.specs.items()}
@@ -61,6 +66,7 @@ class ValidationSource:
             parameters=parameters,
             approval_field=approvals.field if approvals.source == "field" else None,
             approval_source=approvals.source,
+            exemptions=exemptions,
         )
 
     def field(self, key: str) -> str | None:

@@ -96,7 +96,15 @@ class CompanyConflict:
 
     def others(self, record_type: str, record_id: str) -> list[tuple[str, str]]:
         """The conflicting records other than the given one."""
-        return [member for member in self.members if member != (record_type, record_id)]
+        members = self.members
+        me = (record_type, record_id)
+        try:
+            at = members.index(me)  # each member of a group once: slices, not a scan per member
+        except ValueError:
+            return list(members)
+        if me in members[at + 1 :]:
+            return [member for member in members if member != me]
+        return [*members[:at], *members[at + 1 :]]
 
 
 class _RecordJoins:

@@ -103,3 +103,27 @@ def test_records_of_many_key_layouts_load_like_cattrs_reads_them() -> None:
         assert fast.extra == slow.extra == {k: v for k, v in row.items() if k.startswith("c")}
     for bad in ({"stage": "sql", "custom_0": 1}, {"id": 7}, {"id": "o1", "close_date": "2026-1-1"}):
         assert _both(bad, Opportunity) == (Refused, FieldProblem)
+
+
+def test_a_record_read_with_the_previous_records_layout_gets_its_own_values() -> None:
+    """Each record is tried with the previous record's layout first; another layout of the same
+    size, the same keys in another order, or a bad value still read as cattrs reads them."""
+    rows: list[Any] = [
+        {"id": "o1", "stage": "sql", "amount": 1},
+        {"id": "o2", "stage": "sql", "Region__c": "EU"},  # same size, another key
+        {"amount": 3, "id": "o3", "stage": "sql"},  # the first layout's keys, reordered
+        {"id": "o4", "stage": "sql", "amount": "many"},  # the first layout, a bad value
+        {"id": "o5", "stage": "nope", "amount": 5},  # a bad enumeration value
+        {"id": "o6", "stage": "sql", "amount": 6, "Region__c": None},
+        {"id": "o7", "stage": "sql"},
+        {"id": "o8", "stage": "sql", "Region__c": "US"},
+    ]
+    for row in rows:
+        fast, slow = _both(row, Opportunity)
+        if slow is FieldProblem:
+            assert fast is Refused, row
+            continue
+        assert fast == slow, row
+        assert fast.extra == slow.extra, row
+    assert _both(rows[2], Opportunity)[0].amount == 3.0
+    assert _both(rows[7], Opportunity)[0].extra == {"Region__c": "US"}

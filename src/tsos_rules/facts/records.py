@@ -7,8 +7,8 @@ it was built by (:mod:`tsos_rules.facts.index`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, overload
 
 import attrs
 
@@ -23,7 +23,7 @@ from tsos_rules.model import (
     User,
     UserRole,
 )
-from tsos_rules.snapshot._fast import make_bulk_unstructure
+from tsos_rules.snapshot._fast import _unstructure_value, make_bulk_unstructure
 
 if TYPE_CHECKING:
     from tsos_rules.facts.index import FactIndex
@@ -96,7 +96,15 @@ class CompanyConflict:
 
     def others(self, record_type: str, record_id: str) -> list[tuple[str, str]]:
         """The conflicting records other than the given one."""
-        return [member for member in self.members if member != (record_type, record_id)]
+        members = self.members
+        me = (record_type, record_id)
+        try:
+            at = members.index(me)  # each member of a group once: slices, not a scan per member
+        except ValueError:
+            return list(members)
+        if me in members[at + 1 :]:
+            return [member for member in members if member != me]
+        return [*members[:at], *members[at + 1 :]]
 
 
 class _RecordJoins:
@@ -317,30 +325,11 @@ class OpportunityFacts(_PartnerJoins):
         return self.index.company_conflicts.get(("opportunity", self.opportunity.id))
 
     def flat(self) -> dict[str, Any]:
-        return _flat(
-            self.opportunity,
-            is_open=self.is_open,
-            is_channel_deal=self.is_channel_deal,
-            channel_reasons=list(self.channel_reasons),
-            owner_role=_value(self.owner_role),
-            partner_status=self.partner_status,
-            partner_tier=self.partner.tier if self.partner else None,
-            account_partner_of_record_id=self.account_partner_of_record_id,
-            lead_source=self.lead.source if self.lead else None,
-            next_step_state=self.next_step_state,
-            next_step_valid=self.next_step_valid,
-            has_open_future_activity=bool(self.open_future_activities),
-            stage_known=self.stage_known,
-            stage_index=self.stage_index,
-            stage_probability=self.stage_probability,
-            locked=self.locked,
-            close_date_pushes=self.close_date_pushes,
-            days_in_stage=self.days_in_stage,
-            days_to_close=(self.opportunity.close_date - self.as_of).days
-            if self.opportunity.close_date
-            else None,
-            fiscal_quarter_end=self.fiscal_quarter_end.isoformat(),
-        )
+        return _flat(self.opportunity, self, _OPPORTUNITY_DERIVED)
+
+    def flat_value(self, name: str, default: Any = None) -> Any:
+        """``self.flat().get(name, default)``, without building the whole dict."""
+        return _flat_value(self.opportunity, self, _OPPORTUNITY_DERIVED, name, default)
 
 
 @attrs.frozen(slots=False)
@@ -400,16 +389,11 @@ class LeadFacts(_PartnerJoins):
         return self.index.company_conflicts.get(("lead", self.lead.id))
 
     def flat(self) -> dict[str, Any]:
-        return _flat(
-            self.lead,
-            is_open=self.is_open,
-            is_distributed=self.is_distributed,
-            owner_role=_value(self.owner_role),
-            partner_status=self.partner_status,
-            business_days_since_distribution=self.business_days_since_distribution,
-            business_days_to_accept=self.business_days_to_accept,
-            business_days_to_follow_up=self.business_days_to_follow_up,
-        )
+        return _flat(self.lead, self, _LEAD_DERIVED)
+
+    def flat_value(self, name: str, default: Any = None) -> Any:
+        """``self.flat().get(name, default)``, without building the whole dict."""
+        return _flat_value(self.lead, self, _LEAD_DERIVED, name, default)
 
 
 @attrs.frozen(slots=False)
@@ -438,9 +422,11 @@ class AccountFacts(_RecordJoins):
         return self.account.id in self.index.channel_accounts
 
     def flat(self) -> dict[str, Any]:
-        return _flat(
-            self.account, partner_status=self.partner_status, has_channel_deal=self.has_channel_deal
-        )
+        return _flat(self.account, self, _ACCOUNT_DERIVED)
+
+    def flat_value(self, name: str, default: Any = None) -> Any:
+        """``self.flat().get(name, default)``, without building the whole dict."""
+        return _flat_value(self.account, self, _ACCOUNT_DERIVED, name, default)
 
 
 @attrs.frozen(slots=False)
@@ -483,12 +469,11 @@ class ActivityFacts(_RecordJoins):
         return (self.index.as_of - when).days if when else None
 
     def flat(self) -> dict[str, Any]:
-        return _flat(
-            self.activity,
-            owner_role=_value(self.owner_role),
-            account_partner_of_record_id=self.account_partner_of_record_id,
-            days_ago=self.days_ago,
-        )
+        return _flat(self.activity, self, _ACTIVITY_DERIVED)
+
+    def flat_value(self, name: str, default: Any = None) -> Any:
+        """``self.flat().get(name, default)``, without building the whole dict."""
+        return _flat_value(self.activity, self, _ACTIVITY_DERIVED, name, default)
 
 
 RecordFacts = OpportunityFacts | LeadFacts | AccountFacts | ActivityFacts
@@ -503,9 +488,143 @@ def _value(member: Any) -> Any:
     return member.value if member is not None else None
 
 
-def _flat(record: Any, **derived: Any) -> dict[str, Any]:
+#: A derived flat value: a function of a record's facts.
+Derived = Callable[[Any], Any]
+
+#: The derived values of each record type's flat facts, in ``flat()``'s order. ``flat()`` and
+#: ``flat_value()`` both read these, so a value has one definition.
+_OPPORTUNITY_DERIVED: dict[str, Derived] = {
+    "is_open": lambda f: f.is_open,
+    "is_channel_deal": lambda f: f.is_channel_deal,
+    "channel_reasons": lambda f: list(f.channel_reasons),
+    "owner_role": lambda f: _value(f.owner_role),
+    "partner_status": lambda f: f.partner_status,
+    "partner_tier": lambda f: f.partner.tier if f.partner else None,
+    "account_partner_of_record_id": lambda f: f.account_partner_of_record_id,
+    "lead_source": lambda f: f.lead.source if f.lead else None,
+    "next_step_state": lambda f: f.next_step_state,
+    "next_step_valid": lambda f: f.next_step_valid,
+    "has_open_future_activity": lambda f: bool(f.open_future_activities),
+    "stage_known": lambda f: f.stage_known,
+    "stage_index": lambda f: f.stage_index,
+    "stage_probability": lambda f: f.stage_probability,
+    "locked": lambda f: f.locked,
+    "close_date_pushes": lambda f: f.close_date_pushes,
+    "days_in_stage": lambda f: f.days_in_stage,
+    "days_to_close": lambda f: (
+        (f.opportunity.close_date - f.as_of).days if f.opportunity.close_date else None
+    ),
+    "fiscal_quarter_end": lambda f: f.fiscal_quarter_end.isoformat(),
+}
+_LEAD_DERIVED: dict[str, Derived] = {
+    "is_open": lambda f: f.is_open,
+    "is_distributed": lambda f: f.is_distributed,
+    "owner_role": lambda f: _value(f.owner_role),
+    "partner_status": lambda f: f.partner_status,
+    "business_days_since_distribution": lambda f: f.business_days_since_distribution,
+    "business_days_to_accept": lambda f: f.business_days_to_accept,
+    "business_days_to_follow_up": lambda f: f.business_days_to_follow_up,
+}
+_ACCOUNT_DERIVED: dict[str, Derived] = {
+    "partner_status": lambda f: f.partner_status,
+    "has_channel_deal": lambda f: f.has_channel_deal,
+}
+_ACTIVITY_DERIVED: dict[str, Derived] = {
+    "owner_role": lambda f: _value(f.owner_role),
+    "account_partner_of_record_id": lambda f: f.account_partner_of_record_id,
+    "days_ago": lambda f: f.days_ago,
+}
+
+
+def _flat(record: Any, facts: Any, derived: dict[str, Derived]) -> dict[str, Any]:
     """One flat JSON-ready dict: the record's fields and extras, then the derived values."""
     out = make_bulk_unstructure(type(record))(record)
     out["record_id"] = out.pop("id", None)
-    out.update(derived)
+    for name, value in derived.items():
+        out[name] = value(facts)
     return out
+
+
+_ABSENT: Any = object()
+
+
+def _flat_value(
+    record: Any, facts: Any, derived: dict[str, Derived], name: str, default: Any = None
+) -> Any:
+    """``_flat(record, facts, derived).get(name, default)``, computing that one value only.
+
+    Same precedence as ``_flat``: a derived value, else (``record_id`` being the record's
+    ``id``, and ``id`` itself absent) a CRM extra, else the record's field as JSON.
+    """
+    value = derived.get(name)
+    if value is not None:
+        return value(facts)
+    if name == "id":
+        return default
+    key = "id" if name == "record_id" else name
+    found = record.extra.get(key, _ABSENT)
+    if found is not _ABSENT:
+        return found
+    if key not in _field_names(type(record)):
+        return None if name == "record_id" else default
+    found = getattr(record, key)
+    return found if type(found) in _PLAIN else _unstructure_value(found)
+
+
+_PLAIN = (str, bool, int, float, type(None))
+_FIELD_NAMES: dict[type[Any], frozenset[str]] = {}
+
+
+def _field_names(cls: type[Any]) -> frozenset[str]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = frozenset(f.name for f in attrs.fields(cls) if f.name != "extra")
+        _FIELD_NAMES[cls] = names
+    return names
+
+
+class FlatValues(Protocol):
+    """What a declarative backend reads a record's flat facts through: a dict, or a FlatView."""
+
+    def get(self, name: str, /) -> Any: ...
+
+
+class FlatView(Mapping[str, Any]):
+    """A record's ``flat()`` facts, each value computed when first read and then kept.
+
+    What declarative backends test and render a record with: a pack reads a few fields, and
+    building the whole ``flat()`` dict for every record costs more than the rules. Iterating
+    or sizing it builds the whole dict.
+    """
+
+    __slots__ = ("_facts", "_values")
+
+    def __init__(self, facts: RecordFacts) -> None:
+        self._facts = facts
+        self._values: dict[str, Any] = {}
+
+    def _lookup(self, name: str) -> Any:
+        values = self._values
+        if name in values:
+            return values[name]
+        value = values[name] = self._facts.flat_value(name, _ABSENT)
+        return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self._lookup(name)
+        return default if value is _ABSENT else value
+
+    def __getitem__(self, name: str) -> Any:
+        value = self._lookup(name)
+        if value is _ABSENT:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._lookup(name) is not _ABSENT
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._facts.flat())
+
+    def __len__(self) -> int:
+        return len(self._facts.flat())

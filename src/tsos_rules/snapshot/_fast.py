@@ -23,6 +23,10 @@ class Refused(Exception):
     """The fast path does not take this record; cattrs will read or diagnose it."""
 
 
+class _OtherLayout(Exception):
+    """A layout's function was given a record with another number of keys."""
+
+
 _MISSING = object()
 #: Dates outside these years are refused: date arithmetic (time zones, quarter ends) must not
 #: overflow on a record that says year 1 or 9999.
@@ -56,16 +60,27 @@ def make_bulk_structure(
     fields = [field for field in attrs.fields(cls) if field.name != "extra"]
     generic = _generate(cls, fields, None, nested)
     shapes: dict[tuple[str, ...], Callable[[Any], Any]] = {}
+    last: list[Callable[[Any], Any]] = []  # the function of the previous record's layout
 
     def structure(data: Any) -> Any:
         if type(data) is not dict:
             raise Refused
+        if last:
+            # Most records have the previous one's layout. A layout's function first checks
+            # the key count, then reads every key of its layout, so it either raises (a
+            # KeyError for a missing key: find the right layout below) or had exactly the
+            # same keys, in whatever order (the result does not depend on the order).
+            try:
+                return last[0](data)
+            except (_OtherLayout, KeyError):
+                pass
         shape = tuple(data)
         function = shapes.get(shape)
         if function is None:
             if len(shapes) >= MAX_SHAPES:
                 return generic(data)
             function = shapes[shape] = _generate(cls, fields, shape, nested)
+        last[:] = [function]
         return function(data)
 
     return structure
@@ -88,6 +103,9 @@ def _generate(
     lines = ["def structure(d):"]
     if shape is None:
         lines.append("    if type(d) is not dict: raise Refused")
+    else:
+        namespace["OtherLayout"] = _OtherLayout
+        lines.append(f"    if len(d) != {len(shape)}: raise OtherLayout")
     names: dict[str, str] = {}
     for i, field in enumerate(fields):
         var = f"v{i}"
@@ -129,12 +147,39 @@ def _generate(
     else:
         unknown = sorted(set(shape) - set(known))
         lines.append("    extra = {" + ", ".join(f"{k!r}: d[{k!r}]" for k in unknown) + "}")
-    lines.append(f"    r = cls({', '.join(names.values())}, extra=extra)")
+    setters = _slot_setters(cls)
+    if setters is None:
+        lines.append(f"    r = cls({', '.join(names.values())}, extra=extra)")
+    else:
+        # What attrs' __init__ does for a plain frozen slotted class, without its call and its
+        # per-field object.__setattr__: about half the cost of building a record.
+        namespace["new"] = object.__new__
+        lines.append("    r = new(cls)")
+        for name, var in [*names.items(), ("extra", "extra")]:
+            namespace[f"set_{name}"] = setters[name]
+            lines.append(f"    set_{name}(r, {var})")
     lines.append("    return r")
     label = "any layout" if shape is None else f"{len(shape)} keys"
     source = "\n".join(lines)
     exec(compile(source, f"<bulk structure {cls.__name__}, {label}>", "exec"), namespace)
     return namespace["structure"]  # type: ignore[no-any-return]
+
+
+def _slot_setters(cls: type[Any]) -> dict[str, Callable[[Any, Any], None]] | None:
+    """Each field's slot setter, when attrs' ``__init__`` only stores the values (frozen,
+    slotted, no validators, converters, post-init or hash cache); else None."""
+    fields = attrs.fields(cls)
+    plain = (
+        "__slots__" in cls.__dict__
+        and not hasattr(cls, "__attrs_post_init__")
+        and not hasattr(cls, "__attrs_pre_init__")
+        and all(f.init and f.validator is None and f.converter is None for f in fields)
+        and all(f.name in cls.__dict__ for f in fields)
+        and "__attrs_cached_hash__" not in cls.__slots__
+    )
+    if not plain:
+        return None
+    return {f.name: cls.__dict__[f.name].__set__ for f in fields}
 
 
 def _check(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+import operator
 import os
 import re
 import stat
@@ -268,6 +269,7 @@ def structure_record(data: Any, cls: type[T], *, source: str, collection: str, i
         raise SnapshotError(str(error), [error]) from None
 
 
+_ID = operator.attrgetter("id")
 _IDENTIFIED = frozenset(cls for _, _, cls in COLLECTIONS if "id" in attrs.fields_dict(cls))
 
 
@@ -284,7 +286,7 @@ def _without_duplicates(
 
     With ``skip_bad_records`` the first keeps its place and each later one is reported.
     """
-    if len({record.id for record in records}) == len(records):
+    if len(set(map(_ID, records))) == len(records):
         return records
     positions = [index for index in range(row_count) if index not in skipped]
     first: dict[str, int] = {}

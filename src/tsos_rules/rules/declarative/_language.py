@@ -62,6 +62,39 @@ def _template(message: str) -> tuple[_Part, ...] | None:
         return None
 
 
+_UNSET: Any = object()
+
+
+class MessageValues(Mapping[str, Any]):
+    """What a finding's message renders from: a record's flat facts, then the pack's parameters.
+
+    ``ChainMap(flat, parameters)`` read-only, with a ``get`` that asks each map once (a
+    :class:`~tsos_rules.facts.FlatView` computes a value when it is first read).
+    """
+
+    __slots__ = ("_flat", "_parameters")
+
+    def __init__(self, flat: Mapping[str, Any], parameters: Mapping[str, Any]) -> None:
+        self._flat = flat
+        self._parameters = parameters
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self._flat.get(name, _UNSET)
+        return self._parameters.get(name, default) if value is _UNSET else value
+
+    def __getitem__(self, name: str) -> Any:
+        value = self.get(name, _UNSET)
+        if value is _UNSET:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(self._parameters), **dict.fromkeys(self._flat)})
+
+    def __len__(self) -> int:
+        return len({*self._parameters, *self._flat})
+
+
 def render(message: str, values: Mapping[str, Any]) -> str:
     """``str.format_map`` that never raises: unknown or null names render as ``?``."""
     parts = _template(message)

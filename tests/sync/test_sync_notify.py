@@ -193,3 +193,20 @@ def test_bad_notify_settings_exit_2_naming_the_key_never_the_url(
     result = cli("sync", "--config", str(path), "--dry-run")
     assert result.code == 2 and key in result.err
     assert SECRET not in result.err + result.out and "Traceback" not in result.err
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"slack://{SECRET}/B0000/C0000/#sales",  # Slack's tokens sit where a host would
+        f"mailtos://ops:{SECRET}@smtp.example.com?to=jane@example.com",
+        f"msteams://team/{SECRET}/abc/def",
+        f"json://127.0.0.1:9/hook?token={SECRET}",
+    ],
+)
+def test_a_failure_reason_never_holds_a_token(url: str) -> None:
+    from tsos_rules.sync.notify import redact, service_of
+
+    said = f"Failed to send to {url} ({SECRET}): refused"
+    assert SECRET not in redact(said, [url])
+    assert service_of(url) == url.split("://")[0]

@@ -272,8 +272,10 @@ def notify_run(
     Returns one entry per notification (service, status, reason, and the owner for a
     digest), which the run summary lists."""
     out: list[dict[str, str]] = []
+    tried: list[str] = [*settings.urls, *settings.owners.values()]
 
     def attempt(url: str, title: str, body: str, **extra: str) -> None:
+        tried.append(url)
         service = service_of(url)
         reason = send(url, title, body)
         entry = {"service": service, "status": "sent" if reason is None else "failed", **extra}
@@ -302,8 +304,7 @@ def notify_run(
     except ConfigError as exc:
         failed("config", str(exc))
     except Exception as exc:  # never fail the sync for a notification
-        urls = [*settings.urls, *settings.owners.values()]
-        failed("tsos-rules", redact(f"{type(exc).__name__}: {exc}", urls))
+        failed("tsos-rules", redact(f"{type(exc).__name__}: {exc}", tried))
     return out
 
 

@@ -87,6 +87,18 @@ def test_history_by_owner_in_json_and_as_a_table(cli: Cli, org: Any, tmp_path: P
     assert f"{top['open']}/{top['open_block']} (+{top['new']}/-0)" in line
 
 
+def test_history_of_one_owner(cli: Cli, org: Any, tmp_path: Path) -> None:
+    first = org.sync()
+    owner_id, counts = max(first.owners.items(), key=lambda item: item[1].open)
+    config = _config(org, tmp_path)
+    table = cli("history", "--config", config, "--owner", counts.name.upper()).out.splitlines()
+    assert len(table) == 2 and table[1].startswith(counts.name)
+    runs = json.loads(
+        cli("history", "--config", config, "--owner", owner_id, "--format", "json").out
+    )
+    assert [o["owner"] for o in runs[0]["by_owner"]] == [counts.name]
+
+
 def test_a_sync_prunes_runs_and_resolved_findings_older_than_history_days(org: Any) -> None:
     org.sync()
     state = org.state()

@@ -37,6 +37,12 @@ NO_OWNER = "(no owner)"
     help="One row per run, or per rule or per owner with a column per run.",
 )
 @click.option(
+    "--owner",
+    "owner",
+    metavar="NAME|ID",
+    help="Only this owner (name in any case, or user id); implies --by owner.",
+)
+@click.option(
     "--prune",
     is_flag=True,
     help="Remove run-log rows and resolved findings older than [sync] history_days now.",
@@ -47,6 +53,7 @@ NO_OWNER = "(no owner)"
 def history(
     limit: int,
     by: str,
+    owner: str | None,
     prune: bool,
     fmt: str,
     connector_name: str | None,
@@ -65,6 +72,7 @@ def history(
       tsos-rules history
       tsos-rules history --runs 30 --by rule
       tsos-rules history --by owner --runs 5
+      tsos-rules history --owner "Ray Ortiz" --runs 30
       tsos-rules history --format json | jq '.[0].findings'
       tsos-rules history --by owner --format json | jq '.[0].by_owner'
       tsos-rules history --prune
@@ -72,12 +80,16 @@ def history(
     if prune:
         _prune(config_path, connector_name, fmt)
         return
+    if owner is not None:
+        by = "owner"
     store, connector = open_state(config_path, connector_name)
     try:
         runs = [r for r in store.runs(connector, limit=limit) if r["counts"] is not None]
         owners = store.owner_history(connector, [r["id"] for r in runs]) if by == "owner" else {}
     finally:
         store.close()
+    if owner is not None:
+        owners = {run: [o for o in tallies if _is(o, owner)] for run, tallies in owners.items()}
     if fmt == "json":
         out = [_run_dict(r) for r in runs]
         if by == "owner":
@@ -127,6 +139,11 @@ def _prune(config_path: str | None, connector_name: str | None, fmt: str) -> Non
         f"{pruned.runs:,} run(s) with {pruned.actions:,} logged write(s) and "
         f"{pruned.owner_rows:,} per-owner row(s), {pruned.findings:,} resolved finding(s)"
     )
+
+
+def _is(owner: OwnerTally, wanted: str) -> bool:
+    """``--owner``: a name in any case, or the user id (as ``findings --owner`` matches)."""
+    return owner.owner_id == wanted or (owner.owner_name or "").casefold() == wanted.casefold()
 
 
 def _owner_label(owner: OwnerTally) -> str:

@@ -27,7 +27,18 @@ from tsos_rules.errors import ConfigError
 from tsos_rules.findings import Severity
 from tsos_rules.org import OrgProfile
 
-TOP_LEVEL = ("org", "packs", "rules", "plugins", "engine", "connector", "sync", "state", "serve")
+TOP_LEVEL = (
+    "org",
+    "packs",
+    "rules",
+    "plugins",
+    "engine",
+    "connector",
+    "sync",
+    "state",
+    "serve",
+    "notify",
+)
 
 #: Overrides where tsos-rules keeps its files (demo CRM, state); tests point it at a temp dir.
 DATA_DIR_ENV = "TSOS_RULES_DATA_DIR"
@@ -274,6 +285,10 @@ def naming_file(file: str | Path | None) -> Iterator[None]:
 SYNC_MODES = ("report", "shadow", "annotate", "enforce")
 #: Records judged per batch: one batch is held in memory, so a bound keeps a typo from OOM.
 MAX_BATCH_SIZE = 1_000_000
+#: ``[sync] history_days``: the run log and resolved findings are kept this many days (0: for
+#: ever); a bound keeps a typo (days given as a date) from meaning "never prune" by accident.
+DEFAULT_HISTORY_DAYS = 400
+MAX_HISTORY_DAYS = 36_500
 
 
 def read_sync_table(table: SettingsTable) -> dict[str, Any]:
@@ -287,6 +302,8 @@ def read_sync_table(table: SettingsTable) -> dict[str, Any]:
         values["batch_size"] = table.integer("batch_size", 0, low=1, high=MAX_BATCH_SIZE)
     if table.has("write_retries"):
         values["write_retries"] = table.integer("write_retries", 0, low=0, high=100)
+    if table.has("history_days"):
+        values["history_days"] = table.integer("history_days", 0, low=0, high=MAX_HISTORY_DAYS)
     for key in ("daily_full", "include_info"):
         if table.has(key):
             values[key] = table.boolean(key, False)
@@ -345,6 +362,8 @@ class Config:
     sync: Mapping[str, Any] = attrs.field(factory=dict)
     state: Mapping[str, Any] = attrs.field(factory=dict)
     serve: Mapping[str, Any] = attrs.field(factory=dict)
+    #: ``[notify]``: apprise notifications after each sync (see ``read_notify_table``).
+    notify: Mapping[str, Any] = attrs.field(factory=dict)
     #: ``[engine] executor``: local, processes, dask or dask=ADDRESS (None: the command's own)
     engine_executor: str | None = None
     #: ``[engine] workers``: worker processes for processes or a new LocalCluster (0: auto)
@@ -377,6 +396,7 @@ class Config:
         read_sync_table(tables["sync"])
         read_state_table(tables["state"])
         connector_type(tables["connector"])
+        read_notify_table(tables["notify"])
         return cls(
             org=org,
             packs={name: dict(table) for name, table in packs.data.items()},
@@ -388,10 +408,65 @@ class Config:
             sync=dict(tables["sync"].data),
             state=dict(tables["state"].data),
             serve=dict(tables["serve"].data),
+            notify=dict(tables["notify"].data),
             engine_executor=executor,
             engine_workers=workers,
             path=path,
         )
+
+
+#: ``[notify] on``: when the admin summary (and owner digests) are sent after a sync.
+NOTIFY_WHEN = ("always", "changes", "blocks")
+#: What ``[notify] owner_url_template`` may name.
+OWNER_URL_FIELDS = ("email", "owner_id", "name")
+
+
+def read_notify_table(table: SettingsTable) -> dict[str, Any]:
+    """The ``[notify]`` table (apprise notifications after each sync), validated. Apprise URLs
+    carry tokens, so no error here ever quotes one: errors name the key only."""
+    urls = table.value("urls")
+    if urls is not None and (
+        not isinstance(urls, list) or not all(isinstance(u, str) and u.strip() for u in urls)
+    ):
+        raise table.error("urls", "expected a list of apprise URLs (value not shown)")
+    values: dict[str, Any] = {
+        "urls": tuple(u.strip() for u in urls or ()),
+        "urls_env": table.string("urls_env"),
+        "urls_file": table.string("urls_file"),
+        "when": table.choice("on", "changes", NOTIFY_WHEN),
+        "top_owners": table.integer("top_owners", 5, low=0, high=100),
+        "owner_digest": table.boolean("owner_digest", False),
+        "owner_limit": table.integer("owner_limit", 20, low=1, high=1000),
+        "owner_url_template": None,
+        "owners": {},
+    }
+    for key in ("urls_env", "urls_file"):
+        if values[key] is not None and not values[key].strip():
+            raise table.error(key, "expected a non-empty string")
+    owners = table.value("owners")
+    if owners is not None:
+        if not isinstance(owners, Mapping) or not all(
+            isinstance(url, str) and url.strip() for url in owners.values()
+        ):
+            raise table.error(
+                "owners", 'expected a table of "Owner name" = "apprise URL" (value not shown)'
+            )
+        values["owners"] = {str(name): url.strip() for name, url in owners.items()}
+    template = table.value("owner_url_template")
+    if template is not None:
+        if not isinstance(template, str) or not template.strip():
+            raise table.error("owner_url_template", "expected an apprise URL with {email}")
+        try:
+            template.format(**dict.fromkeys(OWNER_URL_FIELDS, "x"))
+        except (KeyError, IndexError, ValueError):
+            raise table.error(
+                "owner_url_template",
+                f"may name only {', '.join('{' + f + '}' for f in OWNER_URL_FIELDS)} "
+                "(value not shown)",
+            ) from None
+        values["owner_url_template"] = template.strip()
+    table.done()
+    return values
 
 
 #: The executors ``[engine] executor`` names (``dask`` may carry ``=ADDRESS``).

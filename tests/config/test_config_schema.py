@@ -17,6 +17,7 @@ import tsos_rules.config as config_module
 from tsos_rules.config import load_config
 from tsos_rules.errors import ConfigError
 from tsos_rules.server.settings import ServeSettings
+from tsos_rules.sync.notify import NotifySettings
 from tsos_rules.sync.settings import SyncSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +56,7 @@ def _read_everything(path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     monkeypatch.setenv("TSOS_TEST_SERVE_TOKEN", "t" * 32)
     config = load_config(path)
     SyncSettings.from_config(config)
+    NotifySettings.from_config(config)
     ServeSettings.from_mapping(config.serve, file=path)
     return asked
 
@@ -73,7 +75,7 @@ def test_every_key_a_reader_knows_is_in_the_schema_and_no_other(
 ) -> None:
     path = tmp_path / "tsos.toml"
     path.write_text(
-        "[org]\n[rules]\n[plugins]\n[engine]\n[sync]\n[state]\n"
+        "[org]\n[rules]\n[plugins]\n[engine]\n[sync]\n[state]\n[notify]\n"
         '[serve]\ntoken = {env = "TSOS_TEST_SERVE_TOKEN"}\n',
         encoding="utf-8",
     )
@@ -87,7 +89,7 @@ def test_every_key_a_reader_knows_is_in_the_schema_and_no_other(
         if table:
             schema.setdefault(table, set()).add(key)
     top = {key for table, key in _schema_keys(SCHEMA, "") if not table}
-    for table in ("org", "rules", "plugins", "engine", "sync", "state", "serve"):
+    for table in ("org", "rules", "plugins", "engine", "sync", "state", "serve", "notify"):
         assert table in top
         assert asked.get(table, set()) == schema.get(table, set()), table
     for table in ("serve.hubspot", "serve.salesforce"):
@@ -103,6 +105,9 @@ def test_every_key_a_reader_knows_is_in_the_schema_and_no_other(
         "[serve]\nport = 70000\n",
         "[sync]\nmood = 1\n",
         '[engine]\nexecutor = "gpu"\n',
+        '[notify]\non = "sometimes"\n',
+        "[notify]\nurls = 'json://example.org/hook'\n",
+        "[sync]\nhistory_days = -1\n",
         "[colour]\nred = 1\n",
     ],
 )

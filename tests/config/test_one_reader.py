@@ -176,8 +176,8 @@ def test_an_unknown_key_lists_every_known_key_of_its_table(tmp_path: Path) -> No
     path = _config(tmp_path, "[sync]\nmood = 'annotate'\n")
     error = _caught(lambda: load_config(path))
     assert str(error) == (
-        f"{path}: sync.mood: unknown setting (known: batch_size, daily_full, include_info, "
-        "mode, rule_modes, task_min_severity, write_retries)"
+        f"{path}: sync.mood: unknown setting (known: batch_size, daily_full, history_days, "
+        "include_info, mode, rule_modes, task_min_severity, write_retries)"
     )
     serve = {"token": {"env": "PATH"}, "colour": 1}
     with pytest.raises(ConfigError, match=r"serve\.colour: unknown setting \(known: body_time"):

@@ -53,12 +53,25 @@ mode = "annotate"
 # batch_size = 500
 # Retries of a CRM write that failed for a transient reason (the writes are idempotent).
 # write_retries = 3
+# Days of run log and resolved findings kept; older ones are pruned at the end of each sync
+# (open findings, exemptions and pending writes never are). 0 keeps everything.
+# history_days = 400
 
 # Per-rule modes, by rule id or glob; they override sync.mode for those rules.
 [sync.rule_modes]
 # "tsos.close-date-locked" = "enforce"
 # "tsos.channel-lead-not-direct" = "enforce"
 # "tsos.lead-single-owner" = "report"
+
+# Notifications after each sync through apprise (pip install 'tsos-rules[notify]'); off
+# unless a URL source is set. URLs carry tokens: keep them in the environment or in a file
+# outside the repository, never here. Reference: docs/operate.md.
+# [notify]
+# urls_env = "TSOS_NOTIFY_URLS"          # e.g. "slack://T000/B000/XXXX mailtos://..."
+# urls_file = "/etc/tsos-rules/notify-urls"
+# on = "changes"                         # always | changes | blocks
+# owner_digest = false                   # also send each owner their open findings
+# owner_url_template = "mailtos://${SMTP_USER}:${SMTP_PASS}@example.com?to={email}"
 
 [state]
 # The state store: watermarks, every finding's lifecycle, the run log. Keep it on persistent
@@ -256,6 +269,7 @@ def sync(
                 progress=progress,
                 charts=fmt == "json" or html_path is not None,
                 worklist=html_path is not None,
+                report=str(Path(html_path).resolve()) if html_path else None,
             )
     except LockHeldError as exc:
         fail(str(exc), ExitCode.LOCKED)

@@ -148,5 +148,23 @@ def render_summary(summary: Mapping[str, Any], *, stream: IO[str], color: bool) 
             table.add_row(f"... and {len(skipped_actions) - SHOWN} more", "", "")
         console.print(table)
 
+    for sent in summary.get("notifications") or []:
+        if sent["status"] == "failed":
+            console.print(
+                f"notification failed: {sent['service']}, {sent.get('reason', '')}",
+                highlight=False,
+                markup=False,
+            )
+        else:
+            whom = f" to {sent['owner']}" if sent.get("owner") else ""
+            console.print(f"notification sent: {sent['service']}{whom}", highlight=False)
+    pruned = summary.get("pruned")
+    if pruned and (pruned["runs"] or pruned["findings"]):
+        console.print(
+            f"history: pruned {pruned['runs']:,} run(s) and {pruned['findings']:,} resolved "
+            f"finding(s) older than {pruned['before'][:10]} ([sync] history_days)",
+            highlight=False,
+        )
+
     code = summary["exit_code"]
     console.print(f"exit {code}: {EXIT_MEANINGS.get(code, 'see docs/sync.md')}", highlight=False)

@@ -56,6 +56,7 @@ from tsos_rules.facts import FactIndex, RecordFacts
 from tsos_rules.findings import Finding, Findings, Severity
 from tsos_rules.plugins import collect_report_sections
 from tsos_rules.rules.spec import RuleSpec
+from tsos_rules.sync.notify import NotifySettings, notify_run
 from tsos_rules.sync.planner import (
     Mode,
     Plan,
@@ -66,6 +67,7 @@ from tsos_rules.sync.planner import (
 )
 from tsos_rules.sync.settings import SyncSettings, parse_mode
 from tsos_rules.sync.state import (
+    OwnerTally,
     PendingWrite,
     Push,
     RunLock,
@@ -155,14 +157,17 @@ def run_sync(
     connector: Connector | None = None,
     charts: bool = True,
     worklist: bool = False,
+    report: str | None = None,
 ) -> SyncSummary:
     """Run one sync and return its summary. Raises ConfigError (exit 2), ConnectorError
     (exit 3) or LockHeldError (exit 6); the summary's ``exit_code`` covers everything else.
     ``charts=False`` skips the report's open-findings breakdowns (a few seconds at a million
     deals) when neither JSON nor HTML output wants them; ``worklist=True`` fills the summary's
-    ``worklist`` (every open finding, for the HTML report)."""
+    ``worklist`` (every open finding, for the HTML report). ``report`` is where the caller
+    writes the HTML report, named in the ``[notify]`` admin summary."""
     cfg = coerce_config(config)
     settings = SyncSettings.from_config(cfg)
+    notify = NotifySettings.from_config(cfg)
     if mode is not None:
         settings = attrs.evolve(settings, mode=parse_mode(mode, "--mode"))
     with naming_file(cfg.path):  # a pack parameter out of range names the file too
@@ -180,6 +185,7 @@ def run_sync(
                     job = _Job(engine, state, crm, settings, progress or NullProgress())
                     job.charts = charts
                     job.worklist = worklist
+                    job.notify, job.report = notify, report
                     try:
                         return job.run(dry_run=dry_run, full=full, as_of=as_of)
                     except sqlite3.DatabaseError as exc:  # the connectors convert their own
@@ -232,6 +238,10 @@ class _Job:
         self.writes = False
         self.charts = True
         self.worklist = False
+        self.notify = NotifySettings()
+        self.report: str | None = None
+        #: Owners' emails from the snapshot's users (for ``[notify] owner_url_template``).
+        self.contacts: dict[str, str] = {}
         #: The packs' aggregates over the whole org (None when no pack declares any).
         self.totals: Mapping[str, Mapping[str, float]] | None = None
 
@@ -320,7 +330,7 @@ class _Job:
             summary.outcome = "dry_run" if dry_run else "ok"
             summary.duration_s = time.monotonic() - started
             summary.finished_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-            self.state.finish_run(
+            pruned = self.state.finish_run(
                 self.run_id,
                 self.key,
                 outcome=summary.outcome,
@@ -330,7 +340,19 @@ class _Job:
                 advance=not dry_run,
                 full_as_of=as_of if is_full else None,
                 config_digest=digest,
+                owners=self._owner_tallies(),
+                prune_before=None if dry_run else self._prune_before(),
             )
+            summary.pruned = pruned.to_dict() if pruned is not None else None
+            if not dry_run and self.notify.enabled:
+                summary.notifications = notify_run(
+                    self.notify,
+                    summary,
+                    self.state,
+                    self.key,
+                    report=self.report,
+                    contacts=self.contacts,
+                )
         except ConnectorError as exc:
             self._fail("connector_failed", ExitCode.CONNECTOR, str(exc), started)
             raise
@@ -396,6 +418,11 @@ class _Job:
         for name, people in (("users", snapshot.users), ("partners", snapshot.partners)):
             # the same owners and partners come with many batches: count each once
             fresh = {(name, person.id) for person in people} - self._people
+            if name == "users" and self.notify.owner_url_template:
+                for person in people:
+                    email = _email(person.extra)
+                    if email:
+                        self.contacts[person.id] = email
             self._people.update(fresh)
             summary.records_by_type[name] += len(fresh)
             summary.records_read += len(fresh)
@@ -477,13 +504,16 @@ class _Job:
             if state.record_key in batch.deleted
         }
         pairs = [(finding, previous.get(fp)) for fp, finding in current.items()]
+        owners = {s.finding.fingerprint: (s.owner_id, s.owner_name) for s in seen}
         for finding, state in pairs:
             if state is None:
                 summary.findings_new += 1
                 summary.rule(finding.rule).new += 1
+                summary.owner(*owners[finding.fingerprint]).new += 1
         for state in resolved:
             summary.findings_resolved += 1
             summary.rule(state.rule).resolved += 1
+            summary.owner(state.owner_id, state.owner_name).resolved += 1
         plan = self.planner.plan(
             pairs, resolved, records, resolution=why, exempt=self._waived(current.values())
         )
@@ -609,6 +639,7 @@ class _Job:
             for state in chunk:
                 self.summary.findings_resolved += 1
                 self.summary.rule(state.rule).resolved += 1
+                self.summary.owner(state.owner_id, state.owner_name).resolved += 1
             why = {s.fingerprint: "the record is gone or no longer judged" for s in chunk}
             plan = self.planner.plan([], chunk, {}, resolution=why)
             results = self._write(plan)
@@ -774,6 +805,13 @@ class _Job:
         summary.findings_exempt = len(waived)
         summary.findings_open -= len(waived)
         summary.open_block -= sum(1 for s in waived.values() if s.severity == "block")
+        for owner_id, (name, n, blocks) in self.state.open_by_owner(self.key).items():
+            owner = summary.owner(owner_id, name)
+            owner.open, owner.open_block = n, blocks
+        for state in waived.values():
+            owner = summary.owner(state.owner_id, state.owner_name)
+            owner.open -= 1
+            owner.open_block -= int(state.severity == "block")
         summary.findings_shadow = self.state.shadow_count(self.key)
         if not self.charts:
             return
@@ -784,6 +822,20 @@ class _Job:
                 summary.run_id, summary.as_of, summary.started_at, summary.to_dict()["findings"]
             ),
         )
+
+    def _owner_tallies(self) -> list[OwnerTally]:
+        return [
+            OwnerTally(key, c.name, c.new, c.resolved, c.open, c.open_block)
+            for key, c in sorted(self.summary.owners.items())
+            if c.new or c.resolved or c.open
+        ]
+
+    def _prune_before(self) -> dt.datetime | None:
+        """Where the retention pass cuts (``[sync] history_days``; 0 keeps everything)."""
+        days = self.settings.history_days
+        if not days:
+            return None
+        return dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
 
     def _exit_code(self) -> int:
         summary = self.summary
@@ -807,6 +859,14 @@ class _Job:
 
 
 Named = tuple[str | None, str | None]
+
+
+def _email(extra: Mapping[str, Any]) -> str | None:
+    """A user's email from their extra fields (``email``, or Salesforce's ``Email``)."""
+    for key, value in extra.items():
+        if key.casefold() == "email" and isinstance(value, str) and "@" in value:
+            return value.strip()
+    return None
 
 
 def _exempt_note(exemption: Exemption) -> str:

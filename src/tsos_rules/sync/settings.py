@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from tsos_rules.config import (
+    DEFAULT_HISTORY_DAYS,
     Config,
     SettingsTable,
     connector_type,
@@ -39,6 +40,8 @@ class SyncSettings:
     include_info: bool = False
     task_min_severity: Severity = Severity.WARN
     write_retries: int = 3
+    #: Days of run log and resolved findings kept; older ones are pruned at the end of a sync.
+    history_days: int = DEFAULT_HISTORY_DAYS
     state_path: Path = attrs.field(factory=default_state_path)
     connector_type: str = "local"
     connector_settings: Mapping[str, Any] = attrs.field(factory=dict)

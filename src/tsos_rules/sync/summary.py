@@ -48,6 +48,17 @@ class WorklistPage:
 
 
 @attrs.define
+class OwnerCounts:
+    """One owner's findings this run: new, resolved, and open at the end (blocks apart)."""
+
+    name: str | None = None
+    new: int = 0
+    resolved: int = 0
+    open: int = 0
+    open_block: int = 0
+
+
+@attrs.define
 class SyncSummary:
     """What one run did: the run summary table, ``--format json`` and the HTML report."""
 
@@ -79,6 +90,12 @@ class SyncSummary:
     findings_exempt: int = 0
     findings_shadow: int = 0
     rules: dict[str, RuleCounts] = attrs.field(factory=dict)
+    #: Per owner id (``""``: no owner), kept in the run log for ``history --by owner``.
+    owners: dict[str, OwnerCounts] = attrs.field(factory=dict)
+    #: What the end-of-run retention pass removed (``[sync] history_days``), when it ran.
+    pruned: dict[str, Any] | None = None
+    #: Each notification sent after the run: service, status (sent or failed), reason.
+    notifications: list[dict[str, str]] = attrs.field(factory=list)
     actions: Counter[tuple[str, str]] = attrs.field(factory=Counter)
     #: CRM writes still pending after the run (refused, or left by a stopped run): the next
     #: run sends them again.
@@ -100,6 +117,15 @@ class SyncSummary:
         if rule not in self.rules:
             self.rules[rule] = RuleCounts()
         return self.rules[rule]
+
+    def owner(self, owner_id: str | None, name: str | None) -> OwnerCounts:
+        key = owner_id or ""
+        if key not in self.owners:
+            self.owners[key] = OwnerCounts(name)
+        counts = self.owners[key]
+        if counts.name is None and name:
+            counts.name = name
+        return counts
 
     @property
     def actions_written(self) -> int:
@@ -164,6 +190,8 @@ class SyncSummary:
             "planned_actions": self.planned_actions,
             "charts": self.charts,
             "sections": [section.to_dict() for section in self.sections.values()],
+            "pruned": self.pruned,
+            "notifications": self.notifications,
             "outcome": self.outcome,
             "exit_code": self.exit_code,
         }

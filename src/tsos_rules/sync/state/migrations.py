@@ -173,5 +173,27 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX exemptions_by_connector ON exemptions (connector, revoked_at, expires);
         """,
     ),
+    (
+        7,
+        "history per owner: each run's new, resolved and open findings per owner",
+        """
+        CREATE TABLE run_owner_counts (
+            run_id INTEGER NOT NULL,
+            connector TEXT NOT NULL,
+            owner_id TEXT NOT NULL,
+            owner_name TEXT,
+            new INTEGER NOT NULL DEFAULT 0,
+            resolved INTEGER NOT NULL DEFAULT 0,
+            open INTEGER NOT NULL DEFAULT 0,
+            open_block INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (run_id, owner_id)
+        );
+        CREATE INDEX runs_by_start ON runs (connector, started_at);
+        CREATE INDEX findings_resolved_at ON findings (connector, status, resolved_at);
+        CREATE INDEX findings_open_by_owner ON findings (
+            connector, status, shadow, owner_id, severity, owner_name
+        );
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]

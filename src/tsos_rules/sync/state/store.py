@@ -51,6 +51,7 @@ class FindingState:
     task_status: str | None
     repair_status: str | None
     repair_changes: Mapping[str, Any] | None
+    owner_name: str | None = None
 
     @property
     def record_key(self) -> RecordKey:
@@ -101,6 +102,34 @@ class SeenFinding:
 
 
 @attrs.frozen
+class OwnerTally:
+    """One owner's findings in one run, for ``tsos-rules history --by owner``. ``owner_id`` is
+    ``""`` for findings on records with no owner."""
+
+    owner_id: str
+    owner_name: str | None = None
+    new: int = 0
+    resolved: int = 0
+    open: int = 0
+    open_block: int = 0
+
+
+@attrs.frozen
+class Pruned:
+    """What a retention pass removed: run-log rows (with their per-owner counts and action
+    log) and resolved findings, all older than ``before``."""
+
+    before: str
+    runs: int = 0
+    owner_rows: int = 0
+    actions: int = 0
+    findings: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
 class Push:
     """One push of a deal's close date to a later date, for the report's time chart."""
 
@@ -112,7 +141,7 @@ class Push:
 
 _FINDING_COLUMNS = (
     "fingerprint, rule, severity, record_type, record_id, reason, message, owner_id, status, "
-    "first_seen, task_id, task_status, repair_status, repair_changes"
+    "first_seen, task_id, task_status, repair_status, repair_changes, owner_name"
 )
 
 
@@ -133,6 +162,7 @@ def _finding_state(row: sqlite3.Row) -> FindingState:
         task_status=row["task_status"],
         repair_status=row["repair_status"],
         repair_changes=json.loads(changes) if changes else None,
+        owner_name=row["owner_name"],
     )
 
 
@@ -313,9 +343,14 @@ class StateStore:
         advance: bool = False,
         full_as_of: dt.date | None = None,
         config_digest: str | None = None,
-    ) -> None:
-        """Close the run's log entry; with ``advance``, store the new watermark (and full date)."""
+        owners: Sequence[OwnerTally] = (),
+        prune_before: dt.datetime | None = None,
+    ) -> Pruned | None:
+        """Close the run's log entry; with ``advance``, store the new watermark (and full date).
+        ``owners`` are the run's per-owner counts; with ``prune_before``, the retention pass
+        runs in the same transaction (see :meth:`prune`)."""
         now = _now()
+        pruned = None
         self._begin()
         try:
             self.db.execute(
@@ -323,6 +358,12 @@ class StateStore:
                 "error = ?, watermark_to = ? WHERE id = ?",
                 (now, outcome, exit_code, json.dumps(counts), error, watermark, run_id),
             )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO run_owner_counts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, connector, *attrs.astuple(o)) for o in owners],
+            )
+            if prune_before is not None:
+                pruned = self._prune(connector, prune_before, keep_run=run_id, limit=PRUNED_PER_RUN)
             if advance:
                 self.db.execute(
                     "INSERT INTO cursors (connector, watermark, updated_at, config_digest) "
@@ -341,6 +382,100 @@ class StateStore:
         except BaseException:
             self._rollback()
             raise
+        return pruned
+
+    def prune(self, connector: str, before: dt.datetime) -> Pruned:
+        """Remove everything older than ``before`` (``tsos-rules history --prune``), in one
+        transaction; see :meth:`_prune` for what is kept."""
+        self._begin()
+        try:
+            pruned = self._prune(connector, before, keep_run=None, limit=None)
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return pruned
+
+    def _prune(
+        self, connector: str, before: dt.datetime, *, keep_run: int | None, limit: int | None
+    ) -> Pruned:
+        """Delete finished runs started before ``before`` (with their per-owner counts and
+        action log) and findings resolved before it, the oldest first and at most ``limit``
+        of each (a sync's share; the rest goes with the next runs). Never touched: open
+        findings, a resolved finding with a task still open or a write still pending, one an
+        exemption names, exemptions themselves (the audit trail), pending writes, the running
+        run."""
+        cutoff = before.astimezone(dt.UTC).isoformat(timespec="microseconds")
+        db = self.db
+        cap = -1 if limit is None else limit  # LIMIT -1: no limit
+        kept = -1 if keep_run is None else keep_run
+        ids = json.dumps(
+            [
+                row[0]
+                for row in db.execute(
+                    "SELECT id FROM runs WHERE connector = ? AND started_at < ? "
+                    "AND outcome != 'running' AND id != ? ORDER BY id LIMIT ?",
+                    (connector, cutoff, kept, cap),
+                )
+            ]
+        )
+        old_runs = "SELECT value FROM json_each(?)"
+        owner_rows = db.execute(
+            f"DELETE FROM run_owner_counts WHERE run_id IN ({old_runs})", (ids,)
+        ).rowcount
+        actions = db.execute(
+            f"DELETE FROM actions WHERE connector = ? AND run_id IN ({old_runs})",
+            (connector, ids),
+        ).rowcount
+        runs = db.execute(f"DELETE FROM runs WHERE id IN ({old_runs})", (ids,)).rowcount
+        findings = db.execute(
+            "DELETE FROM findings WHERE rowid IN (SELECT rowid FROM findings "
+            "WHERE connector = ? AND status = 'resolved' "
+            "AND resolved_at < ? AND coalesce(task_status, '') != 'open' "
+            "AND fingerprint NOT IN (SELECT fingerprint FROM pending_writes WHERE connector = ?) "
+            "AND fingerprint NOT IN (SELECT fingerprint FROM exemptions "
+            "WHERE connector = ? AND fingerprint IS NOT NULL) ORDER BY resolved_at LIMIT ?)",
+            (connector, cutoff, connector, connector, cap),
+        ).rowcount
+        return Pruned(cutoff, runs, owner_rows, actions, findings)
+
+    def owner_history(self, connector: str, run_ids: Sequence[int]) -> dict[int, list[OwnerTally]]:
+        """The per-owner counts of these runs (runs before schema 7 have none)."""
+        rows = self.db.execute(
+            "SELECT * FROM run_owner_counts WHERE connector = ? AND run_id IN "
+            "(SELECT value FROM json_each(?)) ORDER BY run_id, owner_id",
+            (connector, json.dumps(list(run_ids))),
+        ).fetchall()
+        out: dict[int, list[OwnerTally]] = {run_id: [] for run_id in run_ids}
+        for row in rows:
+            out.setdefault(row["run_id"], []).append(
+                OwnerTally(
+                    row["owner_id"],
+                    row["owner_name"],
+                    row["new"],
+                    row["resolved"],
+                    row["open"],
+                    row["open_block"],
+                )
+            )
+        return out
+
+    def open_by_owner(self, connector: str) -> dict[str, tuple[str | None, int, int]]:
+        """Open findings (not shadow) per owner id (``""``: no owner): (name, open, blocks)."""
+        # Grouped by the bare column, so the covering index findings_open_by_owner (migration
+        # 7) answers it without touching the table: ~5x faster at a million findings.
+        rows = self.db.execute(
+            "SELECT owner_id, max(owner_name) AS name, count(*) AS n, "
+            "sum(severity = 'block') AS blocks FROM findings "
+            "WHERE connector = ? AND status = 'open' AND shadow = 0 GROUP BY owner_id",
+            (connector,),
+        ).fetchall()
+        out: dict[str, tuple[str | None, int, int]] = {}
+        for row in rows:
+            key = row["owner_id"] or ""
+            name, n, blocks = out.get(key, (None, 0, 0))
+            out[key] = (name or row["name"], n + row["n"], blocks + (row["blocks"] or 0))
+        return out
 
     def runs(self, connector: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """The run log, newest first."""
@@ -905,6 +1040,11 @@ def _action_from_json(raw: str | None) -> Action | None:
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
+
+#: What one sync's retention pass removes at most (of runs, and of resolved findings): the
+#: first sync after years without pruning must not hold its transaction for minutes; the
+#: rest goes with the next runs (``tsos-rules history --prune`` removes everything at once).
+PRUNED_PER_RUN = 20_000
 
 #: How long opening the state waits for another process that holds it.
 BUSY_SECONDS = 30.0

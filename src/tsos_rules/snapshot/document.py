@@ -392,7 +392,7 @@ def _crm_exemptions(
                     f"expected one of {', '.join(EXEMPTION_RECORD_TYPES)}, "
                     f"got {item.record_type!r}",
                 )
-            if not item.record_id.strip():
+            if not item.record_id:
                 raise _bad_exemption(source, index, None, "record_id", "must not be empty")
         except SnapshotError as exc:
             if not skip_bad_records:

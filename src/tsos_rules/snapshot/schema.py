@@ -99,8 +99,9 @@ def snapshot_schema() -> dict[str, Any]:
         cls.__name__: record_schema(cls, refs=JSON_SCHEMA_REFS)
         for cls in (*(cls for _, _, cls in COLLECTIONS), PartnerConsent, CrmExemption)
     }
-    kinds = defs[CrmExemption.__name__]["properties"]["record_type"]
-    kinds["enum"] = list(EXEMPTION_RECORD_TYPES)
+    waiver = defs[CrmExemption.__name__]["properties"]
+    waiver["record_type"]["enum"] = list(EXEMPTION_RECORD_TYPES)
+    waiver["record_id"]["minLength"] = 1
     properties: dict[str, Any] = {"as_of": nullable(dict(DATE))}
     for plural, _, cls in COLLECTIONS:
         properties[plural] = nullable(

@@ -781,6 +781,7 @@ class _Job:
                 log.warning("CRM exemption not honoured: %s", problem)
         wanted = [_stored(e, CRM, self.key) for e in crm.exemptions]
         added, revoked = self.state.mirror_exemptions(self.key, CRM, wanted, scope=scope)
+        self._crm_seen = self._crm_seen or bool(added)
         if added or revoked:
             self.exemptions = self.state.active_exemptions(self.key, as_of)
 

@@ -177,6 +177,9 @@ def test_what_if_enforce_lists_the_writes_the_rule_would_add_and_changes_nothing
     assert "create_task" in kinds and "update_fields" in kinds  # tasks and the repairs
     repair = next(a for a in added if a["kind"] == "update_fields")
     assert set(repair["changes"]) == {"close_date"}
+    # before -> after: the moved date the repair replaces, and the date it puts back
+    assert set(repair["before"]) == {"close_date"}
+    assert repair["before"]["close_date"] != repair["changes"]["close_date"]
     assert preview.to_dict()["what_if_enforce"] == ["tsos.close-*"]
     assert all(status == "planned" for (_, status) in preview.actions)
     state = org.state()

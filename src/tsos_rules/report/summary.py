@@ -128,7 +128,11 @@ def render_summary(summary: Mapping[str, Any], *, stream: IO[str], color: bool) 
         for column in ("action", "record", "rule", "what"):
             table.add_column(column)
         for item in planned[:SHOWN]:
-            changes = ", ".join(f"{k} = {v}" for k, v in item["changes"].items())
+            before = item.get("before") or {}
+            changes = ", ".join(
+                f"{k}: {before[k]} → {v}" if k in before else f"{k} = {v}"
+                for k, v in item["changes"].items()
+            )
             table.add_row(
                 item["kind"] + (" (what if)" if item.get("what_if") else ""),
                 f"{item['record_type']} {item['record_id']}",

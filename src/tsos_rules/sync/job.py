@@ -562,7 +562,7 @@ class _Job:
             for planned in plan.actions:
                 summary.actions[(planned.action.kind.value, "planned")] += 1
                 if self.dry_run and len(summary.planned_actions) < LISTED_PLANNED:
-                    listed = _planned(planned.action)
+                    listed = _planned(planned.action, planned.before)
                     if self.policy.forced and self.policy.is_forced(planned.action.rule):
                         listed["what_if"] = True
                     summary.planned_actions.append(listed)
@@ -992,9 +992,10 @@ def _pushes(facts: RecordFacts, index: FactIndex) -> Iterable[Push]:
             )
 
 
-def _planned(action: Action) -> dict[str, Any]:
-    """A dry run's planned write as the summary lists it: what, on which record, for which rule."""
-    return {
+def _planned(action: Action, before: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A dry run's planned write as the summary lists it: what, on which record, for which rule
+    (a repair with the values it replaces under ``before``)."""
+    listed = {
         "kind": action.kind.value,
         "record_type": action.record_type,
         "record_id": action.record_id,
@@ -1002,6 +1003,9 @@ def _planned(action: Action) -> dict[str, Any]:
         "subject": action.subject,
         "changes": {key: _jsonable(value) for key, value in action.changes.items()},
     }
+    if before is not None:
+        listed["before"] = {key: _jsonable(value) for key, value in before.items()}
+    return listed
 
 
 def _jsonable(value: Any) -> Any:

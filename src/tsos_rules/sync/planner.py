@@ -57,6 +57,8 @@ class PlannedAction:
 
     action: Action
     changes: Mapping[str, Any] | None = None
+    #: A repair's fields as the record holds them now (a dry run shows before → after).
+    before: Mapping[str, Any] | None = None
 
 
 @attrs.frozen
@@ -183,6 +185,7 @@ class Planner:
                             expected_version=record.version,
                         ),
                         changes=outcome,
+                        before={key: getattr(record, key, None) for key in outcome},
                     )
                 )
         for state in resolved:

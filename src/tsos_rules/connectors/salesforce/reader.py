@@ -40,6 +40,7 @@ from tsos_rules.connectors.salesforce.settings import (
     ExemptionFieldSettings,
     ReadSettings,
     WriteSettings,
+    split_rules,
 )
 from tsos_rules.errors import ConfigError, SkippableRecordError
 from tsos_rules.model import (
@@ -443,12 +444,6 @@ class Approval:
     opportunity_id: str
     at: dt.datetime
     by: str
-
-
-def split_rules(text: str) -> tuple[str, ...]:
-    """A rules field's ids or globs: separated by ``;`` or ``,`` (a multi-select picklist's
-    values come joined by ``;``); blank means every rule."""
-    return tuple(part.strip() for part in re.split(r"[;,]", text) if part.strip())
 
 
 def _when(raw: Any) -> dt.datetime | None:

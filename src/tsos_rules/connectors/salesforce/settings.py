@@ -207,6 +207,12 @@ class ApprovalSettings:
         return settings
 
 
+def split_rules(text: str) -> tuple[str, ...]:
+    """A rules field's ids or globs: separated by ``;`` or ``,`` (a multi-select picklist's
+    values come joined by ``;``); blank means every rule."""
+    return tuple(part.strip() for part in re.split(r"[;,]", text) if part.strip())
+
+
 @attrs.frozen
 class ExemptionFieldSettings:
     """``[connector.exemptions]``: Opportunity fields holding a waiver (none by default).

@@ -90,7 +90,10 @@ def exempt() -> None:
 
 @exempt.command("add")
 @click.argument("fingerprint", required=False)
-@click.option("--rule", help="Rule id or glob to waive on --record (instead of a FINGERPRINT).")
+@click.option(
+    "--rule",
+    help="Rule id or glob to waive on --record, --account or --partner (not with FINGERPRINT).",
+)
 @click.option("--record", "record", metavar="TYPE:ID", help="The record, e.g. opportunity:006A1.")
 @click.option("--account", "account_id", metavar="ID", help="Every record of this account.")
 @click.option("--partner", "partner_id", metavar="ID", help="Every record of this partner.")

@@ -103,6 +103,8 @@ class Policy:
         """The findings that do not count, by fingerprint: exempt first, then shadow."""
         out: dict[str, Waived] = {}
         waivers = self.waivers
+        if not waivers and not self.modes.has_shadow():
+            return out  # nothing to mark: no pass over a large check's findings
         for finding in findings:
             if waivers:
                 scope: tuple[str | None, ...] = (None, None)

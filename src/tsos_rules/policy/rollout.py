@@ -56,6 +56,10 @@ class ModePolicy:
         """True when the rule's findings are "would have" only (never refuse, never count)."""
         return self.mode_for(rule) is Mode.SHADOW
 
+    def has_shadow(self) -> bool:
+        """True when some rule may be in ``shadow`` mode (the default or an override)."""
+        return self.default is Mode.SHADOW or Mode.SHADOW in self.overrides.values()
+
     def writes_anything(self) -> bool:
         return (
             self.default not in QUIET

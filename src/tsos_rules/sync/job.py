@@ -58,6 +58,7 @@ from tsos_rules.plugins import collect_report_sections
 from tsos_rules.policy.exemptions import (
     CONFIG,
     CRM,
+    Waivers,
     check_config_rules,
     from_config,
     from_snapshot,
@@ -740,20 +741,13 @@ class _Job:
         out: dict[str, str] = {}
         if not self.exemptions:
             return out
+        # already the active ones: an index by fingerprint and record, no date filter
+        waivers = Waivers([e.policy() for e in self.exemptions], dt.date.min)
         for fp, f in findings.items():
             account_id, partner_id = scopes.get(fp, (None, None))
-            for e in self.exemptions:
-                if e.covers(
-                    f.fingerprint,
-                    f.rule,
-                    f.record_type,
-                    f.record_id,
-                    reason=f.reason,
-                    account_id=account_id,
-                    partner_id=partner_id,
-                ):
-                    out[fp] = _exempt_note(e)
-                    break
+            exemption = waivers.exemption_for(f, account_id=account_id, partner_id=partner_id)
+            if exemption is not None:
+                out[fp] = exemption.note()
         return out
 
     def _mirror_config_exemptions(self) -> None:

@@ -11,6 +11,8 @@ know their keys. This module also says where tsos-rules keeps its files (:func:`
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import math
 import os
 import stat
@@ -38,7 +40,10 @@ TOP_LEVEL = (
     "state",
     "serve",
     "notify",
+    "exemptions",
 )
+
+log = logging.getLogger(__name__)
 
 #: Overrides where tsos-rules keeps its files (demo CRM, state); tests point it at a temp dir.
 DATA_DIR_ENV = "TSOS_RULES_DATA_DIR"
@@ -319,6 +324,109 @@ def read_sync_table(table: SettingsTable) -> dict[str, Any]:
     return values
 
 
+def read_rollout(table: SettingsTable) -> dict[str, str]:
+    """``[rules.rollout]``: rule id or glob = shadow | annotate | enforce (or report)."""
+    return {str(rule): _mode(table, rule) for rule in table.data}
+
+
+_warned_rule_modes = False
+
+
+def _warn_rule_modes(path: Path | None) -> None:
+    """``[sync.rule_modes]`` still works; say once per process that it has a new name."""
+    global _warned_rule_modes
+    if _warned_rule_modes:
+        return
+    _warned_rule_modes = True
+    where = f"{path}: " if path is not None else ""
+    log.warning(
+        "%s[sync.rule_modes] is deprecated: write the same keys under [rules.rollout] "
+        "(honoured by check, sync and in-line alike)",
+        where,
+    )
+
+
+#: ``[rules] exemption_max_days`` unless set: a waiver is reviewed at least twice a year.
+DEFAULT_EXEMPTION_MAX_DAYS = 180
+#: The most ``exemption_max_days`` may be: a waiver is reviewed at least once every few years.
+MAX_EXEMPTION_DAYS = 3660
+#: The record types an ``[[exemptions]]`` entry's ``record_type`` may name.
+EXEMPTION_RECORD_TYPES = ("opportunity", "lead", "account", "activity")
+#: What an ``[[exemptions]]`` entry waives besides a rule: one of these scopes.
+EXEMPTION_SCOPES = ("record_id", "account_id", "partner_id")
+
+
+def read_exemptions(root: SettingsTable, max_days: int) -> tuple[dict[str, Any], ...]:
+    """``[[exemptions]]``: each entry a rule (id or glob) on one record (``record_type`` and
+    ``record_id``), or every record of an account (``account_id``) or a partner
+    (``partner_id``), with ``reason``, ``approver``, ``created`` and ``expires`` (dates; at most
+    ``max_days`` apart). Errors name the entry counting from 1: ``exemptions[2].expires``.
+    Whether the rule is loaded is checked by the command that loads the rules."""
+    value = root.value("exemptions")
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple):
+        raise ConfigError(
+            "exemptions: expected [[exemptions]] entries (an array of tables)",
+            file=root.file,
+            table="exemptions",
+        )
+    return tuple(
+        _exemption(SettingsTable(entry, f"exemptions[{n}]", file=root.file), max_days)
+        for n, entry in enumerate(value, start=1)
+    )
+
+
+def _exemption(table: SettingsTable, max_days: int) -> dict[str, Any]:
+    entry: dict[str, Any] = {"where": table.where}
+    for key in ("rule", "reason", "approver"):
+        if table.value(key) is None:
+            raise table.error(key, "required")
+        entry[key] = table.text(key, "")
+    given = [key for key in EXEMPTION_SCOPES if table.has(key)]
+    if len(given) != 1:
+        raise table.error(
+            given[1] if len(given) > 1 else "record_id",
+            "give exactly one of record_id (with record_type), account_id or partner_id",
+        )
+    scope = given[0]
+    entry[scope] = table.text(scope, "")
+    if scope == "record_id":
+        entry["record_type"] = table.choice("record_type", "", EXEMPTION_RECORD_TYPES)
+    elif table.has("record_type"):
+        raise table.error("record_type", f"only with record_id, not with {scope}")
+    created = _date(table, "created")
+    expires = _date(table, "expires")
+    if expires < created:
+        raise table.error("expires", f"{expires} is before created ({created})")
+    if (expires - created).days > max_days:
+        raise table.error(
+            "expires",
+            f"{expires} is more than {max_days} days after created ({created}); exemptions "
+            "are reviewed (rules.exemption_max_days): grant a new one when this one ends",
+        )
+    entry["created"], entry["expires"] = created, expires
+    table.done()
+    return entry
+
+
+def _date(table: SettingsTable, key: str) -> dt.date:
+    """A required date: a TOML date (``2026-12-31``) or the same as a string."""
+    value = table.value(key)
+    if value is None:
+        raise table.error(key, "required (a date, YYYY-MM-DD)")
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise table.error(key, f"expected a date YYYY-MM-DD, got {value!r}")
+
+
 def _mode(table: SettingsTable, key: str) -> str:
     value = table.value(key)
     if value not in SYNC_MODES:
@@ -368,6 +476,13 @@ class Config:
     engine_executor: str | None = None
     #: ``[engine] workers``: worker processes for processes or a new LocalCluster (0: auto)
     engine_workers: int = 0
+    #: Each rule's rollout mode by id or glob: ``[rules.rollout]`` (the deprecated
+    #: ``[sync.rule_modes]`` stays in ``sync``; ``[rules.rollout]`` overrides it key by key).
+    rollout: Mapping[str, str] = attrs.field(factory=dict)
+    #: ``[[exemptions]]``, validated (see :func:`read_exemptions`).
+    exemptions: tuple[Mapping[str, Any], ...] = ()
+    #: ``[rules] exemption_max_days``: the longest an exemption may run, from any source.
+    exemption_max_days: int = 180
     path: Path | None = None
 
     @classmethod
@@ -380,7 +495,11 @@ class Config:
                 raise ConfigError(
                     f"{key}: unknown section (known: {', '.join(TOP_LEVEL)})", file=path, key=key
                 )
-        tables = {name: SettingsTable(root.value(name), name, file=path) for name in TOP_LEVEL}
+        tables = {
+            name: SettingsTable(root.value(name), name, file=path)
+            for name in TOP_LEVEL
+            if name != "exemptions"  # an array of tables, read by read_exemptions
+        }
         with naming_file(path):
             org = OrgProfile.from_mapping(tables["org"].data)
         packs = tables["packs"]
@@ -388,12 +507,19 @@ class Config:
             packs.table(name)
         rules = tables["rules"]
         selection = {key: rules.strings(key) for key in ("disabled", "select", "pack_dirs")}
+        rollout = read_rollout(rules.table("rollout"))
+        max_days = rules.integer(
+            "exemption_max_days", DEFAULT_EXEMPTION_MAX_DAYS, low=1, high=MAX_EXEMPTION_DAYS
+        )
         rules.done()
+        exemptions = read_exemptions(root, max_days)
         plugins = tables["plugins"]
         plugins_disabled = plugins.strings("disabled")
         plugins.done()
         executor, workers = read_engine_table(tables["engine"])
-        read_sync_table(tables["sync"])
+        legacy = read_sync_table(tables["sync"])["rule_modes"]
+        if legacy:
+            _warn_rule_modes(path)
         read_state_table(tables["state"])
         connector_type(tables["connector"])
         read_notify_table(tables["notify"])
@@ -411,6 +537,9 @@ class Config:
             notify=dict(tables["notify"].data),
             engine_executor=executor,
             engine_workers=workers,
+            rollout=rollout,
+            exemptions=exemptions,
+            exemption_max_days=max_days,
             path=path,
         )
 

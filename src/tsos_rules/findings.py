@@ -60,12 +60,48 @@ class Finding:
         return out
 
 
+#: A finding's status besides ``open``: under an exemption, or of a rule in shadow mode.
+EXEMPT, SHADOW = "exempt", "shadow"
+
+
+@attrs.frozen
+class Waived:
+    """Why a finding does not count: ``status`` is ``exempt`` (``exemption`` says which: its
+    id, source, reason, approver and expiry) or ``shadow`` (the rule's rollout mode)."""
+
+    status: str
+    exemption: Mapping[str, Any] | None = None
+
+    def annotate(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A finding's JSON with the additive ``status`` (and ``exemption``) keys."""
+        data["status"] = self.status
+        if self.exemption is not None:
+            data["exemption"] = dict(self.exemption)
+        return data
+
+
+def _finding_dicts(items: Iterable[Finding], waived: Mapping[str, Waived]) -> list[dict[str, Any]]:
+    out = []
+    for finding in items:
+        data = finding.to_dict()
+        why = waived.get(finding.fingerprint)
+        out.append(why.annotate(data) if why is not None else data)
+    return out
+
+
 @attrs.frozen
 class Findings:
-    """The findings of one evaluation, ordered by record type, record id, rule id and reason."""
+    """The findings of one evaluation, ordered by record type, record id, rule id and reason.
+    ``waived``: findings that are reported but do not count (exempt or shadow), by fingerprint."""
 
     items: tuple[Finding, ...]
     records: int
+    waived: Mapping[str, Waived] = attrs.field(factory=dict, eq=False, repr=False)
+
+    def status(self, finding: Finding) -> str:
+        """``open``, ``exempt`` or ``shadow``."""
+        why = self.waived.get(finding.fingerprint)
+        return why.status if why is not None else "open"
 
     @classmethod
     def collect(cls, findings: Iterable[Finding], *, records: int) -> Findings:
@@ -90,38 +126,64 @@ class Findings:
 
     @property
     def blocking(self) -> bool:
-        """True when at least one finding is a ``block``: ``check`` then exits 1."""
-        return any(finding.severity is Severity.BLOCK for finding in self.items)
+        """True when at least one open finding is a ``block``: ``check`` then exits 1 (an exempt
+        or shadow block does not)."""
+        return any(
+            finding.severity is Severity.BLOCK and finding.fingerprint not in self.waived
+            for finding in self.items
+        )
 
     def for_rule(self, rule_id: str) -> list[Finding]:
         return [finding for finding in self.items if finding.rule == rule_id]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "findings": [finding.to_dict() for finding in self.items],
-            "summary": {
-                "records": self.records,
-                "findings": len(self.items),
-                "by_severity": self.by_severity,
-            },
+        summary: dict[str, Any] = {
+            "records": self.records,
+            "findings": len(self.items),
+            "by_severity": self.by_severity,
         }
+        if self.waived:
+            for status in (EXEMPT, SHADOW):
+                summary[status] = sum(1 for w in self.waived.values() if w.status == status)
+        return {"findings": _finding_dicts(self.items, self.waived), "summary": summary}
 
 
 @attrs.frozen
 class Decision:
-    """The verdict on one change: ``allowed`` is false exactly when a finding is a ``block``."""
+    """The verdict on one change: ``allowed`` is false exactly when an open finding is a
+    ``block`` (an exempt block, or one of a rule in shadow mode, is listed but never refuses)."""
 
     allowed: bool
     findings: tuple[Finding, ...]
     record_type: str
     record_id: str
     as_of: dt.date
+    #: Findings listed but not counted (exempt or shadow), by fingerprint.
+    waived: Mapping[str, Waived] = attrs.field(factory=dict, eq=False, repr=False)
 
     @property
     def blocking(self) -> tuple[Finding, ...]:
         """The findings that refuse the change."""
-        return tuple(f for f in self.findings if f.severity is Severity.BLOCK)
+        return tuple(
+            f
+            for f in self.findings
+            if f.severity is Severity.BLOCK and f.fingerprint not in self.waived
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        """docs/contract.md's answer: ``{"allowed": bool, "findings": [...]}``."""
-        return {"allowed": self.allowed, "findings": [f.to_dict() for f in self.findings]}
+        """docs/contract.md's answer: ``{"allowed": bool, "findings": [...]}``; an exempt or
+        shadow finding carries ``status`` (and ``exemption``), and is also listed (rule, reason,
+        severity, exemption) under ``exempt`` or ``shadow`` (keys present only when not empty)."""
+        out: dict[str, Any] = {
+            "allowed": self.allowed,
+            "findings": _finding_dicts(self.findings, self.waived),
+        }
+        for status in (EXEMPT, SHADOW):
+            listed = [
+                w.annotate({"rule": f.rule, "reason": f.reason, "severity": f.severity.value})
+                for f in self.findings
+                if (w := self.waived.get(f.fingerprint)) is not None and w.status == status
+            ]
+            if listed:
+                out[status] = listed
+        return out

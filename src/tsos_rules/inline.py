@@ -25,8 +25,13 @@ A change is judged by exactly the rules a sync uses, on exactly the facts a sync
   - deleting a lead whose outcome is ``future`` or ``no_opportunity`` is a ``block`` finding of
     ``tsos.lead-outcome-recorded`` with reason ``deleted_kept_lead``.
 
-``allowed`` is false exactly when one of the findings is a ``block``. A call does no I/O: the
-engine is built once (:class:`ChangeChecker`, or the cache behind :func:`check_change`) and
+The team's policy is honoured as ``check`` and ``sync`` honour it (:mod:`tsos_rules.policy`):
+a finding under an exemption (``[[exemptions]]``, or the CRM field the context carries under
+``exemptions``) or of a rule in ``shadow`` mode (``[rules.rollout]``) is listed with its
+``status`` (and the exemption) but never refuses the change.
+
+``allowed`` is false exactly when one of the open findings is a ``block``. A call does no I/O:
+the engine is built once (:class:`ChangeChecker`, or the cache behind :func:`check_change`) and
 reused; a call only builds the per-change index.
 """
 
@@ -47,7 +52,7 @@ from tsos_rules.engine import Engine
 from tsos_rules.errors import ChangeError as ChangeError
 from tsos_rules.facts import FactIndex, RecordFacts
 from tsos_rules.findings import Decision as Decision
-from tsos_rules.findings import Finding, Findings, Severity
+from tsos_rules.findings import Finding, Findings, Severity, Waived
 from tsos_rules.model import (
     Account,
     Activity,
@@ -57,6 +62,8 @@ from tsos_rules.model import (
     Opportunity,
     Snapshot,
 )
+from tsos_rules.policy.apply import Policy
+from tsos_rules.policy.exemptions import Exemption, Waivers, from_config, from_snapshot
 from tsos_rules.rules.spec import Violation
 from tsos_rules.snapshot.change import APPROVAL_FIELD as APPROVAL_FIELD
 from tsos_rules.snapshot.change import RECORD_TYPES as RECORD_TYPES
@@ -84,8 +91,12 @@ class ChangeChecker:
     (False, ['missing', 'placeholder'])
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, config: Config | None = None) -> None:
         self.engine = engine
+        self.config = config if config is not None else Config()
+        #: ``[rules.rollout]`` and ``[[exemptions]]``, checked against the loaded rules here.
+        self.policy = Policy.from_config(self.config, engine.specs, dt.date.min)
+        self._config_exemptions = tuple(from_config(self.config.exemptions))
         spec = engine.specs.get(LEAD_OUTCOME_RULE)
         self._lead_outcome_spec = spec
         self.rule_versions: dict[str, str] = {
@@ -100,7 +111,8 @@ class ChangeChecker:
         cls, config: Config | Mapping[str, Any] | str | Path | None = None
     ) -> ChangeChecker:
         """A checker with every installed pack, configured as a sync would be."""
-        return cls(Engine.from_config(config))
+        cfg = coerce_config(config)
+        return cls(Engine.from_config(cfg), cfg)
 
     def close(self) -> None:
         self.engine.close()
@@ -125,6 +137,7 @@ class ChangeChecker:
         record_type = change.record_type
         before, after = change.before, change.after
         found: list[Finding] = []
+        index: FactIndex | None = None
         if after is None:
             assert before is not None
             as_of = change.as_of or change.context.as_of or engine.org.today()
@@ -140,13 +153,37 @@ class ChangeChecker:
         findings = Findings.collect(found, records=1).items
         if not include_info:
             findings = tuple(f for f in findings if f.severity is not Severity.INFO)
+        waived = self._waived(findings, change, index, as_of)
         return Decision(
-            allowed=not any(f.severity is Severity.BLOCK for f in findings),
+            allowed=not any(
+                f.severity is Severity.BLOCK and f.fingerprint not in waived for f in findings
+            ),
             findings=findings,
             record_type=record_type,
             record_id=change.record_id,
             as_of=as_of,
+            waived=waived,
         )
+
+    def _waived(
+        self,
+        findings: tuple[Finding, ...],
+        change: ParsedChange,
+        index: FactIndex | None,
+        as_of: dt.date,
+    ) -> dict[str, Waived]:
+        """Exempt and shadow findings: the config's exemptions and the CRM-field ones the
+        context carries, active on the change's date; modes from ``[rules.rollout]``."""
+        if not findings:
+            return {}
+        crm_rows = [e.to_row() for e in change.context.exemptions]
+        exemptions: list[Exemption] = list(self._config_exemptions)
+        if crm_rows:
+            exemptions.extend(
+                from_snapshot(crm_rows, as_of, self.config.exemption_max_days).exemptions
+            )
+        policy = Policy(self.policy.modes, Waivers(exemptions, as_of))
+        return policy.waived(findings, index)
 
     # -- the after-state, as a sync would see it ----------------------------------------------
 
@@ -255,7 +292,8 @@ def checker_for(config: Config | Mapping[str, Any] | str | Path | None = None) -
         hit = _cache.get(key)
         if hit is not None:
             return hit[1]
-        checker = ChangeChecker(Engine.from_config(coerce_config(config)))
+        cfg = coerce_config(config)
+        checker = ChangeChecker(Engine.from_config(cfg), cfg)
         if len(_cache) >= _CACHE_SIZE:
             _cache.pop(next(iter(_cache)))[1].close()
         _cache[key] = (config, checker)  # holding ``config`` keeps its id() unique

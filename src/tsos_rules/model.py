@@ -174,6 +174,36 @@ class Activity:
 
 
 @attrs.frozen
+class CrmExemption:
+    """A waiver held in a CRM field on one record (``[connector.exemptions]``): the record is
+    exempt until ``until`` (inclusive) from ``rules`` (ids or globs; empty: every rule), except
+    what the doctrine forbids waiving; ``field`` names the CRM field the date came from."""
+
+    record_type: str
+    record_id: str
+    until: dt.date
+    reason: str | None = None
+    rules: tuple[str, ...] = ()
+    field: str | None = None
+    extra: Extra = attrs.field(factory=dict, repr=False)
+
+    def to_row(self) -> dict[str, Any]:
+        """What :func:`tsos_rules.policy.exemptions.from_snapshot` reads."""
+        return {
+            "record_type": self.record_type,
+            "record_id": self.record_id,
+            "until": self.until,
+            "reason": self.reason,
+            "rules": self.rules,
+            "field": self.field,
+        }
+
+
+#: The record types a CRM-field exemption may be on.
+EXEMPTION_RECORD_TYPES: tuple[str, ...] = ("opportunity", "lead", "account", "activity")
+
+
+@attrs.frozen
 class Snapshot:
     """All the records one evaluation sees."""
 
@@ -185,6 +215,8 @@ class Snapshot:
     opportunities: tuple[Opportunity, ...] = ()
     close_date_changes: tuple[CloseDateChange, ...] = ()
     activities: tuple[Activity, ...] = ()
+    #: Waivers the CRM holds in a mapped field (optional; not records: not counted).
+    exemptions: tuple[CrmExemption, ...] = ()
     extra: Extra = attrs.field(factory=dict, repr=False)
 
     @property

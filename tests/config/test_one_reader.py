@@ -59,7 +59,9 @@ def test_core_tables_once_config_only(tmp_path: Path) -> None:
     path = _config(tmp_path, "[rules]\nselcet = ['tsos.*']\n")
     error = _caught(lambda: load_config(path))
     _shape(error, path, "rules", "selcet")
-    assert "unknown setting (known: disabled, pack_dirs, select)" in str(error)
+    assert "unknown setting (known: disabled, exemption_max_days, pack_dirs, rollout, select)" in (
+        str(error)
+    )
 
 
 def test_sync_table_once_sync_only_names_the_file(tmp_path: Path) -> None:

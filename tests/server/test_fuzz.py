@@ -127,7 +127,7 @@ def from_schema(schema: dict[str, Any], components: dict[str, Any]) -> st.Search
                 dt.datetime(1900, 1, 2), dt.datetime(2100, 12, 30), timezones=_tz()
             )
             return moments.map(dt.datetime.isoformat)
-        return st.text(max_size=12)
+        return st.text(min_size=schema.get("minLength", 0), max_size=12)
     if kind == "array":
         return st.lists(from_schema(schema["items"], components), max_size=3)
     if kind == "object":

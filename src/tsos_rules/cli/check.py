@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
+import attrs
 import click
 
 from tsos_rules.cli._common import config_from, config_option, parse_date, skip_teardown
 from tsos_rules.cli._plugin_failures import allow_plugin_failures_option, plugin_failure_exit
 from tsos_rules.errors import ExitCode
+
+if TYPE_CHECKING:
+    from tsos_rules.config import Config
+    from tsos_rules.engine import Engine
+    from tsos_rules.facts import FactIndex
+    from tsos_rules.findings import Findings
 
 #: ``check --jobs 0`` uses one worker per CPU up to this many. Judging is under half of a run,
 #: so a third worker would save little, and each holds its partitions: memory, not time, sets
@@ -104,6 +111,7 @@ def check(
             engine.evaluate_index(index, executor=spec, jobs=workers), include_info=include_info
         )
         sections = collect_report_sections(engine.plugin_manager, index, findings)
+        findings = _with_policy(config, engine, findings, index, checked=selected is None)
     engine.close()
     if fmt == "json":
         import orjson
@@ -121,4 +129,26 @@ def check(
             click.echo("\n" + render_section(section), nl=False)
     skip_teardown()
     failed = plugin_failure_exit(load_failures, allow=allow_plugin_failures)
+    # An exempt block, or a block of a rule in shadow mode, is listed but does not set exit 1.
     sys.exit(failed or (ExitCode.BLOCK if findings.blocking else ExitCode.OK))
+
+
+def _with_policy(
+    config: Config, engine: Engine, findings: Findings, index: FactIndex, *, checked: bool
+) -> Findings:
+    """The findings marked exempt (``[[exemptions]]``, the snapshot's CRM-field exemptions)
+    or shadow (``[rules.rollout]``); a CRM exemption not honoured is said on stderr.
+    ``checked``: every rule is loaded, so an exemption or mode naming none is an error."""
+    from tsos_rules.policy.apply import Policy
+
+    policy = Policy.from_config(
+        config,
+        engine.specs if checked else (),
+        index.as_of,
+        crm_rows=[e.to_row() for e in index.snapshot.exemptions],
+        check=checked,
+    )
+    for problem in policy.problems:
+        click.echo(f"warning: CRM exemption not honoured: {problem}", err=True)
+    waived = policy.waived(findings, index)
+    return attrs.evolve(findings, waived=waived) if waived else findings

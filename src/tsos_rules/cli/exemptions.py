@@ -22,17 +22,10 @@ if TYPE_CHECKING:
     from tsos_rules.sync.state import StateStore
     from tsos_rules.sync.state.exemptions import Exemption
 
-#: The longest an exemption may run: a waiver is reviewed at least twice a year.
-MAX_DAYS = 180
-
-#: The doctrine's hard limit (DOCTRINE.md, tip #28): these findings are never waived.
-NEVER_WAIVED = "tsos.channel-lead-not-direct"
-NEVER_WAIVED_REASONS = frozenset({"no_partner", "marked_direct"})
-NEVER = (
-    '"When can you take a channel lead direct? NEVER." (tip #28): a channel deal without its '
-    "partner, or marked direct, is not waived. The doctrine's route is the partner's recorded "
-    "consent (partner_consent: who, when, why), with the partner kept on the deal"
-)
+from tsos_rules.policy.exemptions import MAX_DAYS as MAX_DAYS
+from tsos_rules.policy.exemptions import NEVER as NEVER
+from tsos_rules.policy.exemptions import NEVER_WAIVED as NEVER_WAIVED
+from tsos_rules.policy.exemptions import NEVER_WAIVED_REASONS as NEVER_WAIVED_REASONS
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{32}")
 _RECORD_TYPES = ("opportunity", "lead", "account", "activity")
@@ -44,17 +37,17 @@ def _open(config_path: str | None, connector_name: str | None) -> tuple[StateSto
     return open_state(config_path, connector_name)
 
 
-def _until(value: str, today: dt.date) -> dt.date:
+def _until(value: str, today: dt.date, max_days: int = MAX_DAYS) -> dt.date:
     try:
         day = dt.date.fromisoformat(value)
     except ValueError:
         fail(f"--until: expected a date YYYY-MM-DD, got {value!r}")
     if day < today:
         fail(f"--until: {day.isoformat()} is in the past")
-    if day > today + dt.timedelta(days=MAX_DAYS):
+    if day > today + dt.timedelta(days=max_days):
         fail(
-            f"--until: {day.isoformat()} is more than {MAX_DAYS} days away; exemptions are "
-            "reviewed at least twice a year (grant a new one when this one ends)"
+            f"--until: {day.isoformat()} is more than {max_days} days away; exemptions are "
+            "reviewed (rules.exemption_max_days): grant a new one when this one ends"
         )
     return day
 
@@ -97,8 +90,13 @@ def exempt() -> None:
 
 @exempt.command("add")
 @click.argument("fingerprint", required=False)
-@click.option("--rule", help="Rule id or glob to waive on --record (instead of a FINGERPRINT).")
+@click.option(
+    "--rule",
+    help="Rule id or glob to waive on --record, --account or --partner (not with FINGERPRINT).",
+)
 @click.option("--record", "record", metavar="TYPE:ID", help="The record, e.g. opportunity:006A1.")
+@click.option("--account", "account_id", metavar="ID", help="Every record of this account.")
+@click.option("--partner", "partner_id", metavar="ID", help="Every record of this partner.")
 @click.option("--reason", required=True, help="Why (quoted in the closed task and the worklist).")
 @click.option("--until", "until", required=True, metavar="DATE", help="Last day it holds.")
 @click.option("--by", "approver", required=True, help="Who approved it.")
@@ -108,16 +106,20 @@ def add(
     fingerprint: str | None,
     rule: str | None,
     record: str | None,
+    account_id: str | None,
+    partner_id: str | None,
     reason: str,
     until: str,
     approver: str,
     connector_name: str | None,
     config_path: str | None,
 ) -> None:
-    """Waive one finding (by FINGERPRINT), or a rule on one record, until a date.
+    """Waive one finding (by FINGERPRINT), or a rule on one record (--record), or on every
+    record of an account (--account) or a partner (--partner), until a date.
 
     The next sync writes no task for it and closes an open one with the reason; the worklist
-    lists it under --status exempt. At most 180 days; revoke early with
+    lists it under --status exempt. At most [rules] exemption_max_days (180 by default);
+    revoke early with
     'tsos-rules exempt revoke ID'. A channel deal without its partner, or marked direct, is
     never waived (the doctrine's route is the partner's recorded consent).
 
@@ -126,16 +128,21 @@ def add(
       tsos-rules exempt add 3f2c9a... --reason "merger: legal hold" --until 2026-12-31 --by CFO
       tsos-rules exempt add --rule tsos.next-step-required --record opportunity:006A1 \\
           --reason "buyer on leave until January" --until 2027-01-15 --by "Dana (RVP)"
+      tsos-rules exempt add --rule 'tsos.*' --account 001B7 \\
+          --reason "merger: legal hold" --until 2027-03-31 --by CFO
     """
     today = dt.date.today()
-    expires = _until(until, today)
+    expires = _until(until, today, config_from(config_path).exemption_max_days)
     reason = _text(reason, "--reason")
     approver = _text(approver, "--by")
     store, connector = _open(config_path, connector_name)
     try:
+        scopes = [s for s in (record, account_id, partner_id) if s is not None]
+        if len(scopes) > 1:
+            fail("give one of --record, --account or --partner")
         if fingerprint is not None:
-            if rule or record:
-                fail("give a FINGERPRINT or --rule with --record, not both")
+            if rule or scopes:
+                fail("give a FINGERPRINT or --rule with --record/--account/--partner, not both")
             if not _FINGERPRINT.fullmatch(fingerprint):
                 fail(f"FINGERPRINT: expected 32 hex characters, got {fingerprint!r}")
             found = store.findings_by_fingerprint(connector, {fingerprint}).get(fingerprint)
@@ -145,15 +152,23 @@ def add(
             if rule == NEVER_WAIVED and found.reason in NEVER_WAIVED_REASONS:
                 fail(f"{rule} ({found.reason}): {NEVER}")
         else:
-            if not rule or not record:
-                fail("give a FINGERPRINT, or --rule and --record")
+            if not rule or not scopes:
+                fail("give a FINGERPRINT, or --rule and --record (or --account or --partner)")
             _known_rule(rule, config_path)
-            if fnmatch.fnmatchcase(NEVER_WAIVED, rule):
-                fail(
-                    f"--rule {rule!r} would waive {NEVER_WAIVED} on the whole record: {NEVER}. "
-                    "(A direct owner's finding can be waived alone, by its FINGERPRINT.)"
-                )
-            record_type, record_id = _record(record)
+            if record is not None:
+                if fnmatch.fnmatchcase(NEVER_WAIVED, rule):
+                    fail(
+                        f"--rule {rule!r} would waive {NEVER_WAIVED} on the whole record: "
+                        f"{NEVER}. (A direct owner's finding can be waived alone, by its "
+                        "FINGERPRINT.)"
+                    )
+                record_type, record_id = _record(record)
+            else:
+                if rule == NEVER_WAIVED:
+                    fail(f"--rule {rule}: {NEVER}")
+                option = "--account" if account_id is not None else "--partner"
+                _text(account_id or partner_id or "", option)
+                record_type, record_id = "", ""
         new = store.add_exemption(
             connector,
             rule=rule,
@@ -163,10 +178,16 @@ def add(
             approver=approver,
             expires=expires,
             fingerprint=fingerprint,
+            account_id=account_id.strip() if account_id else None,
+            partner_id=partner_id.strip() if partner_id else None,
         )
     finally:
         store.close()
-    what = f"finding {fingerprint}" if fingerprint else f"{rule} on {record_type} {record_id}"
+    what = (
+        f"finding {fingerprint}"
+        if fingerprint
+        else f"{rule} on {_scope(record_type, record_id, account_id, partner_id)}"
+    )
     click.echo(
         f"exemption {new}: {what} waived until {expires.isoformat()} "
         f"(approved by {approver}): {reason}"
@@ -199,6 +220,14 @@ def list_(fmt: str, connector_name: str | None, config_path: str | None) -> None
         click.echo(line)
 
 
+def _scope(record_type: str, record_id: str, account_id: str | None, partner_id: str | None) -> str:
+    if account_id:
+        return f"every record of account {account_id.strip()}"
+    if partner_id:
+        return f"every record of partner {partner_id.strip()}"
+    return f"{record_type} {record_id}"
+
+
 def _table(listed: list[Exemption], today: dt.date) -> list[str]:
     if not listed:
         return ["no exemptions"]
@@ -208,13 +237,14 @@ def _table(listed: list[Exemption], today: dt.date) -> list[str]:
             e.status(today),
             e.expires.isoformat(),
             e.fingerprint or e.rule,
-            f"{e.record_type} {e.record_id}",
+            _scope(e.record_type, e.record_id, e.account_id, e.partner_id),
+            e.source,
             e.approver,
             e.reason,
         )
         for e in listed
     ]
-    header = ("id", "status", "until", "waives", "record", "approved by", "reason")
+    header = ("id", "status", "until", "waives", "record", "source", "approved by", "reason")
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header) - 1)]
     lines = []
     for row in (header, *rows):

@@ -57,12 +57,6 @@ mode = "annotate"
 # (open findings, exemptions and pending writes never are). 0 keeps everything.
 # history_days = 400
 
-# Per-rule modes, by rule id or glob; they override sync.mode for those rules.
-[sync.rule_modes]
-# "tsos.close-date-locked" = "enforce"
-# "tsos.channel-lead-not-direct" = "enforce"
-# "tsos.lead-single-owner" = "report"
-
 # Notifications after each sync through apprise (pip install 'tsos-rules[notify]'); off
 # unless a URL source is set. URLs carry tokens: keep them in the environment or in a file
 # outside the repository, never here. Reference: docs/operate.md.
@@ -85,6 +79,28 @@ mode = "annotate"
 
 [rules]
 # disabled = ["tsos.partner-told-of-direct-contact"]
+# The longest an exemption may run, in days (config, `tsos-rules exempt add`, CRM field).
+# exemption_max_days = 180
+
+# Staged rollout, by rule id or glob (overrides sync.mode for those rules; honoured by check,
+# sync and in-line): shadow = judged and kept as "would have" (no CRM writes, never refuses a
+# change), annotate = one task per finding, enforce = tasks and the doctrine's repairs.
+[rules.rollout]
+# "tsos.close-date-locked" = "enforce"
+# "tsos.channel-lead-not-direct" = "enforce"
+# "tsos.lead-single-owner" = "shadow"
+
+# Exemptions kept in git: a rule (id or glob) waived on one record, or on every record of an
+# account (account_id) or a partner (partner_id), until a date (at most exemption_max_days
+# after created). Listed as exempt, never dropped; `tsos-rules exempt list` shows them.
+# [[exemptions]]
+# rule = "tsos.next-step-*"
+# record_type = "opportunity"
+# record_id = "006A1"
+# reason = "buyer on leave until January"
+# approver = "Dana (RVP)"
+# created = 2026-12-01
+# expires = 2027-01-15
 
 # [packs.tsos]
 # slip_count = 3
@@ -221,6 +237,16 @@ def _logging(*, quiet: bool, console: Any = None) -> Iterator[None]:
     help="Write the report page to FILE: the worklist to filter by owner, charts, the trend.",
 )
 @click.option("--as-of", callback=parse_date, help="Evaluate as of this date (YYYY-MM-DD).")
+@click.option(
+    "--what-if-enforce",
+    "what_if",
+    multiple=True,
+    metavar="RULE_GLOB",
+    help=(
+        "With --dry-run: judge the rules matching RULE_GLOB as if in enforce mode and list the "
+        "writes they would add (marked 'what if'). Repeatable."
+    ),
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress or log lines, only the result.")
 def sync(
     config_path: str | None,
@@ -230,6 +256,7 @@ def sync(
     fmt: str,
     html_path: str | None,
     as_of: dt.date | None,
+    what_if: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Run the scheduled job: read the CRM, judge, write tasks and repairs, record state.
@@ -244,6 +271,7 @@ def sync(
       tsos-rules sync --html report.html   # then open report.html#owner=Ray%20Ortiz
       tsos-rules sync --config /etc/tsos-rules.toml --format json
       tsos-rules sync --dry-run --full --mode enforce
+      tsos-rules sync --dry-run --what-if-enforce 'tsos.close-*' --format json
     """
     from tsos_rules.report.html import render_html
     from tsos_rules.report.summary import render_summary
@@ -270,6 +298,7 @@ def sync(
                 charts=fmt == "json" or html_path is not None,
                 worklist=html_path is not None,
                 report=str(Path(html_path).resolve()) if html_path else None,
+                what_if_enforce=what_if,
             )
     except LockHeldError as exc:
         fail(str(exc), ExitCode.LOCKED)

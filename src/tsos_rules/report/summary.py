@@ -112,17 +112,29 @@ def render_summary(summary: Mapping[str, Any], *, stream: IO[str], color: bool) 
     planned = summary.get("planned_actions") or []
     if planned:
         total = sum(n.get("planned", 0) for n in actions["by_kind"].values())
+        what_if = summary.get("what_if_enforce") or []
+        title = f"Planned writes (dry run: {total:,}, none sent)"
+        if what_if:
+            added = sum(1 for item in planned if item.get("what_if"))
+            title += (
+                f"; what if {', '.join(what_if)} were in enforce: {added:,} of them are "
+                "those rules' (marked 'what if')"
+            )
         table = Table(
-            title=f"Planned writes (dry run: {total:,}, none sent)",
+            title=title,
             title_justify="left",
             show_edge=False,
         )
         for column in ("action", "record", "rule", "what"):
             table.add_column(column)
         for item in planned[:SHOWN]:
-            changes = ", ".join(f"{k} = {v}" for k, v in item["changes"].items())
+            before = item.get("before") or {}
+            changes = ", ".join(
+                f"{k}: {before[k]} → {v}" if k in before else f"{k} = {v}"
+                for k, v in item["changes"].items()
+            )
             table.add_row(
-                item["kind"],
+                item["kind"] + (" (what if)" if item.get("what_if") else ""),
                 f"{item['record_type']} {item['record_id']}",
                 item["rule"],
                 changes or item["subject"],
@@ -130,6 +142,12 @@ def render_summary(summary: Mapping[str, Any], *, stream: IO[str], color: bool) 
         if total > SHOWN:
             table.add_row(f"... and {total - SHOWN:,} more (--format json lists them)", "", "", "")
         console.print(table)
+
+    problems = summary.get("exemption_problems") or []
+    if problems:
+        console.print("CRM exemptions not honoured (the finding stays open):")
+        for problem in problems[:SHOWN]:
+            console.print(f"  {problem}", highlight=False)
 
     skipped_actions = summary["skipped_actions"]
     if skipped_actions:

@@ -6,7 +6,7 @@ import textwrap
 from collections.abc import Iterable
 from itertools import groupby
 
-from tsos_rules.findings import Finding, Findings, Severity
+from tsos_rules.findings import Finding, Findings, Severity, Waived
 from tsos_rules.report.sections import ReportSection
 
 WIDTH = 80
@@ -20,21 +20,33 @@ def render_table(findings: Findings, *, width: int = WIDTH, color: bool = False)
         findings, key=lambda f: (f.record_type, f.record_id)
     ):
         lines.append(_style(f"{record_type} {record_id}", bold=True, color=color))
-        lines.extend(_finding_lines(group, width=width, color=color))
+        lines.extend(_finding_lines(group, findings, width=width, color=color))
         lines.append("")
     counts = findings.by_severity
     lines.append(
         f"{len(findings)} finding(s) on {findings.records} record(s): "
         f"{counts['block']} block, {counts['warn']} warn, {counts['info']} info"
     )
+    if findings.waived:
+        statuses = [w.status for w in findings.waived.values()]
+        exempt, shadow = statuses.count("exempt"), statuses.count("shadow")
+        lines.append(
+            f"not counted: {exempt} exempt (waived until a date), {shadow} shadow "
+            "(rules in shadow mode: what they would have found)"
+        )
     return "\n".join(lines) + "\n"
 
 
-def _finding_lines(group: Iterable[Finding], *, width: int, color: bool) -> list[str]:
+def _finding_lines(
+    group: Iterable[Finding], findings: Findings, *, width: int, color: bool
+) -> list[str]:
     out: list[str] = []
     for finding in group:
         label = _LABEL[finding.severity]
         head = f"  {label}  {finding.rule}  ({finding.reason})"
+        waived = findings.waived.get(finding.fingerprint)
+        if waived is not None:
+            head += f"  [{_waived_label(waived)}]"
         if color:
             tint = {"BLOCK": "red", "warn ": "yellow", "info ": "cyan"}[label]
             head = head.replace(label, _style(label, fg=tint, color=True), 1)
@@ -45,6 +57,14 @@ def _finding_lines(group: Iterable[Finding], *, width: int, color: bool) -> list
             )
         )
     return out
+
+
+def _waived_label(waived: Waived) -> str:
+    """``exempt 3 until 2026-12-31 (approved by CFO)`` or ``shadow``."""
+    e = waived.exemption
+    if e is None:
+        return waived.status
+    return f"{waived.status} {e['id']} until {e['expires']} (approved by {e['approver']})"
 
 
 def _style(text: str, *, color: bool, bold: bool = False, fg: str | None = None) -> str:

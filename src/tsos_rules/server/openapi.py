@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from tsos_rules.connectors.inline import InlineAdapter
-from tsos_rules.model import COLLECTIONS, PartnerConsent
+from tsos_rules.model import COLLECTIONS, EXEMPTION_RECORD_TYPES, CrmExemption, PartnerConsent
 from tsos_rules.snapshot.change import NUMBER_LIMIT, RECORD_TYPES
 from tsos_rules.snapshot.schema import DATE, DATETIME, OPENAPI_REFS, nullable, record_schema
 
@@ -104,6 +104,10 @@ def build_openapi(
     for _, _, cls in COLLECTIONS:
         schemas[cls.__name__] = _bounded(record_schema(cls))
     schemas["PartnerConsent"] = record_schema(PartnerConsent)
+    schemas["CrmExemption"] = _bounded(record_schema(CrmExemption))
+    waiver = schemas["CrmExemption"]["properties"]
+    waiver["record_type"]["enum"] = list(EXEMPTION_RECORD_TYPES)
+    waiver["record_id"]["minLength"] = 1
     opportunity = schemas["Opportunity"]
     opportunity["properties"]["close_date_approved_by"] = {
         "type": ["string", "null"],
@@ -123,6 +127,14 @@ def build_openapi(
             **{
                 plural: {"type": ["array", "null"], "items": _ref(cls.__name__)}
                 for plural, _, cls in COLLECTIONS
+            },
+            "exemptions": {
+                "type": ["array", "null"],
+                "items": _ref("CrmExemption"),
+                "description": (
+                    "Waivers held in a CRM field on the records (optional): a finding they "
+                    "cover is listed as exempt and does not refuse the change."
+                ),
             },
         },
         "additionalProperties": True,
@@ -180,6 +192,37 @@ def build_openapi(
             "message": {"type": "string"},
             "doctrine": {"type": "string"},
             "details": {"type": "object"},
+            "status": {
+                "type": "string",
+                "enum": ["exempt", "shadow"],
+                "description": (
+                    "Present when the finding does not count: exempt (an exemption waives it) "
+                    "or shadow (its rule is in shadow mode). Neither refuses the change."
+                ),
+            },
+            "exemption": _ref("ExemptionRef"),
+        },
+    }
+    schemas["ExemptionRef"] = {
+        "type": "object",
+        "required": ["id", "source", "reason", "approver", "expires"],
+        "properties": {
+            "id": {"type": "string"},
+            "source": {"type": "string", "enum": ["state", "config", "crm"]},
+            "reason": {"type": "string"},
+            "approver": {"type": "string"},
+            "expires": dict(DATE),
+        },
+    }
+    schemas["Waived"] = {
+        "type": "object",
+        "required": ["rule", "reason", "severity", "status"],
+        "properties": {
+            "rule": {"type": "string"},
+            "reason": {"type": "string"},
+            "severity": {"type": "string", "enum": ["block", "warn", "info"]},
+            "status": {"type": "string", "enum": ["exempt", "shadow"]},
+            "exemption": _ref("ExemptionRef"),
         },
     }
     schemas["Decision"] = {
@@ -188,6 +231,16 @@ def build_openapi(
         "properties": {
             "allowed": {"type": "boolean"},
             "findings": {"type": "array", "items": _ref("Finding")},
+            "exempt": {
+                "type": "array",
+                "items": _ref("Waived"),
+                "description": "The findings an exemption waives (present when any).",
+            },
+            "shadow": {
+                "type": "array",
+                "items": _ref("Waived"),
+                "description": "The findings of rules in shadow mode (present when any).",
+            },
             "decision_id": {"type": "string", "description": "The decision log entry's id."},
             "message": {
                 "type": "string",

@@ -74,7 +74,7 @@ class RuleHolder:
 
     def _build(self) -> ChangeChecker:
         config = self._load_config()
-        checker = ChangeChecker(self._build_engine(config))
+        checker = ChangeChecker(self._build_engine(config), config)
         try:
             _smoke(checker)
         except Exception as exc:

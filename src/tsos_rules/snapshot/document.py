@@ -25,7 +25,14 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from tsos_rules.errors import InputError
 from tsos_rules.errors import SnapshotError as SnapshotError
-from tsos_rules.model import COLLECTIONS, ENUMS, PartnerConsent, Snapshot
+from tsos_rules.model import (
+    COLLECTIONS,
+    ENUMS,
+    EXEMPTION_RECORD_TYPES,
+    CrmExemption,
+    PartnerConsent,
+    Snapshot,
+)
 from tsos_rules.snapshot._fast import MAX_YEAR, MIN_YEAR, make_bulk_structure
 
 T = TypeVar("T")
@@ -161,7 +168,11 @@ def _make_converter() -> cattrs.Converter:
     converter.register_unstructure_hook(dt.date, lambda d: d.isoformat())
     converter.register_unstructure_hook(dt.datetime, lambda d: d.isoformat())
     converter.register_unstructure_hook(tuple, list)
-    record_classes: list[type[Any]] = [PartnerConsent, *(cls for _, _, cls in COLLECTIONS)]
+    record_classes: list[type[Any]] = [
+        PartnerConsent,
+        CrmExemption,
+        *(cls for _, _, cls in COLLECTIONS),
+    ]
     for cls in record_classes:
         attrs.resolve_types(cls)
         _register_record(converter, cls)
@@ -354,9 +365,51 @@ def snapshot_from_dict(
             values["as_of"] = _structure_date(as_of, dt.date)
         except FieldProblem as exc:
             raise SnapshotError(f"{source}: as_of: {exc}") from None
-    known = {plural for plural, _, _ in COLLECTIONS} | {"as_of"}
+    values["exemptions"] = _crm_exemptions(data.get("exemptions"), source, skip_bad_records, errors)
+    known = {plural for plural, _, _ in COLLECTIONS} | {"as_of", "exemptions"}
     values["extra"] = {key: value for key, value in data.items() if key not in known}
     return Snapshot(**values), tuple(errors)
+
+
+def _crm_exemptions(
+    rows: Any, source: str, skip_bad_records: bool, errors: list[RecordError]
+) -> tuple[CrmExemption, ...]:
+    """The optional top-level ``exemptions``: waivers held in a CRM field (docs/contract.md)."""
+    if rows is None:
+        return ()
+    if type(rows) is not list:
+        raise SnapshotError(f"{source}: exemptions: expected a list, got {_shown(rows)}")
+    out = []
+    for index, row in enumerate(rows):
+        try:
+            item = structure_record(
+                row, CrmExemption, source=source, collection="exemptions", index=index
+            )
+            if item.record_type not in EXEMPTION_RECORD_TYPES:
+                raise _bad_exemption(
+                    source,
+                    index,
+                    item.record_id,
+                    "record_type",
+                    f"expected one of {', '.join(EXEMPTION_RECORD_TYPES)}, "
+                    f"got {item.record_type!r}",
+                )
+            if not item.record_id:
+                raise _bad_exemption(source, index, None, "record_id", "must not be empty")
+        except SnapshotError as exc:
+            if not skip_bad_records:
+                raise
+            errors.extend(cast("tuple[RecordError, ...]", exc.errors))
+            continue
+        out.append(item)
+    return tuple(out)
+
+
+def _bad_exemption(
+    source: str, index: int, record_id: str | None, field: str, problem: str
+) -> SnapshotError:
+    error = RecordError(source, "exemptions", index, record_id, field, problem)
+    return SnapshotError(str(error), [error])
 
 
 #: Environment variable: the largest snapshot document ``load_snapshot`` reads, in bytes.
@@ -456,6 +509,8 @@ def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
         out["as_of"] = snapshot.as_of.isoformat()
     for plural, _, _ in COLLECTIONS:
         out[plural] = [CONVERTER.unstructure(record) for record in getattr(snapshot, plural)]
+    if snapshot.exemptions:
+        out["exemptions"] = [CONVERTER.unstructure(e) for e in snapshot.exemptions]
     out.update(snapshot.extra)
     return out
 

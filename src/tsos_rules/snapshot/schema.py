@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import attrs
 
-from tsos_rules.model import COLLECTIONS, PartnerConsent
+from tsos_rules.model import COLLECTIONS, EXEMPTION_RECORD_TYPES, CrmExemption, PartnerConsent
 
 DATE: Final = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
 DATETIME: Final = {
@@ -97,13 +97,19 @@ def snapshot_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a whole snapshot document (docs/contract.md)."""
     defs = {
         cls.__name__: record_schema(cls, refs=JSON_SCHEMA_REFS)
-        for cls in (*(cls for _, _, cls in COLLECTIONS), PartnerConsent)
+        for cls in (*(cls for _, _, cls in COLLECTIONS), PartnerConsent, CrmExemption)
     }
+    waiver = defs[CrmExemption.__name__]["properties"]
+    waiver["record_type"]["enum"] = list(EXEMPTION_RECORD_TYPES)
+    waiver["record_id"]["minLength"] = 1
     properties: dict[str, Any] = {"as_of": nullable(dict(DATE))}
     for plural, _, cls in COLLECTIONS:
         properties[plural] = nullable(
             {"type": "array", "items": {"$ref": f"{JSON_SCHEMA_REFS}{cls.__name__}"}}
         )
+    properties["exemptions"] = nullable(
+        {"type": "array", "items": {"$ref": f"{JSON_SCHEMA_REFS}{CrmExemption.__name__}"}}
+    )
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SNAPSHOT_SCHEMA_ID,

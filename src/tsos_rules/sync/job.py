@@ -55,10 +55,19 @@ from tsos_rules.errors import (
 from tsos_rules.facts import FactIndex, RecordFacts
 from tsos_rules.findings import Finding, Findings, Severity
 from tsos_rules.plugins import collect_report_sections
+from tsos_rules.policy.exemptions import (
+    CONFIG,
+    CRM,
+    Waivers,
+    check_config_rules,
+    from_config,
+    from_snapshot,
+)
 from tsos_rules.rules.spec import RuleSpec
 from tsos_rules.sync.notify import NotifySettings, notify_run
 from tsos_rules.sync.planner import (
     Mode,
+    ModePolicy,
     Plan,
     PlannedAction,
     Planner,
@@ -158,22 +167,29 @@ def run_sync(
     charts: bool = True,
     worklist: bool = False,
     report: str | None = None,
+    what_if_enforce: Sequence[str] = (),
 ) -> SyncSummary:
     """Run one sync and return its summary. Raises ConfigError (exit 2), ConnectorError
     (exit 3) or LockHeldError (exit 6); the summary's ``exit_code`` covers everything else.
     ``charts=False`` skips the report's open-findings breakdowns (a few seconds at a million
     deals) when neither JSON nor HTML output wants them; ``worklist=True`` fills the summary's
     ``worklist`` (every open finding, for the HTML report). ``report`` is where the caller
-    writes the HTML report, named in the ``[notify]`` admin summary."""
+    writes the HTML report, named in the ``[notify]`` admin summary. ``what_if_enforce``: rule
+    globs a dry run judges as if in ``enforce`` mode (the writes they would add are listed)."""
     cfg = coerce_config(config)
     settings = SyncSettings.from_config(cfg)
     notify = NotifySettings.from_config(cfg)
     if mode is not None:
         settings = attrs.evolve(settings, mode=parse_mode(mode, "--mode"))
+    if what_if_enforce and not dry_run:
+        raise ConfigError("--what-if-enforce: only with --dry-run (it previews, never writes)")
     with naming_file(cfg.path):  # a pack parameter out of range names the file too
         engine = Engine.from_config(cfg)
     try:
-        settings.policy.check_rules(engine.specs)
+        policy = settings.policy.enforcing(what_if_enforce)
+        policy.check_rules(engine.specs)
+        with naming_file(cfg.path):
+            check_config_rules(cfg.exemptions, engine.specs)
         # The lock comes first: opening the state creates and migrates it, which two first
         # runs must not do at once.
         with RunLock(lock_path_for(settings.state_path)):
@@ -182,10 +198,11 @@ def run_sync(
                 own = connector is None
                 crm = connector if connector is not None else make_connector(cfg, settings)
                 try:
-                    job = _Job(engine, state, crm, settings, progress or NullProgress())
+                    job = _Job(engine, state, crm, settings, progress or NullProgress(), policy)
                     job.charts = charts
                     job.worklist = worklist
                     job.notify, job.report = notify, report
+                    job.config = cfg
                     try:
                         return job.run(dry_run=dry_run, full=full, as_of=as_of)
                     except sqlite3.DatabaseError as exc:  # the connectors convert their own
@@ -209,6 +226,7 @@ class _Job:
         connector: Connector,
         settings: SyncSettings,
         progress: Progress,
+        policy: ModePolicy | None = None,
     ) -> None:
         self.engine = engine
         self.state = state
@@ -217,7 +235,8 @@ class _Job:
         self.progress = progress
         self.key = connector.name
         self.capabilities = connector.capabilities()
-        self.policy = settings.policy
+        self.policy = policy if policy is not None else settings.policy
+        self.config = Config()
         self.planner = Planner(
             self.policy,
             self.capabilities,
@@ -230,6 +249,8 @@ class _Job:
         self.summary = SyncSummary()
         self.linker = connector if isinstance(connector, RecordLinker) else None
         self.exemptions: list[Exemption] = []
+        #: Whether the state holds CRM-field exemptions (mirroring is skipped when it never did).
+        self._crm_seen = False
         self.held: set[RecordKey] = set()
         self._people: set[tuple[str, str]] = set()
         self._bad: dict[tuple[str, str | None, str | None], dict[str, Any]] = {}
@@ -271,6 +292,7 @@ class _Job:
         summary = self.summary
         summary.connector = self.key
         summary.mode = self.settings.mode.value
+        summary.what_if_enforce = list(self.policy.forced)
         summary.full = is_full
         summary.dry_run = dry_run
         summary.as_of = as_of.isoformat()
@@ -289,7 +311,9 @@ class _Job:
             self.key,
             {r: (s.title, s.doctrine, s.remediation) for r, s in self.engine.specs.items()},
         )
+        self._mirror_config_exemptions()
         self.exemptions = self.state.active_exemptions(self.key, as_of)
+        self._crm_seen = any(e.source == CRM for e in self.state.exemptions(self.key))
         self.progress.start(full=is_full, since=since)
         if is_full:
             self.progress.note(f"full run ({', '.join(reasons)})")
@@ -375,6 +399,7 @@ class _Job:
             "include_info": settings.include_info,
             "task_min_severity": settings.task_min_severity.value,
             "connector": {k: repr(v) for k, v in sorted(settings.connector_settings.items())},
+            "forced": list(self.policy.forced),
         }
         raw = json.dumps(material, sort_keys=True, default=repr).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
@@ -450,10 +475,12 @@ class _Job:
                     error.problem,
                 )
 
+        self._mirror_crm_exemptions(snapshot, as_of)
         judged_keys = (batch.changed | batch.affected) - batch.incomplete
         index = self.engine.index(snapshot, as_of, totals=self.totals)
         current: dict[str, Finding] = {}
         records: dict[RecordKey, RecordInfo] = {}
+        scopes: dict[str, tuple[str | None, str | None]] = {}
         seen: list[SeenFinding] = []
         pushes: list[Push] = []
         judged_opportunities: list[str] = []
@@ -478,6 +505,7 @@ class _Job:
             for finding in found:
                 if finding.fingerprint not in current:
                     current[finding.fingerprint] = finding
+                    scopes[finding.fingerprint] = (account[0], partner[0])
                     seen.append(
                         SeenFinding(
                             finding,
@@ -515,7 +543,7 @@ class _Job:
             summary.rule(state.rule).resolved += 1
             summary.owner(state.owner_id, state.owner_name).resolved += 1
         plan = self.planner.plan(
-            pairs, resolved, records, resolution=why, exempt=self._waived(current.values())
+            pairs, resolved, records, resolution=why, exempt=self._waived(current, scopes)
         )
         results = self._write(plan)
         self.state.commit_batch(
@@ -574,7 +602,10 @@ class _Job:
             for planned in plan.actions:
                 summary.actions[(planned.action.kind.value, "planned")] += 1
                 if self.dry_run and len(summary.planned_actions) < LISTED_PLANNED:
-                    summary.planned_actions.append(_planned(planned.action))
+                    listed = _planned(planned.action, planned.before)
+                    if self.policy.forced and self.policy.is_forced(planned.action.rule):
+                        listed["what_if"] = True
+                    summary.planned_actions.append(listed)
             return []
         # Write-ahead: committed before anything reaches the CRM, settled by the batch's commit.
         self.state.journal(self.key, self.run_id, [planned.action for planned in plan.actions])
@@ -740,17 +771,53 @@ class _Job:
             self.key, self.run_id, results=results, **self._settle(plan, results, pending)
         )
 
-    def _waived(self, findings: Iterable[Finding]) -> dict[str, str]:
-        """The findings an active exemption covers, with the note that closes their task."""
+    def _waived(
+        self,
+        findings: Mapping[str, Finding],
+        scopes: Mapping[str, tuple[str | None, str | None]],
+    ) -> dict[str, str]:
+        """The findings an active exemption covers (any source: one finding, a record, an
+        account or a partner), with the note that closes their task."""
         out: dict[str, str] = {}
         if not self.exemptions:
             return out
-        for f in findings:
-            for e in self.exemptions:
-                if e.covers(f.fingerprint, f.rule, f.record_type, f.record_id):
-                    out[f.fingerprint] = _exempt_note(e)
-                    break
+        # already the active ones: an index by fingerprint and record, no date filter
+        waivers = Waivers([e.policy() for e in self.exemptions], dt.date.min)
+        for fp, f in findings.items():
+            account_id, partner_id = scopes.get(fp, (None, None))
+            exemption = waivers.exemption_for(f, account_id=account_id, partner_id=partner_id)
+            if exemption is not None:
+                out[fp] = exemption.note()
         return out
+
+    def _mirror_config_exemptions(self) -> None:
+        """``[[exemptions]]`` into the state, so sync, ``findings`` and ``exempt list`` see
+        them as they see ``exempt add``'s: a new entry is added, an entry gone is revoked (and
+        its findings get their task again)."""
+        wanted = [_stored(e, CONFIG, self.key) for e in from_config(self.config.exemptions)]
+        added, revoked = self.state.mirror_exemptions(self.key, CONFIG, wanted)
+        if added or revoked:
+            self.progress.note(f"[[exemptions]]: {added} new, {revoked} removed from the config")
+
+    def _mirror_crm_exemptions(self, snapshot: Any, as_of: dt.date) -> None:
+        """The CRM-field exemptions of the records this batch read, into the state (a field
+        cleared revokes its exemption); a date beyond the maximum is reported, not honoured."""
+        rows = getattr(snapshot, "exemptions", ())
+        scope = {("opportunity", o.id) for o in snapshot.opportunities}
+        scope |= {("lead", lead.id) for lead in snapshot.leads}
+        scope |= {("account", a.id) for a in snapshot.accounts}
+        if not rows and not self._crm_seen:
+            return  # nothing mapped, and nothing mirrored before: no state to touch
+        crm = from_snapshot([r.to_row() for r in rows], as_of, self.config.exemption_max_days)
+        for problem in crm.problems:
+            if problem not in self.summary.exemption_problems:
+                self.summary.exemption_problems.append(problem)
+                log.warning("CRM exemption not honoured: %s", problem)
+        wanted = [_stored(e, CRM, self.key) for e in crm.exemptions]
+        added, revoked = self.state.mirror_exemptions(self.key, CRM, wanted, scope=scope)
+        self._crm_seen = self._crm_seen or bool(added)
+        if added or revoked:
+            self.exemptions = self.state.active_exemptions(self.key, as_of)
 
     def _exemptions_settle(self, as_of: dt.date) -> None:
         """Close the tasks of findings exempted since (their records need not have changed),
@@ -869,6 +936,30 @@ def _email(extra: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _stored(e: Any, source: str, connector: str) -> Exemption:
+    """A policy exemption as the state stores it, keyed by its content in its source."""
+    key = json.dumps(
+        [e.rule, e.record_type, e.record_id, e.account_id, e.partner_id, e.reason,
+         e.approver, e.expires.isoformat()],
+    )  # fmt: skip
+    return Exemption(
+        id=0,
+        connector=connector,
+        fingerprint=None,
+        rule=e.rule,
+        record_type=e.record_type or "",
+        record_id=e.record_id or "",
+        reason=e.reason,
+        approver=e.approver,
+        created_at="",
+        expires=e.expires,
+        source=source,
+        account_id=e.account_id,
+        partner_id=e.partner_id,
+        source_key=key,
+    )
+
+
 def _exempt_note(exemption: Exemption) -> str:
     return (
         f"Exempt until {exemption.expires.isoformat()} (exemption {exemption.id}, approved by "
@@ -961,9 +1052,10 @@ def _pushes(facts: RecordFacts, index: FactIndex) -> Iterable[Push]:
             )
 
 
-def _planned(action: Action) -> dict[str, Any]:
-    """A dry run's planned write as the summary lists it: what, on which record, for which rule."""
-    return {
+def _planned(action: Action, before: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A dry run's planned write as the summary lists it: what, on which record, for which rule
+    (a repair with the values it replaces under ``before``)."""
+    listed = {
         "kind": action.kind.value,
         "record_type": action.record_type,
         "record_id": action.record_id,
@@ -971,6 +1063,9 @@ def _planned(action: Action) -> dict[str, Any]:
         "subject": action.subject,
         "changes": {key: _jsonable(value) for key, value in action.changes.items()},
     }
+    if before is not None:
+        listed["before"] = {key: _jsonable(value) for key, value in before.items()}
+    return listed
 
 
 def _jsonable(value: Any) -> Any:

@@ -12,59 +12,18 @@ to repair, each repair conditional on the record being unchanged since it was re
 
 from __future__ import annotations
 
-import enum
-import fnmatch
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from tsos_rules.connectors.base import Action, ActionKind, Capabilities, RecordKey
-from tsos_rules.errors import ConfigError
 from tsos_rules.findings import Finding, Severity
+from tsos_rules.policy.rollout import Mode as Mode
+from tsos_rules.policy.rollout import ModePolicy as ModePolicy
 from tsos_rules.sync.state import FindingState, PendingWrite
 
-
-class Mode(enum.StrEnum):
-    """What the sync may write for a rule's findings."""
-
-    REPORT = "report"
-    SHADOW = "shadow"
-    ANNOTATE = "annotate"
-    ENFORCE = "enforce"
-
-
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARN: 1, Severity.BLOCK: 2}
-
-
-@attrs.frozen
-class ModePolicy:
-    """The default mode and per-rule overrides (exact rule ids or globs such as ``tsos.close-*``;
-    an exact id wins over a glob, and a longer glob over a shorter one)."""
-
-    default: Mode = Mode.ANNOTATE
-    overrides: Mapping[str, Mode] = attrs.field(factory=dict)
-
-    def mode_for(self, rule: str) -> Mode:
-        if rule in self.overrides:
-            return self.overrides[rule]
-        matches = [p for p in self.overrides if fnmatch.fnmatchcase(rule, p)]
-        if matches:
-            return self.overrides[max(matches, key=len)]
-        return self.default
-
-    def writes_anything(self) -> bool:
-        quiet = (Mode.REPORT, Mode.SHADOW)
-        return self.default not in quiet or any(
-            mode not in quiet for mode in self.overrides.values()
-        )
-
-    def check_rules(self, rule_ids: Iterable[str]) -> None:
-        """Every override must name a loaded rule (or match one): a typo is a config error."""
-        ids = set(rule_ids)
-        for pattern in self.overrides:
-            if pattern not in ids and not any(fnmatch.fnmatchcase(i, pattern) for i in ids):
-                raise ConfigError(f"sync.rule_modes.{pattern}: matches no loaded rule")
 
 
 @attrs.frozen
@@ -98,6 +57,8 @@ class PlannedAction:
 
     action: Action
     changes: Mapping[str, Any] | None = None
+    #: A repair's fields as the record holds them now (a dry run shows before → after).
+    before: Mapping[str, Any] | None = None
 
 
 @attrs.frozen
@@ -224,6 +185,7 @@ class Planner:
                             expected_version=record.version,
                         ),
                         changes=outcome,
+                        before={key: getattr(record, key, None) for key in outcome},
                     )
                 )
         for state in resolved:

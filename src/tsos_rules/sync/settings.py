@@ -23,7 +23,7 @@ from tsos_rules.config import (
 )
 from tsos_rules.errors import ConfigError
 from tsos_rules.findings import Severity
-from tsos_rules.sync.planner import Mode, ModePolicy
+from tsos_rules.policy.rollout import Mode, ModePolicy
 
 DEFAULT_BATCH_SIZE = 500
 
@@ -34,7 +34,10 @@ class SyncSettings:
     file, the table and the key."""
 
     mode: Mode = Mode.ANNOTATE
+    #: Each rule's mode: ``[rules.rollout]`` over the deprecated ``[sync.rule_modes]``.
     rule_modes: Mapping[str, Mode] = attrs.field(factory=dict)
+    #: The overrides that come from ``[sync.rule_modes]`` (errors name that table).
+    legacy_rule_modes: frozenset[str] = frozenset()
     batch_size: int = DEFAULT_BATCH_SIZE
     daily_full: bool = True
     include_info: bool = False
@@ -52,7 +55,11 @@ class SyncSettings:
         values = read_sync_table(SettingsTable(config.sync, "sync", file=file))
         if "mode" in values:
             values["mode"] = Mode(values["mode"])
-        values["rule_modes"] = {rule: Mode(mode) for rule, mode in values["rule_modes"].items()}
+        legacy = values["rule_modes"]
+        values["rule_modes"] = {
+            rule: Mode(mode) for rule, mode in {**legacy, **config.rollout}.items()
+        }
+        values["legacy_rule_modes"] = frozenset(legacy) - frozenset(config.rollout)
         state_path = read_state_table(SettingsTable(config.state, "state", file=file))
         if state_path is not None:
             values["state_path"] = state_path
@@ -65,7 +72,8 @@ class SyncSettings:
 
     @property
     def policy(self) -> ModePolicy:
-        return ModePolicy(self.mode, self.rule_modes)
+        sources = {rule: "sync.rule_modes" for rule in self.legacy_rule_modes}
+        return ModePolicy(self.mode, self.rule_modes, sources=sources)
 
 
 def parse_mode(value: Any, where: str) -> Mode:

@@ -106,6 +106,10 @@ class SyncSummary:
     skipped_actions: list[dict[str, Any]] = attrs.field(factory=list)
     #: A dry run's writes, one by one (at most ``LISTED_PLANNED``; ``actions`` counts them all).
     planned_actions: list[dict[str, Any]] = attrs.field(factory=list)
+    #: ``--what-if-enforce``: the rule globs this dry run judged as if in ``enforce`` mode.
+    what_if_enforce: list[str] = attrs.field(factory=list)
+    #: CRM-field exemptions not honoured (a date beyond the maximum), naming record and field.
+    exemption_problems: list[str] = attrs.field(factory=list)
     charts: dict[str, Any] = attrs.field(factory=dict)
     #: The HTML report's worklist (``run_sync(worklist=True)``); never in ``to_dict()``.
     worklist: WorklistPage | None = None
@@ -188,6 +192,8 @@ class SyncSummary:
             "skipped_records": self.skipped_records,
             "skipped_actions": self.skipped_actions,
             "planned_actions": self.planned_actions,
+            **({"what_if_enforce": self.what_if_enforce} if self.what_if_enforce else {}),
+            **({"exemption_problems": self.exemption_problems} if self.exemption_problems else {}),
             "charts": self.charts,
             "sections": [section.to_dict() for section in self.sections.values()],
             "pruned": self.pruned,

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -42,7 +43,7 @@ from tsos_rules.connectors.local.crm import (
 from tsos_rules.connectors.local.reader import _BatchReader, _merge
 from tsos_rules.errors import ConfigError, FatalConnectorError, RetriableConnectorError
 from tsos_rules.markers import hookimpl
-from tsos_rules.model import Snapshot
+from tsos_rules.model import CrmExemption, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,60 @@ def default_crm_path() -> Path:
 
 
 #: The keys of a ``[connector]`` table with ``type = "local"``.
-SETTINGS = ("type", "path", "seed", "opportunities", "seed_if_missing")
+SETTINGS = ("type", "path", "seed", "opportunities", "seed_if_missing", "exemptions")
+
+
+@attrs.frozen
+class WaiverFields:
+    """``[connector.exemptions]`` for the demo CRM: the opportunity keys holding a waiver
+    (``until_field``, a date, required; ``reason_field``, ``rules_field`` optional), read into
+    the snapshot's ``exemptions`` as the Salesforce connector reads its fields."""
+
+    until_field: str | None = None
+    reason_field: str | None = None
+    rules_field: str | None = None
+
+    @classmethod
+    def parse(cls, table: SettingsTable) -> WaiverFields:
+        if not table.data:
+            return cls()
+        until = table.string("until_field")
+        if not until:
+            raise table.error("until_field", "required when [connector.exemptions] is given")
+        fields = cls(until, table.string("reason_field"), table.string("rules_field"))
+        table.done()
+        return fields
+
+    def read(self, snapshot: Snapshot) -> Snapshot:
+        """The snapshot with the waivers its opportunities hold (an unreadable date is logged
+        and skipped)."""
+        if not self.until_field:
+            return snapshot
+        found = []
+        for deal in snapshot.opportunities:
+            raw = deal.extra.get(self.until_field)
+            if raw in (None, ""):
+                continue
+            try:
+                until = raw if isinstance(raw, dt.date) else dt.date.fromisoformat(str(raw))
+            except ValueError:
+                log.warning("opportunity %s: %s = %r is not a date", deal.id, self.until_field, raw)
+                continue
+            reason = deal.extra.get(self.reason_field) if self.reason_field else None
+            rules = deal.extra.get(self.rules_field) if self.rules_field else None
+            found.append(
+                CrmExemption(
+                    record_type="opportunity",
+                    record_id=deal.id,
+                    until=until,
+                    reason=str(reason) if reason else None,
+                    rules=tuple(
+                        part.strip() for part in re.split(r"[;,]", str(rules or "")) if part.strip()
+                    ),
+                    field=self.until_field,
+                )
+            )
+        return attrs.evolve(snapshot, exemptions=tuple(found))
 
 
 class LocalConnector:
@@ -64,8 +118,9 @@ class LocalConnector:
 
     name = NAME
 
-    def __init__(self, crm: LocalCRM) -> None:
+    def __init__(self, crm: LocalCRM, waivers: WaiverFields | None = None) -> None:
         self.crm = crm
+        self.waivers = waivers or WaiverFields()
         self._reader: sqlite3.Connection | None = None
 
     @classmethod
@@ -76,6 +131,7 @@ class LocalConnector:
         seed = table.integer("seed", DEMO_SEED, low=0)
         opportunities = table.integer("opportunities", DEMO_OPPORTUNITIES, low=0)
         seed_if_missing = table.boolean("seed_if_missing", True)
+        waivers = WaiverFields.parse(table.table("exemptions"))
         table.done(*SETTINGS)
         crm_path = Path(path).expanduser() if path else default_crm_path()
         existed = crm_path.exists()
@@ -94,7 +150,7 @@ class LocalConnector:
                 seed=seed,
                 as_of=dt.date.today(),
             )
-        return cls(crm)
+        return cls(crm, waivers)
 
     def capabilities(self) -> Capabilities:
         return Capabilities(
@@ -211,7 +267,12 @@ class LocalConnector:
                 batch = attrs.evolve(
                     batch, deleted=deleted, changed=batch.changed | frozenset(changed_people)
                 )
-            yield attrs.evolve(batch, watermark=watermark, progress=(done, total))
+            yield attrs.evolve(
+                batch,
+                snapshot=self.waivers.read(batch.snapshot),
+                watermark=watermark,
+                progress=(done, total),
+            )
             yielded = True
         if not yielded:
             yield ReadResult(

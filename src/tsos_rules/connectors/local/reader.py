@@ -514,7 +514,9 @@ def _merge(batches: Sequence[ReadResult]) -> ReadResult:
     """One ReadResult from several batches (for ``read``; batches never share judged records)."""
     collections: dict[str, dict[str, Any]] = {}
     history: list[Any] = []
+    waivers: dict[str, Any] = {}
     for batch in batches:
+        waivers.update((w.record_id, w) for w in batch.snapshot.exemptions)
         for name in ("users", "partners", "accounts", "leads", "opportunities", "activities"):
             target = collections.setdefault(name, {})
             for record in getattr(batch.snapshot, name):
@@ -528,6 +530,7 @@ def _merge(batches: Sequence[ReadResult]) -> ReadResult:
         opportunities=tuple(collections["opportunities"].values()),
         close_date_changes=tuple(history),
         activities=tuple(collections["activities"].values()),
+        exemptions=tuple(waivers.values()),
     )
     return ReadResult(
         snapshot=snapshot,

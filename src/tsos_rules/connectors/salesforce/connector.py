@@ -39,6 +39,7 @@ from tsos_rules.connectors.salesforce.settings import (
     ApprovalSettings,
     AuthSettings,
     BudgetSettings,
+    ExemptionFieldSettings,
     ReadSettings,
     RetrySettings,
     WriteSettings,
@@ -78,6 +79,7 @@ class SalesforceSettings:
     read: ReadSettings = attrs.field(factory=ReadSettings)
     write: WriteSettings = attrs.field(factory=WriteSettings)
     approvals: ApprovalSettings = attrs.field(factory=ApprovalSettings)
+    exemptions: ExemptionFieldSettings = attrs.field(factory=ExemptionFieldSettings)
     mapping: FieldMapping = attrs.field(factory=FieldMapping)
 
     @classmethod
@@ -108,6 +110,7 @@ class SalesforceSettings:
             read=ReadSettings.parse(table.table("read")),
             write=WriteSettings.parse(table.table("write")),
             approvals=ApprovalSettings.parse(table.table("approvals")),
+            exemptions=ExemptionFieldSettings.parse(table.table("exemptions")),
             mapping=FieldMapping.parse(
                 table.table("fields"),
                 table.table("stages"),
@@ -190,6 +193,7 @@ class SalesforceConnector:
             settings.write,
             now=self._now,
             approvals=settings.approvals,
+            exemptions=settings.exemptions,
         )
         self._fit: OrgFit | None = None
         self.writer = Writer(
@@ -228,7 +232,13 @@ class SalesforceConnector:
         if self._fit is None:
             settings = self.settings
             described = self.describe(objects_to_describe(settings.read))
-            fit = fit_to_org(settings.mapping, settings.read, settings.approvals, described)
+            fit = fit_to_org(
+                settings.mapping,
+                settings.read,
+                settings.approvals,
+                described,
+                exemptions=settings.exemptions,
+            )
             for part, lost in fit.left_out:
                 log.warning("Salesforce: %s is not in this org, read without it (%s)", part, lost)
             self.reader.mapping = fit.mapping
@@ -388,6 +398,13 @@ class SalesforceConnector:
             need("User", users.field, (), "users.field")
         if settings.approvals.source == "field" and settings.approvals.field:
             need("Opportunity", settings.approvals.field, (), "approvals.field")
+        exempt_kinds = {
+            "exemptions.until_field": ("date",),
+            "exemptions.reason_field": ("string", "textarea", "picklist"),
+            "exemptions.rules_field": ("string", "textarea", "picklist", "multipicklist"),
+        }
+        for field, key in settings.exemptions.fields():
+            need("Opportunity", field, exempt_kinds[key], key)
         if "User" in fields and "UserType" not in fields["User"]:
             problems.append(Problem("error", "User.UserType", "not found"))
         write = settings.write

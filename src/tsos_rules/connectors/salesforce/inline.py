@@ -26,6 +26,7 @@ from tsos_rules.connectors.inline import (
     ServeContext,
 )
 from tsos_rules.connectors.salesforce.mapping import CATALOGUE, FieldSpec, configured_fields
+from tsos_rules.connectors.salesforce.settings import ExemptionFieldSettings, split_rules
 from tsos_rules.errors import ChangeError
 from tsos_rules.snapshot.change import RECORD_TYPES
 
@@ -187,17 +188,23 @@ class SalesforceInline:
     """sObjects from a screen flow's Apex action or a Lightning component, before the save."""
 
     tables: Mapping[str, Fields] = attrs.field(factory=field_tables)
+    #: ``[connector.exemptions]``: the Opportunity fields holding a waiver, when mapped.
+    waivers: ExemptionFieldSettings = attrs.field(factory=ExemptionFieldSettings)
 
     @classmethod
     def from_config(cls, config: Config, overrides: Overrides | None = None) -> SalesforceInline:
         """The field map of the config's Salesforce connector, if it has one, plus overrides."""
         connector = config.connector
         configured: dict[str, str | None] = {}
+        waivers = ExemptionFieldSettings()
         if connector.get("type") == "salesforce":
             configured = configured_fields(
                 SettingsTable(connector.get("fields", {}), "connector.fields")
             )
-        return cls(field_tables(configured, overrides))
+            waivers = ExemptionFieldSettings.parse(
+                SettingsTable(connector.get("exemptions", {}), "connector.exemptions")
+            )
+        return cls(field_tables(configured, overrides), waivers)
 
     def adapt(self, body: Any) -> CheckRequest:
         """The body as a validated change; errors name the Salesforce field."""
@@ -230,6 +237,10 @@ class SalesforceInline:
         before = convert(before_raw, "before")
         after = convert(after_raw, "after")
         context, team, positions = self._context(data.get("related"))
+        if record_type == "opportunity" and before_raw is not None and before is not None:
+            waiver = self._waiver(v.body_object(before_raw, "before"), before.get("id"))
+            if waiver is not None:
+                context.setdefault("exemptions", []).append(waiver)
         if after is not None and "team_user_ids" not in after and record_type == "opportunity":
             members = team.get(after.get("id") or "")
             if members:
@@ -244,6 +255,27 @@ class SalesforceInline:
             include_info=v.include_info(data),
             name_field=lambda field: self._name(field, record_type, positions),
         )
+
+    def _waiver(self, record: Mapping[str, Any], deal_id: Any) -> dict[str, Any] | None:
+        """The waiver the deal holds before the save (``[connector.exemptions]``), in the
+        context's ``exemptions`` shape. A waiver set by the change itself counts from the next
+        save: a save cannot waive its own findings."""
+        fields = self.waivers
+        if not fields.until_field or not isinstance(deal_id, str) or not deal_id:
+            return None
+        until = _sf_date(record.get(fields.until_field), f"before.{fields.until_field}")
+        if until is None:
+            return None
+        reason = record.get(fields.reason_field) if fields.reason_field else None
+        rules = record.get(fields.rules_field) if fields.rules_field else None
+        return {
+            "record_type": "opportunity",
+            "record_id": deal_id,
+            "until": until,
+            "reason": reason if isinstance(reason, str) and reason.strip() else None,
+            "rules": list(split_rules(rules if isinstance(rules, str) else "")),
+            "field": fields.until_field,
+        }
 
     def _record(self, record: Mapping[str, Any], record_type: str, where: str) -> dict[str, Any]:
         out, used = v.mapped(record, self.tables[record_type], _at(where))

@@ -15,7 +15,11 @@ from typing import Any
 import attrs
 
 from tsos_rules.connectors.salesforce.mapping import CATALOGUE, FieldMapping
-from tsos_rules.connectors.salesforce.settings import ApprovalSettings, ReadSettings
+from tsos_rules.connectors.salesforce.settings import (
+    ApprovalSettings,
+    ExemptionFieldSettings,
+    ReadSettings,
+)
 from tsos_rules.errors import FatalConnectorError
 
 Described = Mapping[str, "dict[str, Any] | None"]
@@ -79,6 +83,8 @@ def fit_to_org(
     read: ReadSettings,
     approvals: ApprovalSettings,
     described: Described,
+    *,
+    exemptions: ExemptionFieldSettings | None = None,
 ) -> OrgFit:
     """Leave out what the org lacks and may be left out; raise for what it lacks and needs."""
     fields = {
@@ -97,7 +103,7 @@ def fit_to_org(
         else:
             missing.append(f"{name} (object not found or not readable)")
     switched_off: list[str] = []
-    for sobject, field, key in _needed(mapping, read, approvals):
+    for sobject, field, key in _needed(mapping, read, approvals, exemptions):
         known = fields.get(sobject)
         if known is None or "." in field or field.casefold() in known:
             continue
@@ -123,7 +129,10 @@ def fit_to_org(
 
 
 def _needed(
-    mapping: FieldMapping, read: ReadSettings, approvals: ApprovalSettings
+    mapping: FieldMapping,
+    read: ReadSettings,
+    approvals: ApprovalSettings,
+    exemptions: ExemptionFieldSettings | None = None,
 ) -> Iterator[tuple[str, str, str]]:
     """``(object, field, mapping key)`` of every field the read's SOQL names."""
     for key, spec in CATALOGUE.items():
@@ -141,3 +150,6 @@ def _needed(
         yield "User", users.field, "users.field"
     if approvals.source == "field" and approvals.field:
         yield "Opportunity", approvals.field, "approvals.field"
+    if exemptions is not None:
+        for field, key in exemptions.fields():
+            yield "Opportunity", field, key

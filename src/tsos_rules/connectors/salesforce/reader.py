@@ -37,14 +37,17 @@ from tsos_rules.connectors.salesforce.mapping import (
 )
 from tsos_rules.connectors.salesforce.settings import (
     ApprovalSettings,
+    ExemptionFieldSettings,
     ReadSettings,
     WriteSettings,
+    split_rules,
 )
 from tsos_rules.errors import ConfigError, SkippableRecordError
 from tsos_rules.model import (
     Account,
     Activity,
     CloseDateChange,
+    CrmExemption,
     Lead,
     Opportunity,
     Partner,
@@ -110,6 +113,7 @@ class Reader:
         *,
         now: Callable[[], dt.datetime],
         approvals: ApprovalSettings | None = None,
+        exemptions: ExemptionFieldSettings | None = None,
     ) -> None:
         self.client = client
         self.mapping = mapping
@@ -117,6 +121,8 @@ class Reader:
         self.write = write
         self.now = now
         self.approvals = approvals or ApprovalSettings()
+        #: ``[connector.exemptions]``: the Opportunity fields holding a waiver, read when mapped.
+        self.exemptions = exemptions or ExemptionFieldSettings()
         #: What each activity read last is about, so a finding task can point at its deal.
         self.activity_what: dict[str, str] = {}
 
@@ -150,6 +156,7 @@ class Reader:
             else "(SELECT Id FROM Opportunity)"
         )
         batch = _Batch(self.mapping, end.date(), self.client.integration_user_id())
+        batch.exemption_fields = self.exemptions
 
         # Incremental windows go through queryAll: the same call reports the deletions.
         deleted: set[RecordKey] = set()
@@ -411,7 +418,8 @@ class Reader:
         fields = self.mapping.select(
             "opportunity", "Id", "SystemModstamp", "LastModifiedDate", "LastModifiedById"
         )
-        return ", ".join(fields + self._parent("opportunity"))
+        waiver = [f for f, _ in self.exemptions.fields() if f not in fields]
+        return ", ".join(fields + waiver + self._parent("opportunity"))
 
     def _lead_select(self) -> str:
         fields = self.mapping.select(
@@ -546,6 +554,9 @@ class _Batch:
         #: Deals whose source lead or history could not be mapped (their facts are partial).
         self.partial_deals: set[str] = set()
         self._counts: defaultdict[str, int] = defaultdict(int)
+        #: ``[connector.exemptions]`` and the waivers read from those fields, by deal id.
+        self.exemption_fields = ExemptionFieldSettings()
+        self.exemptions: dict[str, CrmExemption] = {}
 
     def _skip(self, collection: str, exc: SkippableRecordError) -> None:
         self.errors.append(
@@ -603,11 +614,42 @@ class _Batch:
                 self._skip("opportunities", exc)
             else:
                 self.opportunities[deal.id] = deal
+                self._waiver(deal.id, row)
                 if changed:
                     self.changed.add(("opportunity", deal.id))
                 self._version("opportunity", deal.id, row)
                 self._account(row, account_rel)
             self._next("opportunities")
+
+    def _waiver(self, deal_id: str, row: Row) -> None:
+        """The deal's waiver, when ``until_field`` is mapped and set (a Date: ``YYYY-MM-DD``)."""
+        fields = self.exemption_fields
+        if not fields.until_field:
+            return
+        self.exemptions.pop(deal_id, None)
+        raw = row.get(fields.until_field)
+        if not isinstance(raw, str) or not raw:
+            return
+        try:
+            until = dt.date.fromisoformat(raw[:10])
+        except ValueError:
+            log.warning(
+                "Opportunity %s: %s = %r is not a date; no exemption read",
+                deal_id,
+                fields.until_field,
+                raw,
+            )
+            return
+        reason = row.get(fields.reason_field) if fields.reason_field else None
+        rules = row.get(fields.rules_field) if fields.rules_field else None
+        self.exemptions[deal_id] = CrmExemption(
+            record_type="opportunity",
+            record_id=deal_id,
+            until=until,
+            reason=reason.strip() if isinstance(reason, str) and reason.strip() else None,
+            rules=split_rules(rules if isinstance(rules, str) else ""),
+            field=fields.until_field,
+        )
 
     def add_leads(self, rows: Iterable[Row], account_rel: str | None, *, changed: bool) -> None:
         converted_field = self.mapping.sf("lead.converted_opportunity_id")
@@ -788,4 +830,5 @@ class _Batch:
             opportunities=tuple(self.opportunities[k] for k in sorted(self.opportunities)),
             close_date_changes=tuple(self.changes),
             activities=tuple(self.activities[k] for k in sorted(self.activities)),
+            exemptions=tuple(self.exemptions[k] for k in sorted(self.exemptions)),
         )

@@ -207,6 +207,52 @@ class ApprovalSettings:
         return settings
 
 
+def split_rules(text: str) -> tuple[str, ...]:
+    """A rules field's ids or globs: separated by ``;`` or ``,`` (a multi-select picklist's
+    values come joined by ``;``); blank means every rule."""
+    return tuple(part.strip() for part in re.split(r"[;,]", text) if part.strip())
+
+
+@attrs.frozen
+class ExemptionFieldSettings:
+    """``[connector.exemptions]``: Opportunity fields holding a waiver (none by default).
+
+    ``until_field`` (a Date: the last day the waiver holds) is required when the table is
+    given; ``reason_field`` (text) and ``rules_field`` (text: rule ids or globs separated by
+    ``;`` or ``,``; blank = every rule) are optional. Read only when mapped.
+    """
+
+    until_field: str | None = None
+    reason_field: str | None = None
+    rules_field: str | None = None
+
+    @classmethod
+    def parse(cls, table: SettingsTable) -> ExemptionFieldSettings:
+        if not table.data:
+            table.done()
+            return cls()
+        until = table.string("until_field")
+        if not until:
+            raise table.error("until_field", "required when [connector.exemptions] is given")
+
+        def optional(key: str) -> str | None:
+            value = table.string(key)
+            return api_name(value, table.path(key)) if value else None
+
+        settings = cls(
+            until_field=api_name(until, table.path("until_field")),
+            reason_field=optional("reason_field"),
+            rules_field=optional("rules_field"),
+        )
+        table.done()
+        return settings
+
+    def fields(self) -> list[tuple[str, str]]:
+        """``(field, mapping key)`` of every mapped field (what the SOQL adds)."""
+        keys = ("until_field", "reason_field", "rules_field")
+        return [(f, f"exemptions.{key}") for key in keys if (f := getattr(self, key))]
+
+
 @attrs.frozen
 class WriteSettings:
     """Where findings go: Tasks by default, or a custom object, keyed on an external-id field."""

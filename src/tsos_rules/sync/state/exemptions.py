@@ -1,10 +1,12 @@
-"""Exemptions (waivers) in the state store: a rule (id or glob) on one record, or one finding,
-waived for a reason until a date, with who approved it and who revoked it."""
+"""Exemptions (waivers) in the state store: a rule (id or glob) on one record, on every record
+of an account or a partner, or one finding, waived for a reason until a date, with who approved
+it and who revoked it. ``source`` says where it came from: ``state`` (``tsos-rules exempt
+add``), ``config`` (``[[exemptions]]``, mirrored by each sync) or ``crm`` (a CRM field the
+connector maps, mirrored as the records are read); matching is :mod:`tsos_rules.policy`'s."""
 
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -12,6 +14,7 @@ from collections.abc import Iterable, Sequence
 import attrs
 
 from tsos_rules.errors import ConfigError
+from tsos_rules.policy import exemptions as _policy
 
 #: Exemption statuses as listed: a revoked exemption stays in the store (the audit trail).
 ACTIVE, EXPIRED, REVOKED = "active", "expired", "revoked"
@@ -33,20 +36,55 @@ class Exemption:
     expires: dt.date
     revoked_at: str | None = None
     revoked_by: str | None = None
+    source: str = _policy.STATE
+    account_id: str | None = None
+    partner_id: str | None = None
+    #: What identifies a mirrored exemption in its source (a config entry's content, a CRM
+    #: record's field value), so a sync adds what is new and revokes what is gone.
+    source_key: str | None = None
 
     def status(self, today: dt.date) -> str:
         if self.revoked_at is not None:
             return REVOKED
         return ACTIVE if self.expires >= today else EXPIRED
 
-    def covers(self, fingerprint: str, rule: str, record_type: str, record_id: str) -> bool:
+    def policy(self) -> _policy.Exemption:
+        """The same exemption as :mod:`tsos_rules.policy` matches it."""
+        return _policy.Exemption(
+            id=str(self.id),
+            source=self.source,
+            rule=self.rule,
+            reason=self.reason,
+            approver=self.approver,
+            expires=self.expires,
+            created=self.created_at,
+            record_type=self.record_type or None,
+            record_id=self.record_id or None,
+            account_id=self.account_id,
+            partner_id=self.partner_id,
+            fingerprint=self.fingerprint,
+        )
+
+    def covers(
+        self,
+        fingerprint: str,
+        rule: str,
+        record_type: str,
+        record_id: str,
+        *,
+        reason: str = "",
+        account_id: str | None = None,
+        partner_id: str | None = None,
+    ) -> bool:
         """True when this exemption waives that finding."""
-        if self.fingerprint is not None:
-            return self.fingerprint == fingerprint
-        return (
-            self.record_type == record_type
-            and self.record_id == record_id
-            and fnmatch.fnmatchcase(rule, self.rule)
+        return self.policy().covers_parts(
+            fingerprint,
+            rule,
+            reason,
+            record_type,
+            record_id,
+            account_id=account_id,
+            partner_id=partner_id,
         )
 
     def to_dict(self, today: dt.date) -> dict[str, object]:
@@ -58,7 +96,7 @@ class Exemption:
 
 _COLUMNS = (
     "id, connector, fingerprint, rule, record_type, record_id, reason, approver, created_at, "
-    "expires, revoked_at, revoked_by"
+    "expires, revoked_at, revoked_by, source, account_id, partner_id, source_key"
 )
 
 
@@ -76,6 +114,10 @@ def _exemption(row: sqlite3.Row) -> Exemption:
         expires=dt.date.fromisoformat(row["expires"]),
         revoked_at=row["revoked_at"],
         revoked_by=row["revoked_by"],
+        source=row["source"],
+        account_id=row["account_id"],
+        partner_id=row["partner_id"],
+        source_key=row["source_key"],
     )
 
 
@@ -91,10 +133,15 @@ def add(
     approver: str,
     expires: dt.date,
     now: str,
+    source: str = _policy.STATE,
+    account_id: str | None = None,
+    partner_id: str | None = None,
+    source_key: str | None = None,
 ) -> int:
     cur = db.execute(
         "INSERT INTO exemptions (connector, fingerprint, rule, record_type, record_id, reason, "
-        "approver, created_at, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "approver, created_at, expires, source, account_id, partner_id, source_key) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             connector,
             fingerprint,
@@ -105,6 +152,10 @@ def add(
             approver,
             now,
             expires.isoformat(),
+            source,
+            account_id,
+            partner_id,
+            source_key,
         ),
     )
     assert cur.lastrowid is not None
@@ -162,7 +213,8 @@ def covered(
     """The open findings these exemptions waive: fingerprint -> exemption id (the first)."""
     out: dict[str, int] = {}
     by_fingerprint = [e for e in exemptions if e.fingerprint is not None]
-    by_record = [e for e in exemptions if e.fingerprint is None]
+    by_record = [e for e in exemptions if e.fingerprint is None and e.record_id]
+    by_group = [e for e in exemptions if e.fingerprint is None and not e.record_id]
     if by_fingerprint:
         wanted = {e.fingerprint: e.id for e in reversed(by_fingerprint)}
         rows = db.execute(
@@ -175,14 +227,44 @@ def covered(
     if by_record:
         pairs = sorted({(e.record_type, e.record_id) for e in by_record})
         rows = db.execute(
-            "SELECT f.fingerprint, f.rule, f.record_type, f.record_id FROM json_each(?) AS j "
-            "CROSS JOIN findings AS f WHERE f.connector = ? AND f.record_type = j.value ->> 0 "
+            "SELECT f.fingerprint, f.rule, f.reason, f.record_type, f.record_id FROM json_each(?) "
+            "AS j CROSS JOIN findings AS f WHERE f.connector = ? AND f.record_type = j.value ->> 0 "
             "AND f.record_id = j.value ->> 1 AND f.status = 'open'",
             (json.dumps(pairs), connector),
         )
-        for row in rows:
-            for e in by_record:
-                if e.covers(row["fingerprint"], row["rule"], row["record_type"], row["record_id"]):
-                    out.setdefault(row["fingerprint"], e.id)
-                    break
+        _match(rows, by_record, out)
+    by_account = [e for e in by_group if e.account_id]
+    by_partner = [e for e in by_group if not e.account_id]
+    for column, group in (("account_id", by_account), ("partner_id", by_partner)):
+        if not group:
+            continue
+        keys = sorted({str(getattr(e, column)) for e in group})
+        rows = db.execute(
+            "SELECT fingerprint, rule, reason, record_type, record_id, account_id, partner_id "
+            f"FROM findings WHERE connector = ? AND status = 'open' AND {column} IN "
+            "(SELECT value FROM json_each(?))",
+            (connector, json.dumps(keys)),
+        )
+        _match(rows, group, out)
     return out
+
+
+def _match(
+    rows: Iterable[sqlite3.Row], exemptions: Sequence[Exemption], out: dict[str, int]
+) -> None:
+    for row in rows:
+        if row["fingerprint"] in out:
+            continue
+        keys = row.keys()
+        for e in exemptions:
+            if e.covers(
+                row["fingerprint"],
+                row["rule"],
+                row["record_type"],
+                row["record_id"],
+                reason=row["reason"],
+                account_id=row["account_id"] if "account_id" in keys else None,
+                partner_id=row["partner_id"] if "partner_id" in keys else None,
+            ):
+                out[row["fingerprint"]] = e.id
+                break

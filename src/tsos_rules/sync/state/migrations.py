@@ -195,5 +195,17 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        8,
+        "exemptions from every source (state, config, crm) and for every record of an account "
+        "or a partner",
+        """
+        ALTER TABLE exemptions ADD COLUMN source TEXT NOT NULL DEFAULT 'state';
+        ALTER TABLE exemptions ADD COLUMN account_id TEXT;
+        ALTER TABLE exemptions ADD COLUMN partner_id TEXT;
+        ALTER TABLE exemptions ADD COLUMN source_key TEXT;
+        CREATE INDEX exemptions_by_source ON exemptions (connector, source, revoked_at);
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]

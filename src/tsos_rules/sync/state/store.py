@@ -947,7 +947,11 @@ class StateStore:
         approver: str,
         expires: dt.date,
         fingerprint: str | None = None,
+        account_id: str | None = None,
+        partner_id: str | None = None,
     ) -> int:
+        """Store an exemption from ``tsos-rules exempt add`` (one finding, a rule on one
+        record, or a rule on every record of an account or a partner)."""
         self._begin()
         try:
             new = _exemptions.add(
@@ -961,6 +965,8 @@ class StateStore:
                 approver=approver,
                 expires=expires,
                 now=_now(),
+                account_id=account_id,
+                partner_id=partner_id,
             )
             self._commit()
         except BaseException:
@@ -998,6 +1004,61 @@ class StateStore:
         """The open findings a lapsed exemption covered, by fingerprint."""
         waived = _exemptions.covered(self.db, connector, lapsed)
         return self.findings_by_fingerprint(connector, waived)
+
+    def mirror_exemptions(
+        self,
+        connector: str,
+        source: str,
+        wanted: Sequence[Exemption],
+        *,
+        scope: Iterable[RecordKey] | None = None,
+    ) -> tuple[int, int]:
+        """Make the active exemptions of ``source`` (config or crm) the ``wanted`` ones: add
+        those not stored (by ``source_key``), revoke those gone. ``scope``: only the stored ones
+        on these records are compared (a CRM batch), else all of the source. Returns (added,
+        revoked); the audit trail keeps both."""
+        now = _now()
+        self._begin()
+        try:
+            stored = [
+                e
+                for e in _exemptions.listed(self.db, connector)
+                if e.source == source and e.revoked_at is None
+            ]
+            if scope is not None:
+                keys = set(scope)
+                stored = [e for e in stored if (e.record_type, e.record_id) in keys]
+            have = {e.source_key: e for e in stored}
+            keep = {e.source_key for e in wanted}
+            added = 0
+            for e in wanted:
+                if e.source_key in have:
+                    continue
+                _exemptions.add(
+                    self.db,
+                    connector,
+                    fingerprint=None,
+                    rule=e.rule,
+                    record_type=e.record_type,
+                    record_id=e.record_id,
+                    reason=e.reason,
+                    approver=e.approver,
+                    expires=e.expires,
+                    now=now,
+                    source=source,
+                    account_id=e.account_id,
+                    partner_id=e.partner_id,
+                    source_key=e.source_key,
+                )
+                added += 1
+            gone = [e for key, e in have.items() if key not in keep]
+            for e in gone:
+                _exemptions.revoke(self.db, connector, e.id, f"{source}: removed", now)
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return added, len(gone)
 
     def settle_exemptions(self, ids: Iterable[int]) -> None:
         self._begin()

@@ -236,11 +236,11 @@ class ExemptionFieldSettings:
             raise table.error("until_field", "required when [connector.exemptions] is given")
 
         def optional(key: str) -> str | None:
-            value = table.string(key)
+            value = (table.string(key) or "").removeprefix("Opportunity.")
             return api_name(value, table.path(key)) if value else None
 
         settings = cls(
-            until_field=api_name(until, table.path("until_field")),
+            until_field=api_name(until.removeprefix("Opportunity."), table.path("until_field")),
             reason_field=optional("reason_field"),
             rules_field=optional("rules_field"),
         )

@@ -13,14 +13,16 @@ from tsos_rules.connectors.salesforce.validation.exemptions import listing_regex
 from tsos_rules.errors import ConfigError
 
 
-def _config(exemptions: dict[str, Any]) -> dict[str, Any]:
+def _config(exemptions: dict[str, Any], max_days: int | None = None) -> dict[str, Any]:
+    rules = {} if max_days is None else {"exemption_max_days": max_days}
     return {
+        "rules": rules,
         "connector": {
             "type": "salesforce",
             "fields": {"next_step_date": "Next_Step_Date__c", "channel": "Channel__c"},
             "users": {"by": "role", "direct": ["Direct*"]},
             "exemptions": exemptions,
-        }
+        },
     }
 
 
@@ -42,7 +44,8 @@ def test_every_rule_but_the_never_one_honours_the_waiver_fields() -> None:
 
 
 def test_without_a_rules_field_a_waiver_covers_every_rule_and_exact_stays_exact() -> None:
-    rules = generate(_config({"until_field": "Opportunity.Waived_Until__c", "max_days": 30})).rules
+    # the formula's maximum is the engine's, [rules] exemption_max_days, for every source
+    rules = generate(_config({"until_field": "Opportunity.Waived_Until__c"}, max_days=30)).rules
     required = next(r for r in rules if r.name == "Tsos_Close_Date_Required")
     assert required.exact
     assert "(Waived_Until__c <= (TODAY() + 30))" in required.formula
@@ -54,7 +57,7 @@ def test_without_a_rules_field_a_waiver_covers_every_rule_and_exact_stays_exact(
     [
         ({"rules_field": "Tsos_Exempt_Rules__c"}, "connector.exemptions.until_field"),
         ({"until_field": "Bad Field"}, "connector.exemptions.until_field"),
-        ({"until_field": "U__c", "max_days": 0}, "connector.exemptions.max_days"),
+        ({"until_field": "U__c", "max_days": 30}, "connector.exemptions.max_days"),
     ],
 )
 def test_a_broken_exemptions_table_is_refused_naming_the_key(

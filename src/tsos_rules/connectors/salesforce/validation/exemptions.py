@@ -1,11 +1,12 @@
 """Exemptions kept on the deal itself (``[connector.exemptions]``), as a formula term.
 
-A deal whose ``until_field`` is today or later, and at most ``max_days`` ahead, is let through
+A deal whose ``until_field`` is today or later, and at most ``[rules] exemption_max_days``
+ahead (the maximum the engine applies to every exemption source), is let through
 by the rules its ``rules_field`` lists (ids, or globs ending in ``*``, separated by ``;`` or
 ``,``; blank or unmapped = every rule). The doctrine's NEVER (tip #28: a channel deal keeps its
 partner and is never marked direct) is not waivable, so that rule gets no exemption term.
 
-Only the keys the formulas need are read here; the connector validates the whole table.
+The table is read by the connector's own reader, so both accept and refuse the same keys.
 """
 
 from __future__ import annotations
@@ -13,21 +14,11 @@ from __future__ import annotations
 import attrs
 
 from tsos_rules.config import SettingsTable
-from tsos_rules.connectors.salesforce.settings import api_name
+from tsos_rules.connectors.salesforce.settings import ExemptionFieldSettings
 from tsos_rules.connectors.salesforce.validation import formula as f
 
-#: The default of ``max_days``: a waiver further ahead than this is not honoured.
-MAX_DAYS = 180
 #: (rule, reasons) the doctrine forbids waiving: "When can you take a channel lead direct? NEVER."
 NEVER_WAIVED = ("tsos.channel-lead-not-direct", frozenset({"no_partner", "marked_direct"}))
-
-
-def _field(table: SettingsTable, key: str) -> str | None:
-    value = table.string(key)
-    if not value:
-        return None
-    name = value.removeprefix("Opportunity.")
-    return api_name(name, table.path(key))
 
 
 @attrs.frozen
@@ -36,20 +27,17 @@ class ExemptionFields:
 
     until_field: str
     rules_field: str | None = None
-    max_days: int = MAX_DAYS
+    max_days: int = 180
 
     @classmethod
-    def parse(cls, table: SettingsTable) -> ExemptionFields | None:
-        """None when ``[connector.exemptions]`` is absent or empty."""
-        if not table.data:
+    def parse(cls, table: SettingsTable, max_days: int) -> ExemptionFields | None:
+        """None when ``[connector.exemptions]`` is absent or empty; ``max_days`` is
+        ``[rules] exemption_max_days``, read by the one settings reader."""
+        fields = ExemptionFieldSettings.parse(table)  # the connector's own reading
+        if fields.until_field is None:
             return None
-        until = _field(table, "until_field")
-        if until is None:
-            raise table.error("until_field", "required when [connector.exemptions] is set")
         return cls(
-            until_field=until,
-            rules_field=_field(table, "rules_field"),
-            max_days=table.integer("max_days", MAX_DAYS, low=1, high=3650),
+            until_field=fields.until_field, rules_field=fields.rules_field, max_days=max_days
         )
 
     def waivable(self, rule_id: str, reasons: tuple[str, ...]) -> bool:

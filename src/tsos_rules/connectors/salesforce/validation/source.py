@@ -52,7 +52,7 @@ class ValidationSource:
             connector.table("users"),
         )
         approvals = ApprovalSettings.parse(connector.table("approvals"))
-        exemptions = ExemptionFields.parse(connector.table("exemptions"))
+        exemptions = ExemptionFields.parse(connector.table("exemptions"), config.exemption_max_days)
         engine = Engine.from_config(config)
         try:
             specs = {rule_id: spec for rule_id, spec in engine.specs.items()}

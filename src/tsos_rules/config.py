@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import math
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -548,6 +549,8 @@ class Config:
 NOTIFY_WHEN = ("always", "changes", "blocks")
 #: What ``[notify] owner_url_template`` may name.
 OWNER_URL_FIELDS = ("email", "owner_id", "name")
+#: A ``{field}`` of ``owner_url_template``; ``${VAR}`` (an environment variable) is not one.
+OWNER_URL_PLACEHOLDER = re.compile(r"(?<!\$)\{([^{}]*)\}")
 
 
 def read_notify_table(table: SettingsTable) -> dict[str, Any]:
@@ -585,9 +588,7 @@ def read_notify_table(table: SettingsTable) -> dict[str, Any]:
     if template is not None:
         if not isinstance(template, str) or not template.strip():
             raise table.error("owner_url_template", "expected an apprise URL with {email}")
-        try:
-            template.format(**dict.fromkeys(OWNER_URL_FIELDS, "x"))
-        except (KeyError, IndexError, ValueError):
+        if any(field not in OWNER_URL_FIELDS for field in OWNER_URL_PLACEHOLDER.findall(template)):
             raise table.error(
                 "owner_url_template",
                 f"may name only {', '.join('{' + f + '}' for f in OWNER_URL_FIELDS)} "

@@ -134,8 +134,10 @@ def test_owner_digests_list_each_owners_open_findings(
 
 
 def test_owner_url_template_uses_the_email_in_the_snapshot(
-    make_org: Any, demo_org: Any, receiver: Any
+    make_org: Any, demo_org: Any, receiver: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The documented shape: a token from ${VAR} beside the owner's {email}."""
+    monkeypatch.setenv("TSOS_TEST_MAIL_TOKEN", SECRET)
     document = copy.deepcopy(demo_org)
     for user in document["users"]:
         user["email"] = f"{user['id']}@example.com"
@@ -143,14 +145,14 @@ def test_owner_url_template_uses_the_email_in_the_snapshot(
     notify = {
         "owner_digest": True,
         "owner_limit": 1,
-        "owner_url_template": _url(receiver, "mail/{email}"),
+        "owner_url_template": _url(receiver, "mail/${TSOS_TEST_MAIL_TOKEN}/{email}"),
     }
     summary = run_sync(_config(org, notify, mode="report"))
     sent = [n for n in summary.notifications if n["status"] == "sent"]
     with_findings = [k for k, c in summary.owners.items() if k and c.open > 0]
     assert len(sent) == len(with_findings) > 0
     assert sorted(path for path, _ in receiver.posts) == sorted(
-        f"/mail/{owner_id}@example.com" for owner_id in with_findings
+        f"/mail/{SECRET}/{owner_id}@example.com" for owner_id in with_findings
     )
 
 

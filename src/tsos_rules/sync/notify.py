@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import attrs
 
-from tsos_rules.config import Config, SettingsTable, read_notify_table
+from tsos_rules.config import OWNER_URL_PLACEHOLDER, Config, SettingsTable, read_notify_table
 from tsos_rules.errors import ConfigError
 from tsos_rules.sync.state import StateStore
 from tsos_rules.sync.state.worklist import WorklistQuery, WorklistRow
@@ -90,8 +90,10 @@ class NotifySettings:
             if key and key in self.owners:
                 return _expand(self.owners[key], f"owners.{key}", self)
         if self.owner_url_template and email:
-            url = self.owner_url_template.format(email=email, owner_id=owner_id, name=name or "")
-            return _expand(url, "owner_url_template", self)
+            # ${VAR} first, then the owner's fields, taken literally (an email may hold a '$')
+            url = _expand(self.owner_url_template, "owner_url_template", self)
+            fields = {"email": email, "owner_id": owner_id, "name": name or ""}
+            return OWNER_URL_PLACEHOLDER.sub(lambda m: fields.get(m.group(1), m.group(0)), url)
         return None
 
 

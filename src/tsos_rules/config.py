@@ -349,6 +349,8 @@ class Config:
     engine_executor: str | None = None
     #: ``[engine] workers``: worker processes for processes or a new LocalCluster (0: auto)
     engine_workers: int = 0
+    #: ``[engine] connect_timeout``: seconds to reach a Dask scheduler before exit 3
+    engine_connect_timeout: float = 20.0
     path: Path | None = None
 
     @classmethod
@@ -373,7 +375,7 @@ class Config:
         plugins = tables["plugins"]
         plugins_disabled = plugins.strings("disabled")
         plugins.done()
-        executor, workers = read_engine_table(tables["engine"])
+        executor, workers, connect_timeout = read_engine_table(tables["engine"])
         read_sync_table(tables["sync"])
         read_state_table(tables["state"])
         connector_type(tables["connector"])
@@ -390,6 +392,7 @@ class Config:
             serve=dict(tables["serve"].data),
             engine_executor=executor,
             engine_workers=workers,
+            engine_connect_timeout=connect_timeout,
             path=path,
         )
 
@@ -398,8 +401,13 @@ class Config:
 EXECUTOR_KINDS = ("local", "processes", "dask")
 
 
-def read_engine_table(table: SettingsTable) -> tuple[str | None, int]:
-    """``[engine] executor`` and ``workers``: where ``check`` and ``sync`` judge records."""
+#: ``[engine] connect_timeout`` when unset: seconds to reach a Dask scheduler.
+DEFAULT_CONNECT_TIMEOUT = 20.0
+
+
+def read_engine_table(table: SettingsTable) -> tuple[str | None, int, float]:
+    """``[engine] executor``, ``workers`` and ``connect_timeout`` (seconds to reach a Dask
+    scheduler): where ``check`` and ``sync`` judge records."""
     executor = table.string("executor")
     if executor is not None:
         kind, equals, address = executor.strip().partition("=")
@@ -410,8 +418,9 @@ def read_engine_table(table: SettingsTable) -> tuple[str | None, int]:
         if equals and not address.strip():
             raise table.error("executor", "dask= needs a scheduler address (tcp://host:8786)")
     workers = table.integer("workers", 0, low=0, high=1024)
+    timeout = table.number("connect_timeout", DEFAULT_CONNECT_TIMEOUT, low=0.1, high=3600)
     table.done()
-    return executor, workers
+    return executor, workers, timeout
 
 
 def _resolve(directory: Path, config_path: Path | None) -> Path:

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -114,9 +115,7 @@ def test_a_worker_killed_while_judging_has_its_partition_retried_and_the_output_
 ) -> None:
     """dask: a real LocalCluster of 2 worker processes; processes: a real process pool."""
     marker, killed = killer
-    result = check(
-        snapshot_file, "--executor", executor, "--jobs", "2", env=fault("stall", marker)
-    )
+    result = check(snapshot_file, "--executor", executor, "--jobs", "2", env=fault("stall", marker))
     assert killed, "the fault pack never stalled a worker"
     assert killed[0] != os.getpid()
     assert result.returncode == ExitCode.BLOCK, result.stderr
@@ -204,3 +203,77 @@ def test_connect_timeout_is_checked_where_it_is_read(tmp_path: Path) -> None:
         load_config(config)
     config.write_text("[engine]\nconnect_timeout = 2.5\n")
     assert load_config(config).engine_connect_timeout == 2.5
+
+
+# -- a Dask cluster started the way an operator starts one: dask scheduler, dask worker --------
+
+
+@contextmanager
+def dask_cluster(workers: int, env: dict[str, str], logs: Path) -> Iterator[str]:
+    """``dask scheduler`` and ``dask worker`` processes on 127.0.0.1; yields the address."""
+    from distributed import Client
+
+    dask = str(Path(sys.executable).parent / "dask")
+    address = f"tcp://127.0.0.1:{_closed_port()}"
+    environment = {**os.environ, **env, "PYTHONPATH": str(HERE)}  # workers import fault_pack
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        with (logs / "scheduler.log").open("wb") as log:
+            command = [dask, "scheduler", "--host", "127.0.0.1", "--port", address.split(":")[-1]]
+            started.append(subprocess.Popen([*command, "--no-dashboard"], stderr=log))
+        if workers:
+            with (logs / "workers.log").open("wb") as log:
+                command = [dask, "worker", address, "--nworkers", str(workers), "--nthreads", "1"]
+                command += ["--host", "127.0.0.1", "--no-dashboard"]
+                started.append(subprocess.Popen(command, env=environment, stderr=log))
+            with Client(address, timeout=60) as client:
+                client.wait_for_workers(workers, timeout=120)
+        else:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with socket.socket() as probe:
+                    if probe.connect_ex(("127.0.0.1", int(address.split(":")[-1]))) == 0:
+                        break
+                time.sleep(0.1)
+        yield address
+    finally:
+        for process in reversed(started):
+            process.terminate()
+        for process in reversed(started):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def test_a_worker_of_an_existing_cluster_killed_while_judging_changes_nothing(
+    snapshot_file: Path, alone: bytes, killer: tuple[Path, list[int]], tmp_path: Path
+) -> None:
+    """dask=ADDRESS: the cluster's own scheduler and nannies (which restart the dead worker)."""
+    marker, killed = killer
+    with dask_cluster(2, fault("stall", marker), tmp_path) as address:
+        result = check(snapshot_file, "--executor", f"dask={address}")
+    assert killed, "the fault pack never stalled a worker"
+    assert result.returncode == ExitCode.BLOCK, result.stderr
+    assert result.stdout == alone
+    assert b"failed (its worker died" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+def test_a_cluster_without_workers_is_exit_3_within_the_connect_timeout(
+    snapshot_file: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "tsos.toml"
+    config.write_text("[engine]\nconnect_timeout = 2\n")
+    with dask_cluster(0, {}, tmp_path) as address:
+        started = time.monotonic()
+        result = check(
+            snapshot_file, "--executor", f"dask={address}", "--config", str(config), timeout=120
+        )
+        elapsed = time.monotonic() - started
+    assert result.returncode == ExitCode.CONNECTOR, result.stderr
+    assert result.stdout == b""
+    assert b"no worker joined the Dask cluster within 2 s" in result.stderr
+    assert b"Traceback" not in result.stderr
+    assert elapsed < 60

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import multiprocessing
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tsos_rules.engine.aggregates import BoundAggregate, Partial, Totals, combine, finalize
@@ -102,20 +105,47 @@ def _retrying(partition: Partition, exc: BaseException) -> None:
     log.warning("partition %d failed (%s); retrying it", partition.number + 1, _why(exc))
 
 
+#: The partitions of the run in progress, which forked workers inherit (set before the pool
+#: forks) instead of receiving each partition pickled: pickling them cost more than judging.
+_inherited: Sequence[Partition] = ()
+
+
+def _on_inherited(fn: Callable[..., Any], at: int, *args: Any) -> Any:
+    """``fn`` on the ``at``-th partition this forked worker inherited."""
+    return fn(_inherited[at], *args)
+
+
+def _fork_context() -> BaseContext | None:
+    """Fork where it is safe and cheap (Linux); elsewhere partitions travel pickled."""
+    return multiprocessing.get_context("fork") if sys.platform == "linux" else None
+
+
 class _Pool:
-    """A ``concurrent.futures`` process pool, replaced by a fresh one once a dead worker has
-    broken it (a broken pool refuses every later task)."""
+    """A ``concurrent.futures`` process pool, started at the first task (after the partitions
+    are cut, so forked workers inherit them) and replaced once a dead worker has broken it (a
+    broken pool refuses every later task)."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self.pool = ProcessPoolExecutor(max_workers=workers)
+        self.context = _fork_context()
+        self._pool: ProcessPoolExecutor | None = None
+
+    def fresh(self, workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=workers, mp_context=self.context)
+
+    @property
+    def pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = self.fresh(self.workers)
+        return self._pool
 
     def renew(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        self.pool = ProcessPoolExecutor(max_workers=self.workers)
+        self.close()
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 class _Processes:
@@ -124,11 +154,21 @@ class _Processes:
     partition that kills its worker again fails only itself, and is named."""
 
     def __init__(self, pool: _Pool, partitions: Sequence[Partition]) -> None:
+        global _inherited
         self.pool = pool
         self.partitions = partitions
+        if pool.context is not None:
+            _inherited = partitions
+
+    def _submit(
+        self, pool: ProcessPoolExecutor, at: int, fn: Callable[..., Any], args: Sequence[Any]
+    ) -> Future[Any]:
+        if self.pool.context is not None:
+            return pool.submit(_on_inherited, fn, at, *args)
+        return pool.submit(fn, self.partitions[at], *args)
 
     def map(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
-        futures: list[Future[Any]] = [self.pool.pool.submit(fn, p, *args) for p in self.partitions]
+        futures = [self._submit(self.pool.pool, at, fn, args) for at in range(len(self.partitions))]
         results: dict[int, Any] = {}
         failed: list[tuple[int, Exception]] = []
         for at, future in enumerate(futures):
@@ -146,10 +186,10 @@ class _Processes:
     def _retry_alone(
         self, failed: Sequence[tuple[int, Exception]], fn: Callable[..., Any], args: Sequence[Any]
     ) -> dict[int, Any]:
-        pools = [ProcessPoolExecutor(max_workers=1) for _ in failed]  # a crash hits only its own
+        pools = [self.pool.fresh(1) for _ in failed]  # a crash hits only its own pool
         try:
             futures = [
-                pool.submit(fn, self.partitions[at], *args)
+                self._submit(pool, at, fn, args)
                 for pool, (at, _) in zip(pools, failed, strict=True)
             ]
             results: dict[int, Any] = {}
@@ -205,16 +245,17 @@ class _Dask:
     def _share(self, args: Sequence[Any]) -> list[Any]:
         return [self._scatter(arg, broadcast=True) for arg in args]
 
-    def _idle_worker(self, busy: Collection[str]) -> str:
-        """A worker judging none of our partitions, or after a wait the least busy one."""
+    def _idle_worker(self, busy: Collection[str]) -> str | None:
+        """A worker judging none of our partitions; after a wait, the least busy one (None:
+        the cluster has no worker at the moment, the scheduler places the task)."""
         deadline = time.monotonic() + IDLE_WORKER_WAIT
         while True:
             workers: list[str] = list(self.client.nthreads())
             idle = [worker for worker in workers if worker not in busy]
             if idle:
                 return idle[0]
-            if workers and time.monotonic() > deadline:
-                return min(workers, key=list(busy).count)
+            if time.monotonic() > deadline:
+                return min(workers, key=list(busy).count) if workers else None
             time.sleep(0.05)
 
     def map(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
@@ -225,7 +266,7 @@ class _Dask:
         count = len(self.partitions)
         waiting = deque(range(count))
         failures, lost = [0] * count, [0] * count
-        on: dict[Any, tuple[int, str]] = {}  # future: (partition, worker)
+        on: dict[Any, tuple[int, str | None]] = {}  # future: (partition, worker)
         running = as_completed()  # type: ignore[no-untyped-call]
         slots = max(1, len(client.nthreads()))
 
@@ -235,13 +276,13 @@ class _Dask:
                 shared = self._share(args)  # every worker holding them died
             if self.scattered[at].status != "finished":
                 self.scattered[at] = self._scatter(self.partitions[at])
-            worker = self._idle_worker([where for _, where in on.values()])
+            worker = self._idle_worker([where for _, where in on.values() if where])
             future = client.submit(
                 fn,
                 self.scattered[at],
                 *shared,
                 pure=False,
-                workers=[worker],
+                workers=[worker] if worker else None,
                 allow_other_workers=True,
             )
             on[future] = (at, worker)
@@ -290,11 +331,13 @@ def _session(
         return
     if spec.kind == "processes":
         engine.recipe.adopt(engine)  # forked workers inherit the built engine
+        global _inherited
         pool = _Pool(auto_workers(spec.workers))
         try:
             yield (lambda partitions: _Processes(pool, partitions)), pool.workers
         finally:
             pool.close()
+            _inherited = ()
         return
     with _dask_client(spec) as client:
         workers = max(1, len(client.nthreads()))
@@ -347,6 +390,13 @@ def _connected(client_type: Callable[..., Any], spec: ExecutorSpec) -> Iterator[
             f"({type(exc).__name__}: {exc}); [engine] connect_timeout sets the wait"
         ) from exc
     with client:
+        try:
+            client.wait_for_workers(1, timeout=spec.connect_timeout)
+        except TimeoutError as exc:
+            raise ExecutorError(
+                f"{where}: no worker joined the Dask cluster within {spec.connect_timeout:g} s "
+                "(start workers with: dask worker ADDRESS --nthreads 1)"
+            ) from exc
         yield client
 
 

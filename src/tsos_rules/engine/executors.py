@@ -218,27 +218,40 @@ class _Dask:
     """Partitions on a ``dask.distributed`` cluster, scattered once, retried by this driver.
 
     Each task goes to an idle worker, one at a time (judging holds the GIL; a second thread
-    would not help), so a worker that dies fails only the partition it was judging: that one
-    is retried once, and failing twice fails the run. A partition whose input was lost with
-    another's worker is scattered again without counting it against the partition.
+    would not help), preferring a partition that worker already holds (moving one costs about
+    what judging it does). A worker that dies fails only the partition it was judging: that
+    one is retried once, and failing twice fails the run. A partition whose copy was lost with
+    another partition's worker is scattered again without counting against it.
     """
 
     def __init__(self, client: Any, partitions: Sequence[Partition]) -> None:
         self.client = client
         self.partitions = partitions
-        self.scattered: list[Any] = client.scatter(list(partitions))
+        # hash=False: naming a partition by its content would cost as much as sending it
+        self.scattered: list[Any] = client.scatter(list(partitions), hash=False)
+        who_has = client.who_has(self.scattered)
+        #: the worker holding each partition's copy, by position
+        self.holder: dict[int, str] = {
+            at: holders[0]
+            for at, copy in enumerate(self.scattered)
+            if (holders := list(who_has.get(copy.key) or ()))
+        }
 
-    def _scatter(self, value: Any, *, broadcast: bool = False) -> Any:
+    def _scatter(self, value: Any, *, broadcast: bool = False, worker: str | None = None) -> Any:
         """``value`` on the cluster; a worker dying as it receives it means trying again."""
+        where = [worker] if worker else None
         for attempt in range(SCATTER_ATTEMPTS):
             try:
-                return self.client.scatter([value], broadcast=broadcast, hash=False)[0]
+                return self.client.scatter([value], broadcast=broadcast, workers=where, hash=False)[
+                    0
+                ]
             except OSError as exc:  # distributed's CommClosedError: the worker died meanwhile
                 if attempt + 1 == SCATTER_ATTEMPTS:
                     raise ExecutorError(
                         f"cannot send data to the Dask cluster's workers "
                         f"({type(exc).__name__}: {exc})"
                     ) from exc
+                where = None
                 time.sleep(0.2 * (attempt + 1))
         raise AssertionError("unreachable")
 
@@ -268,15 +281,26 @@ class _Dask:
         failures, lost = [0] * count, [0] * count
         on: dict[Any, tuple[int, str | None]] = {}  # future: (partition, worker)
         running = as_completed()  # type: ignore[no-untyped-call]
-        slots = max(1, len(client.nthreads()))
 
-        def submit(at: int) -> None:
+        def pick(worker: str | None) -> int:
+            """A waiting partition, one ``worker`` holds if any."""
+            for position, at in enumerate(waiting):
+                if worker and self.holder.get(at) == worker:
+                    del waiting[position]
+                    return at
+            return waiting.popleft()
+
+        def submit(worker: str | None) -> None:
             nonlocal shared
+            if worker is None:
+                worker = self._idle_worker([where for _, where in on.values() if where])
+            at = pick(worker)
             if any(copy.status != "finished" for copy in shared):
                 shared = self._share(args)  # every worker holding them died
             if self.scattered[at].status != "finished":
-                self.scattered[at] = self._scatter(self.partitions[at])
-            worker = self._idle_worker([where for _, where in on.values() if where])
+                self.scattered[at] = self._scatter(self.partitions[at], worker=worker)
+                if worker:
+                    self.holder[at] = worker
             future = client.submit(
                 fn,
                 self.scattered[at],
@@ -288,16 +312,17 @@ class _Dask:
             on[future] = (at, worker)
             running.add(future)  # type: ignore[no-untyped-call]
 
+        for worker in list(client.nthreads()) or [None]:
+            if waiting:
+                submit(worker)
         results: dict[int, Any] = {}
-        while waiting and len(on) < slots:
-            submit(waiting.popleft())
         for future in running:
-            at, _ = on.pop(future)
+            at, worker = on.pop(future)
             try:
                 results[at] = future.result()
             except Exception as exc:
                 if type(exc).__name__ == "FutureCancelledError" and lost[at] < MAX_LOST_INPUTS:
-                    lost[at] += 1  # its input died with another partition's worker
+                    lost[at] += 1  # its copy died with another partition's worker
                 else:
                     failures[at] += 1
                     if failures[at] >= 2 or lost[at] >= MAX_LOST_INPUTS:
@@ -305,8 +330,9 @@ class _Dask:
                         raise _failed(self.partitions[at], count, exc) from exc
                 _retrying(self.partitions[at], exc)
                 waiting.appendleft(at)
+                worker = None  # it may have died: the next idle one
             if waiting:
-                submit(waiting.popleft())
+                submit(worker)
         return [results[at] for at in range(count)]
 
 

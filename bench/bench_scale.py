@@ -12,9 +12,10 @@ Each executor runs as its own child process, in turn, ``--runs`` times (default 
 
 (third-party plugins disabled), stdout to a file. While a command runs, its process tree is
 sampled every 0.1 s (psutil): the driver's peak RSS, the largest worker's peak RSS and the
-peak of their sum, and each process's CPU time (user + system, last sample: a process exiting
-between samples loses < 0.1 s). For every executor it prints the median wall time, CPU, RSS
-and the speed-up over ``local``, and checks every executor printed the same bytes.
+peak of their sum, and the driver's CPU time (its last sample); the CPU time of the whole tree
+(user + system of the command and every worker it reaped) comes from ``os.wait4``. For every
+executor it prints the median wall time, CPU, RSS and the speed-up over ``local``, and checks
+every executor printed the same bytes.
 
 Then, in one more child, the per-partition cost (what docs/scale.md extrapolates from): the
 snapshot is loaded and indexed (timed), cut into ``2 x W`` partitions, and each partition is
@@ -58,11 +59,14 @@ t0 = time.perf_counter()
 engine = Engine.from_config(None)
 snapshot, _ = load_snapshot(path)
 t1 = time.perf_counter()
+c1 = time.process_time()
 index = engine.index(snapshot, None)
 t2 = time.perf_counter()
+c2 = time.process_time()
 engine.recipe.adopt(engine)
 partitions = [p for p in partition_index(index, count) if p.size]
 t3 = time.perf_counter()
+c3 = time.process_time()
 shares = [partial_task(p, engine.aggregates) for p in partitions]
 totals = finalize(engine.aggregates, combine(shares)) if engine.aggregates else {}
 t4 = time.perf_counter()
@@ -71,13 +75,15 @@ for p in partitions:
     started = time.perf_counter()
     size = len(pickle.dumps(p, protocol=pickle.HIGHEST_PROTOCOL))
     pickled = time.perf_counter() - started
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     partial_task(p, engine.aggregates)
     findings = judge_task(p, engine.recipe, totals, index.as_of)
     judged = time.perf_counter() - started
     rows.append({"number": p.number + 1, "records": p.size, "pickled_bytes": size,
-                 "pickle_s": pickled, "judge_s": judged, "findings": len(findings)})
-print(json.dumps({"load_s": t1 - t0, "index_s": t2 - t1, "cut_s": t3 - t2,
+                 "pickle_s": pickled, "judge_s": judged, "findings": len(findings),
+                 "judge_cpu_s": time.process_time() - cpu})
+print(json.dumps({"load_s": t1 - t0, "load_cpu_s": c1, "index_s": t2 - t1, "cut_s": t3 - t2,
+                  "index_cpu_s": c2 - c1, "cut_cpu_s": c3 - c2,
                   "aggregates_s": t4 - t3, "records": sum(r["records"] for r in rows),
                   "partitions": rows}))
 """
@@ -133,10 +139,14 @@ def run_once(command: list[str], out: Path, env: dict[str, str]) -> Sample:
     cpu: dict[int, float] = {}
     driver_rss = worker_rss = total_rss = 0
     started = time.perf_counter()
-    with out.open("wb") as sink:
-        child = subprocess.Popen(command, stdout=sink, stderr=subprocess.PIPE, env=env)
+    errors = out.with_suffix(".err")
+    with out.open("wb") as sink, errors.open("wb") as stderr:
+        child = subprocess.Popen(command, stdout=sink, stderr=stderr, env=env)
         root = psutil.Process(child.pid)
-        while child.poll() is None:
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
             try:
                 tree = [root, *root.children(recursive=True)]
             except psutil.NoSuchProcess:
@@ -157,15 +167,15 @@ def run_once(command: list[str], out: Path, env: dict[str, str]) -> Sample:
                     worker_rss = max(worker_rss, rss)
             total_rss = max(total_rss, total)
             time.sleep(SAMPLE_SECONDS)
-        _, stderr = child.communicate()
     wall = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode not in (0, 1):
-        sys.stderr.write(stderr.decode(errors="replace"))
+        sys.stderr.write(errors.read_text(errors="replace"))
         raise SystemExit(f"command failed with exit {child.returncode}: {' '.join(command)}")
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     return Sample(
         wall,
-        sum(cpu.values()),
+        usage.ru_utime + usage.ru_stime,  # the command and every worker it reaped
         cpu.get(child.pid, 0.0),
         driver_rss,
         worker_rss,
@@ -223,7 +233,13 @@ def report(series: list[Series], cost: dict[str, Any] | None, target: float) -> 
                 f"{row['pickle_s']:>10.2f}{row['judge_s']:>9.2f}{per:>11.1f}"
             )
         judged = sum(r["judge_s"] for r in cost["partitions"])
-        print(f"judging all partitions one by one: {judged:.1f} s")
+        cpu = sum(r["judge_cpu_s"] for r in cost["partitions"])
+        print(
+            f"judging all partitions one by one: {judged:.1f} s ({cpu:.1f} s CPU, "
+            f"{cpu / max(1, cost['records']) * 1e6:.1f} µs CPU per record); CPU before "
+            f"judging: load {cost['load_cpu_s']:.1f} s, index {cost['index_cpu_s']:.1f} s, "
+            f"cut {cost['cut_cpu_s']:.1f} s"
+        )
     print(f"\ntarget: 2 workers >= {target:.1f}x faster than one process: ", end="")
     print("met" if met else "MISSED")
     return met

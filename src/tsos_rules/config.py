@@ -484,6 +484,8 @@ class Config:
     exemptions: tuple[Mapping[str, Any], ...] = ()
     #: ``[rules] exemption_max_days``: the longest an exemption may run, from any source.
     exemption_max_days: int = 180
+    #: ``[engine] connect_timeout``: seconds to reach a Dask scheduler before exit 3
+    engine_connect_timeout: float = 20.0
     path: Path | None = None
 
     @classmethod
@@ -517,7 +519,7 @@ class Config:
         plugins = tables["plugins"]
         plugins_disabled = plugins.strings("disabled")
         plugins.done()
-        executor, workers = read_engine_table(tables["engine"])
+        executor, workers, connect_timeout = read_engine_table(tables["engine"])
         legacy = read_sync_table(tables["sync"])["rule_modes"]
         if legacy:
             _warn_rule_modes(path)
@@ -541,6 +543,7 @@ class Config:
             rollout=rollout,
             exemptions=exemptions,
             exemption_max_days=max_days,
+            engine_connect_timeout=connect_timeout,
             path=path,
         )
 
@@ -603,8 +606,13 @@ def read_notify_table(table: SettingsTable) -> dict[str, Any]:
 EXECUTOR_KINDS = ("local", "processes", "dask")
 
 
-def read_engine_table(table: SettingsTable) -> tuple[str | None, int]:
-    """``[engine] executor`` and ``workers``: where ``check`` and ``sync`` judge records."""
+#: ``[engine] connect_timeout`` when unset: seconds to reach a Dask scheduler.
+DEFAULT_CONNECT_TIMEOUT = 20.0
+
+
+def read_engine_table(table: SettingsTable) -> tuple[str | None, int, float]:
+    """``[engine] executor``, ``workers`` and ``connect_timeout`` (seconds to reach a Dask
+    scheduler): where ``check`` and ``sync`` judge records."""
     executor = table.string("executor")
     if executor is not None:
         kind, equals, address = executor.strip().partition("=")
@@ -615,8 +623,9 @@ def read_engine_table(table: SettingsTable) -> tuple[str | None, int]:
         if equals and not address.strip():
             raise table.error("executor", "dask= needs a scheduler address (tcp://host:8786)")
     workers = table.integer("workers", 0, low=0, high=1024)
+    timeout = table.number("connect_timeout", DEFAULT_CONNECT_TIMEOUT, low=0.1, high=3600)
     table.done()
-    return executor, workers
+    return executor, workers, timeout
 
 
 def _resolve(directory: Path, config_path: Path | None) -> Path:

@@ -100,7 +100,9 @@ def check(
     spec = None
     if chosen:
         where = "--executor" if executor else "engine.executor"
-        spec = ExecutorSpec.parse(chosen, where=where, workers=workers)
+        spec = ExecutorSpec.parse(
+            chosen, where=where, workers=workers, connect_timeout=config.engine_connect_timeout
+        )
     engine = Engine.from_config(config, rules=selected)
     load_failures = tuple(engine.plugin_manager.failures)  # not the report sections' ones
     source: str | IO[str] = sys.stdin if file == "-" else file

@@ -7,24 +7,31 @@
 
 A partition whose task fails (its worker died, or it raised) is retried once; a partition that
 fails twice fails the run with :class:`ExecutorError` (exit 3) naming it: never a partial
-answer presented as whole.
+answer presented as whole. A Dask scheduler that cannot be reached within
+``[engine] connect_timeout`` seconds is exit 3 too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import multiprocessing
 import os
-from collections.abc import Callable, Iterator, Sequence
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tsos_rules.engine.aggregates import BoundAggregate, Partial, Totals, combine, finalize
 from tsos_rules.engine.aggregates import partial_totals as _partial_totals
 from tsos_rules.engine.partitions import JUDGED, Partition, partition_index
 from tsos_rules.engine.recipe import EngineRecipe, ExecutorSpec
-from tsos_rules.errors import ExecutorError
+from tsos_rules.errors import ConfigError, ExecutorError
 from tsos_rules.facts import FactIndex, build_index
 from tsos_rules.findings import Finding
 
@@ -77,64 +84,256 @@ class _Runner(Protocol):
         ...
 
 
+#: Failures that say the task's worker died (or left the cluster), not that the task raised.
+_WORKER_DIED = frozenset({"BrokenProcessPool", "KilledWorker", "FutureCancelledError"})
+
+
+def _why(exc: BaseException) -> str:
+    if type(exc).__name__ in _WORKER_DIED:
+        return f"its worker died: {type(exc).__name__}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _failed(partition: Partition, total: int, exc: BaseException) -> ExecutorError:
     return ExecutorError(
         f"partition {partition.number + 1} of {total} ({partition.size:,} records) failed "
-        f"twice ({type(exc).__name__}: {exc}); no findings are reported from a partial run"
+        f"twice ({_why(exc)}); no findings are reported from a partial run"
     )
 
 
-class _Processes:
-    """A ``concurrent.futures`` process pool; a failed partition is retried in a fresh pool."""
+def _retrying(partition: Partition, exc: BaseException) -> None:
+    log.warning("partition %d failed (%s); retrying it", partition.number + 1, _why(exc))
 
-    def __init__(self, pool: ProcessPoolExecutor, partitions: Sequence[Partition]) -> None:
+
+#: The partitions of the run in progress, which forked workers inherit (set before the pool
+#: forks) instead of receiving each partition pickled: pickling them cost more than judging.
+_inherited: Sequence[Partition] = ()
+
+
+def _on_inherited(fn: Callable[..., Any], at: int, *args: Any) -> Any:
+    """``fn`` on the ``at``-th partition this forked worker inherited."""
+    return fn(_inherited[at], *args)
+
+
+def _fork_context() -> BaseContext | None:
+    """Fork where it is safe and cheap (Linux); elsewhere partitions travel pickled."""
+    return multiprocessing.get_context("fork") if sys.platform == "linux" else None
+
+
+class _Pool:
+    """A ``concurrent.futures`` process pool, started at the first task (after the partitions
+    are cut, so forked workers inherit them) and replaced once a dead worker has broken it (a
+    broken pool refuses every later task)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.context = _fork_context()
+        self._pool: ProcessPoolExecutor | None = None
+
+    def fresh(self, workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=workers, mp_context=self.context)
+
+    @property
+    def pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = self.fresh(self.workers)
+        return self._pool
+
+    def renew(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class _Processes:
+    """Partitions on a process pool. A dead worker fails every task its pool held, so failed
+    partitions are retried each alone in a one-worker pool (up to ``workers`` at a time): a
+    partition that kills its worker again fails only itself, and is named."""
+
+    def __init__(self, pool: _Pool, partitions: Sequence[Partition]) -> None:
+        global _inherited
         self.pool = pool
         self.partitions = partitions
+        if pool.context is not None:
+            _inherited = partitions
+
+    def _submit(
+        self, pool: ProcessPoolExecutor, at: int, fn: Callable[..., Any], args: Sequence[Any]
+    ) -> Future[Any]:
+        if self.pool.context is not None:
+            return pool.submit(_on_inherited, fn, at, *args)
+        return pool.submit(fn, self.partitions[at], *args)
 
     def map(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
-        futures: list[Future[Any]] = [self.pool.submit(fn, p, *args) for p in self.partitions]
-        results: list[Any] = []
-        for partition, future in zip(self.partitions, futures, strict=True):
+        futures = [self._submit(self.pool.pool, at, fn, args) for at in range(len(self.partitions))]
+        results: dict[int, Any] = {}
+        failed: list[tuple[int, Exception]] = []
+        for at, future in enumerate(futures):
             try:
-                results.append(future.result())
+                results[at] = future.result()
             except Exception as exc:
-                log.warning("partition %d failed (%s); retrying it", partition.number + 1, exc)
-                results.append(self._retry(partition, exc, fn, *args))
-        return results
+                _retrying(self.partitions[at], exc)
+                failed.append((at, exc))
+        if any(isinstance(exc, BrokenProcessPool) for _, exc in failed):
+            self.pool.renew()
+        for start in range(0, len(failed), self.pool.workers):
+            results.update(self._retry_alone(failed[start : start + self.pool.workers], fn, args))
+        return [results[at] for at in range(len(self.partitions))]
 
-    def _retry(
-        self, partition: Partition, first: Exception, fn: Callable[..., Any], *args: Any
-    ) -> Any:
-        with ProcessPoolExecutor(max_workers=1) as alone:  # its own pool: a crash hits only it
-            try:
-                return alone.submit(fn, partition, *args).result()
-            except Exception as exc:
-                raise _failed(partition, len(self.partitions), exc) from first
+    def _retry_alone(
+        self, failed: Sequence[tuple[int, Exception]], fn: Callable[..., Any], args: Sequence[Any]
+    ) -> dict[int, Any]:
+        pools = [self.pool.fresh(1) for _ in failed]  # a crash hits only its own pool
+        try:
+            futures = [
+                self._submit(pool, at, fn, args)
+                for pool, (at, _) in zip(pools, failed, strict=True)
+            ]
+            results: dict[int, Any] = {}
+            for (at, first), future in zip(failed, futures, strict=True):
+                try:
+                    results[at] = future.result()
+                except Exception as exc:
+                    raise _failed(self.partitions[at], len(self.partitions), exc) from first
+            return results
+        finally:
+            for pool in pools:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+
+#: How long the driver waits for an idle Dask worker (a dead one's replacement) before it
+#: gives a partition to a busy one.
+IDLE_WORKER_WAIT = 10.0
+#: Times a partition may lose its input to another partition's dead worker (not counted as
+#: its own failure) before the run fails anyway.
+MAX_LOST_INPUTS = 3
+#: Tries to send a partition or the shared data to the workers (one may die meanwhile).
+SCATTER_ATTEMPTS = 3
 
 
 class _Dask:
-    """A ``dask.distributed`` client: partitions scattered once, tasks retried once."""
+    """Partitions on a ``dask.distributed`` cluster, scattered once, retried by this driver.
+
+    Each task goes to an idle worker, one at a time (judging holds the GIL; a second thread
+    would not help), preferring a partition that worker already holds (moving one costs about
+    what judging it does). A worker that dies fails only the partition it was judging: that
+    one is retried once, and failing twice fails the run. A partition whose copy was lost with
+    another partition's worker is scattered again without counting against it.
+    """
 
     def __init__(self, client: Any, partitions: Sequence[Partition]) -> None:
         self.client = client
         self.partitions = partitions
-        self.scattered = client.scatter(list(partitions))
+        # hash=False: naming a partition by its content would cost as much as sending it
+        self.scattered: list[Any] = client.scatter(list(partitions), hash=False)
+        who_has = client.who_has(self.scattered)
+        #: the worker holding each partition's copy, by position
+        self.holder: dict[int, str] = {
+            at: holders[0]
+            for at, copy in enumerate(self.scattered)
+            if (holders := list(who_has.get(copy.key) or ()))
+        }
+
+    def _scatter(self, value: Any, *, broadcast: bool = False, worker: str | None = None) -> Any:
+        """``value`` on the cluster; a worker dying as it receives it means trying again."""
+        where = [worker] if worker else None
+        for attempt in range(SCATTER_ATTEMPTS):
+            try:
+                return self.client.scatter([value], broadcast=broadcast, workers=where, hash=False)[
+                    0
+                ]
+            except OSError as exc:  # distributed's CommClosedError: the worker died meanwhile
+                if attempt + 1 == SCATTER_ATTEMPTS:
+                    raise ExecutorError(
+                        f"cannot send data to the Dask cluster's workers "
+                        f"({type(exc).__name__}: {exc})"
+                    ) from exc
+                where = None
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _share(self, args: Sequence[Any]) -> list[Any]:
+        return [self._scatter(arg, broadcast=True) for arg in args]
+
+    def _idle_worker(self, busy: Collection[str]) -> str | None:
+        """A worker judging none of our partitions; after a wait, the least busy one (None:
+        the cluster has no worker at the moment, the scheduler places the task)."""
+        deadline = time.monotonic() + IDLE_WORKER_WAIT
+        while True:
+            workers: list[str] = list(self.client.nthreads())
+            idle = [worker for worker in workers if worker not in busy]
+            if idle:
+                return idle[0]
+            if time.monotonic() > deadline:
+                return min(workers, key=list(busy).count) if workers else None
+            time.sleep(0.05)
 
     def map(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
+        from distributed import as_completed
+
         client = self.client
-        shared = [client.scatter([arg], broadcast=True)[0] for arg in args]
-        futures = [
-            client.submit(fn, part, *shared, pure=False, retries=1) for part in self.scattered
-        ]
-        results: list[Any] = []
-        for partition, future in zip(self.partitions, futures, strict=True):
+        shared = self._share(args)
+        count = len(self.partitions)
+        waiting = deque(range(count))
+        failures, lost = [0] * count, [0] * count
+        on: dict[Any, tuple[int, str | None]] = {}  # future: (partition, worker)
+        running = as_completed()  # type: ignore[no-untyped-call]
+
+        def pick(worker: str | None) -> int:
+            """A waiting partition, one ``worker`` holds if any."""
+            for position, at in enumerate(waiting):
+                if worker and self.holder.get(at) == worker:
+                    del waiting[position]
+                    return at
+            return waiting.popleft()
+
+        def submit(worker: str | None) -> None:
+            nonlocal shared
+            if worker is None:
+                worker = self._idle_worker([where for _, where in on.values() if where])
+            at = pick(worker)
+            if any(copy.status != "finished" for copy in shared):
+                shared = self._share(args)  # every worker holding them died
+            if self.scattered[at].status != "finished":
+                self.scattered[at] = self._scatter(self.partitions[at], worker=worker)
+                if worker:
+                    self.holder[at] = worker
+            future = client.submit(
+                fn,
+                self.scattered[at],
+                *shared,
+                pure=False,
+                workers=[worker] if worker else None,
+                allow_other_workers=True,
+            )
+            on[future] = (at, worker)
+            running.add(future)  # type: ignore[no-untyped-call]
+
+        for worker in list(client.nthreads()) or [None]:
+            if waiting:
+                submit(worker)
+        results: dict[int, Any] = {}
+        for future in running:
+            at, worker = on.pop(future)
             try:
-                results.append(future.result())
+                results[at] = future.result()
             except Exception as exc:
-                for other in futures:
-                    other.cancel()
-                raise _failed(partition, len(self.partitions), exc) from exc
-        return results
+                if type(exc).__name__ == "FutureCancelledError" and lost[at] < MAX_LOST_INPUTS:
+                    lost[at] += 1  # its copy died with another partition's worker
+                else:
+                    failures[at] += 1
+                    if failures[at] >= 2 or lost[at] >= MAX_LOST_INPUTS:
+                        client.cancel(list(on))
+                        raise _failed(self.partitions[at], count, exc) from exc
+                _retrying(self.partitions[at], exc)
+                waiting.appendleft(at)
+                worker = None  # it may have died: the next idle one
+            if waiting:
+                submit(worker)
+        return [results[at] for at in range(count)]
 
 
 class _InProcess:
@@ -158,12 +357,16 @@ def _session(
         return
     if spec.kind == "processes":
         engine.recipe.adopt(engine)  # forked workers inherit the built engine
-        workers = auto_workers(spec.workers)
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            yield (lambda partitions: _Processes(pool, partitions)), workers
+        global _inherited
+        pool = _Pool(auto_workers(spec.workers))
+        try:
+            yield (lambda partitions: _Processes(pool, partitions)), pool.workers
+        finally:
+            pool.close()
+            _inherited = ()
         return
     with _dask_client(spec) as client:
-        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        workers = max(1, len(client.nthreads()))
         yield (lambda partitions: _Dask(client, partitions)), workers
 
 
@@ -178,17 +381,12 @@ def _dask_client(spec: ExecutorSpec) -> Iterator[Any]:
             "the dask executor needs dask.distributed: pip install 'tsos-rules[dask]'"
         ) from exc
     if spec.address:
-        try:
-            client = Client(spec.address, timeout="20s")  # type: ignore[no-untyped-call]
-        except (OSError, TimeoutError) as exc:
-            raise ExecutorError(
-                f"executor dask={spec.address}: cannot reach the Dask scheduler ({exc})"
-            ) from exc
-        with client:
+        with _connected(Client, spec) as client:
             yield client
         return
-    # A worker that dies has its task rescheduled once; dying twice fails that partition.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+    # The driver retries a failed partition once (_Dask); the scheduler reschedules none, so
+    # a partition whose worker dies twice is tried exactly twice.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         # Worker processes talk TCP on the loopback only; threads use in-process transport.
         where = {"host": "127.0.0.1"} if spec.cluster_processes else {}
         cluster = LocalCluster(  # type: ignore[no-untyped-call]
@@ -196,10 +394,36 @@ def _dask_client(spec: ExecutorSpec) -> Iterator[Any]:
             threads_per_worker=1,
             processes=spec.cluster_processes,
             dashboard_address=None,
+            silence_logs=logging.CRITICAL,  # this driver names each failure and retry itself
             **where,
         )
         with cluster, Client(cluster) as client:  # type: ignore[no-untyped-call]
             yield client
+
+
+@contextmanager
+def _connected(client_type: Callable[..., Any], spec: ExecutorSpec) -> Iterator[Any]:
+    """A client of the scheduler at ``spec.address``, or ExecutorError (exit 3) once
+    ``spec.connect_timeout`` seconds have passed without reaching it."""
+    where = f"executor dask={spec.address}"
+    try:
+        client = client_type(spec.address, timeout=spec.connect_timeout)
+    except ValueError as exc:  # an address distributed cannot parse, e.g. an unknown scheme
+        raise ConfigError(f"{where}: not a Dask scheduler address ({exc})") from exc
+    except Exception as exc:  # refused, timed out, unknown host: OSError and kin
+        raise ExecutorError(
+            f"{where}: cannot reach the Dask scheduler within {spec.connect_timeout:g} s "
+            f"({type(exc).__name__}: {exc}); [engine] connect_timeout sets the wait"
+        ) from exc
+    with client:
+        try:
+            client.wait_for_workers(1, timeout=spec.connect_timeout)
+        except TimeoutError as exc:
+            raise ExecutorError(
+                f"{where}: no worker joined the Dask cluster within {spec.connect_timeout:g} s "
+                "(start workers with: dask worker ADDRESS --nthreads 1)"
+            ) from exc
+        yield client
 
 
 def judge_partitioned(engine: Engine, index: FactIndex, spec: ExecutorSpec) -> list[Finding]:

@@ -74,9 +74,13 @@ class ExecutorSpec:
     cluster_processes: bool = True
     #: partitions to cut (0: two per worker); ``local`` with 2+ judges them one by one here
     partitions: int = 0
+    #: seconds to reach the Dask scheduler at ``address`` before the run fails (exit 3)
+    connect_timeout: float = 20.0
 
     @classmethod
-    def parse(cls, text: str, *, where: str, workers: int = 0) -> ExecutorSpec:
+    def parse(
+        cls, text: str, *, where: str, workers: int = 0, connect_timeout: float = 20.0
+    ) -> ExecutorSpec:
         """``local``, ``processes``, ``dask`` or ``dask=tcp://host:8786``; errors name ``where``."""
         name, equals, address = text.strip().partition("=")
         name = name.strip().lower()
@@ -89,7 +93,7 @@ class ExecutorSpec:
             raise ConfigError(f"{where}: only dask takes an address, got {text!r}")
         if equals and not address:
             raise ConfigError(f"{where}: dask= needs a scheduler address, e.g. tcp://host:8786")
-        return cls(name, address or None, workers)
+        return cls(name, address or None, workers, connect_timeout=connect_timeout)
 
     def __str__(self) -> str:
         return f"dask={self.address}" if self.address else self.kind

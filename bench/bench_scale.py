@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""``tsos-rules check`` on one process against 2 worker processes, side by side in one run.
+
+    python bench/bench_scale.py --opportunities 200000           # generate (seed 7), then run
+    python bench/bench_scale.py /tmp/snap1m.json --workers 2     # an existing snapshot
+
+Each executor runs as its own child process, in turn, ``--runs`` times (default 1):
+
+    tsos-rules check FILE --format json --executor local
+    tsos-rules check FILE --format json --executor processes --jobs W
+    tsos-rules check FILE --format json --executor dask --jobs W        # a new LocalCluster
+
+(third-party plugins disabled), stdout to a file. While a command runs, its process tree is
+sampled every 0.1 s (psutil): the driver's peak RSS, the largest worker's peak RSS and the
+peak of their sum, and the driver's CPU time (its last sample); the CPU time of the whole tree
+(user + system of the command and every worker it reaped) comes from ``os.wait4``. For every
+executor it prints the median wall time, CPU, RSS and the speed-up over ``local``, and checks
+every executor printed the same bytes.
+
+Then, in one more child, the per-partition cost (what docs/scale.md extrapolates from): the
+snapshot is loaded and indexed (timed), cut into ``2 x W`` partitions, and each partition is
+pickled (the bytes a worker receives), then judged alone in that process (aggregates share,
+then findings), timed. Printed per partition: records, pickled MB, seconds, µs per record.
+
+Exit status: 0 the 2-worker target (``--target``, default 1.7x faster than one process) met by
+``processes`` or ``dask``, 1 missed, 2 a command failed or the executors disagreed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SAMPLE_SECONDS = 0.1
+
+#: Run in a child: load, index, cut into partitions, then pickle and judge each alone.
+PARTITION_COST = r"""
+import json, pickle, sys, time
+from tsos_rules.engine import Engine
+from tsos_rules.engine.aggregates import combine, finalize
+from tsos_rules.engine.executors import judge_task, partial_task
+from tsos_rules.engine.partitions import partition_index
+from tsos_rules.snapshot.document import load_snapshot
+
+path, count = sys.argv[1], int(sys.argv[2])
+t0 = time.perf_counter()
+engine = Engine.from_config(None)
+snapshot, _ = load_snapshot(path)
+t1 = time.perf_counter()
+c1 = time.process_time()
+index = engine.index(snapshot, None)
+t2 = time.perf_counter()
+c2 = time.process_time()
+engine.recipe.adopt(engine)
+partitions = [p for p in partition_index(index, count) if p.size]
+t3 = time.perf_counter()
+c3 = time.process_time()
+shares = [partial_task(p, engine.aggregates) for p in partitions]
+totals = finalize(engine.aggregates, combine(shares)) if engine.aggregates else {}
+t4 = time.perf_counter()
+rows = []
+for p in partitions:
+    started = time.perf_counter()
+    size = len(pickle.dumps(p, protocol=pickle.HIGHEST_PROTOCOL))
+    pickled = time.perf_counter() - started
+    started, cpu = time.perf_counter(), time.process_time()
+    partial_task(p, engine.aggregates)
+    findings = judge_task(p, engine.recipe, totals, index.as_of)
+    judged = time.perf_counter() - started
+    rows.append({"number": p.number + 1, "records": p.size, "pickled_bytes": size,
+                 "pickle_s": pickled, "judge_s": judged, "findings": len(findings),
+                 "judge_cpu_s": time.process_time() - cpu})
+print(json.dumps({"load_s": t1 - t0, "load_cpu_s": c1, "index_s": t2 - t1, "cut_s": t3 - t2,
+                  "index_cpu_s": c2 - c1, "cut_cpu_s": c3 - c2,
+                  "aggregates_s": t4 - t3, "records": sum(r["records"] for r in rows),
+                  "partitions": rows}))
+"""
+
+
+@dataclass
+class Sample:
+    """One run of one executor: wall, CPU and memory of its process tree."""
+
+    wall: float
+    cpu: float
+    driver_cpu: float
+    driver_rss: int
+    worker_rss: int
+    total_rss: int
+    digest: str
+
+
+@dataclass
+class Series:
+    name: str
+    command: list[str]
+    samples: list[Sample] = field(default_factory=list)
+
+    def median(self, attribute: str) -> float:
+        return statistics.median(getattr(s, attribute) for s in self.samples)
+
+    def peak(self, attribute: str) -> int:
+        return max(getattr(s, attribute) for s in self.samples)
+
+
+def find_tsos(explicit: str | None) -> str | None:
+    if explicit:
+        return explicit
+    beside = Path(sys.executable).parent / "tsos-rules"
+    return str(beside) if beside.exists() else shutil.which("tsos-rules")
+
+
+def core_only_environment() -> dict[str, str]:
+    """This environment with every installed third-party plugin disabled."""
+    from importlib.metadata import entry_points
+
+    names = sorted({ep.name for ep in entry_points(group="tsos_rules")})
+    env = {k: v for k, v in os.environ.items() if k != "TSOS_RULES_CONFIG"}
+    env["TSOS_RULES_DISABLE_PLUGINS"] = ",".join(names)
+    return env
+
+
+def run_once(command: list[str], out: Path, env: dict[str, str]) -> Sample:
+    """Run ``command`` with stdout to ``out``, sampling its process tree until it exits."""
+    import psutil
+
+    cpu: dict[int, float] = {}
+    driver_rss = worker_rss = total_rss = 0
+    started = time.perf_counter()
+    errors = out.with_suffix(".err")
+    with out.open("wb") as sink, errors.open("wb") as stderr:
+        child = subprocess.Popen(command, stdout=sink, stderr=stderr, env=env)
+        root = psutil.Process(child.pid)
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            try:
+                tree = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                break
+            total = 0
+            for process in tree:
+                try:
+                    with process.oneshot():
+                        rss = process.memory_info().rss
+                        times = process.cpu_times()
+                except psutil.Error:
+                    continue
+                cpu[process.pid] = times.user + times.system
+                total += rss
+                if process.pid == child.pid:
+                    driver_rss = max(driver_rss, rss)
+                else:
+                    worker_rss = max(worker_rss, rss)
+            total_rss = max(total_rss, total)
+            time.sleep(SAMPLE_SECONDS)
+    wall = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode not in (0, 1):
+        sys.stderr.write(errors.read_text(errors="replace"))
+        raise SystemExit(f"command failed with exit {child.returncode}: {' '.join(command)}")
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    return Sample(
+        wall,
+        usage.ru_utime + usage.ru_stime,  # the command and every worker it reaped
+        cpu.get(child.pid, 0.0),
+        driver_rss,
+        worker_rss,
+        total_rss,
+        digest,
+    )
+
+
+def partition_cost(file: Path, partitions: int, env: dict[str, str]) -> dict[str, Any]:
+    command = [sys.executable, "-c", PARTITION_COST, str(file), str(partitions)]
+    result = subprocess.run(command, capture_output=True, env=env, check=False)
+    if result.returncode != 0:
+        sys.stderr.write(result.stderr.decode(errors="replace"))
+        raise SystemExit("the per-partition cost run failed")
+    cost: dict[str, Any] = json.loads(result.stdout)
+    return cost
+
+
+def mb(size: float) -> str:
+    return f"{size / 1e6:,.0f} MB"
+
+
+def report(series: list[Series], cost: dict[str, Any] | None, target: float) -> bool:
+    base = series[0].median("wall")
+    print(
+        f"{'executor':<22}{'wall s':>8}{'speed-up':>10}{'CPU s':>8}{'driver CPU s':>14}"
+        f"{'driver RSS':>12}{'worker RSS':>12}{'all RSS':>10}"
+    )
+    met = False
+    for one in series:
+        wall = one.median("wall")
+        speedup = base / wall
+        if one is not series[0] and speedup >= target:
+            met = True
+        worker = mb(one.peak("worker_rss")) if one.peak("worker_rss") else "-"
+        print(
+            f"{one.name:<22}{wall:>8.1f}{speedup:>9.2f}x{one.median('cpu'):>8.1f}"
+            f"{one.median('driver_cpu'):>14.1f}{mb(one.peak('driver_rss')):>12}"
+            f"{worker:>12}{mb(one.peak('total_rss')):>10}"
+        )
+    if cost:
+        print(
+            f"\none process, before judging: load {cost['load_s']:.1f} s, index "
+            f"{cost['index_s']:.1f} s, cut into partitions {cost['cut_s']:.1f} s, aggregates "
+            f"{cost['aggregates_s']:.1f} s ({cost['records']:,} records)"
+        )
+        print(
+            f"{'partition':>10}{'records':>10}{'pickled':>10}{'pickle s':>10}{'judge s':>9}"
+            f"{'µs/record':>11}"
+        )
+        for row in cost["partitions"]:
+            per = row["judge_s"] / max(1, row["records"]) * 1e6
+            print(
+                f"{row['number']:>10}{row['records']:>10,}{mb(row['pickled_bytes']):>10}"
+                f"{row['pickle_s']:>10.2f}{row['judge_s']:>9.2f}{per:>11.1f}"
+            )
+        judged = sum(r["judge_s"] for r in cost["partitions"])
+        cpu = sum(r["judge_cpu_s"] for r in cost["partitions"])
+        print(
+            f"judging all partitions one by one: {judged:.1f} s ({cpu:.1f} s CPU, "
+            f"{cpu / max(1, cost['records']) * 1e6:.1f} µs CPU per record); CPU before "
+            f"judging: load {cost['load_cpu_s']:.1f} s, index {cost['index_cpu_s']:.1f} s, "
+            f"cut {cost['cut_cpu_s']:.1f} s"
+        )
+    print(f"\ntarget: 2 workers >= {target:.1f}x faster than one process: ", end="")
+    print("met" if met else "MISSED")
+    return met
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("file", nargs="?", type=Path, help="a snapshot (else one is generated)")
+    parser.add_argument("--opportunities", type=int, default=200_000, help="deals to generate")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--runs", type=int, default=1, help="runs of each executor (median)")
+    parser.add_argument("--target", type=float, default=1.7, help="speed-up to meet (1.7)")
+    parser.add_argument(
+        "--executors",
+        default="local,processes,dask",
+        help="comma-separated, the first is the baseline (default local,processes,dask)",
+    )
+    parser.add_argument("--skip-partition-cost", action="store_true")
+    parser.add_argument("--tsos", help="a tsos-rules executable other than the one beside this")
+    args = parser.parse_args(argv)
+    try:
+        import psutil  # noqa: F401
+    except ImportError:
+        print("bench_scale.py needs psutil: pip install 'tsos-rules[dask]'", file=sys.stderr)
+        return 2
+    tsos = find_tsos(args.tsos)
+    if tsos is None:
+        print("tsos-rules is not installed beside this Python (or use --tsos)", file=sys.stderr)
+        return 2
+    env = core_only_environment()
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
+        file = args.file
+        if file is None:
+            file = Path(scratch) / f"snap{args.opportunities}.json"
+            subprocess.run(
+                [sys.executable, str(HERE / "generate.py"), "--opportunities",
+                 str(args.opportunities), "--seed", str(args.seed), "--out", str(file)],
+                check=True, stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+        print(f"snapshot {file} ({file.stat().st_size / 1e6:,.0f} MB), {args.workers} workers")
+        series = []
+        for name in args.executors.split(","):
+            command = [tsos, "check", str(file), "--format", "json", "--executor", name]
+            if name != "local":
+                command += ["--jobs", str(args.workers)]
+                name = f"{name} ({args.workers} workers)"
+            else:
+                name = "local (1 process)"
+            series.append(Series(name, command))
+        for _ in range(args.runs):
+            for one in series:  # in turn, so load on the machine hits each alike
+                one.samples.append(run_once(one.command, Path(scratch) / "out.json", env))
+                print(f"  {one.name}: {one.samples[-1].wall:.1f} s", file=sys.stderr)
+        digests = {s.digest for one in series for s in one.samples}
+        cost = None
+        if not args.skip_partition_cost:
+            cost = partition_cost(file, 2 * args.workers, env)
+    met = report(series, cost, args.target)
+    if len(digests) != 1:
+        print("the executors printed different findings", file=sys.stderr)
+        return 2
+    print("every executor printed the same bytes")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

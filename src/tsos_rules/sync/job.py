@@ -20,6 +20,7 @@ date is a full run (``sync.daily_full``); later runs that day judge only what ch
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -44,7 +45,8 @@ from tsos_rules.connectors.base import (
     RecordKey,
     RecordLinker,
 )
-from tsos_rules.engine import Engine
+from tsos_rules.engine import Engine, ExecutorSpec
+from tsos_rules.engine.executors import JudgingSession, open_session
 from tsos_rules.errors import (
     ConfigError,
     ConnectorError,
@@ -162,6 +164,11 @@ def run_sync(
         settings = attrs.evolve(settings, mode=parse_mode(mode, "--mode"))
     with naming_file(cfg.path):  # a pack parameter out of range names the file too
         engine = Engine.from_config(cfg)
+        executor = None
+        if cfg.engine_executor is not None:
+            executor = ExecutorSpec.parse(
+                cfg.engine_executor, where="engine.executor", workers=cfg.engine_workers
+            )
     try:
         settings.policy.check_rules(engine.specs)
         # The lock comes first: opening the state creates and migrates it, which two first
@@ -173,6 +180,7 @@ def run_sync(
                 crm = connector if connector is not None else make_connector(cfg, settings)
                 try:
                     job = _Job(engine, state, crm, settings, progress or NullProgress())
+                    job.executor = executor
                     job.charts = charts
                     try:
                         return job.run(dry_run=dry_run, full=full, as_of=as_of)
@@ -227,6 +235,9 @@ class _Job:
         self.charts = True
         #: The packs' aggregates over the whole org (None when no pack declares any).
         self.totals: Mapping[str, Mapping[str, float]] | None = None
+        #: Where records are judged (``[engine] executor``); None or local: in this process.
+        self.executor: ExecutorSpec | None = None
+        self._session: JudgingSession | None = None
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -291,16 +302,17 @@ class _Job:
                 # Packs' totals over a partner or an owner come from the whole org, never one
                 # batch nor only the changed records: a pre-pass reads the org once more.
                 self.totals = self.engine.org_totals(b.snapshot for b in self._batches(None))
-            for batch in self._batches(since):
-                watermark = batch.watermark
-                self._process(batch, as_of)
-                done, total = batch.progress or (summary.batches, None)
-                self.progress.batch(
-                    done=done,
-                    total=total,
-                    records=summary.records_read,
-                    findings=summary.findings_new,
-                )
+            with self._judging():
+                for batch in self._batches(since):
+                    watermark = batch.watermark
+                    self._process(batch, as_of)
+                    done, total = batch.progress or (summary.batches, None)
+                    self.progress.batch(
+                        done=done,
+                        total=total,
+                        records=summary.records_read,
+                        findings=summary.findings_new,
+                    )
             if is_full:
                 self._sweep()
             self._recover()
@@ -367,6 +379,20 @@ class _Job:
         except Exception as exc:  # the state file itself may be the problem; the error surfaces
             log.warning("could not record the failed run in the state file: %s", exc)
 
+    @contextlib.contextmanager
+    def _judging(self) -> Iterator[None]:
+        """The configured executor, opened once for the run's batches (local: nothing)."""
+        spec = self.executor
+        if spec is None or (spec.kind == "local" and spec.partitions <= 1):
+            yield
+            return
+        with open_session(self.engine, spec) as session:
+            self._session = session
+            try:
+                yield
+            finally:
+                self._session = None
+
     def _batches(self, since: str | None) -> Iterator[ReadResult]:
         connector = self.connector
         if isinstance(connector, BatchReader):
@@ -423,14 +449,14 @@ class _Job:
         judged_opportunities: list[str] = []
         include_info = self.settings.include_info
         judged = 0
-        for facts in self._judged_facts(index, judged_keys):
+        for facts, verdict in self._verdicts(index, judged_keys):
             judged += 1
             if facts.record_type == "opportunity":
                 judged_opportunities.append(facts.record_id)
                 pushes.extend(_pushes(facts, index))
             found = [
                 finding
-                for finding in self.engine.evaluate_facts(facts)
+                for finding in verdict
                 if include_info or finding.severity is not Severity.INFO
             ]
             if not found:
@@ -505,6 +531,26 @@ class _Job:
             else:
                 rows = {repr(row): row for row in (*known.rows, *section.rows)}
                 sections[key] = attrs.evolve(known, rows=tuple(rows.values()))
+
+    def _verdicts(
+        self, index: FactIndex, keys: frozenset[RecordKey]
+    ) -> Iterator[tuple[RecordFacts, list[Finding]]]:
+        """Each judged record's facts and findings, in judging order, judged here or, with an
+        executor, by its workers (the same findings in the same order: the state, the tasks
+        and their order do not depend on the executor)."""
+        session = self._session
+        if session is None:
+            for facts in self._judged_facts(index, keys):
+                yield facts, self.engine.evaluate_facts(facts)
+            return
+        by_record: dict[RecordKey, list[Finding]] = {}
+        for finding in session.judge(index, only=keys, totals=self.totals or {}):
+            by_record.setdefault((finding.record_type, finding.record_id), []).append(finding)
+        rank = self.engine.evaluation_rank
+        for facts in self._judged_facts(index, keys):
+            found = by_record.get((facts.record_type, facts.record_id), [])
+            found.sort(key=lambda finding: rank[finding.rule])  # stable: a check's own order
+            yield facts, found
 
     def _judged_facts(self, index: FactIndex, keys: frozenset[RecordKey]) -> Iterator[RecordFacts]:
         snapshot = index.snapshot

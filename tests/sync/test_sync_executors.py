@@ -114,5 +114,5 @@ def test_a_bad_executor_names_the_config_key(
     make_org: Callable[[Mapping[str, Any]], Org], org_document: dict[str, Any], tmp_path: Path
 ) -> None:
     org = make_org(org_document)
-    with pytest.raises(ConfigError, match="engine.executor"):
+    with pytest.raises(ConfigError, match=r"engine\.executor: expected local, processes, dask"):
         _sync(org, {"executor": "threads"})

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -224,7 +224,7 @@ class JudgingSession:
         index: FactIndex,
         *,
         only: AbstractSet[tuple[str, str]] | None = None,
-        totals: Totals | None = None,
+        totals: Mapping[str, Mapping[str, float]] | None = None,
     ) -> list[Finding]:
         """The findings of the judged records of ``index`` (only the ``(record type, id)``
         keys in ``only`` when given, the others being context), partitions judged on the

@@ -41,11 +41,13 @@ from tsos_rules.connectors.base import (
     ActionStatus,
     BatchReader,
     Connector,
+    KeyedReader,
     ReadResult,
     RecordKey,
     RecordLinker,
 )
 from tsos_rules.engine import Engine, ExecutorSpec
+from tsos_rules.engine.aggregates import COLLECTIONS
 from tsos_rules.engine.executors import JudgingSession, open_session
 from tsos_rules.errors import (
     ConfigError,
@@ -57,6 +59,7 @@ from tsos_rules.errors import (
 from tsos_rules.facts import FactIndex, RecordFacts
 from tsos_rules.findings import Finding, Findings, Severity
 from tsos_rules.plugins import collect_report_sections
+from tsos_rules.sync import totals
 from tsos_rules.sync.planner import (
     Mode,
     Plan,
@@ -238,6 +241,10 @@ class _Job:
         #: Where records are judged (``[engine] executor``); None or local: in this process.
         self.executor: ExecutorSpec | None = None
         self._session: JudgingSession | None = None
+        #: The run's totals, the shares to store and the keys whose total moved.
+        self._totals: totals.TotalsUpdate | None = None
+        #: Records judged so far by an incremental run (None in a full run: all of them).
+        self._judged: set[RecordKey] | None = None
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -298,10 +305,12 @@ class _Job:
             self.progress.note(f"{left} CRM write(s) left pending by an earlier run: {then}")
         try:
             watermark = cursor.watermark
+            self._judged = None if is_full else set()
             if self.engine.aggregates:
                 # Packs' totals over a partner or an owner come from the whole org, never one
-                # batch nor only the changed records: a pre-pass reads the org once more.
-                self.totals = self.engine.org_totals(b.snapshot for b in self._batches(None))
+                # batch nor only the changed records (see sync/totals.py).
+                self._totals = self._org_totals(since if not is_full else None)
+                self.totals = self._totals.totals
             with self._judging():
                 for batch in self._batches(since):
                     watermark = batch.watermark
@@ -313,6 +322,8 @@ class _Job:
                         records=summary.records_read,
                         findings=summary.findings_new,
                     )
+                if self._totals is not None and self._totals.moved:
+                    self._rejudge_readers(self._totals.moved, as_of)
             if is_full:
                 self._sweep()
             self._recover()
@@ -323,6 +334,13 @@ class _Job:
             summary.outcome = "dry_run" if dry_run else "ok"
             summary.duration_s = time.monotonic() - started
             summary.finished_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            if self._totals is not None:
+                self.state.save_aggregate_shares(
+                    self.key,
+                    totals.digest(self.engine.aggregates),
+                    self._totals.shares,
+                    replace=self._totals.replace,
+                )
             self.state.finish_run(
                 self.run_id,
                 self.key,
@@ -393,6 +411,60 @@ class _Job:
             finally:
                 self._session = None
 
+    def _org_totals(self, since: str | None) -> totals.TotalsUpdate:
+        """The packs' totals over the whole org: from a full read's shares (``since`` None, or
+        no shares stored for these aggregates yet), else from the stored shares brought up to
+        date by a read of what changed since ``since`` (only the shares are kept)."""
+        bound = self.engine.aggregates
+        if since is not None and self.state.aggregate_digest(self.key) == totals.digest(bound):
+            read = totals.shares_of(bound, self._batches(since))
+            before = self.state.aggregate_shares_of(self.key, read)
+            return totals.from_stored(bound, self.state.aggregate_shares(self.key), before, read)
+        return totals.from_full_read(bound, self._batches(None))
+
+    def _rejudge_readers(self, moved: Mapping[str, frozenset[str]], as_of: dt.date) -> None:
+        """Judge again, this run, the records that read a total that moved (a partner's other
+        deals when one commit deal's amount changed): no finding waits for a full run."""
+        for item in self.engine.aggregates:
+            aggregate = item.aggregate
+            keys = moved.get(aggregate.name)
+            if not keys:
+                continue
+            field, values = aggregate.read_by, sorted(keys)
+            if field is None:  # the records adding to a key are the ones reading it
+                field = "id"
+                values = self.state.aggregate_adders(self.key, aggregate.name, keys)
+            self.progress.note(
+                f"{aggregate.name}: {len(keys)} total(s) moved; judging again the "
+                f"{aggregate.record_type} records that read them"
+            )
+            for batch in self._readers(aggregate.record_type, field, values):
+                fresh = (batch.changed | batch.affected) - (self._judged or set())
+                if fresh:
+                    batch = attrs.evolve(
+                        batch, changed=frozenset(), affected=fresh, deleted=frozenset()
+                    )
+                    self._process(batch, as_of)
+
+    def _readers(self, record_type: str, field: str, values: Sequence[str]) -> Iterator[ReadResult]:
+        """The records of ``record_type`` whose ``field`` holds one of ``values``, in batches:
+        read by key when the connector can, else picked out of a full read."""
+        connector = self.connector
+        if isinstance(connector, KeyedReader):
+            yield from connector.read_where(
+                record_type, field, values, batch_size=self.settings.batch_size
+            )
+            return
+        wanted = set(values)
+        collection = COLLECTIONS[record_type]
+        for batch in self._batches(None):
+            mine = {
+                (record_type, record.id)
+                for record in getattr(batch.snapshot, collection)
+                if _field(record, field) in wanted
+            }
+            yield attrs.evolve(batch, changed=frozenset(), affected=frozenset(mine))
+
     def _batches(self, since: str | None) -> Iterator[ReadResult]:
         connector = self.connector
         if isinstance(connector, BatchReader):
@@ -441,6 +513,8 @@ class _Job:
                 )
 
         judged_keys = (batch.changed | batch.affected) - batch.incomplete
+        if self._judged is not None:
+            self._judged.update(judged_keys)
         index = self.engine.index(snapshot, as_of, totals=self.totals)
         current: dict[str, Finding] = {}
         records: dict[RecordKey, RecordInfo] = {}
@@ -847,6 +921,14 @@ class _Job:
 
 
 Named = tuple[str | None, str | None]
+
+
+def _field(record: Any, field: str) -> Any:
+    """A record's field, from its model attributes or its CRM extras."""
+    if field in attrs.fields_dict(type(record)):
+        return getattr(record, field)
+    extra = getattr(record, "extra", None)
+    return extra.get(field) if isinstance(extra, Mapping) else None
 
 
 def _exempt_note(exemption: Exemption) -> str:

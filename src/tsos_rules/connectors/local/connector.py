@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from tsos_rules.connectors.local.crm import (
     DEMO_OPPORTUNITIES,
     DEMO_SEED,
     INTEGRATION_USER,
+    TABLES,
     LocalCRM,
     _table,
     decode_watermark,
@@ -150,6 +151,52 @@ class LocalConnector:
         finally:
             # One read's connection lives as long as the read (or until close()), so nothing
             # is left open when a caller forgets close() (Python 3.13 warns about that).
+            self._close_reader()
+
+    def read_where(
+        self, record_type: str, field: str, values: Collection[str], *, batch_size: int = 1000
+    ) -> Iterator[ReadResult]:
+        """The records of ``record_type`` whose ``field`` is one of ``values``, judged (as
+        ``affected``) with their company groups as context, ``batch_size`` groups a batch."""
+        table = TABLES.get(record_type)
+        if table is None or not table.grouped or not values:
+            return
+        if batch_size < 1:
+            raise ConfigError(f"sync.batch_size: expected 1 or more, got {batch_size}")
+        wanted = json.dumps(list(values))
+        if field == "id" or field in table.columns:
+            where, params = f"{field} IN (SELECT value FROM json_each(?))", [wanted]
+        else:
+            path = '$."' + field.replace('"', '""') + '"'
+            where = "json_extract(data, ?) IN (SELECT value FROM json_each(?))"
+            params = [path, wanted]
+        db = self._reader_db()
+        try:
+            high = int(db.execute("SELECT stamp FROM clock").fetchone()[0])
+            reader = _BatchReader(db, high)
+            plan: dict[str, set[RecordKey]] = {}
+            for row in db.execute(
+                f"SELECT id, grp FROM {table.name} WHERE is_deleted = 0 AND modstamp <= ? "
+                f"AND {where}",
+                [high, *params],
+            ):
+                plan.setdefault(row[1], set()).add((record_type, row[0]))
+            groups = sorted(plan)
+            for start in range(0, len(groups), batch_size):
+                page = {g: frozenset(plan[g]) for g in groups[start : start + batch_size]}
+                db.execute("BEGIN")
+                try:
+                    batch = reader.load(page, set())
+                finally:
+                    db.execute("COMMIT")
+                yield attrs.evolve(batch, full=False)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise RetriableConnectorError(f"{self.crm.path}: {exc}") from None
+            raise FatalConnectorError(f"{self.crm.path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise FatalConnectorError(f"{self.crm.path}: {exc}") from None
+        finally:
             self._close_reader()
 
     def _reader_db(self) -> sqlite3.Connection:

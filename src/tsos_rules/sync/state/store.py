@@ -371,8 +371,8 @@ class StateStore:
         columns = ", ".join(f"f.{c.strip()}" for c in _FINDING_COLUMNS.split(","))
         rows = self.db.execute(
             f"SELECT {columns} FROM json_each(?) AS j CROSS JOIN findings AS f "
-            "WHERE f.connector = ? AND f.record_type = j.value ->> 0 "
-            "AND f.record_id = j.value ->> 1 AND f.status = 'open'",
+            "WHERE f.connector = ? AND f.record_type = json_extract(j.value, '$[0]') "
+            "AND f.record_id = json_extract(j.value, '$[1]') AND f.status = 'open'",
             (json.dumps(pairs), connector),
         ).fetchall()
         return {row["fingerprint"]: _finding_state(row) for row in rows}
@@ -735,8 +735,86 @@ class StateStore:
                 "pending_writes",
                 "rule_texts",
                 "exemptions",
+                "aggregate_shares",
+                "aggregate_sets",
             ):
                 self.db.execute(f"DELETE FROM {table} WHERE connector = ?", (connector,))
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    # -- the packs' aggregates ---------------------------------------------------------------
+
+    def aggregate_digest(self, connector: str) -> str | None:
+        """Which aggregates the stored shares were read for (None: none were stored)."""
+        row = self.db.execute(
+            "SELECT digest FROM aggregate_sets WHERE connector = ?", (connector,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def aggregate_shares(self, connector: str) -> Iterator[tuple[str, str, float]]:
+        """Every stored share as ``(aggregate, key, value)``, streamed."""
+        yield from self.db.execute(
+            "SELECT aggregate, key, value FROM aggregate_shares WHERE connector = ?",
+            (connector,),
+        )
+
+    def aggregate_shares_of(
+        self, connector: str, refs: Iterable[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], tuple[str, float]]:
+        """The stored shares of ``(aggregate, record type, record id)`` refs: ``(key, value)``."""
+        out: dict[tuple[str, str, str], tuple[str, float]] = {}
+        refs = list(refs)
+        for start in range(0, len(refs), 5000):
+            chunk = json.dumps(refs[start : start + 5000])
+            for row in self.db.execute(
+                "SELECT s.aggregate, s.record_type, s.record_id, s.key, s.value "
+                "FROM json_each(?) AS j JOIN aggregate_shares AS s ON s.connector = ? "
+                "AND s.aggregate = json_extract(j.value, '$[0]') "
+                "AND s.record_type = json_extract(j.value, '$[1]') "
+                "AND s.record_id = json_extract(j.value, '$[2]')",
+                (chunk, connector),
+            ):
+                out[(row[0], row[1], row[2])] = (row[3], row[4])
+        return out
+
+    def aggregate_adders(self, connector: str, aggregate: str, keys: Iterable[str]) -> list[str]:
+        """Ids of the records whose stored share adds to one of ``keys`` of ``aggregate``."""
+        return [
+            str(row[0])
+            for row in self.db.execute(
+                "SELECT record_id FROM aggregate_shares WHERE connector = ? AND aggregate = ? "
+                "AND key IN (SELECT value FROM json_each(?))",
+                (connector, aggregate, json.dumps(sorted(keys))),
+            )
+        ]
+
+    def save_aggregate_shares(
+        self,
+        connector: str,
+        digest: str,
+        shares: Mapping[tuple[str, str, str], tuple[str, float] | None],
+        *,
+        replace: bool,
+    ) -> None:
+        """Store records' shares (None: the record adds nothing now); ``replace`` drops every
+        share stored before (a full read's shares are all of them)."""
+        self._begin()
+        try:
+            db = self.db
+            if replace:
+                db.execute("DELETE FROM aggregate_shares WHERE connector = ?", (connector,))
+            db.executemany(
+                "DELETE FROM aggregate_shares WHERE connector = ? AND aggregate = ? "
+                "AND record_type = ? AND record_id = ?",
+                [(connector, *ref) for ref, share in shares.items() if share is None],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO aggregate_shares VALUES (?, ?, ?, ?, ?, ?)",
+                [(connector, *ref, *share) for ref, share in shares.items() if share is not None],
+            )
+            db.execute("INSERT OR REPLACE INTO aggregate_sets VALUES (?, ?)", (connector, digest))
             self._commit()
         except BaseException:
             self._rollback()

@@ -172,6 +172,18 @@ class KeyedReader(Protocol):
 
 
 @runtime_checkable
+class RecordStream(Protocol):
+    """Optional: a connector that streams the current records of one type alone, without the
+    records related to them: the cheap first read of a full sync whose packs total records
+    over the org (``Aggregate``). Without it the job reads the org in batches twice."""
+
+    def stream_records(self, record_type: str, *, page_size: int = 5000) -> Iterator[ReadResult]:
+        """Every current record of ``record_type``, ``page_size`` a result, in ``snapshot``
+        only (none judged; records that cannot be mapped are left out, as a read does)."""
+        ...
+
+
+@runtime_checkable
 class RecordLinker(Protocol):
     """Optional: a connector that can link to a record in its CRM's web UI, for the worklist
     and the report (Salesforce: the Lightning record page; HubSpot: the record in the portal)."""

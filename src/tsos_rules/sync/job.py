@@ -45,6 +45,7 @@ from tsos_rules.connectors.base import (
     ReadResult,
     RecordKey,
     RecordLinker,
+    RecordStream,
 )
 from tsos_rules.engine import Engine, ExecutorSpec
 from tsos_rules.engine.aggregates import COLLECTIONS
@@ -420,7 +421,19 @@ class _Job:
             read = totals.shares_of(bound, self._batches(since))
             before = self.state.aggregate_shares_of(self.key, read)
             return totals.from_stored(bound, self.state.aggregate_shares(self.key), before, read)
-        return totals.from_full_read(bound, self._batches(None))
+        return totals.from_full_read(
+            bound, self._every(sorted({b.aggregate.record_type for b in bound}))
+        )
+
+    def _every(self, record_types: Sequence[str]) -> Iterator[ReadResult]:
+        """Every current record of ``record_types``: streamed alone when the connector can,
+        else in a full read's batches (with their related records)."""
+        connector = self.connector
+        if isinstance(connector, RecordStream):
+            for record_type in record_types:
+                yield from connector.stream_records(record_type)
+        else:
+            yield from self._batches(None)
 
     def _rejudge_readers(self, moved: Mapping[str, frozenset[str]], as_of: dt.date) -> None:
         """Judge again, this run, the records that read a total that moved (a partner's other

@@ -40,10 +40,11 @@ from tsos_rules.connectors.local.crm import (
     decode_watermark,
     encode_watermark,
 )
-from tsos_rules.connectors.local.reader import _BatchReader, _merge
+from tsos_rules.connectors.local.reader import _HUMAN, SOURCE, _BatchReader, _merge
 from tsos_rules.errors import ConfigError, FatalConnectorError, RetriableConnectorError
 from tsos_rules.markers import hookimpl
 from tsos_rules.model import Snapshot
+from tsos_rules.snapshot.document import snapshot_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +191,47 @@ class LocalConnector:
                 finally:
                     db.execute("COMMIT")
                 yield attrs.evolve(batch, full=False)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise RetriableConnectorError(f"{self.crm.path}: {exc}") from None
+            raise FatalConnectorError(f"{self.crm.path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise FatalConnectorError(f"{self.crm.path}: {exc}") from None
+        finally:
+            self._close_reader()
+
+    def stream_records(self, record_type: str, *, page_size: int = 5000) -> Iterator[ReadResult]:
+        """Every current record of ``record_type`` alone, ``page_size`` a page (keyset pages
+        on the id, each in its own read transaction): a full sync's totals read."""
+        table = TABLES.get(record_type)
+        if table is None:
+            return
+        db = self._reader_db()
+        try:
+            high = int(db.execute("SELECT stamp FROM clock").fetchone()[0])
+            human = f" AND {_HUMAN}" if table.name == "activities" else ""
+            last = ""
+            while True:
+                db.execute("BEGIN")
+                try:
+                    rows = db.execute(
+                        f"SELECT id, data FROM {table.name} WHERE is_deleted = 0 "
+                        f"AND modstamp <= ? AND id > ?{human} ORDER BY id LIMIT ?",
+                        (high, last, max(1, page_size)),
+                    ).fetchall()
+                finally:
+                    db.execute("COMMIT")
+                if not rows:
+                    return
+                last = rows[-1][0]
+                records = []
+                for record_id, data in rows:
+                    record = json.loads(data)
+                    records.append(record if isinstance(record, dict) else {"id": record_id})
+                snapshot, _ = snapshot_from_dict(
+                    {table.collection: records}, source=SOURCE, skip_bad_records=True
+                )
+                yield ReadResult(snapshot=snapshot, changed=frozenset(), watermark=None)
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise RetriableConnectorError(f"{self.crm.path}: {exc}") from None

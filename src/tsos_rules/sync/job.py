@@ -528,6 +528,8 @@ class _Job:
         judged_keys = (batch.changed | batch.affected) - batch.incomplete
         if self._judged is not None:
             self._judged.update(judged_keys)
+        if self._totals is not None:
+            self._totals.refresh(self.engine.aggregates, batch)
         index = self.engine.index(snapshot, as_of, totals=self.totals)
         current: dict[str, Finding] = {}
         records: dict[RecordKey, RecordInfo] = {}

@@ -65,14 +65,23 @@ def _add(partial: Partial, name: str, key: str, value: Fraction) -> None:
     sums[key] = sums.get(key, Fraction(0)) + value
 
 
-@attrs.frozen
+@attrs.define
 class TotalsUpdate:
     """Totals to judge with, the shares to store, and the keys whose total moved."""
 
     totals: Totals
-    shares: Mapping[ShareRef, Share]
+    shares: dict[ShareRef, Share]
     replace: bool
     moved: Mapping[str, frozenset[str]] = attrs.field(factory=dict)
+
+    def refresh(self, bound: Sequence[BoundAggregate], batch: ReadResult) -> None:
+        """Store the shares as the run's own read found them: a record changed between the
+        totals read and this read is stored as read here, the read the watermark covers."""
+        for ref, share in shares_of(bound, [batch]).items():
+            if share is None and self.replace:  # a full read stores only what adds
+                self.shares.pop(ref, None)
+            else:
+                self.shares[ref] = share
 
 
 def from_full_read(bound: Sequence[BoundAggregate], batches: Iterable[ReadResult]) -> TotalsUpdate:
@@ -115,4 +124,4 @@ def from_stored(
     # deal of the same partner) still moved for the rule: its readers are re-judged anyway,
     # since a reader may subtract its own share (a deal's "other" commit deals).
     moved = {name: frozenset(keys) for name, keys in touched.items() if keys}
-    return TotalsUpdate(totals, changed, replace=False, moved=moved)
+    return TotalsUpdate(totals, dict(changed), replace=False, moved=moved)

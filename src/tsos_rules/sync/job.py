@@ -104,6 +104,9 @@ ConnectorFactory = Callable[[Mapping[str, Any]], Connector]
 LISTED_SKIPS = 200
 #: A dry run's planned writes listed one by one in the summary (all are counted).
 LISTED_PLANNED = 1000
+#: Records an incremental read may hold to be judged without being read again (the totals
+#: read it first); a bigger one is read again batch by batch.
+KEPT_RECORDS = 200_000
 #: Attempts at a CRM write (each in its own run) before it is given up as impossible and
 #: reported: a write the CRM refuses, or one a stopped run left pending.
 SETTLE_ATTEMPTS = 5
@@ -244,6 +247,8 @@ class _Job:
         self._session: JudgingSession | None = None
         #: The run's totals, the shares to store and the keys whose total moved.
         self._totals: totals.TotalsUpdate | None = None
+        #: An incremental read already made for the totals, to judge without reading it again.
+        self._reread: list[ReadResult] | None = None
         #: Records judged so far by an incremental run (None in a full run: all of them).
         self._judged: set[RecordKey] | None = None
 
@@ -312,8 +317,9 @@ class _Job:
                 # batch nor only the changed records (see sync/totals.py).
                 self._totals = self._org_totals(since if not is_full else None)
                 self.totals = self._totals.totals
+            kept, self._reread = self._reread, None
             with self._judging():
-                for batch in self._batches(since):
+                for batch in kept if kept is not None else self._batches(since):
                     watermark = batch.watermark
                     self._process(batch, as_of)
                     done, total = batch.progress or (summary.batches, None)
@@ -418,7 +424,7 @@ class _Job:
         date by a read of what changed since ``since`` (only the shares are kept)."""
         bound = self.engine.aggregates
         if since is not None and self.state.aggregate_digest(self.key) == totals.digest(bound):
-            read = totals.shares_of(bound, self._batches(since))
+            read = totals.shares_of(bound, self._kept(self._batches(since)))
             before = self.state.aggregate_shares_of(self.key, read)
             return totals.from_stored(bound, self.state.aggregate_shares(self.key), before, read)
         return totals.from_full_read(
@@ -434,6 +440,22 @@ class _Job:
                 yield from connector.stream_records(record_type)
         else:
             yield from self._batches(None)
+
+    def _kept(self, batches: Iterable[ReadResult]) -> Iterator[ReadResult]:
+        """``batches``, kept for the run's own read while they hold at most
+        :data:`KEPT_RECORDS` records (an incremental read's usual size), so what changed is
+        not read twice; a bigger read is dropped and read again, never held whole."""
+        kept: list[ReadResult] | None = []
+        size = 0
+        for batch in batches:
+            if kept is not None:
+                size += batch.snapshot.record_count
+                if size <= KEPT_RECORDS:
+                    kept.append(batch)
+                else:
+                    kept = None
+            yield batch
+        self._reread = kept
 
     def _rejudge_readers(self, moved: Mapping[str, frozenset[str]], as_of: dt.date) -> None:
         """Judge again, this run, the records that read a total that moved (a partner's other

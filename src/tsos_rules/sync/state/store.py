@@ -764,19 +764,24 @@ class StateStore:
         self, connector: str, refs: Iterable[tuple[str, str, str]]
     ) -> dict[tuple[str, str, str], tuple[str, float]]:
         """The stored shares of ``(aggregate, record type, record id)`` refs: ``(key, value)``."""
+        ids: dict[tuple[str, str], list[str]] = {}
+        for aggregate, record_type, record_id in refs:
+            ids.setdefault((aggregate, record_type), []).append(record_id)
         out: dict[tuple[str, str, str], tuple[str, float]] = {}
-        refs = list(refs)
-        for start in range(0, len(refs), 5000):
-            chunk = json.dumps(refs[start : start + 5000])
-            for row in self.db.execute(
-                "SELECT s.aggregate, s.record_type, s.record_id, s.key, s.value "
-                "FROM json_each(?) AS j JOIN aggregate_shares AS s ON s.connector = ? "
-                "AND s.aggregate = json_extract(j.value, '$[0]') "
-                "AND s.record_type = json_extract(j.value, '$[1]') "
-                "AND s.record_id = json_extract(j.value, '$[2]')",
-                (chunk, connector),
-            ):
-                out[(row[0], row[1], row[2])] = (row[3], row[4])
+        for (aggregate, record_type), record_ids in ids.items():
+            for start in range(0, len(record_ids), 5000):
+                for row in self.db.execute(
+                    "SELECT record_id, key, value FROM aggregate_shares WHERE connector = ? "
+                    "AND aggregate = ? AND record_type = ? "
+                    "AND record_id IN (SELECT value FROM json_each(?))",
+                    (
+                        connector,
+                        aggregate,
+                        record_type,
+                        json.dumps(record_ids[start : start + 5000]),
+                    ),
+                ):
+                    out[(aggregate, record_type, row[0])] = (row[1], row[2])
         return out
 
     def aggregate_adders(self, connector: str, aggregate: str, keys: Iterable[str]) -> list[str]:

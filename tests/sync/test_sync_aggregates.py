@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tsos_rules.connectors.local.connector import LocalConnector
+from tsos_rules.connectors.local.crm import LocalCRM
 from tsos_rules.connectors.local.demo import generate_org
 
 AS_OF = dt.date(2026, 11, 24)
@@ -53,3 +55,110 @@ def test_renaming_a_deal_keeps_its_partner_credit_finding(
     org.crm.update("opportunity", deal, {"name": "Renamed, no business meaning"})
     org.sync(batch_size=25)
     assert _open(org) == before
+
+
+def _deals(org: Org) -> list[dict[str, Any]]:
+    rows = org.crm.db.execute("SELECT id, grp FROM opportunities WHERE is_deleted = 0")
+    return [{**(org.crm.get("opportunity", i) or {}), "grp": g} for i, g in rows.fetchall()]
+
+
+def _other_deal(org: Org, commit: dict[str, Any], found: set[Any]) -> dict[str, Any]:
+    """An open deal of the commit deal's partner, in another company group, with no
+    partner-credit finding yet (so only the partner's total can give it one)."""
+    return next(
+        d
+        for d in _deals(org)
+        if d["partner_id"] == commit["partner_id"]
+        and d["grp"] != commit["grp"]
+        and not d["is_closed"]
+        and d.get("amount")
+        and not any(rule == RULE and rid == d["id"] for rule, rid, _ in found)
+    )
+
+
+def test_a_commit_deals_new_amount_rejudges_the_partners_other_deals_in_the_same_run(
+    make_org: Callable[[Mapping[str, Any]], Org], small_org: dict[str, Any]
+) -> None:
+    org = make_org(small_org)
+    org.sync(batch_size=25)
+    found = _open(org)
+    commit = next(
+        d
+        for d in _deals(org)
+        if d["forecast_category"] == "commit" and not d["is_closed"] and d["partner_id"]
+    )
+    other = _other_deal(org, commit, found)
+    credit = {p["id"]: p["credit_limit"] for p in small_org["partners"]}[commit["partner_id"]]
+
+    org.crm.update("opportunity", commit["id"], {"amount": commit["amount"] + 2 * credit})
+    grown = org.sync(batch_size=25)
+    assert not grown.full
+    assert grown.records_judged < len(small_org["opportunities"])  # no full read
+    after = _open(org)
+    assert (RULE, other["id"], "over_credit") in after  # judged again in this very run
+    state = org.state()
+    try:
+        task = next(
+            f
+            for f in state.findings("local", status="open")
+            if f.rule == RULE and f.record_id == other["id"]
+        )
+    finally:
+        state.close()
+    assert task.task_id  # its task is open too
+
+    full = make_org(small_org)  # the same CRM judged in full gives the same findings
+    full.crm.update("opportunity", commit["id"], {"amount": commit["amount"] + 2 * credit})
+    full.sync(batch_size=25)
+    assert _open(full) == after
+
+    org.crm.update("opportunity", commit["id"], {"amount": commit["amount"]})
+    org.sync(batch_size=25)
+    assert _open(org) == found  # and back: resolved in the incremental run
+
+
+class _NoKeyedReads:
+    """The local connector without ``read_where``: the job finds the readers in a full read."""
+
+    name = "local"
+
+    def __init__(self, inner: LocalConnector) -> None:
+        self.inner = inner
+
+    def capabilities(self) -> Any:
+        return self.inner.capabilities()
+
+    def read(self, since: str | None, *, until: Any = None) -> Any:
+        return self.inner.read(since, until=until)
+
+    def read_batches(self, since: str | None, *, until: Any = None, batch_size: int = 1000) -> Any:
+        return self.inner.read_batches(since, until=until, batch_size=batch_size)
+
+    def write(self, actions: Any) -> Any:
+        return self.inner.write(actions)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_without_keyed_reads_the_readers_come_from_a_full_read(
+    make_org: Callable[[Mapping[str, Any]], Org], small_org: dict[str, Any]
+) -> None:
+    org = make_org(small_org)
+    org.sync(batch_size=25)
+    found = _open(org)
+    commit = next(
+        d
+        for d in _deals(org)
+        if d["forecast_category"] == "commit" and not d["is_closed"] and d["partner_id"]
+    )
+    other = _other_deal(org, commit, found)
+    credit = {p["id"]: p["credit_limit"] for p in small_org["partners"]}[commit["partner_id"]]
+    org.crm.update("opportunity", commit["id"], {"amount": commit["amount"] + 2 * credit})
+    connector = _NoKeyedReads(LocalConnector(LocalCRM(org.crm_path)))
+    try:
+        run = org.sync(batch_size=25, connector=connector)
+    finally:
+        connector.close()
+    assert not run.full
+    assert (RULE, other["id"], "over_credit") in _open(org)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -153,6 +153,33 @@ class BatchReader(Protocol):
         """Like ``read``, cut into batches: each batch holds its judged records with all their
         related records. Every batch carries the same final watermark; the job stores it only
         after the last batch, so a run stopped half-way is read again in full."""
+        ...
+
+
+@runtime_checkable
+class KeyedReader(Protocol):
+    """Optional: a connector that reads the records whose field holds one of some values (a
+    partner's deals), so an incremental sync re-judges the readers of a total that moved
+    without reading the whole org. Without it the job finds them in a full read."""
+
+    def read_where(
+        self, record_type: str, field: str, values: Collection[str], *, batch_size: int = 1000
+    ) -> Iterator[ReadResult]:
+        """The current records of ``record_type`` whose ``field`` is one of ``values``, as
+        ``affected`` (judged, not changed), in self-contained batches like ``read_batches``:
+        each with every related record their facts read. ``watermark`` is None."""
+        ...
+
+
+@runtime_checkable
+class RecordStream(Protocol):
+    """Optional: a connector that streams the current records of one type alone, without the
+    records related to them: the cheap first read of a full sync whose packs total records
+    over the org (``Aggregate``). Without it the job reads the org in batches twice."""
+
+    def stream_records(self, record_type: str, *, page_size: int = 5000) -> Iterator[ReadResult]:
+        """Every current record of ``record_type``, ``page_size`` a result, in ``snapshot``
+        only (none judged; records that cannot be mapped are left out, as a read does)."""
         ...
 
 

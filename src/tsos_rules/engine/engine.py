@@ -116,16 +116,20 @@ class Engine:
         self.specs: dict[str, RuleSpec] = {s.id: s for s in all_specs if s.id in selected}
         self.parameters: dict[str, dict[str, Any]] = {}
         self._compiled: list[CompiledPack] = []
+        #: rule id -> its compiled pack's place: the order ``evaluate_facts`` finds in
+        self.evaluation_rank: dict[str, int] = {}
         for pack in self.packs:
             values = pack.resolve_parameters(parameters.get(pack.name))
             self.parameters[pack.name] = values
             python_rules = [r for r in pack.python_rules if r.spec.id in selected]
             if python_rules:
+                self.evaluation_rank.update((r.spec.id, len(self._compiled)) for r in python_rules)
                 self._compiled.append(CompiledPythonPack.build(pack, python_rules, values))
             declarative = [r for r in pack.declarative_rules if r.spec.id in selected]
             if declarative:
                 from tsos_rules.rules.declarative.backend import build_declarative_pack
 
+                self.evaluation_rank.update((r.spec.id, len(self._compiled)) for r in declarative)
                 self._compiled.append(build_declarative_pack(pack, declarative, values))
         self.aggregates = tuple(
             BoundAggregate(aggregate, self.parameters[pack.name])

@@ -20,7 +20,8 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -158,6 +159,8 @@ class _Processes:
         self.pool = pool
         self.partitions = partitions
         if pool.context is not None:
+            # workers forked for an earlier batch hold its partitions: fork afresh for these
+            pool.close()
             _inherited = partitions
 
     def _submit(
@@ -426,20 +429,74 @@ def _connected(client_type: Callable[..., Any], spec: ExecutorSpec) -> Iterator[
         yield client
 
 
-def judge_partitioned(engine: Engine, index: FactIndex, spec: ExecutorSpec) -> list[Finding]:
-    """The findings of every judged record of ``index``, partitions judged on ``spec``.
+class JudgingSession:
+    """An executor opened once (a process pool, a Dask client) that judges many indexes in
+    turn: a sync's read batches share one pool instead of starting one per batch."""
 
-    Two partitions per worker, so one slow partition does not leave the others idle.
-    """
-    with _session(spec, engine) as (runner_for, workers):
-        count = spec.partitions or 2 * workers
-        partitions = [p for p in partition_index(index, count) if p.size]
+    def __init__(
+        self,
+        engine: Engine,
+        spec: ExecutorSpec,
+        runner_for: Callable[[Sequence[Partition]], _Runner],
+        workers: int,
+    ) -> None:
+        self.engine = engine
+        self.spec = spec
+        self._runner_for = runner_for
+        self.workers = workers
+
+    def judge(
+        self,
+        index: FactIndex,
+        *,
+        only: AbstractSet[tuple[str, str]] | None = None,
+        totals: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> list[Finding]:
+        """The findings of the judged records of ``index`` (only the ``(record type, id)``
+        keys in ``only`` when given, the others being context), partitions judged on the
+        session's executor. ``totals`` are the packs' aggregates when known (a sync's
+        org-wide pre-read); else they are reduced over the partitions, which must then hold
+        the whole org. Two partitions per worker, so one slow partition does not leave the
+        others idle."""
+        engine = self.engine
+        count = self.spec.partitions or 2 * self.workers
+        partitions = partition_index(index, count)
+        if only is not None:
+            partitions = [_restrict(p, only) for p in partitions]
+        partitions = [p for p in partitions if p.size]
         if not partitions:
             return []
-        runner = runner_for(partitions)
-        totals: Totals = {}
-        if engine.aggregates:
-            shares = runner.map(partial_task, engine.aggregates)
-            totals = finalize(engine.aggregates, combine(shares))
+        runner = self._runner_for(partitions)
+        if totals is None:
+            totals = {}
+            if engine.aggregates:
+                shares = runner.map(partial_task, engine.aggregates)
+                totals = finalize(engine.aggregates, combine(shares))
         parts = runner.map(judge_task, engine.recipe, totals, index.as_of)
-    return [finding for part in parts for finding in part]
+        return [finding for part in parts for finding in part]
+
+
+def _restrict(partition: Partition, only: AbstractSet[tuple[str, str]]) -> Partition:
+    """The partition with only the records named in ``only`` judged; the rest is context."""
+    masks: dict[str, bytes] = {}
+    for collection, record_type in JUDGED:
+        records = getattr(partition.snapshot, collection)
+        mask = partition.own[collection]
+        masks[collection] = bytes(
+            1 if mine and (record_type, record.id) in only else 0
+            for record, mine in zip(records, mask, strict=True)
+        )
+    return Partition(partition.number, partition.snapshot, masks)
+
+
+@contextmanager
+def open_session(engine: Engine, spec: ExecutorSpec) -> Iterator[JudgingSession]:
+    """A :class:`JudgingSession` on ``spec``, its pool or cluster released on exit."""
+    with _session(spec, engine) as (runner_for, workers):
+        yield JudgingSession(engine, spec, runner_for, workers)
+
+
+def judge_partitioned(engine: Engine, index: FactIndex, spec: ExecutorSpec) -> list[Finding]:
+    """The findings of every judged record of ``index``, partitions judged on ``spec``."""
+    with open_session(engine, spec) as session:
+        return session.judge(index)

@@ -136,6 +136,10 @@ class Aggregate:
     record_type: str
     contribution: ContributionFn
     description: str = ""
+    #: The field of ``record_type`` records holding the key whose total they read (a deal's
+    #: ``partner_id``): when an incremental sync moves a total, it re-judges the records whose
+    #: field holds that key. None: the records that add to a key are the ones that read it.
+    read_by: str | None = None
 
 
 @attrs.frozen

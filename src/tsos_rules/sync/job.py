@@ -20,6 +20,7 @@ date is a full run (``sync.daily_full``); later runs that day judge only what ch
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -40,11 +41,15 @@ from tsos_rules.connectors.base import (
     ActionStatus,
     BatchReader,
     Connector,
+    KeyedReader,
     ReadResult,
     RecordKey,
     RecordLinker,
+    RecordStream,
 )
-from tsos_rules.engine import Engine
+from tsos_rules.engine import Engine, ExecutorSpec
+from tsos_rules.engine.aggregates import COLLECTIONS
+from tsos_rules.engine.executors import JudgingSession, open_session
 from tsos_rules.errors import (
     ConfigError,
     ConnectorError,
@@ -64,6 +69,7 @@ from tsos_rules.policy.exemptions import (
     from_snapshot,
 )
 from tsos_rules.rules.spec import RuleSpec
+from tsos_rules.sync import totals
 from tsos_rules.sync.notify import NotifySettings, notify_run
 from tsos_rules.sync.planner import (
     Mode,
@@ -112,6 +118,9 @@ ConnectorFactory = Callable[[Mapping[str, Any]], Connector]
 LISTED_SKIPS = 200
 #: A dry run's planned writes listed one by one in the summary (all are counted).
 LISTED_PLANNED = 1000
+#: Records an incremental read may hold to be judged without being read again (the totals
+#: read it first); a bigger one is read again batch by batch.
+KEPT_RECORDS = 200_000
 #: Attempts at a CRM write (each in its own run) before it is given up as impossible and
 #: reported: a write the CRM refuses, or one a stopped run left pending.
 SETTLE_ATTEMPTS = 5
@@ -185,6 +194,14 @@ def run_sync(
         raise ConfigError("--what-if-enforce: only with --dry-run (it previews, never writes)")
     with naming_file(cfg.path):  # a pack parameter out of range names the file too
         engine = Engine.from_config(cfg)
+        executor = None
+        if cfg.engine_executor is not None:
+            executor = ExecutorSpec.parse(
+                cfg.engine_executor,
+                where="engine.executor",
+                workers=cfg.engine_workers,
+                connect_timeout=cfg.engine_connect_timeout,
+            )
     try:
         policy = settings.policy.enforcing(what_if_enforce)
         policy.check_rules(engine.specs)
@@ -199,6 +216,7 @@ def run_sync(
                 crm = connector if connector is not None else make_connector(cfg, settings)
                 try:
                     job = _Job(engine, state, crm, settings, progress or NullProgress(), policy)
+                    job.executor = executor
                     job.charts = charts
                     job.worklist = worklist
                     job.notify, job.report = notify, report
@@ -265,6 +283,15 @@ class _Job:
         self.contacts: dict[str, str] = {}
         #: The packs' aggregates over the whole org (None when no pack declares any).
         self.totals: Mapping[str, Mapping[str, float]] | None = None
+        #: Where records are judged (``[engine] executor``); None or local: in this process.
+        self.executor: ExecutorSpec | None = None
+        self._session: JudgingSession | None = None
+        #: The run's totals, the shares to store and the keys whose total moved.
+        self._totals: totals.TotalsUpdate | None = None
+        #: An incremental read already made for the totals, to judge without reading it again.
+        self._reread: list[ReadResult] | None = None
+        #: Records judged so far by an incremental run (None in a full run: all of them).
+        self._judged: set[RecordKey] | None = None
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -328,20 +355,26 @@ class _Job:
             self.progress.note(f"{left} CRM write(s) left pending by an earlier run: {then}")
         try:
             watermark = cursor.watermark
+            self._judged = None if is_full else set()
             if self.engine.aggregates:
                 # Packs' totals over a partner or an owner come from the whole org, never one
-                # batch nor only the changed records: a pre-pass reads the org once more.
-                self.totals = self.engine.org_totals(b.snapshot for b in self._batches(None))
-            for batch in self._batches(since):
-                watermark = batch.watermark
-                self._process(batch, as_of)
-                done, total = batch.progress or (summary.batches, None)
-                self.progress.batch(
-                    done=done,
-                    total=total,
-                    records=summary.records_read,
-                    findings=summary.findings_new,
-                )
+                # batch nor only the changed records (see sync/totals.py).
+                self._totals = self._org_totals(since if not is_full else None)
+                self.totals = self._totals.totals
+            kept, self._reread = self._reread, None
+            with self._judging():
+                for batch in kept if kept is not None else self._batches(since):
+                    watermark = batch.watermark
+                    self._process(batch, as_of)
+                    done, total = batch.progress or (summary.batches, None)
+                    self.progress.batch(
+                        done=done,
+                        total=total,
+                        records=summary.records_read,
+                        findings=summary.findings_new,
+                    )
+                if self._totals is not None and self._totals.moved:
+                    self._rejudge_readers(self._totals.moved, as_of)
             if is_full:
                 self._sweep()
             self._recover()
@@ -354,6 +387,13 @@ class _Job:
             summary.outcome = "dry_run" if dry_run else "ok"
             summary.duration_s = time.monotonic() - started
             summary.finished_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            if self._totals is not None:
+                self.state.save_aggregate_shares(
+                    self.key,
+                    totals.digest(self.engine.aggregates),
+                    self._totals.shares,
+                    replace=self._totals.replace,
+                )
             pruned = self.state.finish_run(
                 self.run_id,
                 self.key,
@@ -423,6 +463,102 @@ class _Job:
         except Exception as exc:  # the state file itself may be the problem; the error surfaces
             log.warning("could not record the failed run in the state file: %s", exc)
 
+    @contextlib.contextmanager
+    def _judging(self) -> Iterator[None]:
+        """The configured executor, opened once for the run's batches (local: nothing)."""
+        spec = self.executor
+        if spec is None or (spec.kind == "local" and spec.partitions <= 1):
+            yield
+            return
+        with open_session(self.engine, spec) as session:
+            self._session = session
+            try:
+                yield
+            finally:
+                self._session = None
+
+    def _org_totals(self, since: str | None) -> totals.TotalsUpdate:
+        """The packs' totals over the whole org: from a full read's shares (``since`` None, or
+        no shares stored for these aggregates yet), else from the stored shares brought up to
+        date by a read of what changed since ``since`` (only the shares are kept)."""
+        bound = self.engine.aggregates
+        if since is not None and self.state.aggregate_digest(self.key) == totals.digest(bound):
+            read = totals.shares_of(bound, self._kept(self._batches(since)))
+            before = self.state.aggregate_shares_of(self.key, read)
+            return totals.from_stored(bound, self.state.aggregate_shares(self.key), before, read)
+        return totals.from_full_read(
+            bound, self._every(sorted({b.aggregate.record_type for b in bound}))
+        )
+
+    def _every(self, record_types: Sequence[str]) -> Iterator[ReadResult]:
+        """Every current record of ``record_types``: streamed alone when the connector can,
+        else in a full read's batches (with their related records)."""
+        connector = self.connector
+        if isinstance(connector, RecordStream):
+            for record_type in record_types:
+                yield from connector.stream_records(record_type)
+        else:
+            yield from self._batches(None)
+
+    def _kept(self, batches: Iterable[ReadResult]) -> Iterator[ReadResult]:
+        """``batches``, kept for the run's own read while they hold at most
+        :data:`KEPT_RECORDS` records (an incremental read's usual size), so what changed is
+        not read twice; a bigger read is dropped and read again, never held whole."""
+        kept: list[ReadResult] | None = []
+        size = 0
+        for batch in batches:
+            if kept is not None:
+                size += batch.snapshot.record_count
+                if size <= KEPT_RECORDS:
+                    kept.append(batch)
+                else:
+                    kept = None
+            yield batch
+        self._reread = kept
+
+    def _rejudge_readers(self, moved: Mapping[str, frozenset[str]], as_of: dt.date) -> None:
+        """Judge again, this run, the records that read a total that moved (a partner's other
+        deals when one commit deal's amount changed): no finding waits for a full run."""
+        for item in self.engine.aggregates:
+            aggregate = item.aggregate
+            keys = moved.get(aggregate.name)
+            if not keys:
+                continue
+            field, values = aggregate.read_by, sorted(keys)
+            if field is None:  # the records adding to a key are the ones reading it
+                field = "id"
+                values = self.state.aggregate_adders(self.key, aggregate.name, keys)
+            self.progress.note(
+                f"{aggregate.name}: {len(keys)} total(s) moved; judging again the "
+                f"{aggregate.record_type} records that read them"
+            )
+            for batch in self._readers(aggregate.record_type, field, values):
+                fresh = (batch.changed | batch.affected) - (self._judged or set())
+                if fresh:
+                    batch = attrs.evolve(
+                        batch, changed=frozenset(), affected=fresh, deleted=frozenset()
+                    )
+                    self._process(batch, as_of)
+
+    def _readers(self, record_type: str, field: str, values: Sequence[str]) -> Iterator[ReadResult]:
+        """The records of ``record_type`` whose ``field`` holds one of ``values``, in batches:
+        read by key when the connector can, else picked out of a full read."""
+        connector = self.connector
+        if isinstance(connector, KeyedReader):
+            yield from connector.read_where(
+                record_type, field, values, batch_size=self.settings.batch_size
+            )
+            return
+        wanted = set(values)
+        collection = COLLECTIONS[record_type]
+        for batch in self._batches(None):
+            mine = {
+                (record_type, record.id)
+                for record in getattr(batch.snapshot, collection)
+                if _field(record, field) in wanted
+            }
+            yield attrs.evolve(batch, changed=frozenset(), affected=frozenset(mine))
+
     def _batches(self, since: str | None) -> Iterator[ReadResult]:
         connector = self.connector
         if isinstance(connector, BatchReader):
@@ -477,6 +613,10 @@ class _Job:
 
         self._mirror_crm_exemptions(snapshot, as_of)
         judged_keys = (batch.changed | batch.affected) - batch.incomplete
+        if self._judged is not None:
+            self._judged.update(judged_keys)
+        if self._totals is not None:
+            self._totals.refresh(self.engine.aggregates, batch)
         index = self.engine.index(snapshot, as_of, totals=self.totals)
         current: dict[str, Finding] = {}
         records: dict[RecordKey, RecordInfo] = {}
@@ -486,14 +626,14 @@ class _Job:
         judged_opportunities: list[str] = []
         include_info = self.settings.include_info
         judged = 0
-        for facts in self._judged_facts(index, judged_keys):
+        for facts, verdict in self._verdicts(index, judged_keys):
             judged += 1
             if facts.record_type == "opportunity":
                 judged_opportunities.append(facts.record_id)
                 pushes.extend(_pushes(facts, index))
             found = [
                 finding
-                for finding in self.engine.evaluate_facts(facts)
+                for finding in verdict
                 if include_info or finding.severity is not Severity.INFO
             ]
             if not found:
@@ -572,6 +712,26 @@ class _Job:
             else:
                 rows = {repr(row): row for row in (*known.rows, *section.rows)}
                 sections[key] = attrs.evolve(known, rows=tuple(rows.values()))
+
+    def _verdicts(
+        self, index: FactIndex, keys: frozenset[RecordKey]
+    ) -> Iterator[tuple[RecordFacts, list[Finding]]]:
+        """Each judged record's facts and findings, in judging order, judged here or, with an
+        executor, by its workers (the same findings in the same order: the state, the tasks
+        and their order do not depend on the executor)."""
+        session = self._session
+        if session is None:
+            for facts in self._judged_facts(index, keys):
+                yield facts, self.engine.evaluate_facts(facts)
+            return
+        by_record: dict[RecordKey, list[Finding]] = {}
+        for finding in session.judge(index, only=keys, totals=self.totals or {}):
+            by_record.setdefault((finding.record_type, finding.record_id), []).append(finding)
+        rank = self.engine.evaluation_rank
+        for facts in self._judged_facts(index, keys):
+            found = by_record.get((facts.record_type, facts.record_id), [])
+            found.sort(key=lambda finding: rank[finding.rule])  # stable: a check's own order
+            yield facts, found
 
     def _judged_facts(self, index: FactIndex, keys: frozenset[RecordKey]) -> Iterator[RecordFacts]:
         snapshot = index.snapshot
@@ -958,6 +1118,14 @@ def _stored(e: Any, source: str, connector: str) -> Exemption:
         partner_id=e.partner_id,
         source_key=key,
     )
+
+
+def _field(record: Any, field: str) -> Any:
+    """A record's field, from its model attributes or its CRM extras."""
+    if field in attrs.fields_dict(type(record)):
+        return getattr(record, field)
+    extra = getattr(record, "extra", None)
+    return extra.get(field) if isinstance(extra, Mapping) else None
 
 
 def _exempt_note(exemption: Exemption) -> str:

@@ -31,7 +31,9 @@ What is checked (each check says in its docstring why it matters to the sync job
   (:meth:`ConnectorContract.induce_error`) surface as ``FatalConnectorError``,
   ``RetriableConnectorError`` or a skipped record in ``ReadResult.errors``;
 - optional: deletions reported in ``deleted``; ``read_batches`` (if implemented) agrees with
-  ``read``; the connector is registered under :attr:`ConnectorContract.connector_name`.
+  ``read``; ``read_where`` judges exactly the records whose field matches, with their related
+  records; ``stream_records`` gives every record once; the connector is registered under
+  :attr:`ConnectorContract.connector_name`.
 
 Checks that need a capability the connector does not declare (tasks, field updates,
 conditional updates) or a harness method left unimplemented are skipped, with the reason.
@@ -56,8 +58,10 @@ from tsos_rules.connectors.base import (
     BatchReader,
     Capabilities,
     Connector,
+    KeyedReader,
     ReadResult,
     RecordKey,
+    RecordStream,
 )
 from tsos_rules.errors import (
     ConnectorError,
@@ -447,6 +451,32 @@ class ConnectorContract:
             assert missing_related(batch) == []
             union |= _judged(batch.changed)
         assert union == _judged(whole.changed)
+
+    def test_keyed_reads_judge_the_matching_records(self, seeded: Connector) -> None:
+        """``read_where`` (optional): a partner's deals, judged, with their related records."""
+        if not isinstance(seeded, KeyedReader):
+            pytest.skip("the connector does not implement read_where")
+        whole = self.first_read(seeded)
+        deals = {
+            ("opportunity", d.id) for d in whole.snapshot.opportunities if d.partner_id == "p1"
+        }
+        assert deals, "the contract's seed gives partner p1 deals"
+        batches = list(seeded.read_where("opportunity", "partner_id", ["p1"], batch_size=2))
+        judged: list[RecordKey] = [key for batch in batches for key in batch.affected]
+        assert sorted(judged) == sorted(deals)
+        for batch in batches:
+            assert not batch.changed
+            assert missing_related(batch) == []
+
+    def test_streamed_records_are_every_record_once(self, seeded: Connector) -> None:
+        """``stream_records`` (optional): every deal once, none judged."""
+        if not isinstance(seeded, RecordStream):
+            pytest.skip("the connector does not implement stream_records")
+        whole = self.first_read(seeded)
+        pages = list(seeded.stream_records("opportunity", page_size=2))
+        ids = [deal.id for page in pages for deal in page.snapshot.opportunities]
+        assert sorted(ids) == sorted(deal.id for deal in whole.snapshot.opportunities)
+        assert all(not page.changed and not page.affected for page in pages)
 
     # -- writes ---------------------------------------------------------------------------------
 

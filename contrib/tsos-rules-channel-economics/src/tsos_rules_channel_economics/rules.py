@@ -242,6 +242,7 @@ PACK = RulePack(
             record_type="opportunity",
             contribution=commit_contribution,
             description="Amount of the open commit deals of each partner, over the whole org.",
+            read_by="partner_id",  # every open deal of the partner reads it, commit or not
         ),
     ),
     python_rules=(

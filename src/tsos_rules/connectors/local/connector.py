@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +35,17 @@ from tsos_rules.connectors.local.crm import (
     DEMO_OPPORTUNITIES,
     DEMO_SEED,
     INTEGRATION_USER,
+    TABLES,
     LocalCRM,
     _table,
     decode_watermark,
     encode_watermark,
 )
-from tsos_rules.connectors.local.reader import _BatchReader, _merge
+from tsos_rules.connectors.local.reader import _HUMAN, SOURCE, _BatchReader, _merge
 from tsos_rules.errors import ConfigError, FatalConnectorError, RetriableConnectorError
 from tsos_rules.markers import hookimpl
 from tsos_rules.model import CrmExemption, Snapshot
+from tsos_rules.snapshot.document import snapshot_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +208,93 @@ class LocalConnector:
         finally:
             # One read's connection lives as long as the read (or until close()), so nothing
             # is left open when a caller forgets close() (Python 3.13 warns about that).
+            self._close_reader()
+
+    def read_where(
+        self, record_type: str, field: str, values: Collection[str], *, batch_size: int = 1000
+    ) -> Iterator[ReadResult]:
+        """The records of ``record_type`` whose ``field`` is one of ``values``, judged (as
+        ``affected``) with their company groups as context, ``batch_size`` groups a batch."""
+        table = TABLES.get(record_type)
+        if table is None or not table.grouped or not values:
+            return
+        if batch_size < 1:
+            raise ConfigError(f"sync.batch_size: expected 1 or more, got {batch_size}")
+        wanted = json.dumps(list(values))
+        if field == "id" or field in table.columns:
+            where, params = f"{field} IN (SELECT value FROM json_each(?))", [wanted]
+        else:
+            path = '$."' + field.replace('"', '""') + '"'
+            where = "json_extract(data, ?) IN (SELECT value FROM json_each(?))"
+            params = [path, wanted]
+        db = self._reader_db()
+        try:
+            high = int(db.execute("SELECT stamp FROM clock").fetchone()[0])
+            reader = _BatchReader(db, high)
+            plan: dict[str, set[RecordKey]] = {}
+            for row in db.execute(
+                f"SELECT id, grp FROM {table.name} WHERE is_deleted = 0 AND modstamp <= ? "
+                f"AND {where}",
+                [high, *params],
+            ):
+                plan.setdefault(row[1], set()).add((record_type, row[0]))
+            groups = sorted(plan)
+            for start in range(0, len(groups), batch_size):
+                page = {g: frozenset(plan[g]) for g in groups[start : start + batch_size]}
+                db.execute("BEGIN")
+                try:
+                    batch = reader.load(page, set())
+                finally:
+                    db.execute("COMMIT")
+                yield attrs.evolve(batch, full=False)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise RetriableConnectorError(f"{self.crm.path}: {exc}") from None
+            raise FatalConnectorError(f"{self.crm.path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise FatalConnectorError(f"{self.crm.path}: {exc}") from None
+        finally:
+            self._close_reader()
+
+    def stream_records(self, record_type: str, *, page_size: int = 5000) -> Iterator[ReadResult]:
+        """Every current record of ``record_type`` alone, ``page_size`` a page (keyset pages
+        on the id, each in its own read transaction): a full sync's totals read."""
+        table = TABLES.get(record_type)
+        if table is None:
+            return
+        db = self._reader_db()
+        try:
+            high = int(db.execute("SELECT stamp FROM clock").fetchone()[0])
+            human = f" AND {_HUMAN}" if table.name == "activities" else ""
+            last = ""
+            while True:
+                db.execute("BEGIN")
+                try:
+                    rows = db.execute(
+                        f"SELECT id, data FROM {table.name} WHERE is_deleted = 0 "
+                        f"AND modstamp <= ? AND id > ?{human} ORDER BY id LIMIT ?",
+                        (high, last, max(1, page_size)),
+                    ).fetchall()
+                finally:
+                    db.execute("COMMIT")
+                if not rows:
+                    return
+                last = rows[-1][0]
+                records = []
+                for record_id, data in rows:
+                    record = json.loads(data)
+                    records.append(record if isinstance(record, dict) else {"id": record_id})
+                snapshot, _ = snapshot_from_dict(
+                    {table.collection: records}, source=SOURCE, skip_bad_records=True
+                )
+                yield ReadResult(snapshot=snapshot, changed=frozenset(), watermark=None)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise RetriableConnectorError(f"{self.crm.path}: {exc}") from None
+            raise FatalConnectorError(f"{self.crm.path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise FatalConnectorError(f"{self.crm.path}: {exc}") from None
+        finally:
             self._close_reader()
 
     def _reader_db(self) -> sqlite3.Connection:

@@ -207,5 +207,26 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX exemptions_by_source ON exemptions (connector, source, revoked_at);
         """,
     ),
+    (
+        9,
+        "the packs' aggregates: each record's share of an org-wide total, kept up to date by "
+        "incremental runs, and which aggregates (names, parameters) the shares were read for",
+        """
+        CREATE TABLE aggregate_shares (
+            connector TEXT NOT NULL,
+            aggregate TEXT NOT NULL,
+            record_type TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value REAL NOT NULL,
+            PRIMARY KEY (connector, aggregate, record_type, record_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX aggregate_shares_by_key ON aggregate_shares (connector, aggregate, key);
+        CREATE TABLE aggregate_sets (
+            connector TEXT PRIMARY KEY,
+            digest TEXT NOT NULL
+        );
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -506,8 +506,8 @@ class StateStore:
         columns = ", ".join(f"f.{c.strip()}" for c in _FINDING_COLUMNS.split(","))
         rows = self.db.execute(
             f"SELECT {columns} FROM json_each(?) AS j CROSS JOIN findings AS f "
-            "WHERE f.connector = ? AND f.record_type = j.value ->> 0 "
-            "AND f.record_id = j.value ->> 1 AND f.status = 'open'",
+            "WHERE f.connector = ? AND f.record_type = json_extract(j.value, '$[0]') "
+            "AND f.record_id = json_extract(j.value, '$[1]') AND f.status = 'open'",
             (json.dumps(pairs), connector),
         ).fetchall()
         return {row["fingerprint"]: _finding_state(row) for row in rows}
@@ -886,8 +886,91 @@ class StateStore:
                 "pending_writes",
                 "rule_texts",
                 "exemptions",
+                "aggregate_shares",
+                "aggregate_sets",
             ):
                 self.db.execute(f"DELETE FROM {table} WHERE connector = ?", (connector,))
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    # -- the packs' aggregates ---------------------------------------------------------------
+
+    def aggregate_digest(self, connector: str) -> str | None:
+        """Which aggregates the stored shares were read for (None: none were stored)."""
+        row = self.db.execute(
+            "SELECT digest FROM aggregate_sets WHERE connector = ?", (connector,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def aggregate_shares(self, connector: str) -> Iterator[tuple[str, str, float]]:
+        """Every stored share as ``(aggregate, key, value)``, streamed."""
+        yield from self.db.execute(
+            "SELECT aggregate, key, value FROM aggregate_shares WHERE connector = ?",
+            (connector,),
+        )
+
+    def aggregate_shares_of(
+        self, connector: str, refs: Iterable[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], tuple[str, float]]:
+        """The stored shares of ``(aggregate, record type, record id)`` refs: ``(key, value)``."""
+        ids: dict[tuple[str, str], list[str]] = {}
+        for aggregate, record_type, record_id in refs:
+            ids.setdefault((aggregate, record_type), []).append(record_id)
+        out: dict[tuple[str, str, str], tuple[str, float]] = {}
+        for (aggregate, record_type), record_ids in ids.items():
+            for start in range(0, len(record_ids), 5000):
+                for row in self.db.execute(
+                    "SELECT record_id, key, value FROM aggregate_shares WHERE connector = ? "
+                    "AND aggregate = ? AND record_type = ? "
+                    "AND record_id IN (SELECT value FROM json_each(?))",
+                    (
+                        connector,
+                        aggregate,
+                        record_type,
+                        json.dumps(record_ids[start : start + 5000]),
+                    ),
+                ):
+                    out[(aggregate, record_type, row[0])] = (row[1], row[2])
+        return out
+
+    def aggregate_adders(self, connector: str, aggregate: str, keys: Iterable[str]) -> list[str]:
+        """Ids of the records whose stored share adds to one of ``keys`` of ``aggregate``."""
+        return [
+            str(row[0])
+            for row in self.db.execute(
+                "SELECT record_id FROM aggregate_shares WHERE connector = ? AND aggregate = ? "
+                "AND key IN (SELECT value FROM json_each(?))",
+                (connector, aggregate, json.dumps(sorted(keys))),
+            )
+        ]
+
+    def save_aggregate_shares(
+        self,
+        connector: str,
+        digest: str,
+        shares: Mapping[tuple[str, str, str], tuple[str, float] | None],
+        *,
+        replace: bool,
+    ) -> None:
+        """Store records' shares (None: the record adds nothing now); ``replace`` drops every
+        share stored before (a full read's shares are all of them)."""
+        self._begin()
+        try:
+            db = self.db
+            if replace:
+                db.execute("DELETE FROM aggregate_shares WHERE connector = ?", (connector,))
+            db.executemany(
+                "DELETE FROM aggregate_shares WHERE connector = ? AND aggregate = ? "
+                "AND record_type = ? AND record_id = ?",
+                [(connector, *ref) for ref, share in shares.items() if share is None],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO aggregate_shares VALUES (?, ?, ?, ?, ?, ?)",
+                [(connector, *ref, *share) for ref, share in shares.items() if share is not None],
+            )
+            db.execute("INSERT OR REPLACE INTO aggregate_sets VALUES (?, ?)", (connector, digest))
             self._commit()
         except BaseException:
             self._rollback()

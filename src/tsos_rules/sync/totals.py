@@ -1,0 +1,127 @@
+"""The packs' org-wide totals for a sync, kept in the state between runs.
+
+A full run reads every record's share of each total (streamed: only the shares are kept) and
+stores them. An incremental run starts from the stored shares, replaces those of the records it
+reads (a share depends on its own record only, so only a changed record's share can change) and
+drops those of deleted records: the totals are the org's, exact, whatever changed. The keys
+whose total moved are returned too: the job re-judges the records that read them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from fractions import Fraction
+
+import attrs
+
+from tsos_rules.connectors.base import ReadResult
+from tsos_rules.engine.aggregates import COLLECTIONS, BoundAggregate, Partial, Totals, finalize
+
+#: ``(aggregate, record type, record id)``: one record's share of one aggregate.
+ShareRef = tuple[str, str, str]
+#: ``(key, value)`` a record adds, or None when it adds nothing.
+Share = tuple[str, float] | None
+
+
+def digest(bound: Sequence[BoundAggregate]) -> str:
+    """What the stored shares depend on: the aggregates and their packs' parameter values."""
+    material = repr(
+        sorted(
+            (b.aggregate.name, b.aggregate.record_type, sorted(map(repr, b.parameters.items())))
+            for b in bound
+        )
+    )
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+def shares_of(
+    bound: Sequence[BoundAggregate], batches: Iterable[ReadResult], *, keep_none: bool = True
+) -> dict[ShareRef, Share]:
+    """Each record's share as read (a record several batches carry counts once, as last read);
+    deleted records' shares are None. Without ``keep_none`` (a full read) records that add
+    nothing are left out, so memory holds only the shares."""
+    shares: dict[ShareRef, Share] = {}
+    for batch in batches:
+        for item in bound:
+            name, record_type = item.aggregate.name, item.aggregate.record_type
+            for record in getattr(batch.snapshot, COLLECTIONS[record_type]):
+                found = item.contribution(record)
+                ref = (name, record_type, record.id)
+                if found is not None:
+                    shares[ref] = (found[0], float(found[1]))
+                elif keep_none:
+                    shares[ref] = None
+                else:
+                    shares.pop(ref, None)
+            for deleted_type, record_id in batch.deleted:
+                if deleted_type == record_type:
+                    shares[(name, record_type, record_id)] = None
+    return shares
+
+
+def _add(partial: Partial, name: str, key: str, value: Fraction) -> None:
+    sums = partial.setdefault(name, {})
+    sums[key] = sums.get(key, Fraction(0)) + value
+
+
+@attrs.define
+class TotalsUpdate:
+    """Totals to judge with, the shares to store, and the keys whose total moved."""
+
+    totals: Totals
+    shares: dict[ShareRef, Share]
+    replace: bool
+    moved: Mapping[str, frozenset[str]] = attrs.field(factory=dict)
+
+    def refresh(self, bound: Sequence[BoundAggregate], batch: ReadResult) -> None:
+        """Store the shares as the run's own read found them: a record changed between the
+        totals read and this read is stored as read here, the read the watermark covers."""
+        for ref, share in shares_of(bound, [batch]).items():
+            if share is None and self.replace:  # a full read stores only what adds
+                self.shares.pop(ref, None)
+            else:
+                self.shares[ref] = share
+
+
+def from_full_read(bound: Sequence[BoundAggregate], batches: Iterable[ReadResult]) -> TotalsUpdate:
+    """Totals over a full read: every share is read, and replaces the stored ones."""
+    shares = shares_of(bound, batches, keep_none=False)
+    partial: Partial = {}
+    for (name, _, _), share in shares.items():
+        if share is not None:
+            _add(partial, name, share[0], Fraction(share[1]))
+    return TotalsUpdate(finalize(bound, partial), shares, replace=True)
+
+
+def from_stored(
+    bound: Sequence[BoundAggregate],
+    stored: Iterable[tuple[str, str, float]],
+    before: Mapping[ShareRef, tuple[str, float]],
+    read: Mapping[ShareRef, Share],
+) -> TotalsUpdate:
+    """Totals from the stored shares (``(aggregate, key, value)``), with the shares of the
+    records read (``read``) replacing what was stored for them (``before``)."""
+    partial: Partial = {}
+    for name, key, value in stored:
+        _add(partial, name, key, Fraction(value))
+    touched: dict[str, set[str]] = {}
+    changed: dict[ShareRef, Share] = {}
+    for ref, share in read.items():
+        old = before.get(ref)
+        if old == share:
+            continue
+        changed[ref] = share
+        name = ref[0]
+        if old is not None:
+            _add(partial, name, old[0], -Fraction(old[1]))
+            touched.setdefault(name, set()).add(old[0])
+        if share is not None:
+            _add(partial, name, share[0], Fraction(share[1]))
+            touched.setdefault(name, set()).add(share[0])
+    totals = finalize(bound, partial)
+    # A key whose shares changed but whose exact sum did not (one deal moved 500 to another
+    # deal of the same partner) still moved for the rule: its readers are re-judged anyway,
+    # since a reader may subtract its own share (a deal's "other" commit deals).
+    moved = {name: frozenset(keys) for name, keys in touched.items() if keys}
+    return TotalsUpdate(totals, dict(changed), replace=False, moved=moved)

@@ -19,6 +19,11 @@ from typing import Any, Protocol
 from tsos_rules.errors import FatalConnectorError, RetriableConnectorError
 
 Row = dict[str, Any]
+Within = tuple[str, Sequence[Any]]
+"""``(column, values)``: only the rows whose column holds one of the values."""
+#: Values per ``IN (...)`` list: under every driver's bound-parameter limit (SQLite 999 before
+#: 3.32, SQL Server 2100, PostgreSQL and MySQL 65535).
+IN_CHUNK = 500
 
 
 class Source(Protocol):
@@ -34,8 +39,19 @@ class Source(Protocol):
         ...
 
     def batches(
-        self, table: str, *, where: str | None, match: Mapping[str, str], size: int
-    ) -> Iterator[list[Row]]: ...
+        self,
+        table: str,
+        *,
+        where: str | None,
+        match: Mapping[str, str],
+        size: int,
+        within: Within | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> Iterator[list[Row]]:
+        """The table's rows (only ``columns`` when given) in lists of at most ``size``; with
+        ``within``, only the rows whose column holds one of the values (``None`` or ``""``
+        among them also selects blanks)."""
+        ...
 
     def find(self, table: str, column: str, value: Any) -> Row | None: ...
 
@@ -109,15 +125,30 @@ class CsvSource:
                 ) from None
 
     def batches(
-        self, table: str, *, where: str | None, match: Mapping[str, str], size: int
+        self,
+        table: str,
+        *,
+        where: str | None,
+        match: Mapping[str, str],
+        size: int,
+        within: Within | None = None,
+        columns: Sequence[str] | None = None,
     ) -> Iterator[list[Row]]:
+        wanted = None if within is None else {_blank_text(v) for v in within[1]}
         batch: list[Row] = []
         for row in self._rows(table):
-            if all((row.get(c) or "").strip() == v for c, v in match.items()):
-                batch.append(row)
-                if len(batch) >= size:
-                    yield batch
-                    batch = []
+            if not all((row.get(c) or "").strip() == v for c, v in match.items()):
+                continue
+            if (
+                within is not None
+                and wanted is not None
+                and _blank_text(row.get(within[0])) not in wanted
+            ):
+                continue
+            batch.append(row if columns is None else {c: row.get(c) for c in columns})
+            if len(batch) >= size:
+                yield batch
+                batch = []
         if batch:
             yield batch
 
@@ -176,6 +207,10 @@ class CsvSource:
 
     def close(self) -> None:
         """Nothing to release: files are opened per call."""
+
+
+def _blank_text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
 
 
 # -- SQL ----------------------------------------------------------------------------------
@@ -271,15 +306,35 @@ class SqlSource:
             return [str(c["name"]) for c in inspector.get_columns(table)]
 
     def batches(
-        self, table: str, *, where: str | None, match: Mapping[str, str], size: int
+        self,
+        table: str,
+        *,
+        where: str | None,
+        match: Mapping[str, str],
+        size: int,
+        within: Within | None = None,
+        columns: Sequence[str] | None = None,
     ) -> Iterator[list[Row]]:
         sa = self.sa
         t = self._table(table)
-        statement = sa.select(t)
+        statement = sa.select(*(t.c[c] for c in columns)) if columns else sa.select(t)
         for column, value in match.items():
             statement = statement.where(sa.func.trim(t.c[column]) == value)
         if where:
             statement = statement.where(sa.text(where))
+        if within is None:
+            yield from self._stream(table, statement, size)
+            return
+        column = t.c[within[0]]
+        values = sorted({self._bind(v) for v in within[1] if v is not None and v != ""}, key=str)
+        if any(v is None or v == "" for v in within[1]):  # blanks: NULL or empty text
+            blank = sa.or_(column.is_(None), sa.cast(column, sa.Text) == "")
+            yield from self._stream(table, statement.where(blank), size)
+        for start in range(0, len(values), IN_CHUNK):
+            chunk = values[start : start + IN_CHUNK]
+            yield from self._stream(table, statement.where(column.in_(chunk)), size)
+
+    def _stream(self, table: str, statement: Any, size: int) -> Iterator[list[Row]]:
         with self._errors(f"read {table}"), self.engine.connect() as connection:
             result = connection.execution_options(stream_results=True, yield_per=size).execute(
                 statement

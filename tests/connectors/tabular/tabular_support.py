@@ -372,3 +372,86 @@ def fresh_database(server_url: str) -> str:
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
     return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+# -- a MariaDB server of the tests' own ------------------------------------------------------
+
+
+def mariadb_bin() -> Path | None:
+    """The directory of Debian's ``mariadbd`` (package ``mariadb-server``), if installed."""
+    for candidate in ("/usr/sbin/mariadbd", shutil.which("mariadbd") or ""):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate).parent
+    return None
+
+
+def run_mariadb(sbin: Path) -> Iterator[str]:
+    """A throw-away MariaDB server in a temp directory on a free loopback port; yields its
+    URL (root, no password: the grant tables are skipped, nothing listens beyond 127.0.0.1)."""
+    import pymysql
+
+    home = Path(tempfile.mkdtemp(prefix="tsos-mariadb-"))
+    data = home / "data"
+    user = ["--user=mysql"] if os.geteuid() == 0 else []
+    if os.geteuid() == 0:
+        shutil.chown(home, "mysql")
+    install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+    if install is None:
+        raise RuntimeError("mariadb-install-db not found beside mariadbd")
+    subprocess.run(
+        [install, "--no-defaults", f"--datadir={data}", "--skip-test-db", *user],
+        check=True,
+        capture_output=True,
+    )
+    port = _free_port()
+    log = home / "server.log"
+    server = subprocess.Popen(
+        [
+            str(sbin / "mariadbd"),
+            "--no-defaults",
+            f"--datadir={data}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={home / 'mysqld.sock'}",
+            f"--pid-file={home / 'mysqld.pid'}",
+            f"--log-error={log}",
+            "--skip-grant-tables",
+            "--skip-name-resolve",
+            "--skip-log-bin",
+            "--innodb-buffer-pool-size=16M",
+            "--innodb-flush-log-at-trx-commit=0",
+            *user,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                pymysql.connect(host="127.0.0.1", port=port, user="root", connect_timeout=2).close()
+                break
+            except pymysql.err.OperationalError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    text = log.read_text(errors="replace") if log.exists() else ""
+                    raise RuntimeError(f"mariadbd did not start: {text[-2000:]}") from None
+                time.sleep(0.2)
+        yield f"mysql+pymysql://root@127.0.0.1:{port}/mysql"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def fresh_mariadb_database(server_url: str) -> str:
+    """A new empty database on the test MariaDB server, for one test."""
+    name = f"t{time.monotonic_ns()}"
+    engine = sa.create_engine(server_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    engine.dispose()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"

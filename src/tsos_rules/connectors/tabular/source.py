@@ -114,15 +114,32 @@ class CsvSource:
         return [name.strip() for name in header]
 
     def _rows(self, table: str) -> Iterator[Row]:
+        """The file's rows; raises a retriable error when the file was replaced, truncated or
+        written while it was read (an export in progress): the rows read are then not the
+        whole of any one version of it."""
         with self._open(table) as handle:
+            before = _identity(os.fstat(handle.fileno()))
             reader = csv.DictReader(handle, delimiter=self.delimiter)
             try:
                 for row in reader:
                     yield {(k or "").strip(): v for k, v in row.items()}
             except (csv.Error, UnicodeDecodeError) as exc:
+                self._unchanged(table, before)
                 raise FatalConnectorError(
                     f"tabular: {self.path(table)}: line {reader.line_num}: {exc}"
                 ) from None
+            self._unchanged(table, before)
+
+    def _unchanged(self, table: str, before: tuple[int, int, int]) -> None:
+        path = self.path(table)
+        try:
+            after = _identity(path.stat())
+        except OSError:
+            after = (-1, -1, -1)
+        if after != before:
+            raise RetriableConnectorError(
+                f"tabular: {path}: the file changed while it was read (replaced or rewritten)"
+            )
 
     def batches(
         self,
@@ -207,6 +224,18 @@ class CsvSource:
 
     def close(self) -> None:
         """Nothing to release: files are opened per call."""
+
+
+def _close_quietly(result: Any) -> None:
+    """Close a streamed result (its server-side cursor) even when the connection broke: the
+    error that broke it is the one worth raising."""
+    with contextlib.suppress(Exception):
+        result.close()
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int, int]:
+    """Which version of a file this is: its inode, size and modification time."""
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def _blank_text(value: Any) -> str:
@@ -339,8 +368,11 @@ class SqlSource:
             result = connection.execution_options(stream_results=True, yield_per=size).execute(
                 statement
             )
-            for part in result.mappings().partitions(size):
-                yield [dict(row) for row in part]
+            try:
+                for part in result.mappings().partitions(size):
+                    yield [dict(row) for row in part]
+            finally:
+                _close_quietly(result)
 
     def find(self, table: str, column: str, value: Any) -> Row | None:
         sa = self.sa

@@ -123,7 +123,7 @@ def step_sync(workdir: Path, how: str) -> dict[str, Any]:
         "wall_s": round(time.perf_counter() - start, 1),
         "peak_rss_mb": round(_peak_mb(), 1),
         "rss_before_sync_mb": round(before, 1),
-        "batches": summary["batches"] if "batches" in summary else None,
+        "batches": summary.get("batches"),
         "records_read": summary["records"]["read"],
         "findings_new": summary["findings"]["new"],
         "findings_by_rule": summary["findings"]["by_rule"],

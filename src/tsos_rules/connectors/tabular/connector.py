@@ -27,7 +27,7 @@ def open_source(settings: TabularSettings) -> Source:
         url = (
             reference["value"] if "value" in reference else read_secret(reference, "connector.url")
         )
-        return SqlSource(url, timeout_seconds=settings.timeout_seconds)
+        return SqlSource(url, timeout_seconds=settings.timeout_seconds, zone=zone(settings))
     assert settings.folder is not None
     return CsvSource(settings.folder, encoding=settings.encoding, delimiter=settings.delimiter)
 

@@ -263,7 +263,9 @@ class SqlSource:
 
     text = False
 
-    def __init__(self, url: str, *, timeout_seconds: float = 30.0) -> None:
+    def __init__(
+        self, url: str, *, timeout_seconds: float = 30.0, zone: dt.tzinfo = dt.UTC
+    ) -> None:
         import sqlalchemy as sa
 
         self.sa = sa
@@ -288,10 +290,22 @@ class SqlSource:
             ) from None
         self._tables: dict[str, Any] = {}
         self._sqlite = parsed.get_backend_name() == "sqlite"
+        self.zone = zone
+        self._naive: dict[str, frozenset[str]] = {}
 
-    def _bind(self, value: Any) -> Any:
+    def _bind(self, value: Any, table: str | None = None, column: str | None = None) -> Any:
         """A value as sent to the database: for SQLite, dates and datetimes as the ISO text its
-        default adapters wrote (deprecated since Python 3.12: they warn, and may go)."""
+        default adapters wrote (deprecated since Python 3.12: they warn, and may go); a moment
+        bound for a timestamp column without a time zone (PostgreSQL ``timestamp``, MySQL
+        ``DATETIME``, SQL Server ``datetime2``) as the naive wall time in the connector's zone,
+        so the server's session zone never shifts it."""
+        if (
+            isinstance(value, dt.datetime)
+            and value.tzinfo is not None
+            and table is not None
+            and column in self._naive.get(table, ())
+        ):
+            value = value.astimezone(self.zone).replace(tzinfo=None)
         if self._sqlite and isinstance(value, dt.date):
             return value.isoformat(" ") if isinstance(value, dt.datetime) else value.isoformat()
         return value
@@ -332,7 +346,14 @@ class SqlSource:
             inspector = self.sa.inspect(self.engine)
             if not inspector.has_table(table):
                 return None
-            return [str(c["name"]) for c in inspector.get_columns(table)]
+            found = inspector.get_columns(table)
+        if not self._sqlite:  # SQLite keeps text: an offset written stays in it
+            self._naive[table] = frozenset(
+                str(c["name"])
+                for c in found
+                if isinstance(c["type"], self.sa.DateTime) and not c["type"].timezone
+            )
+        return [str(c["name"]) for c in found]
 
     def batches(
         self,
@@ -379,7 +400,9 @@ class SqlSource:
         t = self._table(table)
         with self._errors(f"read {table}"), self.engine.connect() as connection:
             row = (
-                connection.execute(sa.select(t).where(t.c[column] == self._bind(value)).limit(1))
+                connection.execute(
+                    sa.select(t).where(t.c[column] == self._bind(value, table, column)).limit(1)
+                )
                 .mappings()
                 .first()
             )
@@ -388,7 +411,9 @@ class SqlSource:
     def insert(self, table: str, row: Mapping[str, Any]) -> None:
         t = self._table(table)
         with self._errors(f"insert into {table}"), self.engine.begin() as connection:
-            connection.execute(t.insert().values({k: self._bind(v) for k, v in row.items()}))
+            connection.execute(
+                t.insert().values({k: self._bind(v, table, k) for k, v in row.items()})
+            )
 
     def update(
         self,
@@ -398,13 +423,15 @@ class SqlSource:
         expect: tuple[str, Any] | None,
     ) -> int:
         t = self._table(table)
-        statement = t.update().where(t.c[key[0]] == self._bind(key[1]))
+        statement = t.update().where(t.c[key[0]] == self._bind(key[1], table, key[0]))
         if expect is not None:
             column = t.c[expect[0]]
             statement = statement.where(
-                column.is_(None) if expect[1] is None else column == self._bind(expect[1])
+                column.is_(None)
+                if expect[1] is None
+                else column == self._bind(expect[1], table, expect[0])
             )
-        values = {k: self._bind(v) for k, v in changes.items()}
+        values = {k: self._bind(v, table, k) for k, v in changes.items()}
         with self._errors(f"update {table}"), self.engine.begin() as connection:
             return int(connection.execute(statement.values(values)).rowcount)
 

@@ -455,3 +455,57 @@ def fresh_mariadb_database(server_url: str) -> str:
         connection.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
     engine.dispose()
     return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+# -- a generated org in SQLite, one table per record type ------------------------------------
+
+
+def generated_org(path: Path, opportunities: int, *, seed: int = 7) -> dict[str, Any]:
+    """The demo generator's org in a SQLite file (the snapshot's field names as columns, one
+    ``updated_at`` per row); returns the ``[connector.tables]`` that maps it."""
+    import json
+    import sqlite3
+
+    from tsos_rules.connectors.local.demo import write_org_json
+
+    as_of = dt.date(2026, 11, 24)
+    org = path.with_suffix(".json")
+    write_org_json(org, opportunities=opportunities, seed=seed, as_of=as_of)
+    document = json.loads(org.read_text())
+    org.unlink()
+    stamp = "2026-11-01T00:00:00+00:00"
+    db = sqlite3.connect(path)
+    tables: dict[str, Any] = {}
+    for record, collection in COLLECTION.items():
+        rows = document.get(collection, [])
+        nested = {k for row in rows for k, v in row.items() if isinstance(v, dict)}
+        columns = [
+            k
+            for k in dict.fromkeys(k for row in rows for k in row)
+            if k != "id" and k not in nested
+        ]
+        names = ["id", *columns, "updated_at"]
+        quoted = ", ".join(f'"{c}"' for c in names)
+        db.execute(f"CREATE TABLE {collection} ({quoted})")
+        db.executemany(
+            f"INSERT INTO {collection} VALUES ({', '.join('?' * len(names))})",
+            (
+                [
+                    row.get("id") or f"h{i}",
+                    *(
+                        ";".join(map(str, v)) if isinstance(v := row.get(c), list) else v
+                        for c in columns
+                    ),
+                    stamp,
+                ]
+                for i, row in enumerate(rows)
+            ),
+        )
+        tables[record] = {
+            "table": collection,
+            "modified": "updated_at",
+            "columns": {c: c for c in columns},
+        }
+    db.commit()
+    db.close()
+    return tables

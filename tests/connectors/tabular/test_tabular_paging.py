@@ -157,3 +157,33 @@ def test_a_csv_folder_comes_whole_in_one_batch(tmp_path: Path) -> None:
     finally:
         connector.close()
     assert batch.changed == whole.changed and batch.snapshot == whole.snapshot
+
+
+def test_incremental_pages_report_deletions_once(tmp_path: Path) -> None:
+    t0 = ConnectorContract.T0
+    connector = TabularConnector.from_settings(
+        settings({"url": f"sqlite:///{tmp_path / 'crm.sqlite3'}"}, csv=False)
+    )
+    try:
+        create_schema(connector)
+        seed(connector, CONTRACT_SNAPSHOT, t0)
+        first = connector.read(None, until=t0 + dt.timedelta(seconds=1))
+        gone = t0 + dt.timedelta(seconds=10)
+        connector.source.update(
+            "crm_deals",
+            ("deal_id", "o2"),
+            {
+                "is_deleted": True,
+                "updated_at": connector.codecs["opportunity"].encode_modified(gone, text=False),
+            },
+            None,
+        )
+        whole = connector.read(first.watermark, until=gone + dt.timedelta(seconds=10))
+        batches = list(
+            connector.read_batches(first.watermark, until=gone + dt.timedelta(seconds=10))
+        )
+    finally:
+        connector.close()
+    assert ("opportunity", "o2") in whole.deleted
+    assert [b.deleted for b in batches if b.deleted] == [whole.deleted]
+    assert all(("opportunity", "o2") not in b.changed for b in batches)

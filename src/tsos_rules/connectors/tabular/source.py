@@ -49,8 +49,8 @@ class Source(Protocol):
         columns: Sequence[str] | None = None,
     ) -> Iterator[list[Row]]:
         """The table's rows (only ``columns`` when given) in lists of at most ``size``; with
-        ``within``, only the rows whose column holds one of the values (``None`` or ``""``
-        among them also selects blanks)."""
+        ``within``, only the rows whose column holds one of the (non-blank) values, read in
+        chunks of ``IN_CHUNK`` values."""
         ...
 
     def find(self, table: str, column: str, value: Any) -> Row | None: ...
@@ -151,7 +151,7 @@ class CsvSource:
         within: Within | None = None,
         columns: Sequence[str] | None = None,
     ) -> Iterator[list[Row]]:
-        wanted = None if within is None else {_blank_text(v) for v in within[1]}
+        wanted = None if within is None else {_text(v) for v in within[1]}
         batch: list[Row] = []
         for row in self._rows(table):
             if not all((row.get(c) or "").strip() == v for c, v in match.items()):
@@ -159,7 +159,7 @@ class CsvSource:
             if (
                 within is not None
                 and wanted is not None
-                and _blank_text(row.get(within[0])) not in wanted
+                and _text(row.get(within[0])) not in wanted
             ):
                 continue
             batch.append(row if columns is None else {c: row.get(c) for c in columns})
@@ -238,7 +238,7 @@ def _identity(stat: os.stat_result) -> tuple[int, int, int]:
     return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
-def _blank_text(value: Any) -> str:
+def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
@@ -376,10 +376,7 @@ class SqlSource:
             yield from self._stream(table, statement, size)
             return
         column = t.c[within[0]]
-        values = sorted({self._bind(v) for v in within[1] if v is not None and v != ""}, key=str)
-        if any(v is None or v == "" for v in within[1]):  # blanks: NULL or empty text
-            blank = sa.or_(column.is_(None), sa.cast(column, sa.Text) == "")
-            yield from self._stream(table, statement.where(blank), size)
+        values = sorted({self._bind(v, table, within[0]) for v in within[1]}, key=str)
         for start in range(0, len(values), IN_CHUNK):
             chunk = values[start : start + IN_CHUNK]
             yield from self._stream(table, statement.where(column.in_(chunk)), size)

@@ -276,7 +276,8 @@ class Reader:
             key = positions[(error.collection, error.index)]
             dropped.add(key)
             named.append(self._name_column(error, loaded.origin[key], key))
-        versions = {k: v for k, v in loaded.versions.items() if k in set(positions.values())}
+        present = set(positions.values())
+        versions = {k: v for k, v in loaded.versions.items() if k in present}
         changed: frozenset[RecordKey] = fields.pop("changed")
         affected: frozenset[RecordKey] = fields.pop("affected")
         incomplete: frozenset[RecordKey] = fields.pop("incomplete")

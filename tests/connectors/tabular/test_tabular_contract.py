@@ -122,6 +122,20 @@ class TestTabularPostgres(_Harness):
         if kind == "bad_record":  # a forecast category the mapping does not know
             connector.source.update("crm_deals", ("deal_id", "o2"), {"forecast": "Maybe"}, None)
             return True
+        if kind == "retriable":  # the database is closed to connections during maintenance
+            server, name = self.url.rsplit("/", 1)
+            engine = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+            with engine.connect() as db:
+                db.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+                db.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :name"
+                    ),
+                    {"name": name},
+                )
+            engine.dispose()
+            return True
         return False
 
 

@@ -98,6 +98,8 @@ class PagedReader:
     def batches(
         self, start: dt.datetime | None, end: dt.datetime, size: int
     ) -> Iterator[ReadResult]:
+        """One result per page of ``size`` company groups holding a record to judge (every
+        group in a full read); the first page carries the window's deletions."""
         reader = self.reader
         keys = reader.retried(lambda: self._key_pass(start, end))
         reference = reader.retried(self._reference)

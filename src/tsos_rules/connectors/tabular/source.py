@@ -282,7 +282,9 @@ class SqlSource:
         elif parsed.get_backend_name() == "postgresql":
             connect_args["connect_timeout"] = max(1, int(timeout_seconds))
         try:
-            self.engine = sa.create_engine(parsed, connect_args=connect_args)
+            # pre-ping: a connection dropped since its last use (a restarted server, a killed
+            # backend) is replaced at checkout instead of failing the next read
+            self.engine = sa.create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
         except (ImportError, sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
             raise FatalConnectorError(
                 f"tabular: {self.label}: cannot use this database: {exc} "

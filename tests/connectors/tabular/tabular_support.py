@@ -372,3 +372,140 @@ def fresh_database(server_url: str) -> str:
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
     return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+# -- a MariaDB server of the tests' own ------------------------------------------------------
+
+
+def mariadb_bin() -> Path | None:
+    """The directory of Debian's ``mariadbd`` (package ``mariadb-server``), if installed."""
+    for candidate in ("/usr/sbin/mariadbd", shutil.which("mariadbd") or ""):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate).parent
+    return None
+
+
+def run_mariadb(sbin: Path) -> Iterator[str]:
+    """A throw-away MariaDB server in a temp directory on a free loopback port; yields its
+    URL (root, no password: the grant tables are skipped, nothing listens beyond 127.0.0.1)."""
+    import pymysql
+
+    home = Path(tempfile.mkdtemp(prefix="tsos-mariadb-"))
+    data = home / "data"
+    user = ["--user=mysql"] if os.geteuid() == 0 else []
+    if os.geteuid() == 0:
+        shutil.chown(home, "mysql")
+    install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+    if install is None:
+        raise RuntimeError("mariadb-install-db not found beside mariadbd")
+    subprocess.run(
+        [install, "--no-defaults", f"--datadir={data}", "--skip-test-db", *user],
+        check=True,
+        capture_output=True,
+    )
+    port = _free_port()
+    log = home / "server.log"
+    server = subprocess.Popen(
+        [
+            str(sbin / "mariadbd"),
+            "--no-defaults",
+            f"--datadir={data}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={home / 'mysqld.sock'}",
+            f"--pid-file={home / 'mysqld.pid'}",
+            f"--log-error={log}",
+            "--skip-grant-tables",
+            "--skip-name-resolve",
+            "--skip-log-bin",
+            "--innodb-buffer-pool-size=16M",
+            "--innodb-flush-log-at-trx-commit=0",
+            *user,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                pymysql.connect(host="127.0.0.1", port=port, user="root", connect_timeout=2).close()
+                break
+            except pymysql.err.OperationalError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    text = log.read_text(errors="replace") if log.exists() else ""
+                    raise RuntimeError(f"mariadbd did not start: {text[-2000:]}") from None
+                time.sleep(0.2)
+        yield f"mysql+pymysql://root@127.0.0.1:{port}/mysql"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def fresh_mariadb_database(server_url: str) -> str:
+    """A new empty database on the test MariaDB server, for one test."""
+    name = f"t{time.monotonic_ns()}"
+    engine = sa.create_engine(server_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    engine.dispose()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+# -- a generated org in SQLite, one table per record type ------------------------------------
+
+
+def generated_org(path: Path, opportunities: int, *, seed: int = 7) -> dict[str, Any]:
+    """The demo generator's org in a SQLite file (the snapshot's field names as columns, one
+    ``updated_at`` per row); returns the ``[connector.tables]`` that maps it."""
+    import json
+    import sqlite3
+
+    from tsos_rules.connectors.local.demo import write_org_json
+
+    as_of = dt.date(2026, 11, 24)
+    org = path.with_suffix(".json")
+    write_org_json(org, opportunities=opportunities, seed=seed, as_of=as_of)
+    document = json.loads(org.read_text())
+    org.unlink()
+    stamp = "2026-11-01T00:00:00+00:00"
+    db = sqlite3.connect(path)
+    tables: dict[str, Any] = {}
+    for record, collection in COLLECTION.items():
+        rows = document.get(collection, [])
+        nested = {k for row in rows for k, v in row.items() if isinstance(v, dict)}
+        columns = [
+            k
+            for k in dict.fromkeys(k for row in rows for k in row)
+            if k != "id" and k not in nested
+        ]
+        names = ["id", *columns, "updated_at"]
+        quoted = ", ".join(f'"{c}"' for c in names)
+        db.execute(f"CREATE TABLE {collection} ({quoted})")
+        db.executemany(
+            f"INSERT INTO {collection} VALUES ({', '.join('?' * len(names))})",
+            (
+                [
+                    row.get("id") or f"h{i}",
+                    *(
+                        ";".join(map(str, v)) if isinstance(v := row.get(c), list) else v
+                        for c in columns
+                    ),
+                    stamp,
+                ]
+                for i, row in enumerate(rows)
+            ),
+        )
+        tables[record] = {
+            "table": collection,
+            "modified": "updated_at",
+            "columns": {c: c for c in columns},
+        }
+    db.commit()
+    db.close()
+    return tables

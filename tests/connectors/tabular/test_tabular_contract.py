@@ -1,5 +1,6 @@
-"""The ``tabular`` connector passes the ConnectorContract on SQLite, on a real PostgreSQL
-server, and on a folder of CSV files; each CRM has its own table, column and value names."""
+"""The ``tabular`` connector passes the ConnectorContract on SQLite, on real PostgreSQL and
+MariaDB servers, and on a folder of CSV files; each CRM has its own table, column and value
+names."""
 
 from __future__ import annotations
 
@@ -121,6 +122,20 @@ class TestTabularPostgres(_Harness):
         if kind == "bad_record":  # a forecast category the mapping does not know
             connector.source.update("crm_deals", ("deal_id", "o2"), {"forecast": "Maybe"}, None)
             return True
+        if kind == "retriable":  # the database is closed to connections during maintenance
+            server, name = self.url.rsplit("/", 1)
+            engine = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+            with engine.connect() as db:
+                db.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+                db.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :name"
+                    ),
+                    {"name": name},
+                )
+            engine.dispose()
+            return True
         return False
 
 
@@ -141,5 +156,29 @@ class TestTabularCsv(_Harness):
             return True
         if kind == "bad_record":
             self._bad_close_date(connector)
+            return True
+        return False
+
+
+class TestTabularMariaDB(_Harness):
+    """MySQL's dialect through the ``mysql`` extra (PyMySQL), on a real MariaDB server."""
+
+    @pytest.fixture(autouse=True)
+    def _database(self, mariadb_url: str) -> None:
+        self.url = mariadb_url
+
+    def source(self, tmp_path: Path) -> dict[str, Any]:
+        return {"url": self.url}
+
+    def induce_error(self, connector: Connector, kind: str) -> bool:
+        assert isinstance(connector, TabularConnector)
+        if kind == "fatal":
+            engine = sa.create_engine(self.url)
+            with engine.begin() as db:
+                db.execute(sa.text("DROP TABLE crm_deals"))
+            engine.dispose()
+            return True
+        if kind == "bad_record":
+            connector.source.update("crm_deals", ("deal_id", "o2"), {"forecast": "Maybe"}, None)
             return True
         return False

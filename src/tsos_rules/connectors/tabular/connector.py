@@ -7,7 +7,7 @@ the raw ``[connector]`` config table. See ``docs/tabular.md`` for the mapping re
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from tsos_rules.config import read_secret
@@ -27,7 +27,7 @@ def open_source(settings: TabularSettings) -> Source:
         url = (
             reference["value"] if "value" in reference else read_secret(reference, "connector.url")
         )
-        return SqlSource(url, timeout_seconds=settings.timeout_seconds)
+        return SqlSource(url, timeout_seconds=settings.timeout_seconds, zone=zone(settings))
     assert settings.folder is not None
     return CsvSource(settings.folder, encoding=settings.encoding, delimiter=settings.delimiter)
 
@@ -87,6 +87,13 @@ class TabularConnector:
 
     def read(self, since: str | None, *, until: dt.datetime | None = None) -> ReadResult:
         return self.reader.read(since, until)
+
+    def read_batches(
+        self, since: str | None, *, until: dt.datetime | None = None, batch_size: int = 1000
+    ) -> Iterator[ReadResult]:
+        """Like ``read``, in pages of ``batch_size`` company groups (SQL sources; a CSV folder
+        comes whole, in one batch). Every page carries the same final watermark."""
+        return self.reader.read_batches(since, until, batch_size)
 
     def write(self, actions: Sequence[Action]) -> list[ActionResult]:
         if not actions:

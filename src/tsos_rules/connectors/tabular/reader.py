@@ -11,18 +11,21 @@ held back (``incomplete``) rather than judged without it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 import attrs
 
 from tsos_rules.connectors.base import ReadResult, RecordKey
 from tsos_rules.connectors.tabular.mapping import RECORDS, Codec
+from tsos_rules.connectors.tabular.retry import retrying
 from tsos_rules.connectors.tabular.settings import TableMapping, TabularSettings
-from tsos_rules.connectors.tabular.source import Row, Source
+from tsos_rules.connectors.tabular.source import Row, Source, Within
 from tsos_rules.errors import ConfigError, SkippableRecordError
 from tsos_rules.snapshot.document import RecordError, snapshot_from_dict
 
+T = TypeVar("T")
 JUDGED = ("account", "lead", "opportunity", "activity")
 
 #: Relations by id that a record's facts read: (field, record type it names).
@@ -88,10 +91,9 @@ class Reader:
         return all(m.incremental for m in self.settings.tables.values() if m.record in JUDGED)
 
     def read(self, since: str | None, until: dt.datetime | None) -> ReadResult:
-        end = until or self.now() - dt.timedelta(seconds=self.settings.watermark_lag_seconds)
-        end = end.astimezone(dt.UTC)
+        end = self._end(until)
         start = _watermark(since) if since and self.incremental else None
-        loaded = self._load()
+        loaded = self.retried(self._load)
         in_window = _window(start, end)
         deleted = frozenset(k for k, at in loaded.deleted.items() if start and in_window(at))
         if start is None:
@@ -116,34 +118,85 @@ class Reader:
             full=start is None,
         )
 
+    def read_batches(
+        self, since: str | None, until: dt.datetime | None, size: int
+    ) -> Iterator[ReadResult]:
+        """Pages of company groups from an SQL source (``paging``); a CSV folder is read
+        whole, as one batch: a file has no index, so reading it per page would rescan it."""
+        from tsos_rules.connectors.tabular.paging import PagedReader, pageable
+
+        if size < 1:
+            raise ConfigError(f"sync.batch_size: expected 1 or more, got {size}")
+        if not pageable(self):
+            yield self.read(since, until)
+            return
+        end = self._end(until)
+        start = _watermark(since) if since and self.incremental else None
+        yield from PagedReader(self).batches(start, end, size)
+
+    def _end(self, until: dt.datetime | None) -> dt.datetime:
+        end = until or self.now() - dt.timedelta(seconds=self.settings.watermark_lag_seconds)
+        return end.astimezone(dt.UTC)
+
     # -- loading ---------------------------------------------------------------------------
+
+    def retried(self, build: Callable[[], T]) -> T:
+        """``build()`` rebuilt whole after a transient source error, a bounded number of times."""
+        return retrying(
+            build,
+            attempts=self.settings.read_attempts,
+            delay=self.settings.retry_delay_seconds,
+        )
 
     def _load(self) -> _Loaded:
         loaded = _Loaded()
         for mapping in self.settings.tables.values():
-            codec = self.codecs[mapping.name]
-            joined = self._joined(mapping)
-            position = 0
-            for batch in self.source.batches(
-                mapping.table,
-                where=mapping.where,
-                match=mapping.match,
-                size=self.settings.batch_size,
-            ):
-                for row in batch:
-                    if joined is not None and mapping.join_key is not None:
-                        row = {**row, **joined.get(_join_key(row.get(mapping.join_key)), {})}
-                    self._load_row(loaded, mapping, codec, row, position)
-                    position += 1
+            self.load_table(loaded, mapping)
         return loaded
 
-    def _joined(self, mapping: TableMapping) -> dict[str, Row] | None:
-        """The joined table's rows by key, columns written ``TABLE.COLUMN``."""
+    def load_table(
+        self, loaded: _Loaded, mapping: TableMapping, within: Within | None = None
+    ) -> list[RecordKey]:
+        """Map the table's rows (only those ``within`` when given) into ``loaded``; their keys.
+
+        A row without an id is keyed by its position in a whole-table read, by its content in a
+        read of some rows (the same row read twice is then one record)."""
+        codec = self.codecs[mapping.name]
+        joined = self._joined(mapping) if within is None else None
+        position = 0
+        keys: list[RecordKey] = []
+        for batch in self.source.batches(
+            mapping.table,
+            where=mapping.where,
+            match=mapping.match,
+            size=self.settings.batch_size,
+            within=within,
+        ):
+            if within is not None and mapping.join_key is not None:
+                joined = self._joined(mapping, [row.get(mapping.join_key) for row in batch])
+            for row in batch:
+                if joined is not None and mapping.join_key is not None:
+                    row = {**row, **joined.get(_join_key(row.get(mapping.join_key)), {})}
+                place = position if within is None else _digest(row)
+                keys.append(self._load_row(loaded, mapping, codec, row, place))
+                position += 1
+        return keys
+
+    def _joined(
+        self, mapping: TableMapping, keys: list[Any] | None = None
+    ) -> dict[str, Row] | None:
+        """The joined table's rows by key (only ``keys`` when given), columns written
+        ``TABLE.COLUMN``."""
         if mapping.join_table is None or mapping.join_key is None:
             return None
         out: dict[str, Row] = {}
+        within = None if keys is None else (mapping.join_key, keys)
         for batch in self.source.batches(
-            mapping.join_table, where=None, match={}, size=self.settings.batch_size
+            mapping.join_table,
+            where=None,
+            match={},
+            size=self.settings.batch_size,
+            within=within,
         ):
             for row in batch:
                 key = _join_key(row.get(mapping.join_key))
@@ -151,32 +204,38 @@ class Reader:
         return out
 
     def _load_row(
-        self, loaded: _Loaded, mapping: TableMapping, codec: Codec, row: Row, position: int
-    ) -> None:
+        self, loaded: _Loaded, mapping: TableMapping, codec: Codec, row: Row, place: int | str
+    ) -> RecordKey:
         record_id = codec.record_id(row)
         if mapping.record == "close_date_change" and record_id is None:
-            record_id = f"{mapping.name}#{position}"
-        key = (mapping.record, record_id or f"{mapping.name}#{position}")
+            record_id = f"{mapping.name}#{place}"
+        key = (mapping.record, record_id or f"{mapping.name}#{place}")
+        if isinstance(place, str) and (
+            key in loaded.records or key in loaded.bad or key in loaded.deleted
+        ):
+            return key  # read twice in one page (by its account and by its deal)
         _, collection = RECORDS[mapping.record]
+        position = place if isinstance(place, int) else len(loaded.errors)
         try:
             modified = codec.modified(row)
         except ValueError as exc:
             self._bad(loaded, key, collection, position, record_id, "modified", str(exc))
-            return
+            return key
         if codec.is_deleted(row):
             loaded.deleted[key] = modified
-            return
+            return key
         try:
             record = codec.decode(row)
         except SkippableRecordError as exc:
             self._bad(loaded, key, collection, position, record_id, exc.field, exc.reason)
-            return
+            return key
         loaded.records[key] = record
         loaded.modified[key] = modified
         loaded.origin[key] = mapping
         version = codec.version(row)
         if version is not None:
             loaded.versions[key] = version
+        return key
 
     def _bad(
         self,
@@ -217,7 +276,8 @@ class Reader:
             key = positions[(error.collection, error.index)]
             dropped.add(key)
             named.append(self._name_column(error, loaded.origin[key], key))
-        versions = {k: v for k, v in loaded.versions.items() if k in set(positions.values())}
+        present = set(positions.values())
+        versions = {k: v for k, v in loaded.versions.items() if k in present}
         changed: frozenset[RecordKey] = fields.pop("changed")
         affected: frozenset[RecordKey] = fields.pop("affected")
         incomplete: frozenset[RecordKey] = fields.pop("incomplete")
@@ -263,6 +323,12 @@ def _window(start: dt.datetime | None, end: dt.datetime) -> Callable[[dt.datetim
         return (start is None or moment > start) and moment <= end
 
     return inside
+
+
+def _digest(row: Row) -> str:
+    """A short stable name for a row without an id, from its values."""
+    text = repr(sorted((str(k), str(v)) for k, v in row.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _join_key(value: Any) -> str:

@@ -114,6 +114,11 @@ class TabularSettings:
     batch_size: int = 1000
     watermark_lag_seconds: int = 0
     timeout_seconds: float = 30.0
+    read_attempts: int = 3
+    """Tries of one read unit (a table scan, a page of groups) before a transient error stops
+    the run."""
+    retry_delay_seconds: float = 0.5
+    """The wait after the first failed try; doubled after each further one."""
     read_only: bool = False
     write: WriteSettings = attrs.field(factory=WriteSettings)
     preset: str | None = None
@@ -179,6 +184,8 @@ class TabularSettings:
             batch_size=top.integer("batch_size", 1000, low=1, high=1_000_000),
             watermark_lag_seconds=top.integer("watermark_lag_seconds", 0, low=0, high=86_400),
             timeout_seconds=top.number("timeout_seconds", 30.0, low=0.0, high=3600.0),
+            read_attempts=top.integer("read_attempts", 3, low=1, high=20),
+            retry_delay_seconds=top.number("retry_delay_seconds", 0.5, low=0.0, high=60.0),
             read_only=read_only,
             write=write,
             preset=preset,

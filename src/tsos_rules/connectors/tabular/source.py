@@ -19,6 +19,11 @@ from typing import Any, Protocol
 from tsos_rules.errors import FatalConnectorError, RetriableConnectorError
 
 Row = dict[str, Any]
+Within = tuple[str, Sequence[Any]]
+"""``(column, values)``: only the rows whose column holds one of the values."""
+#: Values per ``IN (...)`` list: under every driver's bound-parameter limit (SQLite 999 before
+#: 3.32, SQL Server 2100, PostgreSQL and MySQL 65535).
+IN_CHUNK = 500
 
 
 class Source(Protocol):
@@ -34,8 +39,19 @@ class Source(Protocol):
         ...
 
     def batches(
-        self, table: str, *, where: str | None, match: Mapping[str, str], size: int
-    ) -> Iterator[list[Row]]: ...
+        self,
+        table: str,
+        *,
+        where: str | None,
+        match: Mapping[str, str],
+        size: int,
+        within: Within | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> Iterator[list[Row]]:
+        """The table's rows (only ``columns`` when given) in lists of at most ``size``; with
+        ``within``, only the rows whose column holds one of the (non-blank) values, read in
+        chunks of ``IN_CHUNK`` values."""
+        ...
 
     def find(self, table: str, column: str, value: Any) -> Row | None: ...
 
@@ -98,26 +114,58 @@ class CsvSource:
         return [name.strip() for name in header]
 
     def _rows(self, table: str) -> Iterator[Row]:
+        """The file's rows; raises a retriable error when the file was replaced, truncated or
+        written while it was read (an export in progress): the rows read are then not the
+        whole of any one version of it."""
         with self._open(table) as handle:
+            before = _identity(os.fstat(handle.fileno()))
             reader = csv.DictReader(handle, delimiter=self.delimiter)
             try:
                 for row in reader:
                     yield {(k or "").strip(): v for k, v in row.items()}
             except (csv.Error, UnicodeDecodeError) as exc:
+                self._unchanged(table, before)
                 raise FatalConnectorError(
                     f"tabular: {self.path(table)}: line {reader.line_num}: {exc}"
                 ) from None
+            self._unchanged(table, before)
+
+    def _unchanged(self, table: str, before: tuple[int, int, int]) -> None:
+        path = self.path(table)
+        try:
+            after = _identity(path.stat())
+        except OSError:
+            after = (-1, -1, -1)
+        if after != before:
+            raise RetriableConnectorError(
+                f"tabular: {path}: the file changed while it was read (replaced or rewritten)"
+            )
 
     def batches(
-        self, table: str, *, where: str | None, match: Mapping[str, str], size: int
+        self,
+        table: str,
+        *,
+        where: str | None,
+        match: Mapping[str, str],
+        size: int,
+        within: Within | None = None,
+        columns: Sequence[str] | None = None,
     ) -> Iterator[list[Row]]:
+        wanted = None if within is None else {_text(v) for v in within[1]}
         batch: list[Row] = []
         for row in self._rows(table):
-            if all((row.get(c) or "").strip() == v for c, v in match.items()):
-                batch.append(row)
-                if len(batch) >= size:
-                    yield batch
-                    batch = []
+            if not all((row.get(c) or "").strip() == v for c, v in match.items()):
+                continue
+            if (
+                within is not None
+                and wanted is not None
+                and _text(row.get(within[0])) not in wanted
+            ):
+                continue
+            batch.append(row if columns is None else {c: row.get(c) for c in columns})
+            if len(batch) >= size:
+                yield batch
+                batch = []
         if batch:
             yield batch
 
@@ -178,6 +226,22 @@ class CsvSource:
         """Nothing to release: files are opened per call."""
 
 
+def _close_quietly(result: Any) -> None:
+    """Close a streamed result (its server-side cursor) even when the connection broke: the
+    error that broke it is the one worth raising."""
+    with contextlib.suppress(Exception):
+        result.close()
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int, int]:
+    """Which version of a file this is: its inode, size and modification time."""
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
 # -- SQL ----------------------------------------------------------------------------------
 
 _FATAL_HINTS = (
@@ -199,7 +263,9 @@ class SqlSource:
 
     text = False
 
-    def __init__(self, url: str, *, timeout_seconds: float = 30.0) -> None:
+    def __init__(
+        self, url: str, *, timeout_seconds: float = 30.0, zone: dt.tzinfo = dt.UTC
+    ) -> None:
         import sqlalchemy as sa
 
         self.sa = sa
@@ -216,7 +282,9 @@ class SqlSource:
         elif parsed.get_backend_name() == "postgresql":
             connect_args["connect_timeout"] = max(1, int(timeout_seconds))
         try:
-            self.engine = sa.create_engine(parsed, connect_args=connect_args)
+            # pre-ping: a connection dropped since its last use (a restarted server, a killed
+            # backend) is replaced at checkout instead of failing the next read
+            self.engine = sa.create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
         except (ImportError, sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
             raise FatalConnectorError(
                 f"tabular: {self.label}: cannot use this database: {exc} "
@@ -224,10 +292,22 @@ class SqlSource:
             ) from None
         self._tables: dict[str, Any] = {}
         self._sqlite = parsed.get_backend_name() == "sqlite"
+        self.zone = zone
+        self._naive: dict[str, frozenset[str]] = {}
 
-    def _bind(self, value: Any) -> Any:
+    def _bind(self, value: Any, table: str | None = None, column: str | None = None) -> Any:
         """A value as sent to the database: for SQLite, dates and datetimes as the ISO text its
-        default adapters wrote (deprecated since Python 3.12: they warn, and may go)."""
+        default adapters wrote (deprecated since Python 3.12: they warn, and may go); a moment
+        bound for a timestamp column without a time zone (PostgreSQL ``timestamp``, MySQL
+        ``DATETIME``, SQL Server ``datetime2``) as the naive wall time in the connector's zone,
+        so the server's session zone never shifts it."""
+        if (
+            isinstance(value, dt.datetime)
+            and value.tzinfo is not None
+            and table is not None
+            and column in self._naive.get(table, ())
+        ):
+            value = value.astimezone(self.zone).replace(tzinfo=None)
         if self._sqlite and isinstance(value, dt.date):
             return value.isoformat(" ") if isinstance(value, dt.datetime) else value.isoformat()
         return value
@@ -268,31 +348,60 @@ class SqlSource:
             inspector = self.sa.inspect(self.engine)
             if not inspector.has_table(table):
                 return None
-            return [str(c["name"]) for c in inspector.get_columns(table)]
+            found = inspector.get_columns(table)
+        if not self._sqlite:  # SQLite keeps text: an offset written stays in it
+            self._naive[table] = frozenset(
+                str(c["name"])
+                for c in found
+                if isinstance(c["type"], self.sa.DateTime) and not c["type"].timezone
+            )
+        return [str(c["name"]) for c in found]
 
     def batches(
-        self, table: str, *, where: str | None, match: Mapping[str, str], size: int
+        self,
+        table: str,
+        *,
+        where: str | None,
+        match: Mapping[str, str],
+        size: int,
+        within: Within | None = None,
+        columns: Sequence[str] | None = None,
     ) -> Iterator[list[Row]]:
         sa = self.sa
         t = self._table(table)
-        statement = sa.select(t)
+        statement = sa.select(*(t.c[c] for c in columns)) if columns else sa.select(t)
         for column, value in match.items():
             statement = statement.where(sa.func.trim(t.c[column]) == value)
         if where:
             statement = statement.where(sa.text(where))
+        if within is None:
+            yield from self._stream(table, statement, size)
+            return
+        column = t.c[within[0]]
+        values = sorted({self._bind(v, table, within[0]) for v in within[1]}, key=str)
+        for start in range(0, len(values), IN_CHUNK):
+            chunk = values[start : start + IN_CHUNK]
+            yield from self._stream(table, statement.where(column.in_(chunk)), size)
+
+    def _stream(self, table: str, statement: Any, size: int) -> Iterator[list[Row]]:
         with self._errors(f"read {table}"), self.engine.connect() as connection:
             result = connection.execution_options(stream_results=True, yield_per=size).execute(
                 statement
             )
-            for part in result.mappings().partitions(size):
-                yield [dict(row) for row in part]
+            try:
+                for part in result.mappings().partitions(size):
+                    yield [dict(row) for row in part]
+            finally:
+                _close_quietly(result)
 
     def find(self, table: str, column: str, value: Any) -> Row | None:
         sa = self.sa
         t = self._table(table)
         with self._errors(f"read {table}"), self.engine.connect() as connection:
             row = (
-                connection.execute(sa.select(t).where(t.c[column] == self._bind(value)).limit(1))
+                connection.execute(
+                    sa.select(t).where(t.c[column] == self._bind(value, table, column)).limit(1)
+                )
                 .mappings()
                 .first()
             )
@@ -301,7 +410,9 @@ class SqlSource:
     def insert(self, table: str, row: Mapping[str, Any]) -> None:
         t = self._table(table)
         with self._errors(f"insert into {table}"), self.engine.begin() as connection:
-            connection.execute(t.insert().values({k: self._bind(v) for k, v in row.items()}))
+            connection.execute(
+                t.insert().values({k: self._bind(v, table, k) for k, v in row.items()})
+            )
 
     def update(
         self,
@@ -311,13 +422,15 @@ class SqlSource:
         expect: tuple[str, Any] | None,
     ) -> int:
         t = self._table(table)
-        statement = t.update().where(t.c[key[0]] == self._bind(key[1]))
+        statement = t.update().where(t.c[key[0]] == self._bind(key[1], table, key[0]))
         if expect is not None:
             column = t.c[expect[0]]
             statement = statement.where(
-                column.is_(None) if expect[1] is None else column == self._bind(expect[1])
+                column.is_(None)
+                if expect[1] is None
+                else column == self._bind(expect[1], table, expect[0])
             )
-        values = {k: self._bind(v) for k, v in changes.items()}
+        values = {k: self._bind(v, table, k) for k, v in changes.items()}
         with self._errors(f"update {table}"), self.engine.begin() as connection:
             return int(connection.execute(statement.values(values)).rowcount)
 

@@ -7,14 +7,32 @@ import logging
 import logging.config
 import signal
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tsos_rules.cli._common import config_option
 from tsos_rules.config import Config, load_config
 
+if TYPE_CHECKING:
+    from tsos_rules.inline import ExemptionSource
+
 log = logging.getLogger("tsos_rules.server")
+
+
+def stored_exemptions(refresh_seconds: float) -> Callable[[Config], ExemptionSource]:
+    """For each loaded config, the active exemptions ``tsos-rules exempt add`` stored for its
+    connector in its state file, read again at most every ``refresh_seconds``."""
+    from tsos_rules.sync.settings import SyncSettings
+    from tsos_rules.sync.state.stored_exemptions import StoredExemptions
+
+    def source(config: Config) -> ExemptionSource:
+        sync = SyncSettings.from_config(config)
+        return StoredExemptions(
+            sync.state_path, sync.connector_type, refresh_seconds=refresh_seconds
+        )
+
+    return source
 
 
 def _logging(level: str) -> dict[str, Any]:
@@ -127,7 +145,11 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
         return load_config(path) if path is not None else Config()
 
     logging.config.dictConfig(_logging(log_level))
-    app = create_app(settings, load_config=reload_config)
+    app = create_app(
+        settings,
+        load_config=reload_config,
+        exemption_source=stored_exemptions(settings.exemptions_refresh_seconds),
+    )
     guard = ConnectionGuard(
         ConnectionLimits(
             header_timeout_seconds=settings.header_timeout_seconds,

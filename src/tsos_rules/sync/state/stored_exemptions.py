@@ -1,10 +1,13 @@
 """The exemptions ``tsos-rules exempt add`` stored, read by ``check`` and in-line without
-touching the state store: no file is created, none is migrated, nothing is written.
+touching the state store: no state file is created, none is migrated, no row is written.
 
-The file is opened read-only (a ``mode=ro`` SQLite URI). A missing file, or one from before
-the exemption columns, holds no exemption; a damaged one is named in one warning and holds
-none either. In-line reads through :class:`StoredExemptions`, a cache refreshed at most every
-``[serve] exemptions_refresh_seconds``, so a judged change costs no I/O.
+The file is opened read-only (a ``mode=ro`` SQLite URI). It is in WAL mode, so SQLite reads
+it through its ``-wal`` and ``-shm`` files, creating them when absent (the folder must be
+writable) and leaving them, empty, for the next sync to remove. A missing file, or one from
+before the exemption columns, holds no exemption; one that cannot be read (damaged, no
+access) is named in one warning and holds none either. In-line reads through
+:class:`StoredExemptions`, a cache refreshed at most every ``[serve]
+exemptions_refresh_seconds``, so a judged change costs no I/O.
 """
 
 from __future__ import annotations

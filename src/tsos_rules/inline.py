@@ -26,9 +26,10 @@ A change is judged by exactly the rules a sync uses, on exactly the facts a sync
     ``tsos.lead-outcome-recorded`` with reason ``deleted_kept_lead``.
 
 The team's policy is honoured as ``check`` and ``sync`` honour it (:mod:`tsos_rules.policy`):
-a finding under an exemption (``[[exemptions]]``, or the CRM field the context carries under
-``exemptions``) or of a rule in ``shadow`` mode (``[rules.rollout]``) is listed with its
-``status`` (and the exemption) but never refuses the change.
+a finding under an exemption (``[[exemptions]]``, the CRM field the context carries under
+``exemptions``, or those ``extra_exemptions`` provides: ``tsos-rules serve`` passes the ones
+``tsos-rules exempt add`` stored) or of a rule in ``shadow`` mode (``[rules.rollout]``) is
+listed with its ``status`` (and the exemption) but never refuses the change.
 
 ``allowed`` is false exactly when one of the open findings is a ``block``. A call does no I/O:
 the engine is built once (:class:`ChangeChecker`, or the cache behind :func:`check_change`) and
@@ -41,7 +42,7 @@ import datetime as dt
 import hashlib
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -74,6 +75,9 @@ from tsos_rules.snapshot.change import parse_change as parse_change
 #: The rule and reason of a kept lead's deletion (DOCTRINE: tsos.lead-outcome-recorded).
 LEAD_OUTCOME_RULE: Final = "tsos.lead-outcome-recorded"
 DELETED_KEPT_LEAD: Final = "deleted_kept_lead"
+#: Exemptions from elsewhere (the state store's), asked for on each judged change that has
+#: findings: it must answer from memory (``tsos-rules serve`` passes a refreshed cache).
+ExemptionSource = Callable[[], Sequence[Exemption]]
 _KEPT_OUTCOMES: Final = {
     LeadOutcome.FUTURE: "a future prospect",
     LeadOutcome.NO_OPPORTUNITY: "a no-opportunity lead",
@@ -91,9 +95,16 @@ class ChangeChecker:
     (False, ['missing', 'placeholder'])
     """
 
-    def __init__(self, engine: Engine, config: Config | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        config: Config | None = None,
+        *,
+        extra_exemptions: ExemptionSource | None = None,
+    ) -> None:
         self.engine = engine
         self.config = config if config is not None else Config()
+        self._extra_exemptions = extra_exemptions
         #: ``[rules.rollout]`` and ``[[exemptions]]``, checked against the loaded rules here.
         self.policy = Policy.from_config(self.config, engine.specs, dt.date.min)
         self._config_exemptions = tuple(from_config(self.config.exemptions))
@@ -172,12 +183,14 @@ class ChangeChecker:
         index: FactIndex | None,
         as_of: dt.date,
     ) -> dict[str, Waived]:
-        """Exempt and shadow findings: the config's exemptions and the CRM-field ones the
-        context carries, active on the change's date; modes from ``[rules.rollout]``."""
+        """Exempt and shadow findings: the config's exemptions, the CRM-field ones the context
+        carries and the extra ones, active on the change's date; modes from ``[rules.rollout]``."""
         if not findings:
             return {}
         crm_rows = [e.to_row() for e in change.context.exemptions]
         exemptions: list[Exemption] = list(self._config_exemptions)
+        if self._extra_exemptions is not None:
+            exemptions.extend(self._extra_exemptions())
         if crm_rows:
             exemptions.extend(
                 from_snapshot(crm_rows, as_of, self.config.exemption_max_days).exemptions

@@ -138,16 +138,27 @@ def check(
 def _with_policy(
     config: Config, engine: Engine, findings: Findings, index: FactIndex, *, checked: bool
 ) -> Findings:
-    """The findings marked exempt (``[[exemptions]]``, the snapshot's CRM-field exemptions)
-    or shadow (``[rules.rollout]``); a CRM exemption not honoured is said on stderr.
-    ``checked``: every rule is loaded, so an exemption or mode naming none is an error."""
+    """The findings marked exempt (``[[exemptions]]``, the snapshot's CRM-field exemptions,
+    those ``exempt add`` stored in the configured state file) or shadow (``[rules.rollout]``);
+    a CRM exemption not honoured is said on stderr. ``checked``: every rule is loaded, so an
+    exemption or mode naming none is an error."""
     from tsos_rules.policy.apply import Policy
+    from tsos_rules.sync.settings import SyncSettings
+    from tsos_rules.sync.state.stored_exemptions import read_active
 
+    sync = SyncSettings.from_config(config)
+    stored = read_active(
+        sync.state_path,
+        sync.connector_type,
+        index.as_of,
+        warn=lambda message: click.echo(f"warning: {message}", err=True),
+    )
     policy = Policy.from_config(
         config,
         engine.specs if checked else (),
         index.as_of,
         crm_rows=[e.to_row() for e in index.snapshot.exemptions],
+        extra=stored,
         check=checked,
     )
     for problem in policy.problems:

@@ -7,14 +7,35 @@ import logging
 import logging.config
 import signal
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tsos_rules.cli._common import config_option
 from tsos_rules.config import Config, load_config
 
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from tsos_rules.inline import ExemptionSource
+    from tsos_rules.server import ServeSettings
+
 log = logging.getLogger("tsos_rules.server")
+
+
+def stored_exemptions(refresh_seconds: float) -> Callable[[Config], ExemptionSource]:
+    """For each loaded config, the active exemptions ``tsos-rules exempt add`` stored for its
+    connector in its state file, read again at most every ``refresh_seconds``."""
+    from tsos_rules.sync.settings import SyncSettings
+    from tsos_rules.sync.state.stored_exemptions import StoredExemptions
+
+    def source(config: Config) -> ExemptionSource:
+        sync = SyncSettings.from_config(config)
+        return StoredExemptions(
+            sync.state_path, sync.connector_type, refresh_seconds=refresh_seconds
+        )
+
+    return source
 
 
 def _logging(level: str) -> dict[str, Any]:
@@ -86,6 +107,25 @@ async def _run(server: Any, reload_all: Callable[[], Coroutine[Any, Any, Any]]) 
         loop.remove_signal_handler(signal.SIGHUP)
 
 
+def serve_app(config: Config) -> tuple[ServeSettings, Starlette]:
+    """The service ``serve`` runs for ``config``: its ``[serve]`` settings and the app, which
+    reads the config file again on reload and honours the state store's exemptions."""
+    from tsos_rules.server import ServeSettings, create_app
+
+    settings = ServeSettings.from_mapping(config.serve, file=config.path)
+    path = config.path
+
+    def reload_config() -> Config:
+        return load_config(path) if path is not None else Config()
+
+    app = create_app(
+        settings,
+        load_config=reload_config,
+        exemption_source=stored_exemptions(settings.exemptions_refresh_seconds),
+    )
+    return settings, app
+
+
 @click.command("serve")
 @config_option
 @click.option("--host", default=None, help="Listen address (default: [serve] host, 127.0.0.1).")
@@ -116,18 +156,11 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
     """
     import uvicorn
 
-    from tsos_rules.server import ServeSettings, create_app
     from tsos_rules.server.connections import ConnectionGuard, ConnectionLimits, RequestLimit
 
     config = load_config(config_path)
-    settings = ServeSettings.from_mapping(config.serve, file=config.path)
-    path = config.path
-
-    def reload_config() -> Config:
-        return load_config(path) if path is not None else Config()
-
     logging.config.dictConfig(_logging(log_level))
-    app = create_app(settings, load_config=reload_config)
+    settings, app = serve_app(config)
     guard = ConnectionGuard(
         ConnectionLimits(
             header_timeout_seconds=settings.header_timeout_seconds,

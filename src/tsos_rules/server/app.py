@@ -40,6 +40,7 @@ from tsos_rules.connectors.inline import (
 from tsos_rules.engine import Engine
 from tsos_rules.errors import ChangeError, ConfigError
 from tsos_rules.findings import Decision
+from tsos_rules.inline import ExemptionSource
 from tsos_rules.plugins import collect_inline_adapters, get_plugin_manager
 from tsos_rules.server import adapters
 from tsos_rules.server.auth import bearer_ok
@@ -408,12 +409,15 @@ def create_app(
     build_engine: Callable[[Config], Engine] = strict_engine,
     clock: Callable[[], float] = time.time,
     inline_adapters: Mapping[str, InlineAdapter] | None = None,
+    exemption_source: Callable[[Config], ExemptionSource] | None = None,
 ) -> Starlette:
     """The ASGI app. ``load_config`` is called at start and on every reload (default: defaults).
 
     ``inline_adapters`` defaults to the adapters plugins register (one ``POST /v1/<name>/check``
-    route each). Raises a TsosRulesError when the rules cannot be loaded or an adapter plugin
-    fails: the service does not start without its rules or with a route silently missing.
+    route each). ``exemption_source`` gives, for each loaded config, a callable answering the
+    extra exemptions to honour (``tsos-rules serve``: the state store's). Raises a
+    TsosRulesError when the rules cannot be loaded or an adapter plugin fails: the service does
+    not start without its rules or with a route silently missing.
     """
     from tsos_rules import __version__
 
@@ -421,7 +425,7 @@ def create_app(
     config = read_config()
     if inline_adapters is None:
         inline_adapters = _registered_adapters(config)
-    rules = RuleHolder(read_config, build_engine)
+    rules = RuleHolder(read_config, build_engine, exemption_source)
     decisions = DecisionLog(settings.decision_log, fsync=settings.decision_log_fsync)
     if not decisions.ok:
         log.error("the decision log cannot be written: %s", decisions.last_error)

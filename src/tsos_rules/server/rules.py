@@ -20,7 +20,7 @@ from typing import Any
 from tsos_rules.config import Config
 from tsos_rules.engine import Engine
 from tsos_rules.errors import PackValidationError, TsosRulesError
-from tsos_rules.inline import ChangeChecker
+from tsos_rules.inline import ChangeChecker, ExemptionSource
 from tsos_rules.plugins import collect_packs, get_plugin_manager
 
 log = logging.getLogger("tsos_rules.server")
@@ -63,9 +63,12 @@ class RuleHolder:
         self,
         load_config: Callable[[], Config],
         build_engine: Callable[[Config], Engine] = strict_engine,
+        exemption_source: Callable[[Config], ExemptionSource] | None = None,
     ) -> None:
         self._load_config = load_config
         self._build_engine = build_engine
+        #: The extra exemptions for a config (``serve``: the state store's), rebuilt on reload.
+        self._exemption_source = exemption_source
         self.checker = self._build()
         self.loaded_at = _now()
         self.reloads = 0
@@ -74,7 +77,9 @@ class RuleHolder:
 
     def _build(self) -> ChangeChecker:
         config = self._load_config()
-        checker = ChangeChecker(self._build_engine(config), config)
+        source = self._exemption_source
+        extra = source(config) if source is not None else None
+        checker = ChangeChecker(self._build_engine(config), config, extra_exemptions=extra)
         try:
             _smoke(checker)
         except Exception as exc:

@@ -78,6 +78,9 @@ class ServeSettings:
     #: Bodies above this size are judged on a worker thread, so the event loop keeps serving.
     offload_body_bytes: int = 16 * 1024
     decision_log: Path = attrs.field(factory=default_decision_log)
+    #: How long the exemptions added with ``tsos-rules exempt add`` are reused before the state
+    #: file is read again (0: on every check).
+    exemptions_refresh_seconds: float = 30.0
     decision_log_fsync: bool = False
     #: True: when a decision cannot be written to the log, /v1/check answers 503 (fail closed).
     decision_log_required: bool = True
@@ -145,6 +148,10 @@ def _read(table: SettingsTable) -> dict[str, Any]:
         )
     if table.has("offload_body_bytes"):
         values["offload_body_bytes"] = table.integer("offload_body_bytes", 0, low=0)
+    if table.has("exemptions_refresh_seconds"):
+        values["exemptions_refresh_seconds"] = table.number(
+            "exemptions_refresh_seconds", 0.0, low=0.0, high=3600.0
+        )
     if table.has("decision_log"):
         values["decision_log"] = Path(table.string("decision_log") or "")
     for flag in ("decision_log_fsync", "decision_log_required"):

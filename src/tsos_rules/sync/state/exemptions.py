@@ -100,6 +100,10 @@ _COLUMNS = (
 )
 
 
+#: The columns a stored exemption is read from; a state file from before them has none to read.
+COLUMNS = frozenset(name.strip() for name in _COLUMNS.split(","))
+
+
 def _exemption(row: sqlite3.Row) -> Exemption:
     return Exemption(
         id=row["id"],
@@ -189,6 +193,17 @@ def active(db: sqlite3.Connection, connector: str, today: dt.date) -> list[Exemp
         f"SELECT {_COLUMNS} FROM exemptions WHERE connector = ? AND revoked_at IS NULL "
         "AND expires >= ? ORDER BY id",
         (connector, today.isoformat()),
+    )
+    return [_exemption(row) for row in rows]
+
+
+def added_active(db: sqlite3.Connection, connector: str, since: dt.date) -> list[Exemption]:
+    """The active exemptions ``tsos-rules exempt add`` stored (source ``state``), holding on
+    ``since`` or later; the mirrored config and CRM ones come from their own sources."""
+    rows = db.execute(
+        f"SELECT {_COLUMNS} FROM exemptions WHERE connector = ? AND source = ? "
+        "AND revoked_at IS NULL AND expires >= ? ORDER BY id",
+        (connector, _policy.STATE, since.isoformat()),
     )
     return [_exemption(row) for row in rows]
 

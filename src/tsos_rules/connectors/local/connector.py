@@ -42,7 +42,12 @@ from tsos_rules.connectors.local.crm import (
     encode_watermark,
 )
 from tsos_rules.connectors.local.reader import _HUMAN, SOURCE, _BatchReader, _merge
-from tsos_rules.errors import ConfigError, FatalConnectorError, RetriableConnectorError
+from tsos_rules.errors import (
+    ConfigError,
+    ConnectorError,
+    FatalConnectorError,
+    RetriableConnectorError,
+)
 from tsos_rules.markers import hookimpl
 from tsos_rules.model import CrmExemption, Snapshot
 from tsos_rules.snapshot.document import snapshot_from_dict
@@ -199,12 +204,8 @@ class LocalConnector:
         db = self._reader_db()
         try:
             yield from self._read(db, since, until, batch_size)
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise RetriableConnectorError(f"{self.crm.path}: {exc}") from None
-            raise FatalConnectorError(f"{self.crm.path}: {exc}") from None
         except sqlite3.DatabaseError as exc:
-            raise FatalConnectorError(f"{self.crm.path}: {exc}") from None
+            raise self._crm_error(exc) from None
         finally:
             # One read's connection lives as long as the read (or until close()), so nothing
             # is left open when a caller forgets close() (Python 3.13 warns about that).
@@ -247,12 +248,8 @@ class LocalConnector:
                 finally:
                     db.execute("COMMIT")
                 yield attrs.evolve(batch, full=False)
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise RetriableConnectorError(f"{self.crm.path}: {exc}") from None
-            raise FatalConnectorError(f"{self.crm.path}: {exc}") from None
         except sqlite3.DatabaseError as exc:
-            raise FatalConnectorError(f"{self.crm.path}: {exc}") from None
+            raise self._crm_error(exc) from None
         finally:
             self._close_reader()
 
@@ -288,14 +285,19 @@ class LocalConnector:
                     {table.collection: records}, source=SOURCE, skip_bad_records=True
                 )
                 yield ReadResult(snapshot=snapshot, changed=frozenset(), watermark=None)
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise RetriableConnectorError(f"{self.crm.path}: {exc}") from None
-            raise FatalConnectorError(f"{self.crm.path}: {exc}") from None
         except sqlite3.DatabaseError as exc:
-            raise FatalConnectorError(f"{self.crm.path}: {exc}") from None
+            raise self._crm_error(exc) from None
         finally:
             self._close_reader()
+
+    def _crm_error(self, exc: sqlite3.DatabaseError) -> ConnectorError:
+        """The demo CRM's database error as the sync sees it: locked or busy is worth a retry."""
+        message = f"{self.crm.path}: {exc}"
+        if isinstance(exc, sqlite3.OperationalError) and (
+            "locked" in str(exc) or "busy" in str(exc)
+        ):
+            return RetriableConnectorError(message)
+        return FatalConnectorError(message)
 
     def _reader_db(self) -> sqlite3.Connection:
         if self._reader is None:
@@ -397,12 +399,8 @@ class LocalConnector:
                         )
                     db.execute(f"RELEASE a{index}")
                     results.append(result)
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise RetriableConnectorError(f"{self.crm.path}: {exc}") from None
-            raise FatalConnectorError(f"{self.crm.path}: {exc}") from None
         except sqlite3.DatabaseError as exc:
-            raise FatalConnectorError(f"{self.crm.path}: {exc}") from None
+            raise self._crm_error(exc) from None
         return results
 
     def _apply(self, action: Action, stamp: int) -> ActionResult:

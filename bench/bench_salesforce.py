@@ -35,6 +35,7 @@ from typing import Any
 
 from tsos_rules.connectors.base import Action, ActionKind
 from tsos_rules.connectors.salesforce import SalesforceConnector
+from tsos_rules.connectors.salesforce.writer import LOOKUP_SIZE
 from tsos_rules.engine import Engine
 from tsos_rules.findings import Severity
 from tsos_rules.testing.fake_salesforce import FakeSalesforce
@@ -200,16 +201,19 @@ def run(n: int, *, bulk_threshold: int, fake: FakeSalesforce, workdir: Path) -> 
             read_wall = time.perf_counter() - wall_before
             read_cpu = (time.process_time() - cpu_before) - (fake.server_cpu - server_before)
             queries = list(fake.query_log)
+            read_stats = list(connector.client.query_stats)  # the writer queries too, below
             actions = plan(connector, result)
             tasks = sum(1 for a in actions if a.kind is ActionKind.CREATE_TASK)
             repairs = sum(1 for a in actions if a.kind is ActionKind.UPDATE_FIELDS)
             results = connector.write(actions)
         finally:
             connector.close()
-    stats = connector.client.query_stats
+    stats = read_stats
     rows_read = sum(s.rows for s in stats)
-    # login, the describe() of the org before the first query, writes; then the queries
+    # login, the describe() of the org before the first query, writes, the writer's re-read of
+    # LastModifiedDate before repairs (one query per LOOKUP_SIZE records); then the queries
     formula = 1 + 1 + math.ceil(tasks / 200) + math.ceil(repairs / 25)
+    formula += math.ceil(repairs / LOOKUP_SIZE)
     terms = []
     log = iter(queries)  # the server's own row counts, query by query
     for stat in stats:

@@ -397,6 +397,9 @@ def _dask_client(spec: ExecutorSpec) -> Iterator[Any]:
             threads_per_worker=1,
             processes=spec.cluster_processes,
             dashboard_address=None,
+            # The scheduler still serves its health routes over HTTP: on a free loopback port,
+            # never 8787 on every interface (a busy 8787 made distributed retry and leak a socket)
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             silence_logs=logging.CRITICAL,  # this driver names each failure and retry itself
             **where,
         )

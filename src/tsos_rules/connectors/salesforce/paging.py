@@ -77,7 +77,6 @@ class _Keys:
     """Activities on no account and no known deal: judged in a page of their own."""
     touched: set[str] = attrs.field(factory=set)
     orphans_touched: bool = False
-    deleted: set[RecordKey] = attrs.field(factory=set)
 
 
 class PagedReader:
@@ -97,7 +96,12 @@ class PagedReader:
         if start is not None and end <= start:
             yield ReadResult(Snapshot(), frozenset(), since, full=False)
             return
-        keys = self._key_pass(start, end)
+        changed: set[RecordKey] | None = None
+        deleted: frozenset[RecordKey] = frozenset()
+        if start is not None:
+            changed, gone = self._changes(start, end)
+            deleted = frozenset(gone)
+        keys = self._key_pass(end, changed) if changed is None or changed else _Keys()
         members: dict[str, list[str]] = defaultdict(list)
         for node in keys.groups.parent:
             if node.startswith(("account:", "deal:", "lead:")):
@@ -107,7 +111,6 @@ class PagedReader:
         if keys.orphans and keys.orphans_touched:
             pages.append(None)
         watermark = format_datetime(end)
-        deleted = frozenset(keys.deleted)
         reader.activity_what = {}
         if not pages:
             yield ReadResult(
@@ -127,48 +130,67 @@ class PagedReader:
     # -- the key pass ------------------------------------------------------------------------
 
     def _key_rows(
-        self, sobject: str, fields: Sequence[str | None], end: dt.datetime, incremental: bool
+        self, sobject: str, fields: Sequence[str | None], where: str, *, deleted: bool = False
     ) -> Iterator[Row]:
-        """Ids, ``fields`` and ``SystemModstamp`` of every row up to the window's end (with the
-        deleted ones, through ``queryAll``, in an incremental read)."""
+        """Ids, ``fields`` and ``SystemModstamp`` of the rows ``where`` holds (with the deleted
+        ones, through ``queryAll``, when ``deleted``)."""
         select = ["Id", "SystemModstamp", *dict.fromkeys(f for f in fields if f)]
-        if incremental:
+        if deleted:
             select.append("IsDeleted")
         own = self.reader._own_filter() if sobject in ("Task", "Event") else ""
         return self.reader._query(
             f"keys of {sobject}",
-            f"SELECT {', '.join(select)} FROM {sobject} "
-            f"WHERE SystemModstamp <= {format_datetime(end)}{own}",
-            all_rows=incremental,
+            f"SELECT {', '.join(select)} FROM {sobject} WHERE {where}{own}",
+            all_rows=deleted,
         )
 
-    def _key_pass(self, start: dt.datetime | None, end: dt.datetime) -> _Keys:
+    def _sobjects(self) -> list[tuple[str, str]]:
+        pairs = [("Account", "account"), ("Opportunity", "opportunity"), ("Lead", "lead")]
+        pairs.append(("Task", "activity"))
+        if self.reader.settings.events:
+            pairs.append(("Event", "activity"))
+        return pairs
+
+    def _changes(
+        self, start: dt.datetime, end: dt.datetime
+    ) -> tuple[set[RecordKey], set[RecordKey]]:
+        """The records changed and deleted in the window: one ``queryAll`` of ids per object
+        (a quiet run costs these and nothing more)."""
+        window = f"SystemModstamp > {format_datetime(start)} AND "
+        window += f"SystemModstamp <= {format_datetime(end)}"
+        changed: set[RecordKey] = set()
+        deleted: set[RecordKey] = set()
+        for sobject, record_type in self._sobjects():
+            for row in self._key_rows(sobject, [], window, deleted=True):
+                record_id = _text(row.get("Id"))
+                if record_id is None:
+                    continue
+                gone = row.get("IsDeleted") in (True, "true")
+                (deleted if gone else changed).add((record_type, record_id))
+        return changed, deleted - changed
+
+    def _key_pass(self, end: dt.datetime, changed: set[RecordKey] | None) -> _Keys:
+        """Group every record up to the window's end by company; the groups holding one of
+        ``changed`` (every group when None: a full read) are the ones to read."""
         keys = _Keys()
         sf = self.reader.mapping.sf
-        incremental = start is not None
         groups = keys.groups
+        where = f"SystemModstamp <= {format_datetime(end)}"
 
-        def note(row: Row, record_type: str, node: str) -> bool:
-            """Mark ``node`` touched when its row changed in the window; False for a deleted
-            row (named in ``deleted`` when it was deleted in the window)."""
-            stamp = _when(row.get("SystemModstamp"))
-            in_window = start is None or stamp is None or stamp > start
-            if row.get("IsDeleted") in (True, "true"):
-                if incremental and in_window:
-                    keys.deleted.add((record_type, str(row.get("Id"))))
-                return False
-            if in_window:
+        def note(record_type: str, record_id: str, node: str) -> None:
+            """Mark ``node`` for reading when its record is one to judge."""
+            if changed is None or (record_type, record_id) in changed:
                 if node:
                     keys.touched.add(node)
                 else:
                     keys.orphans_touched = True
-            return True
 
         name_field = sf("account.name")
-        for row in self._key_rows("Account", [name_field], end, incremental):
+        for row in self._key_rows("Account", [name_field], where):
             account = _text(row.get("Id"))
-            if account is None or not note(row, "account", f"account:{account}"):
+            if account is None:
                 continue
+            note("account", account, f"account:{account}")
             node = f"account:{account}"
             name = _text(row.get(name_field)) if name_field else None
             key = company_key(name) if name else ""
@@ -176,10 +198,11 @@ class PagedReader:
             if name:
                 keys.named.add(account)
         deal_account = sf("opportunity.account_id")
-        for row in self._key_rows("Opportunity", [deal_account], end, incremental):
+        for row in self._key_rows("Opportunity", [deal_account], where):
             deal = _text(row.get("Id"))
-            if deal is None or not note(row, "opportunity", f"deal:{deal}"):
+            if deal is None:
                 continue
+            note("opportunity", deal, f"deal:{deal}")
             keys.deals.add(deal)
             account = _text(row.get(deal_account)) if deal_account else None
             groups.join([f"deal:{deal}", f"account:{account}"] if account else [f"deal:{deal}"])
@@ -188,10 +211,11 @@ class PagedReader:
             sf("lead.company"),
             sf("lead.converted_opportunity_id"),
         ]
-        for row in self._key_rows("Lead", lead_fields, end, incremental):
+        for row in self._key_rows("Lead", lead_fields, where):
             lead = _text(row.get("Id"))
-            if lead is None or not note(row, "lead", f"lead:{lead}"):
+            if lead is None:
                 continue
+            note("lead", lead, f"lead:{lead}")
             account, company, converted = (_text(row.get(f)) if f else None for f in lead_fields)
             joined = [f"lead:{lead}"]
             if account:
@@ -202,9 +226,8 @@ class PagedReader:
             if converted and converted in keys.deals:
                 joined.append(f"deal:{converted}")
             groups.join(joined)
-        sobjects = ["Task", "Event"] if self.reader.settings.events else ["Task"]
-        for sobject in sobjects:
-            for row in self._key_rows(sobject, ["AccountId", "WhatId"], end, incremental):
+        for sobject, _ in self._sobjects()[3:]:
+            for row in self._key_rows(sobject, ["AccountId", "WhatId"], where):
                 activity = _text(row.get("Id"))
                 if activity is None:
                     continue
@@ -216,8 +239,7 @@ class PagedReader:
                     node = f"deal:{what}"
                 else:
                     node = ""
-                if not note(row, "activity", node):
-                    continue
+                note("activity", activity, node)
                 if node:
                     keys.activities[node].append((sobject, activity))
                 else:

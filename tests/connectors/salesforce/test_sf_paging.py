@@ -317,3 +317,60 @@ def test_a_bad_record_in_a_page_is_skipped_named_and_holds_back_its_dependants(
     whole = connector.read(None)
     held = set().union(*(b.incomplete for b in batches))
     assert held and held == set(whole.incomplete)  # the bad rep's records: not judged
+
+
+def mutate(fake: FakeSalesforce, made: dict[str, list[str]]) -> None:
+    """Changes after the first sync: a rename that merges two companies, an owner change, a
+    next step set and one cleared, a deletion."""
+    fake.now = NOW + dt.timedelta(minutes=5)
+    accounts, deals, users = made["accounts"], made["deals"], made["users"]
+    other = fake.tables["Account"][accounts[5]]["Name"]
+    fake.update("Account", accounts[0], Name=f"{other} Corporation")
+    fake.update("Opportunity", deals[3], OwnerId=users[0])
+    fake.update("Opportunity", deals[7], NextStep="Pricing call with the CFO")
+    fake.update("Opportunity", deals[8], NextStep="TBD")
+    fake.delete("Opportunity", deals[9])
+    fake.now = NOW + dt.timedelta(minutes=10)
+
+
+def open_tasks(org: Org) -> set[tuple[str, str]]:
+    """Open finding tasks, by fingerprint and record (a task made earlier keeps its owner)."""
+    return {
+        (str(t["Tsos_Fingerprint__c"]), str(t["WhatId"] or t["WhoId"]))
+        for t in org.fake.records("Task")
+        if t["Tsos_Fingerprint__c"] and t["Status"] != "Completed"
+    }
+
+
+def test_an_incremental_paged_sync_ends_where_a_full_read_of_the_changed_org_does(
+    tmp_path: Path, key_pair: tuple[str, str]
+) -> None:
+    """The whole incremental read judges the changed records and the deals of changed
+    accounts only, and misses findings that moved with a company merge; pages of whole
+    company groups do not."""
+
+    def config(org: Org, where: Path, size: int) -> dict[str, Any]:
+        return {
+            "connector": org.table(),
+            "sync": {"mode": "annotate", "daily_full": False, "batch_size": size},
+            "state": {"path": str(where / "state.sqlite")},
+        }
+
+    (tmp_path / "paged").mkdir()
+    with fresh_org(tmp_path / "paged", key_pair) as org:
+        made = generate(org.fake)
+        run_sync(config(org, tmp_path / "paged", 3), connector=org.connector(), as_of=TODAY)
+        mutate(org.fake, made)
+        second = run_sync(
+            config(org, tmp_path / "paged", 1), connector=org.connector(), as_of=TODAY
+        )
+        assert not second.full and second.records_changed == 4  # 3 deals, 1 account
+        assert second.records_deleted == 1
+        paged = open_tasks(org)
+    (tmp_path / "whole").mkdir()
+    with fresh_org(tmp_path / "whole", key_pair) as org:
+        mutate(org.fake, generate(org.fake))
+        whole_read = WholeRead(org.connector())
+        run_sync(config(org, tmp_path / "whole", 1000), connector=whole_read, as_of=TODAY)  # type: ignore[arg-type]
+        whole = open_tasks(org)
+    assert paged and paged == whole

@@ -17,6 +17,7 @@ from sf_support import Org, add_custom_fields
 from tsos_rules.connectors.base import Action, ActionResult, Capabilities, ReadResult, RecordKey
 from tsos_rules.connectors.salesforce import SalesforceConnector
 from tsos_rules.connectors.salesforce.paging import MAX_QUERY_URI_BYTES, id_chunks
+from tsos_rules.org import company_key
 from tsos_rules.sync.job import run_sync
 from tsos_rules.testing.fake_salesforce import FakeSalesforce
 
@@ -228,8 +229,6 @@ def test_one_company_is_never_split_across_pages(org: Org) -> None:
     """Accounts spelled differently and leads on no account, of one company: one page."""
     generate(org.fake)
     connector = org.connector()
-    from tsos_rules.org import company_key
-
     page_of: dict[str, int] = {}
     for number, batch in enumerate(connector.read_batches(None, batch_size=1)):
         snapshot = batch.snapshot
@@ -252,21 +251,31 @@ def test_an_incremental_read_pages_only_the_changed_groups(org: Org) -> None:
     connector = org.connector()
     first = list(connector.read_batches(None, batch_size=1000))
     org.fake.now = NOW + dt.timedelta(minutes=5)
-    deal = next(d for d in made["deals"] if org.fake.tables["Opportunity"][d]["AccountId"])
+    deals, accounts = org.fake.tables["Opportunity"], org.fake.tables["Account"]
+
+    def company(deal: str) -> str:
+        return company_key(accounts[deals[deal]["AccountId"]]["Name"])
+
+    on_account = [d for d in made["deals"] if deals[d]["AccountId"]]
+    deal = on_account[0]
+    gone = next(d for d in on_account if company(d) != company(deal))
+    gone_account = deals[gone]["AccountId"]
     org.fake.update("Opportunity", deal, NextStep="Pricing call with the CFO")
-    gone = next(d for d in made["deals"] if d != deal)
     org.fake.delete("Opportunity", gone)
     org.fake.now = NOW + dt.timedelta(minutes=10)
     org.fake.reset_counts()
     batches = list(connector.read_batches(first[-1].watermark, batch_size=1))
-    assert len(batches) == 1
-    (batch,) = batches
-    assert batch.changed == {("opportunity", deal)}
-    assert batch.deleted == {("opportunity", gone)}
-    account = org.fake.tables["Opportunity"][deal]["AccountId"]
-    assert ("account", account) in batch.affected  # the rest of the group is judged again
+    # the changed deal's company, and the company the deleted deal leaves (judged again)
+    assert len(batches) == 2
+    assert set().union(*(b.changed for b in batches)) == {("opportunity", deal)}
+    assert [b.deleted for b in batches] == [{("opportunity", gone)}, set()]
+    affected = set().union(*(b.affected for b in batches))
+    assert ("account", deals[deal]["AccountId"]) in affected
+    assert ("account", gone_account) in affected
     whole = connector.read(None)
-    assert len(batch.snapshot.opportunities) < len(whole.snapshot.opportunities) / 2
+    for batch in batches:
+        assert len(batch.snapshot.opportunities) < len(whole.snapshot.opportunities) / 2
+    batch = batches[-1]
 
     # nothing changed since: the 5 windows of ids and nothing else
     org.fake.now = NOW + dt.timedelta(minutes=20)

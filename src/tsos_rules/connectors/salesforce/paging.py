@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import urllib.parse
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from typing import Any
 
 import attrs
@@ -96,19 +96,24 @@ class PagedReader:
         if start is not None and end <= start:
             yield ReadResult(Snapshot(), frozenset(), since, full=False)
             return
-        changed: set[RecordKey] | None = None
+        changed: set[RecordKey] | None = None  # None: a full read, every group
         deleted: frozenset[RecordKey] = frozenset()
+        around: set[str] = set()
         if start is not None:
-            changed, gone = self._changes(start, end)
+            changed, gone, around = self._changes(start, end)
             deleted = frozenset(gone)
-        keys = self._key_pass(end, changed) if changed is None or changed else _Keys()
+        quiet = changed is not None and not changed and not around
+        keys = _Keys() if quiet else self._key_pass(end, changed, around)
         members: dict[str, list[str]] = defaultdict(list)
         for node in keys.groups.parent:
             if node.startswith(("account:", "deal:", "lead:")):
                 members[keys.groups.find(node)].append(node)
-        roots = sorted({keys.groups.find(n) for n in keys.touched} & set(members))
+        if changed is None:  # a full read: every group
+            roots = sorted(members)
+        else:
+            roots = sorted({keys.groups.find(n) for n in keys.touched} & set(members))
         pages: list[list[str] | None] = [roots[i : i + size] for i in range(0, len(roots), size)]
-        if keys.orphans and keys.orphans_touched:
+        if keys.orphans and (changed is None or keys.orphans_touched):
             pages.append(None)
         watermark = format_datetime(end)
         reader.activity_what = {}
@@ -151,41 +156,60 @@ class PagedReader:
             pairs.append(("Event", "activity"))
         return pairs
 
+    def _key_fields(self, sobject: str) -> list[str | None]:
+        """The fields that place a row of ``sobject`` in its company group."""
+        sf = self.reader.mapping.sf
+        if sobject == "Account":
+            return [sf("account.name")]
+        if sobject == "Opportunity":
+            return [sf("opportunity.account_id")]
+        if sobject == "Lead":
+            return [sf("lead.account_id"), sf("lead.company"), sf("lead.converted_opportunity_id")]
+        return ["AccountId", "WhatId"]
+
     def _changes(
         self, start: dt.datetime, end: dt.datetime
-    ) -> tuple[set[RecordKey], set[RecordKey]]:
-        """The records changed and deleted in the window: one ``queryAll`` of ids per object
-        (a quiet run costs these and nothing more)."""
+    ) -> tuple[set[RecordKey], set[RecordKey], set[str]]:
+        """The records changed and deleted in the window, and the group keys the deleted ones
+        held (their company is judged again without them): one ``queryAll`` per object, of
+        ids and grouping keys (a quiet run costs these and nothing more)."""
         window = f"SystemModstamp > {format_datetime(start)} AND "
         window += f"SystemModstamp <= {format_datetime(end)}"
         changed: set[RecordKey] = set()
         deleted: set[RecordKey] = set()
+        around: set[str] = set()
         for sobject, record_type in self._sobjects():
-            for row in self._key_rows(sobject, [], window, deleted=True):
+            fields = self._key_fields(sobject)
+            for row in self._key_rows(sobject, fields, window, deleted=True):
                 record_id = _text(row.get("Id"))
                 if record_id is None:
                     continue
-                gone = row.get("IsDeleted") in (True, "true")
-                (deleted if gone else changed).add((record_type, record_id))
-        return changed, deleted - changed
+                if row.get("IsDeleted") not in (True, "true"):
+                    changed.add((record_type, record_id))
+                    continue
+                deleted.add((record_type, record_id))
+                around |= _nodes(sobject, [_text(row.get(f)) if f else None for f in fields])
+        return changed, deleted - changed, around
 
-    def _key_pass(self, end: dt.datetime, changed: set[RecordKey] | None) -> _Keys:
+    def _key_pass(
+        self, end: dt.datetime, changed: set[RecordKey] | None, around: Set[str] = frozenset()
+    ) -> _Keys:
         """Group every record up to the window's end by company; the groups holding one of
-        ``changed`` (every group when None: a full read) are the ones to read."""
+        ``changed`` or one of the keys ``around`` (every group when ``changed`` is None: a
+        full read) are the ones to read."""
         keys = _Keys()
-        sf = self.reader.mapping.sf
         groups = keys.groups
         where = f"SystemModstamp <= {format_datetime(end)}"
 
         def note(record_type: str, record_id: str, node: str) -> None:
-            """Mark ``node`` for reading when its record is one to judge."""
-            if changed is None or (record_type, record_id) in changed:
+            """Mark ``node`` for reading when its record changed (a full read reads all)."""
+            if changed is not None and (record_type, record_id) in changed:
                 if node:
                     keys.touched.add(node)
                 else:
                     keys.orphans_touched = True
 
-        name_field = sf("account.name")
+        (name_field,) = self._key_fields("Account")
         for row in self._key_rows("Account", [name_field], where):
             account = _text(row.get("Id"))
             if account is None:
@@ -197,7 +221,7 @@ class PagedReader:
             groups.join([node, f"name:{key}"] if key else [node])
             if name:
                 keys.named.add(account)
-        deal_account = sf("opportunity.account_id")
+        (deal_account,) = self._key_fields("Opportunity")
         for row in self._key_rows("Opportunity", [deal_account], where):
             deal = _text(row.get("Id"))
             if deal is None:
@@ -206,11 +230,7 @@ class PagedReader:
             keys.deals.add(deal)
             account = _text(row.get(deal_account)) if deal_account else None
             groups.join([f"deal:{deal}", f"account:{account}"] if account else [f"deal:{deal}"])
-        lead_fields = [
-            sf("lead.account_id"),
-            sf("lead.company"),
-            sf("lead.converted_opportunity_id"),
-        ]
+        lead_fields = self._key_fields("Lead")
         for row in self._key_rows("Lead", lead_fields, where):
             lead = _text(row.get("Id"))
             if lead is None:
@@ -244,6 +264,7 @@ class PagedReader:
                     keys.activities[node].append((sobject, activity))
                 else:
                     keys.orphans.append((sobject, activity))
+        keys.touched |= {node for node in around if node in groups.parent}
         return keys
 
     # -- one page ----------------------------------------------------------------------------
@@ -371,6 +392,25 @@ def _holds(batch: _Batch, key: RecordKey) -> bool:
         "activity": batch.activities,
     }
     return record_id in collections[record_type]
+
+
+def _nodes(sobject: str, values: list[str | None]) -> set[str]:
+    """The group keys a row of ``sobject`` joined, from its ``_key_fields`` values."""
+    if sobject == "Account":
+        key = company_key(values[0]) if values[0] else ""
+        return {f"name:{key}"} if key else set()
+    if sobject == "Opportunity":
+        return {f"account:{values[0]}"} if values[0] else set()
+    if sobject == "Lead":
+        account, company, deal = values
+        key = company_key(company) if company else ""
+        return {
+            *([f"account:{account}"] if account else []),
+            *([f"name:{key}"] if key else []),
+            *([f"deal:{deal}"] if deal else []),
+        }
+    account, what = values
+    return {f"account:{account}"} if account else {f"deal:{what}"} if what else set()
 
 
 def _text(value: object) -> str | None:

@@ -3,6 +3,7 @@
 
     python bench/bench_salesforce.py                     # N = 1,000, 10,000 and 100,000
     python bench/bench_salesforce.py --sizes 1000 --json
+    python bench/bench_salesforce.py --sizes 1000,10000 --paged 100   # read_batches, 100 groups
 
 For a sync of N changed opportunities (with their accounts, converted leads, close-date history,
 open tasks and events, owners and partners) that writes W finding tasks and R conditional

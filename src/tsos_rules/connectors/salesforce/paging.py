@@ -90,6 +90,8 @@ class PagedReader:
     def batches(
         self, since: str | None, until: dt.datetime | None, size: int
     ) -> Iterator[ReadResult]:
+        """The read from ``since`` to ``until`` in pages of ``size`` company groups, each with
+        the one final watermark; the first page carries the window's deletions."""
         reader = self.reader
         start = parse_watermark(since)
         end = reader.window_end(until)
@@ -144,12 +146,13 @@ class PagedReader:
             select.append("IsDeleted")
         own = self.reader._own_filter() if sobject in ("Task", "Event") else ""
         return self.reader._query(
-            f"keys of {sobject}",
+            f"{'changed ids' if deleted else 'keys'} of {sobject}",
             f"SELECT {', '.join(select)} FROM {sobject} WHERE {where}{own}",
             all_rows=deleted,
         )
 
     def _sobjects(self) -> list[tuple[str, str]]:
+        """The objects read, with our record type for each (Event only with ``read.events``)."""
         pairs = [("Account", "account"), ("Opportunity", "opportunity"), ("Lead", "lead")]
         pairs.append(("Task", "activity"))
         if self.reader.settings.events:

@@ -3,6 +3,7 @@
 
     python bench/bench_salesforce.py                     # N = 1,000, 10,000 and 100,000
     python bench/bench_salesforce.py --sizes 1000 --json
+    python bench/bench_salesforce.py --sizes 1000,10000 --paged 100   # read_batches, 100 groups
 
 For a sync of N changed opportunities (with their accounts, converted leads, close-date history,
 open tasks and events, owners and partners) that writes W finding tasks and R conditional
@@ -182,6 +183,63 @@ def plan(connector: SalesforceConnector, result: Any) -> list[Action]:
     return actions
 
 
+def query_terms(
+    stats: list[Any], queries: list[tuple[str, int]], fake: FakeSalesforce
+) -> list[Any]:
+    """Each query's term of the formula, from the server's own row counts."""
+    terms = []
+    log = iter(queries)  # the server's own row counts, query by query
+    for stat in stats:
+        _, rows = next(log)
+        if stat.bulk:
+            _, rows = next(log)  # the REST page that told the size, then the Bulk job
+            cost = 1 + 1 + fake.bulk_polls + max(1, math.ceil(rows / BULK_PAGE))
+        else:
+            cost = max(1, math.ceil(rows / PAGE))
+        terms.append({"query": stat.label, "rows": rows, "bulk": stat.bulk, "calls": cost})
+    return terms
+
+
+def run_paged(n: int, *, batch_size: int, fake: FakeSalesforce, workdir: Path) -> dict[str, Any]:
+    """A full ``read_batches`` of the org in pages of ``batch_size`` company groups: its calls
+    against the formula (login + describe + Σ over queries), and the largest page."""
+    with fake.mock(keep_history=False):
+        creds = fake.setup_jwt()
+        key_file = workdir / f"key-{n}-paged.pem"
+        key_file.write_text(creds.private_key_pem)
+        fake.reset_counts()
+        connector = SalesforceConnector.from_settings(
+            table(creds.consumer_key, creds.username, key_file, n * 10),
+            sleep=lambda seconds: None,
+            now=lambda: fake.now,
+        )
+        try:
+            started = time.perf_counter()
+            pages = largest = deals = 0
+            for batch in connector.read_batches(None, batch_size=batch_size):
+                pages += 1
+                deals += len(batch.snapshot.opportunities)
+                largest = max(largest, batch.snapshot.record_count)
+            seconds = time.perf_counter() - started
+            terms = query_terms(list(connector.client.query_stats), list(fake.query_log), fake)
+        finally:
+            connector.close()
+    formula = 1 + 1 + sum(t["calls"] for t in terms)
+    measured = fake.count()
+    return {
+        "n": n,
+        "batch_size": batch_size,
+        "pages": pages,
+        "deals": deals,
+        "largest_page_records": largest,
+        "queries": len(terms),
+        "measured": measured,
+        "formula": formula,
+        "equal": measured == formula,
+        "read_seconds": round(seconds, 3),
+    }
+
+
 def run(n: int, *, bulk_threshold: int, fake: FakeSalesforce, workdir: Path) -> dict[str, Any]:
     with fake.mock(keep_history=False):
         creds = fake.setup_jwt()
@@ -214,17 +272,8 @@ def run(n: int, *, bulk_threshold: int, fake: FakeSalesforce, workdir: Path) -> 
     # LastModifiedDate before repairs (one query per LOOKUP_SIZE records); then the queries
     formula = 1 + 1 + math.ceil(tasks / 200) + math.ceil(repairs / 25)
     formula += math.ceil(repairs / LOOKUP_SIZE)
-    terms = []
-    log = iter(queries)  # the server's own row counts, query by query
-    for stat in stats:
-        _, rows = next(log)
-        if stat.bulk:
-            _, rows = next(log)  # the REST page that told the size, then the Bulk job
-            cost = 1 + 1 + fake.bulk_polls + max(1, math.ceil(rows / BULK_PAGE))
-        else:
-            cost = max(1, math.ceil(rows / PAGE))
-        terms.append({"query": stat.label, "rows": rows, "bulk": stat.bulk, "calls": cost})
-        formula += cost
+    terms = query_terms(stats, queries, fake)
+    formula += sum(t["calls"] for t in terms)
     measured = fake.count()
     return {
         "n": n,
@@ -252,8 +301,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--verbose", action="store_true", help="print each query's term")
+    parser.add_argument(
+        "--paged",
+        type=int,
+        metavar="BATCH_SIZE",
+        help="measure a full read_batches in pages of BATCH_SIZE company groups instead",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    if args.paged:
+        paged = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for n in sizes:
+                paged.append(
+                    run_paged(n, batch_size=args.paged, fake=build_org(n), workdir=Path(tmp))
+                )
+        for r in paged:
+            print(json.dumps(r) if args.json else r)
+        return 0 if all(r["equal"] for r in paged) else 1
     reports = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

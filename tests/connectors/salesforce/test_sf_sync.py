@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +96,10 @@ def test_a_sync_judges_the_doctrine_and_writes_each_task_once(org: Org, tmp_path
     )
     assert first.findings_new == 8 and first.exit_code == 1  # block findings are open
     assert first.actions[("create_task", "written")] == 8
-    # a first sync: 1 login, 1 describe, 12 queries (windows, related records), 1 Collections
-    assert fake.count() == 15 and fake.count("auth") == 1
+    # a first sync reads in pages of company groups (read_batches): 1 login, 1 describe,
+    # 5 key queries, the page's records by id and their related records (8), partners,
+    # users, 1 Collections
+    assert fake.count() == 19 and fake.count("auth") == 1
 
     fake.reset_counts()
     fake.advance(60)
@@ -117,8 +120,10 @@ def test_a_sync_judges_the_doctrine_and_writes_each_task_once(org: Org, tmp_path
         fp("tsos.next-step-required", "opportunity", ids.embraer_jets, "placeholder")
     ]
     assert closed["Status"] == "Completed"
-    # login, describe, 5 windows, 5 related queries, partners, users, the task lookup, an update
-    assert fake.count() == 16
+    # login, describe, 5 windows of changed ids, 5 key queries to group them, the changed
+    # group's records by id and their related records, partners, users, the task lookup,
+    # an update
+    assert fake.count() == 23
 
 
 def test_a_crash_before_the_state_is_saved_writes_nothing_twice(
@@ -176,6 +181,14 @@ def test_enforce_refuses_a_repair_when_the_deal_changed_after_the_read(
             fake.advance(30)
             fake.update("Opportunity", ids.boeing_fleet, NextStep="Board approval", by=ids.ray)
             return result
+
+        def read_batches(
+            self, since: str | None, *, until: dt.datetime | None = None, batch_size: int = 1000
+        ) -> Iterator[ReadResult]:
+            batches = list(super().read_batches(since, until=until, batch_size=batch_size))
+            fake.advance(30)
+            fake.update("Opportunity", ids.boeing_fleet, NextStep="Board approval", by=ids.ray)
+            yield from batches
 
     table = org.table(read=LAG)
     racing = Racing.from_settings(table, sleep=org.sleeps.append, now=lambda: fake.now)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -34,6 +34,7 @@ from tsos_rules.connectors.salesforce.orgfit import (
     fit_to_org,
     objects_to_describe,
 )
+from tsos_rules.connectors.salesforce.paging import PagedReader
 from tsos_rules.connectors.salesforce.reader import Reader
 from tsos_rules.connectors.salesforce.settings import (
     ApprovalSettings,
@@ -224,6 +225,17 @@ class SalesforceConnector:
     def read(self, since: str | None, *, until: dt.datetime | None = None) -> ReadResult:
         self.fit_to_org()
         return self.reader.read(since, until)
+
+    def read_batches(
+        self, since: str | None, *, until: dt.datetime | None = None, batch_size: int = 1000
+    ) -> Iterator[ReadResult]:
+        """``read`` in pages of ``batch_size`` company groups (see ``salesforce/paging.py``):
+        a key pass over ids and grouping keys, then each page read by id, so a full sync
+        never holds the whole org."""
+        if batch_size < 1:
+            raise ConfigError(f"sync.batch_size: expected 1 or more, got {batch_size}")
+        self.fit_to_org()
+        yield from PagedReader(self.reader).batches(since, until, batch_size)
 
     def fit_to_org(self) -> OrgFit:
         """Describe the org once per connector (one Composite call) before the first read:

@@ -1,0 +1,423 @@
+"""``read_batches`` for Salesforce: an org read in pages of company groups, never whole.
+
+A key pass reads only ids and grouping keys (account ``Name``; a deal's account; a lead's
+account, company and converted deal; an activity's ``AccountId`` and ``WhatId``) through the
+client's usual paging (REST ``nextRecordsUrl``, or Bulk API 2.0 result pages with
+``Sforce-Locator`` above ``bulk_threshold``) and groups the records by company as the facts do
+(``CompanyGroups``: a shared account id or company name is one company). Each page of
+``batch_size`` groups is then read by id (``WHERE Id IN (...)``, chunked so a query stays under
+Salesforce's SOQL and URI length limits) with the related rows the whole read brings (converted
+leads, close-date history, open activities, team members, approvals); users and partners are
+read once each, when a page first names them. An incremental read pages only the groups
+holding a record changed in the window; all pages carry the one final watermark.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import urllib.parse
+from collections import defaultdict
+from collections.abc import Iterator, Sequence, Set
+from typing import Any
+
+import attrs
+
+from tsos_rules.connectors.base import ReadResult, RecordKey
+from tsos_rules.connectors.salesforce.mapping import format_datetime
+from tsos_rules.connectors.salesforce.reader import (
+    _ID,
+    Reader,
+    Row,
+    _Batch,
+    _Context,
+    _when,
+    id_list,
+    parse_watermark,
+)
+from tsos_rules.facts.index import CompanyGroups
+from tsos_rules.model import Snapshot
+from tsos_rules.org import company_key
+
+#: Salesforce's limit on one SOQL statement ("SOQL and SOSL Limits": 100,000 characters).
+MAX_SOQL_CHARS = 100_000
+#: A REST query is a GET: URI and headers together may hold 16,384 bytes (Salesforce help
+#: 000386264); the encoded ``q`` parameter is kept well under that.
+MAX_QUERY_URI_BYTES = 12_000
+
+
+def id_chunks(prefix: str, ids: Sequence[str], size: int) -> Iterator[str]:
+    """``prefix IN (...)`` clauses of at most ``size`` ids each, each short enough that the
+    query (``prefix`` stands for the rest of it) stays under the SOQL and URI limits."""
+    chunk: list[str] = []
+    used = len(urllib.parse.quote_plus(prefix)) + 6
+    for value in ids:
+        cost = len(urllib.parse.quote_plus(f"'{value}',"))
+        if chunk and (len(chunk) >= size or used + cost > MAX_QUERY_URI_BYTES):
+            yield id_list(chunk)
+            chunk, used = [], len(urllib.parse.quote_plus(prefix)) + 6
+        chunk.append(value)
+        used += cost
+    if chunk:
+        yield id_list(chunk)
+
+
+@attrs.define
+class _Keys:
+    """What the key pass learned: company groups, activity placement, the window's changes."""
+
+    groups: CompanyGroups = attrs.field(factory=CompanyGroups)
+    named: set[str] = attrs.field(factory=set)
+    """Accounts with a name: a lead on one groups by the account's name, not its company."""
+    deals: set[str] = attrs.field(factory=set)
+    activities: defaultdict[str, list[tuple[str, str]]] = attrs.field(
+        factory=lambda: defaultdict(list)
+    )
+    """Activities (object, id) by the account or deal node they group with."""
+    orphans: list[tuple[str, str]] = attrs.field(factory=list)
+    """Activities on no account and no known deal: judged in a page of their own."""
+    touched: set[str] = attrs.field(factory=set)
+    orphans_touched: bool = False
+
+
+class PagedReader:
+    """One self-contained ``ReadResult`` per page of company groups."""
+
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
+        self._partners: dict[str, Row] = {}
+        self._users: dict[str, Row] = {}
+
+    def batches(
+        self, since: str | None, until: dt.datetime | None, size: int
+    ) -> Iterator[ReadResult]:
+        """The read from ``since`` to ``until`` in pages of ``size`` company groups, each with
+        the one final watermark; the first page carries the window's deletions."""
+        reader = self.reader
+        start = parse_watermark(since)
+        end = reader.window_end(until)
+        if start is not None and end <= start:
+            yield ReadResult(Snapshot(), frozenset(), since, full=False)
+            return
+        changed: set[RecordKey] | None = None  # None: a full read, every group
+        deleted: frozenset[RecordKey] = frozenset()
+        around: set[str] = set()
+        if start is not None:
+            changed, gone, around = self._changes(start, end)
+            deleted = frozenset(gone)
+        quiet = changed is not None and not changed and not around
+        keys = _Keys() if quiet else self._key_pass(end, changed, around)
+        members: dict[str, list[str]] = defaultdict(list)
+        for node in keys.groups.parent:
+            if node.startswith(("account:", "deal:", "lead:")):
+                members[keys.groups.find(node)].append(node)
+        if changed is None:  # a full read: every group
+            roots = sorted(members)
+        else:
+            roots = sorted({keys.groups.find(n) for n in keys.touched} & set(members))
+        pages: list[list[str] | None] = [roots[i : i + size] for i in range(0, len(roots), size)]
+        if keys.orphans and (changed is None or keys.orphans_touched):
+            pages.append(None)
+        watermark = format_datetime(end)
+        reader.activity_what = {}
+        if not pages:
+            yield ReadResult(
+                Snapshot(), frozenset(), watermark, deleted=deleted, full=start is None
+            )
+            return
+        for number, page in enumerate(pages, 1):
+            nodes = [n for root in page for n in members[root]] if page is not None else None
+            result = self._page(keys, nodes, start, end)
+            yield attrs.evolve(
+                result,
+                watermark=watermark,
+                deleted=(deleted - result.changed) if number == 1 else frozenset(),
+                progress=(number, len(pages)),
+            )
+
+    # -- the key pass ------------------------------------------------------------------------
+
+    def _key_rows(
+        self, sobject: str, fields: Sequence[str | None], where: str, *, deleted: bool = False
+    ) -> Iterator[Row]:
+        """Ids, ``fields`` and ``SystemModstamp`` of the rows ``where`` holds (with the deleted
+        ones, through ``queryAll``, when ``deleted``)."""
+        select = ["Id", "SystemModstamp", *dict.fromkeys(f for f in fields if f)]
+        if deleted:
+            select.append("IsDeleted")
+        own = self.reader._own_filter() if sobject in ("Task", "Event") else ""
+        return self.reader._query(
+            f"{'changed ids' if deleted else 'keys'} of {sobject}",
+            f"SELECT {', '.join(select)} FROM {sobject} WHERE {where}{own}",
+            all_rows=deleted,
+        )
+
+    def _sobjects(self) -> list[tuple[str, str]]:
+        """The objects read, with our record type for each (Event only with ``read.events``)."""
+        pairs = [("Account", "account"), ("Opportunity", "opportunity"), ("Lead", "lead")]
+        pairs.append(("Task", "activity"))
+        if self.reader.settings.events:
+            pairs.append(("Event", "activity"))
+        return pairs
+
+    def _key_fields(self, sobject: str) -> list[str | None]:
+        """The fields that place a row of ``sobject`` in its company group."""
+        sf = self.reader.mapping.sf
+        if sobject == "Account":
+            return [sf("account.name")]
+        if sobject == "Opportunity":
+            return [sf("opportunity.account_id")]
+        if sobject == "Lead":
+            return [sf("lead.account_id"), sf("lead.company"), sf("lead.converted_opportunity_id")]
+        return ["AccountId", "WhatId"]
+
+    def _changes(
+        self, start: dt.datetime, end: dt.datetime
+    ) -> tuple[set[RecordKey], set[RecordKey], set[str]]:
+        """The records changed and deleted in the window, and the group keys the deleted ones
+        held (their company is judged again without them): one ``queryAll`` per object, of
+        ids and grouping keys (a quiet run costs these and nothing more)."""
+        window = f"SystemModstamp > {format_datetime(start)} AND "
+        window += f"SystemModstamp <= {format_datetime(end)}"
+        changed: set[RecordKey] = set()
+        deleted: set[RecordKey] = set()
+        around: set[str] = set()
+        for sobject, record_type in self._sobjects():
+            fields = self._key_fields(sobject)
+            for row in self._key_rows(sobject, fields, window, deleted=True):
+                record_id = _text(row.get("Id"))
+                if record_id is None:
+                    continue
+                if row.get("IsDeleted") not in (True, "true"):
+                    changed.add((record_type, record_id))
+                    continue
+                deleted.add((record_type, record_id))
+                around |= _nodes(sobject, [_text(row.get(f)) if f else None for f in fields])
+        return changed, deleted - changed, around
+
+    def _key_pass(
+        self, end: dt.datetime, changed: set[RecordKey] | None, around: Set[str] = frozenset()
+    ) -> _Keys:
+        """Group every record up to the window's end by company; the groups holding one of
+        ``changed`` or one of the keys ``around`` (every group when ``changed`` is None: a
+        full read) are the ones to read."""
+        keys = _Keys()
+        groups = keys.groups
+        where = f"SystemModstamp <= {format_datetime(end)}"
+
+        def note(record_type: str, record_id: str, node: str) -> None:
+            """Mark ``node`` for reading when its record changed (a full read reads all)."""
+            if changed is not None and (record_type, record_id) in changed:
+                if node:
+                    keys.touched.add(node)
+                else:
+                    keys.orphans_touched = True
+
+        (name_field,) = self._key_fields("Account")
+        for row in self._key_rows("Account", [name_field], where):
+            account = _text(row.get("Id"))
+            if account is None:
+                continue
+            note("account", account, f"account:{account}")
+            node = f"account:{account}"
+            name = _text(row.get(name_field)) if name_field else None
+            key = company_key(name) if name else ""
+            groups.join([node, f"name:{key}"] if key else [node])
+            if name:
+                keys.named.add(account)
+        (deal_account,) = self._key_fields("Opportunity")
+        for row in self._key_rows("Opportunity", [deal_account], where):
+            deal = _text(row.get("Id"))
+            if deal is None:
+                continue
+            note("opportunity", deal, f"deal:{deal}")
+            keys.deals.add(deal)
+            account = _text(row.get(deal_account)) if deal_account else None
+            groups.join([f"deal:{deal}", f"account:{account}"] if account else [f"deal:{deal}"])
+        lead_fields = self._key_fields("Lead")
+        for row in self._key_rows("Lead", lead_fields, where):
+            lead = _text(row.get("Id"))
+            if lead is None:
+                continue
+            note("lead", lead, f"lead:{lead}")
+            account, company, converted = (_text(row.get(f)) if f else None for f in lead_fields)
+            joined = [f"lead:{lead}"]
+            if account:
+                joined.append(f"account:{account}")
+            key = company_key(company) if company else ""
+            if key and (not account or account not in keys.named):
+                joined.append(f"name:{key}")
+            if converted and converted in keys.deals:
+                joined.append(f"deal:{converted}")
+            groups.join(joined)
+        for sobject, _ in self._sobjects()[3:]:
+            for row in self._key_rows(sobject, ["AccountId", "WhatId"], where):
+                activity = _text(row.get("Id"))
+                if activity is None:
+                    continue
+                account, what = _text(row.get("AccountId")), _text(row.get("WhatId"))
+                if account:
+                    node = f"account:{account}"
+                    groups.find(node)
+                elif what and what in keys.deals:
+                    node = f"deal:{what}"
+                else:
+                    node = ""
+                note("activity", activity, node)
+                if node:
+                    keys.activities[node].append((sobject, activity))
+                else:
+                    keys.orphans.append((sobject, activity))
+        keys.touched |= {node for node in around if node in groups.parent}
+        return keys
+
+    # -- one page ----------------------------------------------------------------------------
+
+    def _by_ids(self, label: str, sobject: str, select: str, ids: Sequence[str]) -> list[Row]:
+        rows: list[Row] = []
+        wanted = sorted(i for i in set(ids) if _ID.match(i))
+        prefix = f"SELECT {select} FROM {sobject} WHERE Id IN "
+        for chunk in id_chunks(prefix, wanted, self.reader.settings.id_chunk_size):
+            rows.extend(self.reader._query(label, prefix + chunk))
+        return rows
+
+    def _page(
+        self,
+        keys: _Keys,
+        nodes: list[str] | None,
+        start: dt.datetime | None,
+        end: dt.datetime,
+    ) -> ReadResult:
+        """The page's records read by id, with everything their facts need."""
+        reader = self.reader
+        ids: dict[str, list[str]] = defaultdict(list)
+        activities = list(keys.orphans) if nodes is None else []
+        for node in nodes or ():
+            kind, _, record_id = node.partition(":")
+            ids[kind].append(record_id)
+            activities.extend(keys.activities.get(node, ()))
+        deals = self._by_ids("page deals", "Opportunity", reader._opportunity_select(), ids["deal"])
+        leads = self._by_ids("page leads", "Lead", reader._lead_select(), ids["lead"])
+        accounts = self._by_ids(
+            "page accounts", "Account", reader._account_select(), ids["account"]
+        )
+        activity_rows: list[Row] = []
+        for sobject in ("Task", "Event"):
+            wanted = [i for s, i in activities if s == sobject]
+            select = reader._activity_select(sobject)
+            activity_rows += self._by_ids(f"page {sobject} rows", sobject, select, wanted)
+
+        context = _Context()
+        deal_ids = sorted(str(r.get("Id")) for r in deals if _ID.match(str(r.get("Id"))))
+        # the longest context query (converted leads) sets the chunk length for all of them
+        longest = f"SELECT {reader._lead_select()} FROM Lead WHERE ConvertedOpportunityId IN "
+        for chunk in id_chunks(longest, deal_ids, reader.settings.id_chunk_size):
+            reader._deal_context(context, f"IN {chunk}")
+        team: defaultdict[str, list[str]] = defaultdict(list)
+        for row in context.team:
+            if row.get("OpportunityId") and row.get("UserId"):
+                team[str(row["OpportunityId"])].append(str(row["UserId"]))
+
+        def split(rows: list[Row]) -> tuple[list[Row], list[Row]]:
+            if start is None:
+                return rows, []
+            inside: list[Row] = []
+            outside: list[Row] = []
+            for row in rows:
+                stamp = _when(row.get("SystemModstamp"))
+                fresh = stamp is not None and start < stamp <= end
+                (inside if fresh else outside).append(row)
+            return inside, outside
+
+        batch = _Batch(reader.mapping, end.date(), reader.client.integration_user_id())
+        batch.exemption_fields = reader.exemptions
+        deal_rel, lead_rel = reader._account_rel("opportunity"), reader._account_rel("lead")
+        judged: set[RecordKey] = set()
+        for changed, rows in zip((True, False), split(deals), strict=True):
+            batch.add_opportunities(rows, team, deal_rel, changed=changed)
+            judged |= {("opportunity", str(r.get("Id"))) for r in rows}
+        for changed, rows in zip((True, False), split(accounts), strict=True):
+            for row in rows:
+                batch._add_account(row, changed=changed)
+            judged |= {("account", str(r.get("Id"))) for r in rows}
+        for changed, rows in zip((True, False), split(leads), strict=True):
+            batch.add_leads(rows, lead_rel, changed=changed)
+            judged |= {("lead", str(r.get("Id"))) for r in rows}
+        for changed, rows in zip((True, False), split(activity_rows), strict=True):
+            batch.add_activities(rows, changed=changed)
+            judged |= {("activity", str(r.get("Id"))) for r in rows}
+        batch.add_leads(context.leads, lead_rel, changed=False)
+        batch.add_activities(context.activities, changed=False)
+        batch.add_history(context.history)
+        reader._approve(batch)
+        self._reference(batch)
+        batch.link_leads()
+
+        reader.activity_what.update(
+            {a.id: a.what_id for a in batch.activities.values() if a.what_id is not None}
+        )
+        failed = {(e.record_type, e.record_id or "") for e in batch.errors}
+        changed_keys = set(batch.changed) - failed
+        affected = (judged - changed_keys) - failed
+        affected = {k for k in affected if _holds(batch, k)}
+        incomplete = batch.incomplete(changed_keys | affected)
+        return ReadResult(
+            snapshot=batch.snapshot(),
+            changed=frozenset(changed_keys),
+            watermark=None,
+            versions=batch.versions,
+            errors=tuple(batch.errors),
+            full=start is None,
+            affected=frozenset(affected),
+            incomplete=frozenset(incomplete),
+        )
+
+    def _reference(self, batch: _Batch) -> None:
+        """The page's partners and users: each read from the org once, then kept."""
+        reader = self.reader
+        missing = [i for i in batch.partner_ids() if i not in self._partners]
+        select = ", ".join(reader.mapping.partner_fields())
+        for row in self._by_ids("partners", "Account", select, missing):
+            self._partners[str(row.get("Id"))] = row
+        batch.add_partners([self._partners[i] for i in batch.partner_ids() if i in self._partners])
+        missing = [i for i in batch.user_ids() if i not in self._users]
+        select = ", ".join(reader.mapping.user_fields())
+        for row in self._by_ids("users", "User", select, missing):
+            self._users[str(row.get("Id"))] = row
+        batch.add_users([self._users[i] for i in batch.user_ids() if i in self._users])
+
+
+def _holds(batch: _Batch, key: RecordKey) -> bool:
+    record_type, record_id = key
+    collections: dict[str, dict[str, Any]] = {
+        "opportunity": batch.opportunities,
+        "account": batch.accounts,
+        "lead": batch.leads,
+        "activity": batch.activities,
+    }
+    return record_id in collections[record_type]
+
+
+def _nodes(sobject: str, values: list[str | None]) -> set[str]:
+    """The group keys a row of ``sobject`` joined, from its ``_key_fields`` values."""
+    if sobject == "Account":
+        key = company_key(values[0]) if values[0] else ""
+        return {f"name:{key}"} if key else set()
+    if sobject == "Opportunity":
+        return {f"account:{values[0]}"} if values[0] else set()
+    if sobject == "Lead":
+        account, company, deal = values
+        key = company_key(company) if company else ""
+        return {
+            *([f"account:{account}"] if account else []),
+            *([f"name:{key}"] if key else []),
+            *([f"deal:{deal}"] if deal else []),
+        }
+    account, what = values
+    return {f"account:{account}"} if account else {f"deal:{what}"} if what else set()
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None

@@ -88,7 +88,7 @@ def check(
       tsos-rules check snapshot.json --allow-plugin-failures
     """
     from tsos_rules.engine import Engine, ExecutorSpec, filter_severity
-    from tsos_rules.engine.executors import available_cpus
+    from tsos_rules.engine.recipe import available_cpus
     from tsos_rules.plugins import collect_report_sections
     from tsos_rules.report.table import render_section, render_table
     from tsos_rules.snapshot._memory import bulk_allocation
@@ -148,15 +148,18 @@ def _with_policy(
     exemption or mode naming none is an error."""
     from tsos_rules.policy.apply import Policy
     from tsos_rules.sync.settings import SyncSettings
-    from tsos_rules.sync.state.stored_exemptions import read_active
 
     sync = SyncSettings.from_config(config)
-    stored = read_active(
-        sync.state_path,
-        sync.connector_type,
-        index.as_of,
-        warn=lambda message: click.echo(f"warning: {message}", err=True),
-    )
+    stored = []
+    if sync.state_path.is_file():  # else there is nothing to read: skip the state's imports
+        from tsos_rules.sync.state.stored_exemptions import read_active
+
+        stored = read_active(
+            sync.state_path,
+            sync.connector_type,
+            index.as_of,
+            warn=lambda message: click.echo(f"warning: {message}", err=True),
+        )
     policy = Policy.from_config(
         config,
         engine.specs if checked else (),

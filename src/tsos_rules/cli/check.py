@@ -107,8 +107,10 @@ def check(
     engine = Engine.from_config(config, rules=selected)
     load_failures = tuple(engine.plugin_manager.failures)  # not the report sections' ones
     source: str | IO[str] = sys.stdin if file == "-" else file
+    #: The parsed document, held until the process exits (``skip_teardown``): not freed.
+    document_kept: list[object] = []
     with bulk_allocation(keep=True):
-        snapshot, _ = load_snapshot(source)
+        snapshot, _ = load_snapshot(source, keep=document_kept)
         index = engine.index(snapshot, as_of)
         # Without a chosen executor, one process unless --jobs asks for more: cutting
         # partitions costs more than the judging it spreads (docs/scale.md, measured).

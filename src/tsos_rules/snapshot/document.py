@@ -480,11 +480,14 @@ def load_snapshot(
     *,
     skip_bad_records: bool = False,
     max_bytes: int | None = None,
+    keep: list[Any] | None = None,
 ) -> tuple[Snapshot, tuple[RecordError, ...]]:
     """Read a snapshot JSON document from a path or an open text stream (such as stdin).
 
     Only regular files and pipes are read, at most ``max_bytes`` (default
-    :func:`max_snapshot_bytes`); a UTF-8 byte order mark is accepted.
+    :func:`max_snapshot_bytes`); a UTF-8 byte order mark is accepted. With ``keep``, the parsed
+    document is appended to it: a one-shot command that exits without freeing memory saves
+    the time freeing it takes (~0.15 s at 100k deals).
     """
     limit = max_bytes if max_bytes is not None else max_snapshot_bytes()
     text: str | bytes
@@ -512,6 +515,8 @@ def load_snapshot(
     except RecursionError:
         raise SnapshotError(f"{source}: not valid JSON: nested too deeply") from None
     del text
+    if keep is not None:
+        keep.append(data)
     return snapshot_from_dict(data, source=source, skip_bad_records=skip_bad_records)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -450,3 +452,13 @@ def test_skipping_bad_records_keeps_the_first_of_a_duplicate_and_reports_the_res
     assert [o.id for o in loaded.opportunities] == ["o1", "o2"]
     assert [(e.index, e.field) for e in errors] == [(1, "id"), (2, "id")]
     assert "also at opportunities[0]" in errors[1].problem
+
+
+def test_load_snapshot_hands_the_parsed_document_to_keep(tmp_path: Path) -> None:
+    """``check`` keeps the parsed document until it exits instead of paying to free it."""
+    path = tmp_path / "snap.json"
+    path.write_text('{"as_of": "2026-11-24", "opportunities": [{"id": "o1"}]}', encoding="utf-8")
+    kept: list[Any] = []
+    snapshot, _ = load_snapshot(path, keep=kept)
+    assert [o.id for o in snapshot.opportunities] == ["o1"]
+    assert kept == [{"as_of": "2026-11-24", "opportunities": [{"id": "o1"}]}]

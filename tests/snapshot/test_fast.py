@@ -6,13 +6,25 @@ import datetime as dt
 from typing import Any
 
 import attrs
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tsos_rules.connectors.local.demo import generate_org
-from tsos_rules.model import COLLECTIONS, Opportunity
-from tsos_rules.snapshot._fast import Refused, make_bulk_unstructure
-from tsos_rules.snapshot.document import BULK_STRUCTURE, CONVERTER, FieldProblem
+from tsos_rules.model import COLLECTIONS, Opportunity, PartnerConsent
+from tsos_rules.snapshot._fast import (
+    Refused,
+    make_bulk_structure,
+    make_bulk_structure_rows,
+    make_bulk_unstructure,
+)
+from tsos_rules.snapshot.document import (
+    BULK_STRUCTURE,
+    CONVERTER,
+    FieldProblem,
+    SnapshotError,
+    snapshot_from_dict,
+)
 
 
 def _both(row: Any, cls: type[Any]) -> tuple[Any, Any]:
@@ -127,3 +139,36 @@ def test_a_record_read_with_the_previous_records_layout_gets_its_own_values() ->
         assert fast.extra == slow.extra, row
     assert _both(rows[2], Opportunity)[0].amount == 3.0
     assert _both(rows[7], Opportunity)[0].extra == {"Region__c": "US"}
+
+
+def test_a_collection_loads_as_its_records_load_one_by_one() -> None:
+    """``structure_rows`` (one call per collection) gives what the per-record function gives,
+    across layout changes and past the learnt layouts, and refuses the collection at the first
+    record the per-record function refuses."""
+    rows: list[Any] = [
+        {"id": "o1", "stage": "sql", "amount": 1},
+        {"id": "o2", "stage": "sql", "Region__c": "EU"},
+        {"amount": 3, "id": "o3", "stage": "sql"},
+        {"id": "o4", "stage": "sql"},
+        *({"id": f"p{i}", "stage": "sql", f"custom_{i}": i} for i in range(80)),
+        {"id": "o5", "stage": "sql", "amount": 5},
+    ]
+    consent = {PartnerConsent: make_bulk_structure(PartnerConsent)}
+    structure_rows = make_bulk_structure_rows(Opportunity, consent)
+    loaded = structure_rows(rows)
+    one_by_one = [BULK_STRUCTURE[Opportunity](row) for row in rows]
+    assert loaded == one_by_one
+    assert [r.extra for r in loaded] == [r.extra for r in one_by_one]
+    for bad in ({"id": "o9", "amount": "many"}, {"stage": "sql"}, ["id", "o9"], None):
+        with pytest.raises(Exception):  # noqa: B017 - whatever it raises, cattrs reads it
+            structure_rows([*rows[:2], bad, *rows[2:]])
+
+
+def test_a_bad_record_in_a_collection_is_named_as_before() -> None:
+    """A collection the fast path refuses is read record by record: the error names the record."""
+    rows = [{"id": "o1", "stage": "sql"}, {"id": "o2", "amount": "many"}, {"id": "o3"}]
+    with pytest.raises(SnapshotError, match=r"opportunities\[1\].*amount"):
+        snapshot_from_dict({"opportunities": rows})
+    snapshot, errors = snapshot_from_dict({"opportunities": rows}, skip_bad_records=True)
+    assert [o.id for o in snapshot.opportunities] == ["o1", "o3"]
+    assert [(e.index, e.field) for e in errors] == [(1, "amount")]

@@ -88,7 +88,7 @@ def check(
       tsos-rules check snapshot.json --allow-plugin-failures
     """
     from tsos_rules.engine import Engine, ExecutorSpec, filter_severity
-    from tsos_rules.engine.executors import available_cpus
+    from tsos_rules.engine.recipe import available_cpus
     from tsos_rules.plugins import collect_report_sections
     from tsos_rules.report.table import render_section, render_table
     from tsos_rules.snapshot._memory import bulk_allocation
@@ -107,8 +107,10 @@ def check(
     engine = Engine.from_config(config, rules=selected)
     load_failures = tuple(engine.plugin_manager.failures)  # not the report sections' ones
     source: str | IO[str] = sys.stdin if file == "-" else file
+    #: The parsed document, held until the process exits (``skip_teardown``): not freed.
+    document_kept: list[object] = []
     with bulk_allocation(keep=True):
-        snapshot, _ = load_snapshot(source)
+        snapshot, _ = load_snapshot(source, keep=document_kept)
         index = engine.index(snapshot, as_of)
         # Without a chosen executor, one process unless --jobs asks for more: cutting
         # partitions costs more than the judging it spreads (docs/scale.md, measured).
@@ -148,15 +150,18 @@ def _with_policy(
     exemption or mode naming none is an error."""
     from tsos_rules.policy.apply import Policy
     from tsos_rules.sync.settings import SyncSettings
-    from tsos_rules.sync.state.stored_exemptions import read_active
 
     sync = SyncSettings.from_config(config)
-    stored = read_active(
-        sync.state_path,
-        sync.connector_type,
-        index.as_of,
-        warn=lambda message: click.echo(f"warning: {message}", err=True),
-    )
+    stored = []
+    if sync.state_path.is_file():  # else there is nothing to read: skip the state's imports
+        from tsos_rules.sync.state.stored_exemptions import read_active
+
+        stored = read_active(
+            sync.state_path,
+            sync.connector_type,
+            index.as_of,
+            warn=lambda message: click.echo(f"warning: {message}", err=True),
+        )
     policy = Policy.from_config(
         config,
         engine.specs if checked else (),

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import logging.config
-import signal
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +12,8 @@ from tsos_rules.cli._common import config_option
 from tsos_rules.config import Config, load_config
 
 if TYPE_CHECKING:
+    import asyncio
+
     from starlette.applications import Starlette
 
     from tsos_rules.inline import ExemptionSource
@@ -91,6 +90,9 @@ def _raise_open_files(wanted: int) -> None:
 
 
 async def _run(server: Any, reload_all: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+    import asyncio
+    import signal
+
     loop = asyncio.get_running_loop()
     pending: set[asyncio.Task[Any]] = set()
 
@@ -154,6 +156,9 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
       tsos-rules serve --config tsos.toml --host 0.0.0.0 --port 8787
       kill -HUP $(pidof tsos-rules)   # reload the rules
     """
+    import asyncio
+    import logging.config
+
     import uvicorn
 
     from tsos_rules.server.connections import ConnectionGuard, ConnectionLimits, RequestLimit

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import multiprocessing
-import os
 import sys
 import time
 from collections import deque
@@ -31,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from tsos_rules.engine.aggregates import BoundAggregate, Partial, Totals, combine, finalize
 from tsos_rules.engine.aggregates import partial_totals as _partial_totals
 from tsos_rules.engine.partitions import JUDGED, Partition, partition_index
-from tsos_rules.engine.recipe import EngineRecipe, ExecutorSpec
+from tsos_rules.engine.recipe import EngineRecipe, ExecutorSpec, available_cpus
 from tsos_rules.errors import ConfigError, ExecutorError
 from tsos_rules.facts import FactIndex, build_index
 from tsos_rules.findings import Finding
@@ -44,13 +43,6 @@ log = logging.getLogger(__name__)
 #: Workers when none are asked for: one per CPU, at most this many. Judging is under half of
 #: a ``check``; a third worker saves little and each holds its partitions in memory.
 MAX_AUTO_WORKERS = 2
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def auto_workers(workers: int) -> int:

@@ -56,10 +56,7 @@ def make_bulk_structure(
     layout compiles a function for exactly those keys (no missing-key checks, extras known in
     advance); the input is never modified.
     """
-    nested = nested or {}
-    fields = [field for field in attrs.fields(cls) if field.name != "extra"]
-    generic = _generate(cls, fields, None, nested)
-    shapes: dict[tuple[str, ...], Callable[[Any], Any]] = {}
+    layout_of = _layouts(cls, nested or {})
     last: list[Callable[[Any], Any]] = []  # the function of the previous record's layout
 
     def structure(data: Any) -> Any:
@@ -74,16 +71,59 @@ def make_bulk_structure(
                 return last[0](data)
             except (_OtherLayout, KeyError):
                 pass
-        shape = tuple(data)
-        function = shapes.get(shape)
-        if function is None:
-            if len(shapes) >= MAX_SHAPES:
-                return generic(data)
-            function = shapes[shape] = _generate(cls, fields, shape, nested)
+        function = layout_of(data)
         last[:] = [function]
         return function(data)
 
     return structure
+
+
+def make_bulk_structure_rows(
+    cls: type[Any], nested: dict[type[Any], Callable[[Any], Any]] | None = None
+) -> Callable[[list[Any]], list[Any]]:
+    """Generate ``structure_rows(rows) -> [cls, ...]``: :func:`make_bulk_structure` over a
+    whole collection, without a call per record; raises on the first record it refuses."""
+    layout_of = _layouts(cls, nested or {})
+
+    def structure_rows(rows: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        append = out.append
+        function: Callable[[Any], Any] | None = None
+        for data in rows:
+            if type(data) is not dict:
+                raise Refused
+            if function is not None:
+                try:  # the previous record's layout, as in make_bulk_structure
+                    append(function(data))
+                    continue
+                except (_OtherLayout, KeyError):
+                    pass
+            function = layout_of(data)
+            append(function(data))
+        return out
+
+    return structure_rows
+
+
+def _layouts(
+    cls: type[Any], nested: dict[type[Any], Callable[[Any], Any]]
+) -> Callable[[dict[str, Any]], Callable[[Any], Any]]:
+    """``layout_of(data)``: the structure function compiled for ``data``'s key layout (one per
+    layout, up to :data:`MAX_SHAPES`; beyond, the generic function for any layout)."""
+    fields = [field for field in attrs.fields(cls) if field.name != "extra"]
+    generic = _generate(cls, fields, None, nested)
+    shapes: dict[tuple[str, ...], Callable[[Any], Any]] = {}
+
+    def layout_of(data: dict[str, Any]) -> Callable[[Any], Any]:
+        shape = tuple(data)
+        function = shapes.get(shape)
+        if function is None:
+            if len(shapes) >= MAX_SHAPES:
+                return generic
+            function = shapes[shape] = _generate(cls, fields, shape, nested)
+        return function
+
+    return layout_of
 
 
 def _generate(

@@ -33,7 +33,12 @@ from tsos_rules.model import (
     PartnerConsent,
     Snapshot,
 )
-from tsos_rules.snapshot._fast import MAX_YEAR, MIN_YEAR, make_bulk_structure
+from tsos_rules.snapshot._fast import (
+    MAX_YEAR,
+    MIN_YEAR,
+    make_bulk_structure,
+    make_bulk_structure_rows,
+)
 
 T = TypeVar("T")
 
@@ -224,6 +229,10 @@ _CONSENT = make_bulk_structure(PartnerConsent)
 BULK_STRUCTURE: dict[type[Any], Callable[[Any], Any]] = {
     cls: make_bulk_structure(cls, {PartnerConsent: _CONSENT}) for _, _, cls in COLLECTIONS
 }
+#: The same over a whole collection; a collection it refuses is read record by record.
+_BULK_ROWS: dict[type[Any], Callable[[list[Any]], list[Any]]] = {
+    cls: make_bulk_structure_rows(cls, {PartnerConsent: _CONSENT}) for _, _, cls in COLLECTIONS
+}
 
 
 def _find_problem(data: Any, cls: type[Any]) -> tuple[str | None, str | None]:
@@ -339,9 +348,13 @@ def snapshot_from_dict(
         if type(rows) is not list:
             raise SnapshotError(f"{source}: {plural}: expected a list, got {_shown(rows)}")
         structure = BULK_STRUCTURE[cls]
-        records = []
         skipped: list[int] = []
-        for index, row in enumerate(rows):
+        slow: list[Any] = []  # rows read one by one: cattrs reads or names what is refused
+        try:
+            records = _BULK_ROWS[cls](rows)
+        except Exception:
+            records, slow = [], rows
+        for index, row in enumerate(slow):
             try:
                 records.append(structure(row))
             except Exception:
@@ -467,11 +480,14 @@ def load_snapshot(
     *,
     skip_bad_records: bool = False,
     max_bytes: int | None = None,
+    keep: list[Any] | None = None,
 ) -> tuple[Snapshot, tuple[RecordError, ...]]:
     """Read a snapshot JSON document from a path or an open text stream (such as stdin).
 
     Only regular files and pipes are read, at most ``max_bytes`` (default
-    :func:`max_snapshot_bytes`); a UTF-8 byte order mark is accepted.
+    :func:`max_snapshot_bytes`); a UTF-8 byte order mark is accepted. With ``keep``, the parsed
+    document is appended to it: a one-shot command that exits without freeing memory saves
+    the time freeing it takes (~0.15 s at 100k deals).
     """
     limit = max_bytes if max_bytes is not None else max_snapshot_bytes()
     text: str | bytes
@@ -499,6 +515,8 @@ def load_snapshot(
     except RecursionError:
         raise SnapshotError(f"{source}: not valid JSON: nested too deeply") from None
     del text
+    if keep is not None:
+        keep.append(data)
     return snapshot_from_dict(data, source=source, skip_bad_records=skip_bad_records)
 
 

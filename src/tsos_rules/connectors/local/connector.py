@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import sqlite3
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from tsos_rules.connectors.base import (
     ReadResult,
     RecordKey,
 )
+from tsos_rules.connectors.local import NAME as NAME
 from tsos_rules.connectors.local.crm import (
     DEMO_OPPORTUNITIES,
     DEMO_SEED,
@@ -48,13 +49,11 @@ from tsos_rules.errors import (
     FatalConnectorError,
     RetriableConnectorError,
 )
-from tsos_rules.markers import hookimpl
 from tsos_rules.model import CrmExemption, Snapshot
 from tsos_rules.snapshot.document import snapshot_from_dict
 
 log = logging.getLogger(__name__)
 
-NAME = "local"
 #: Days a new task is due after it is created.
 TASK_DUE_DAYS = 2
 
@@ -531,9 +530,3 @@ class LocalConnector:
             (key, action.record_id, dt.datetime.now(dt.UTC).isoformat()),
         )
         return self._result(action, ActionStatus.WRITTEN, action.record_id)
-
-
-@hookimpl
-def tsos_rules_register_connectors(register: Callable[[str, Any], None]) -> None:
-    """Register the embedded demo CRM as connector ``local``."""
-    register(NAME, LocalConnector.from_settings)

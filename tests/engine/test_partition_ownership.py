@@ -4,6 +4,7 @@ straight from the driver's index (nothing cut) with the findings of one process.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import sys
 
 import pytest
@@ -76,3 +77,14 @@ def test_forked_workers_cut_nothing(index: FactIndex, monkeypatch: pytest.Monkey
     spec = ExecutorSpec("processes", workers=2)
     split = ENGINE.evaluate_index(index, executor=spec).to_dict()
     assert split == ENGINE.evaluate_index(index).to_dict()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers fork only on Linux")
+def test_a_forked_pool_gives_the_collector_back_as_it_found_it(index: FactIndex) -> None:
+    """Objects are frozen out of the collector's sight while workers fork (copy-on-write
+    friendly), and handed back afterwards: a long-running sync must not keep them frozen."""
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    spec = ExecutorSpec("processes", workers=2)
+    split = ENGINE.evaluate_index(index, executor=spec).to_dict()
+    assert split == ENGINE.evaluate_index(index).to_dict()
+    assert gc.isenabled() and gc.get_freeze_count() == 0

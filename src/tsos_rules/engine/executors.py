@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import gc
 import logging
 import multiprocessing
 import os
@@ -147,8 +148,15 @@ class _Pool:
         self.workers = workers
         self.context = _fork_context()
         self._pool: ProcessPoolExecutor | None = None
+        self._froze = False
 
     def fresh(self, workers: int) -> ProcessPoolExecutor:
+        if self.context is not None and gc.isenabled() and not gc.get_freeze_count():
+            # Out of the collector's sight before forking: a collection in a worker would
+            # otherwise walk (and write to, so copy) every object it inherited. (Python's
+            # gc.freeze docs; ``check`` pauses the collector anyway.)
+            gc.freeze()
+            self._froze = True
         return ProcessPoolExecutor(max_workers=workers, mp_context=self.context)
 
     @property
@@ -164,6 +172,9 @@ class _Pool:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._froze:
+            gc.unfreeze()
+            self._froze = False
 
 
 class _Processes:

@@ -83,6 +83,7 @@ def test_forked_workers_cut_nothing(index: FactIndex, monkeypatch: pytest.Monkey
 def test_a_forked_pool_gives_the_collector_back_as_it_found_it(index: FactIndex) -> None:
     """Objects are frozen out of the collector's sight while workers fork (copy-on-write
     friendly), and handed back afterwards: a long-running sync must not keep them frozen."""
+    gc.unfreeze()  # an earlier in-process ``check`` may have frozen its snapshot for good
     assert gc.isenabled() and gc.get_freeze_count() == 0
     spec = ExecutorSpec("processes", workers=2)
     split = ENGINE.evaluate_index(index, executor=spec).to_dict()

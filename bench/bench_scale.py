@@ -45,14 +45,33 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 SAMPLE_SECONDS = 0.1
 
-#: Run in a child: load, index, cut into partitions, then pickle and judge each alone.
+#: Run in a child: load, index, assign owners, cut into partitions, then pickle and judge each
+#: alone (cut, as a Dask worker does), and judge each from the whole index in a forked child
+#: (as a forked ``processes`` worker does, its copy-on-write page faults included).
 PARTITION_COST = r"""
-import json, pickle, sys, time
+import gc, json, os, pickle, sys, time
 from tsos_rules.engine import Engine
 from tsos_rules.engine.aggregates import combine, finalize
 from tsos_rules.engine.executors import judge_task, partial_task
-from tsos_rules.engine.partitions import partition_index
+from tsos_rules.engine.partitions import assign_owners, cut, shared_partitions
 from tsos_rules.snapshot.document import load_snapshot
+
+def forked_cpu(fn):
+    # user + system CPU seconds of fn() in a forked child: what a forked worker pays
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        before = os.times()
+        fn()
+        after = os.times()
+        spent = [after.user - before.user, after.system - before.system]
+        os.write(write, json.dumps(spent).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        spent = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    return spent
 
 path, count = sys.argv[1], int(sys.argv[2])
 t0 = time.perf_counter()
@@ -64,9 +83,13 @@ index = engine.index(snapshot, None)
 t2 = time.perf_counter()
 c2 = time.process_time()
 engine.recipe.adopt(engine)
-partitions = [p for p in partition_index(index, count) if p.size]
+ownership = assign_owners(index, count)
 t3 = time.perf_counter()
 c3 = time.process_time()
+partitions = [p for p in cut(index, ownership) if p.size]
+t3b = time.perf_counter()
+c3b = time.process_time()
+shared = {p.number: p for p in shared_partitions(index, ownership)}
 shares = [partial_task(p, engine.aggregates) for p in partitions]
 totals = finalize(engine.aggregates, combine(shares)) if engine.aggregates else {}
 t4 = time.perf_counter()
@@ -79,12 +102,20 @@ for p in partitions:
     partial_task(p, engine.aggregates)
     findings = judge_task(p, engine.recipe, totals, index.as_of)
     judged = time.perf_counter() - started
+    judge_cpu = time.process_time() - cpu
+    mine = shared[p.number]
+    user, system = forked_cpu(lambda: judge_task(mine, engine.recipe, totals, index.as_of))
     rows.append({"number": p.number + 1, "records": p.size, "pickled_bytes": size,
                  "pickle_s": pickled, "judge_s": judged, "findings": len(findings),
-                 "judge_cpu_s": time.process_time() - cpu})
-print(json.dumps({"load_s": t1 - t0, "load_cpu_s": c1, "index_s": t2 - t1, "cut_s": t3 - t2,
-                  "index_cpu_s": c2 - c1, "cut_cpu_s": c3 - c2,
-                  "aggregates_s": t4 - t3, "records": sum(r["records"] for r in rows),
+                 "judge_cpu_s": judge_cpu, "forked_user_s": user, "forked_sys_s": system})
+gc.collect()
+cpu = time.process_time()
+engine.judge(index)
+whole = time.process_time() - cpu
+print(json.dumps({"load_s": t1 - t0, "load_cpu_s": c1, "index_s": t2 - t1, "assign_s": t3 - t2,
+                  "cut_s": t3b - t3, "index_cpu_s": c2 - c1, "assign_cpu_s": c3 - c2,
+                  "cut_cpu_s": c3b - c3, "whole_judge_cpu_s": whole,
+                  "aggregates_s": t4 - t3b, "records": sum(r["records"] for r in rows),
                   "partitions": rows}))
 """
 
@@ -198,7 +229,7 @@ def mb(size: float) -> str:
     return f"{size / 1e6:,.0f} MB"
 
 
-def report(series: list[Series], cost: dict[str, Any] | None, target: float) -> bool:
+def report(series: list[Series], cost: dict[str, Any] | None, target: float, workers: int) -> bool:
     base = series[0].median("wall")
     print(
         f"{'executor':<22}{'wall s':>8}{'speed-up':>10}{'CPU s':>8}{'driver CPU s':>14}"
@@ -219,18 +250,20 @@ def report(series: list[Series], cost: dict[str, Any] | None, target: float) -> 
     if cost:
         print(
             f"\none process, before judging: load {cost['load_s']:.1f} s, index "
-            f"{cost['index_s']:.1f} s, cut into partitions {cost['cut_s']:.1f} s, aggregates "
-            f"{cost['aggregates_s']:.1f} s ({cost['records']:,} records)"
+            f"{cost['index_s']:.1f} s, assign owners {cost['assign_s']:.1f} s, cut into "
+            f"partitions {cost['cut_s']:.1f} s, aggregates {cost['aggregates_s']:.1f} s "
+            f"({cost['records']:,} records)"
         )
         print(
             f"{'partition':>10}{'records':>10}{'pickled':>10}{'pickle s':>10}{'judge s':>9}"
-            f"{'µs/record':>11}"
+            f"{'µs/record':>11}{'forked CPU s':>14}"
         )
         for row in cost["partitions"]:
             per = row["judge_s"] / max(1, row["records"]) * 1e6
             print(
                 f"{row['number']:>10}{row['records']:>10,}{mb(row['pickled_bytes']):>10}"
                 f"{row['pickle_s']:>10.2f}{row['judge_s']:>9.2f}{per:>11.1f}"
+                f"{row['forked_user_s']:>7.2f}+{row['forked_sys_s']:.2f}"
             )
         judged = sum(r["judge_s"] for r in cost["partitions"])
         cpu = sum(r["judge_cpu_s"] for r in cost["partitions"])
@@ -238,7 +271,18 @@ def report(series: list[Series], cost: dict[str, Any] | None, target: float) -> 
             f"judging all partitions one by one: {judged:.1f} s ({cpu:.1f} s CPU, "
             f"{cpu / max(1, cost['records']) * 1e6:.1f} µs CPU per record); CPU before "
             f"judging: load {cost['load_cpu_s']:.1f} s, index {cost['index_cpu_s']:.1f} s, "
-            f"cut {cost['cut_cpu_s']:.1f} s"
+            f"assign owners {cost['assign_cpu_s']:.1f} s, cut {cost['cut_cpu_s']:.1f} s"
+        )
+        forked = sum(r["forked_user_s"] + r["forked_sys_s"] for r in cost["partitions"])
+        serial = cost["load_cpu_s"] + cost["index_cpu_s"]
+        alone = serial + cost["whole_judge_cpu_s"]
+        best = serial + cost["assign_cpu_s"] + forked / workers
+        print(
+            f"forked workers (partitions masked over the inherited index): {forked:.1f} s CPU "
+            f"(user + system: copy-on-write faults) against {cost['whole_judge_cpu_s']:.1f} s "
+            f"judging the whole index in one process; so on {workers} idle cores at best "
+            f"{alone:.1f} / {best:.1f} s CPU = {alone / best:.2f}x (the driver's load and "
+            f"index stay serial)"
         )
     print(f"\ntarget: 2 workers >= {target:.1f}x faster than one process: ", end="")
     print("met" if met else "MISSED")
@@ -298,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         cost = None
         if not args.skip_partition_cost:
             cost = partition_cost(file, 2 * args.workers, env)
-    met = report(series, cost, args.target)
+    met = report(series, cost, args.target, args.workers)
     if len(digests) != 1:
         print("the executors printed different findings", file=sys.stderr)
         return 2

@@ -1,6 +1,8 @@
 """Judge a snapshot's partitions on a process pool or a Dask cluster, as a map and a reduce.
 
-1. The snapshot is cut into partitions by company group (:mod:`.partitions`).
+1. Each record is given a partition by company group (:mod:`.partitions`). Forked workers
+   (``processes`` on Linux) inherit the driver's whole index and judge their partition's own
+   records straight from it; other workers receive each partition's own cut snapshot.
 2. Map: each partition's share of the packs' aggregates; reduce: the exact org-wide totals.
 3. Map: each partition judged with those totals (broadcast), by an engine its worker builds
    from the driver engine's recipe. The findings are the same as judging in one process.
@@ -13,7 +15,9 @@ answer presented as whole. A Dask scheduler that cannot be reached within
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import gc
 import logging
 import multiprocessing
 import sys
@@ -27,9 +31,18 @@ from contextlib import contextmanager
 from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, Any, Protocol
 
+import attrs
+
 from tsos_rules.engine.aggregates import BoundAggregate, Partial, Totals, combine, finalize
 from tsos_rules.engine.aggregates import partial_totals as _partial_totals
-from tsos_rules.engine.partitions import JUDGED, Partition, partition_index
+from tsos_rules.engine.partitions import (
+    JUDGED,
+    MAX_PARTITIONS,
+    Partition,
+    assign_owners,
+    cut,
+    shared_partitions,
+)
 from tsos_rules.engine.recipe import EngineRecipe, ExecutorSpec, available_cpus
 from tsos_rules.errors import ConfigError, ExecutorError
 from tsos_rules.facts import FactIndex, build_index
@@ -61,9 +74,13 @@ def partial_task(partition: Partition, bound: Sequence[BoundAggregate]) -> Parti
 def judge_task(
     partition: Partition, recipe: EngineRecipe, totals: Totals, as_of: dt.date
 ) -> list[Finding]:
-    """One partition's findings, judged with the org-wide totals."""
+    """One partition's findings, judged with the org-wide totals: from the whole index when
+    the partition shares it (a forked worker), else from an index of its own snapshot."""
     engine = recipe.engine()
-    index = build_index(partition.snapshot, recipe.org, as_of)
+    if partition.index is not None:
+        index = copy.copy(partition.index)  # the totals are this task's, not the driver's
+    else:
+        index = build_index(partition.snapshot, recipe.org, as_of)
     index.totals = totals
     return engine.judge(index, partition.own)
 
@@ -100,6 +117,7 @@ def _retrying(partition: Partition, exc: BaseException) -> None:
 
 #: The partitions of the run in progress, which forked workers inherit (set before the pool
 #: forks) instead of receiving each partition pickled: pickling them cost more than judging.
+#: Each is a mask over the driver's whole index, which the workers inherit with them.
 _inherited: Sequence[Partition] = ()
 
 
@@ -122,8 +140,15 @@ class _Pool:
         self.workers = workers
         self.context = _fork_context()
         self._pool: ProcessPoolExecutor | None = None
+        self._froze = False
 
     def fresh(self, workers: int) -> ProcessPoolExecutor:
+        if self.context is not None and gc.isenabled() and not gc.get_freeze_count():
+            # Out of the collector's sight before forking: a collection in a worker would
+            # otherwise walk (and write to, so copy) every object it inherited. (Python's
+            # gc.freeze docs; ``check`` pauses the collector anyway.)
+            gc.freeze()
+            self._froze = True
         return ProcessPoolExecutor(max_workers=workers, mp_context=self.context)
 
     @property
@@ -139,6 +164,9 @@ class _Pool:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._froze:
+            gc.unfreeze()
+            self._froze = False
 
 
 class _Processes:
@@ -344,25 +372,30 @@ class _InProcess:
 @contextmanager
 def _session(
     spec: ExecutorSpec, engine: Engine
-) -> Iterator[tuple[Callable[[Sequence[Partition]], _Runner], int]]:
-    """A way to run partitions on ``spec``, and how many workers it has."""
+) -> Iterator[tuple[Callable[[Sequence[Partition]], _Runner], int, bool]]:
+    """A way to run partitions on ``spec``, how many workers it has, and whether they inherit
+    the driver's index (forked workers: partitions are masks over it, nothing is cut)."""
     if spec.kind == "local":
         engine.recipe.adopt(engine)
-        yield _InProcess, 1
+        yield _InProcess, 1, False
         return
     if spec.kind == "processes":
         engine.recipe.adopt(engine)  # forked workers inherit the built engine
         global _inherited
         pool = _Pool(auto_workers(spec.workers))
         try:
-            yield (lambda partitions: _Processes(pool, partitions)), pool.workers
+            yield (
+                (lambda partitions: _Processes(pool, partitions)),
+                pool.workers,
+                (pool.context is not None),
+            )
         finally:
             pool.close()
             _inherited = ()
         return
     with _dask_client(spec) as client:
         workers = max(1, len(client.nthreads()))
-        yield (lambda partitions: _Dask(client, partitions)), workers
+        yield (lambda partitions: _Dask(client, partitions)), workers, False
 
 
 @contextmanager
@@ -434,11 +467,14 @@ class JudgingSession:
         spec: ExecutorSpec,
         runner_for: Callable[[Sequence[Partition]], _Runner],
         workers: int,
+        shares_index: bool = False,
     ) -> None:
         self.engine = engine
         self.spec = spec
         self._runner_for = runner_for
         self.workers = workers
+        #: workers inherit the driver's index: partitions are masks over it, not cut snapshots
+        self.shares_index = shares_index
 
     def judge(
         self,
@@ -454,8 +490,12 @@ class JudgingSession:
         the whole org. Two partitions per worker, so one slow partition does not leave the
         others idle."""
         engine = self.engine
-        count = self.spec.partitions or 2 * self.workers
-        partitions = partition_index(index, count)
+        count = min(self.spec.partitions or 2 * self.workers, MAX_PARTITIONS)
+        ownership = assign_owners(index, count)
+        if self.shares_index:
+            partitions = shared_partitions(index, ownership)
+        else:
+            partitions = cut(index, ownership)
         if only is not None:
             partitions = [_restrict(p, only) for p in partitions]
         partitions = [p for p in partitions if p.size]
@@ -481,14 +521,14 @@ def _restrict(partition: Partition, only: AbstractSet[tuple[str, str]]) -> Parti
             1 if mine and (record_type, record.id) in only else 0
             for record, mine in zip(records, mask, strict=True)
         )
-    return Partition(partition.number, partition.snapshot, masks)
+    return attrs.evolve(partition, own=masks)
 
 
 @contextmanager
 def open_session(engine: Engine, spec: ExecutorSpec) -> Iterator[JudgingSession]:
     """A :class:`JudgingSession` on ``spec``, its pool or cluster released on exit."""
-    with _session(spec, engine) as (runner_for, workers):
-        yield JudgingSession(engine, spec, runner_for, workers)
+    with _session(spec, engine) as (runner_for, workers, shares_index):
+        yield JudgingSession(engine, spec, runner_for, workers, shares_index)
 
 
 def judge_partitioned(engine: Engine, index: FactIndex, spec: ExecutorSpec) -> list[Finding]:

@@ -207,6 +207,26 @@ class MetadataApi:
             name for result in answer.findall(_q("result")) if (name := _text(result, "fullName"))
         )
 
+    def _run(self, operation: str, body: str, check_operation: str, check_flag: str) -> ET.Element:
+        """Start an asynchronous ``operation`` and poll ``check_operation`` (with
+        ``check_flag``) until its result is done, or the timeout."""
+        started = self.call(operation, body).find(_q("result"))
+        job_id = (_text(started, "id") if started is not None else None) or ""
+        if not job_id:
+            raise FatalConnectorError(f"Salesforce Metadata API {operation}: no AsyncResult id")
+
+        def check() -> ET.Element:
+            answer = self.call(
+                check_operation,
+                f"<met:asyncProcessId>{escape(job_id)}</met:asyncProcessId>{check_flag}",
+            )
+            result = answer.find(_q("result"))
+            if result is None:
+                raise FatalConnectorError(f"Salesforce {check_operation}: no result")
+            return result
+
+        return self._wait(operation, job_id, check)
+
     def deploy(self, zipped: bytes, options: DeployOptions) -> DeployResult:
         """``deploy`` then ``checkDeployStatus`` until done (or the timeout)."""
         encoded = base64.b64encode(zipped).decode("ascii")
@@ -214,23 +234,11 @@ class MetadataApi:
             f"<met:ZipFile>{encoded}</met:ZipFile>"
             f"<met:DeployOptions>{options.xml()}</met:DeployOptions>"
         )
-        started = self.call("deploy", body).find(_q("result"))
-        job_id = (_text(started, "id") if started is not None else None) or ""
-        if not job_id:
-            raise FatalConnectorError("Salesforce Metadata API deploy: no AsyncResult id")
-
-        def check() -> ET.Element:
-            answer = self.call(
-                "checkDeployStatus",
-                f"<met:asyncProcessId>{escape(job_id)}</met:asyncProcessId>"
-                "<met:includeDetails>true</met:includeDetails>",
+        return deploy_result(
+            self._run(
+                "deploy", body, "checkDeployStatus", "<met:includeDetails>true</met:includeDetails>"
             )
-            result = answer.find(_q("result"))
-            if result is None:
-                raise FatalConnectorError("Salesforce checkDeployStatus: no result")
-            return result
-
-        return deploy_result(self._wait("deploy", job_id, check))
+        )
 
     def retrieve(self, types: Mapping[str, Iterable[str]]) -> bytes:
         """``retrieve`` (unpackaged, singlePackage) then ``checkRetrieveStatus`` until done;
@@ -248,34 +256,17 @@ class MetadataApi:
             f"<met:unpackaged>{listed}<met:version>{version}</met:version></met:unpackaged>"
             "</met:retrieveRequest>"
         )
-        started = self.call("retrieve", body).find(_q("result"))
-        job_id = (_text(started, "id") if started is not None else None) or ""
-        if not job_id:
-            raise FatalConnectorError("Salesforce Metadata API retrieve: no AsyncResult id")
-
-        def check() -> ET.Element:
-            answer = self.call(
-                "checkRetrieveStatus",
-                f"<met:asyncProcessId>{escape(job_id)}</met:asyncProcessId>"
-                "<met:includeZip>true</met:includeZip>",
-            )
-            result = answer.find(_q("result"))
-            if result is None:
-                raise FatalConnectorError("Salesforce checkRetrieveStatus: no result")
-            return result
-
-        result = self._wait("retrieve", job_id, check)
+        result = self._run(
+            "retrieve", body, "checkRetrieveStatus", "<met:includeZip>true</met:includeZip>"
+        )
         if _text(result, "status") != "Succeeded":
             problems = "; ".join(
                 f"{_text(m, 'fileName')}: {_text(m, 'problem')}"
                 for m in result.findall(_q("messages"))
             )
             reason = _text(result, "errorMessage") or problems or "no reason given"
-            raise FatalConnectorError(
-                self.client.redact(
-                    f"Salesforce retrieve {job_id}: {_text(result, 'status')}: {reason}"
-                )
-            )
+            status = f"{_text(result, 'id')}: {_text(result, 'status')}"
+            raise FatalConnectorError(self.client.redact(f"Salesforce retrieve {status}: {reason}"))
         try:
             return base64.b64decode(_text(result, "zipFile") or "", validate=True)
         except ValueError:

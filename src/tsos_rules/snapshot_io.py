@@ -28,3 +28,12 @@ __all__ = [
     "snapshot_to_dict",
     "structure_record",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``CONVERTER``, built on first use (:func:`tsos_rules.snapshot.document.converter`)."""
+    if name == "CONVERTER":
+        from tsos_rules.snapshot.document import converter
+
+        return converter()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -111,7 +111,7 @@ def _layouts(
     """``layout_of(data)``: the structure function compiled for ``data``'s key layout (one per
     layout, up to :data:`MAX_SHAPES`; beyond, the generic function for any layout)."""
     fields = [field for field in attrs.fields(cls) if field.name != "extra"]
-    generic = _generate(cls, fields, None, nested)
+    generic: list[Callable[[Any], Any]] = []  # compiled when first needed, as the layouts
     shapes: dict[tuple[str, ...], Callable[[Any], Any]] = {}
 
     def layout_of(data: dict[str, Any]) -> Callable[[Any], Any]:
@@ -119,7 +119,9 @@ def _layouts(
         function = shapes.get(shape)
         if function is None:
             if len(shapes) >= MAX_SHAPES:
-                return generic
+                if not generic:
+                    generic.append(_generate(cls, fields, None, nested))
+                return generic[0]
             function = shapes[shape] = _generate(cls, fields, shape, nested)
         return function
 

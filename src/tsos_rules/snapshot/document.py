@@ -16,12 +16,10 @@ import re
 import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 import attrs
-import cattrs
 import orjson
-from cattrs.gen import make_dict_structure_fn, override
 
 from tsos_rules.errors import InputError
 from tsos_rules.errors import SnapshotError as SnapshotError
@@ -39,6 +37,9 @@ from tsos_rules.snapshot._fast import (
     make_bulk_structure,
     make_bulk_structure_rows,
 )
+
+if TYPE_CHECKING:
+    import cattrs
 
 T = TypeVar("T")
 
@@ -154,7 +155,18 @@ def _structure_str_tuple(value: Any, _: type) -> tuple[str, ...]:
     raise FieldProblem(f"expected a list of strings, got {_shown(value)}")
 
 
+_RECORD_CLASSES: tuple[type[Any], ...] = (
+    PartnerConsent,
+    CrmExemption,
+    *(cls for _, _, cls in COLLECTIONS),
+)
+for _cls in _RECORD_CLASSES:  # the model's string annotations, as types (both paths read them)
+    attrs.resolve_types(_cls)
+
+
 def _make_converter() -> cattrs.Converter:
+    import cattrs
+
     converter = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
     converter.register_structure_hook(str, _structure_str)
     converter.register_structure_hook(float, _structure_float)
@@ -173,13 +185,7 @@ def _make_converter() -> cattrs.Converter:
     converter.register_unstructure_hook(dt.date, lambda d: d.isoformat())
     converter.register_unstructure_hook(dt.datetime, lambda d: d.isoformat())
     converter.register_unstructure_hook(tuple, list)
-    record_classes: list[type[Any]] = [
-        PartnerConsent,
-        CrmExemption,
-        *(cls for _, _, cls in COLLECTIONS),
-    ]
-    for cls in record_classes:
-        attrs.resolve_types(cls)
+    for cls in _RECORD_CLASSES:
         _register_record(converter, cls)
     return converter
 
@@ -196,6 +202,8 @@ def _register_optional(converter: cattrs.Converter, base_type: type) -> None:
 
 def _register_record(converter: cattrs.Converter, cls: type[Any]) -> None:
     """Structure ``cls`` from a dict, keeping unknown keys in its ``extra`` field."""
+    from cattrs.gen import make_dict_structure_fn, override
+
     base = make_dict_structure_fn(cls, converter, extra=override(omit=True))
     known = frozenset(a.name for a in attrs.fields(cls) if a.name != "extra")
 
@@ -223,7 +231,24 @@ def _register_record(converter: cattrs.Converter, cls: type[Any]) -> None:
     converter.register_unstructure_hook(cls, unstructure)
 
 
-CONVERTER = _make_converter()
+_CONVERTERS: list[cattrs.Converter] = []
+
+
+def converter() -> cattrs.Converter:
+    """The cattrs converter, built on first use: a bulk load that the fast path reads whole
+    never needs it, and importing and building it is a quarter of ``check``'s start-up."""
+    if not _CONVERTERS:
+        _CONVERTERS.append(_make_converter())
+    return _CONVERTERS[0]
+
+
+def __getattr__(name: str) -> Any:
+    """``CONVERTER``: the converter of :func:`converter` (the name older code imports)."""
+    if name == "CONVERTER":
+        return converter()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _CONSENT = make_bulk_structure(PartnerConsent)
 #: Fast structure functions for bulk loads; cattrs reads or diagnoses whatever they refuse.
 BULK_STRUCTURE: dict[type[Any], Callable[[Any], Any]] = {
@@ -253,7 +278,7 @@ def _find_problem(data: Any, cls: type[Any]) -> tuple[str | None, str | None]:
                 return f"{field.name}.{inner}" if inner else field.name, problem
             continue
         try:
-            CONVERTER.structure(value, field.type)
+            converter().structure(value, field.type)
         except FieldProblem as exc:
             return field.name, str(exc)
         except Exception as exc:  # cattrs reports other shapes in its own words
@@ -273,7 +298,7 @@ def _optional_inner(tp: Any) -> Any:
 def structure_record(data: Any, cls: type[T], *, source: str, collection: str, index: int) -> T:
     """Structure one record or raise a SnapshotError naming it and the offending field."""
     try:
-        return CONVERTER.structure(data, cls)
+        return converter().structure(data, cls)
     except Exception:
         field, problem = _find_problem(data, cls)
         record_id = data.get("id") if isinstance(data, dict) else None
@@ -526,9 +551,9 @@ def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
     if snapshot.as_of is not None:
         out["as_of"] = snapshot.as_of.isoformat()
     for plural, _, _ in COLLECTIONS:
-        out[plural] = [CONVERTER.unstructure(record) for record in getattr(snapshot, plural)]
+        out[plural] = [converter().unstructure(record) for record in getattr(snapshot, plural)]
     if snapshot.exemptions:
-        out["exemptions"] = [CONVERTER.unstructure(e) for e in snapshot.exemptions]
+        out["exemptions"] = [converter().unstructure(e) for e in snapshot.exemptions]
     out.update(snapshot.extra)
     return out
 
@@ -536,7 +561,7 @@ def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
 def record_from_dict(data: Mapping[str, Any], cls: type[T], *, source: str, where: str) -> T:
     """Structure one record given on its own (an in-line change), naming ``where`` on error."""
     try:
-        return CONVERTER.structure(dict(data) if isinstance(data, Mapping) else data, cls)
+        return converter().structure(dict(data) if isinstance(data, Mapping) else data, cls)
     except Exception:
         field, problem = _find_problem(data, cls)
         problem = problem or "record could not be read"

@@ -306,6 +306,36 @@ class FactIndex:
             pushed_later=moved and new > old,  # type: ignore[operator]
         )
 
+    def judge_moves(
+        self, changes: Sequence[CloseDateChange], opportunity: Opportunity
+    ) -> list[CloseDateMove]:
+        """:meth:`judge_move` of each change of one deal, in one loop (a hot spot at 100k)."""
+        stage_index = self.org.stage_index
+        lock_index = self.lock_index
+        commit = ForecastCategory.COMMIT
+        deal_stage = opportunity.stage
+        deal_forecast = opportunity.forecast_category
+        moves = []
+        for change in changes:
+            stage = change.stage
+            if stage is None:
+                stage = deal_stage
+            forecast = change.forecast_category
+            if forecast is None:
+                forecast = deal_forecast
+            at = stage_index.get(stage) if stage is not None else None
+            old, new = change.old, change.new
+            moved = old is not None and new is not None and old != new
+            moves.append(
+                CloseDateMove(
+                    change,
+                    moved and ((at is not None and at >= lock_index) or forecast is commit),
+                    bool(change.approved_by),
+                    moved and new > old,  # type: ignore[operator]
+                )
+            )
+        return moves
+
     # The judged deals and activities come with the joins nearly every rule reads already
     # filled in (what their ``once`` properties would compute on first use, for less).
 

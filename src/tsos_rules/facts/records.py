@@ -234,9 +234,11 @@ class OpportunityFacts(_PartnerJoins):
         changes = self.index.changes_by_opportunity.get(self.opportunity.id)
         if not changes:
             return ()
-        judge = self.index.judge_move
-        moves = [judge(change, self.opportunity) for change in changes]
-        if not any(move.locked and not move.approved for move in moves):
+        moves = self.index.judge_moves(changes, self.opportunity)
+        for move in moves:
+            if move.locked and not move.approved:
+                break
+        else:
             return tuple(moves)  # only an unapproved move on a locked deal can need curing
         order = sorted(range(len(moves)), key=lambda i: change_time(changes[i]))
         #: date -> position (in ``order``) of the latest real unapproved move away from it

@@ -5,12 +5,10 @@ Rules ``tsos.channel-lead-not-direct`` and ``tsos.direct-rep-on-channel-deal``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from tsos_rules.facts import OpportunityFacts
 from tsos_rules.findings import Severity
 from tsos_rules.model import Channel, UserRole
-from tsos_rules.packs.tsos._common import Params, deal_name, rule, user_name
+from tsos_rules.packs.tsos._common import NO_VIOLATIONS, Found, Params, deal_name, rule, user_name
 from tsos_rules.rules.spec import RuleSpec, Violation
 
 CHANNEL_WHY = {
@@ -25,47 +23,58 @@ def _channel_why(facts: OpportunityFacts) -> str:
     return " and ".join(CHANNEL_WHY[reason] for reason in facts.channel_reasons)
 
 
-def channel_lead_not_direct(facts: OpportunityFacts, params: Params) -> Iterator[Violation]:
+def channel_lead_not_direct(facts: OpportunityFacts, params: Params) -> Found:
     if not facts.is_open or not facts.is_channel_deal:
-        return
+        return NO_VIOLATIONS
+    found: list[Violation] = []
     deal = facts.opportunity
     why = _channel_why(facts)
     details = {"channel_reasons": list(facts.channel_reasons)}
     if not deal.partner_id:
-        yield Violation(
-            "no_partner",
-            f"Deal {deal_name(facts)} is a channel deal ({why}) but has no partner attached; "
-            "put the partner back on the deal.",
-            details=details,
+        found.append(
+            Violation(
+                "no_partner",
+                f"Deal {deal_name(facts)} is a channel deal ({why}) but has no partner attached; "
+                "put the partner back on the deal.",
+                details=details,
+            )
         )
     if deal.channel is Channel.DIRECT:
-        yield Violation(
-            "marked_direct",
-            f"Deal {deal_name(facts)} is a channel deal ({why}) but is marked direct; "
-            "a channel lead is never taken direct.",
-            details=details,
+        found.append(
+            Violation(
+                "marked_direct",
+                f"Deal {deal_name(facts)} is a channel deal ({why}) but is marked direct; "
+                "a channel lead is never taken direct.",
+                details=details,
+            )
         )
     if facts.owner_role is UserRole.DIRECT:
         consent = deal.partner_consent
         if consent is None or not consent.by or consent.at is None:
             # A consent that names nobody or no date is not a recorded consent (who, when, why).
-            yield Violation(
-                "direct_owner",
-                f"Deal {deal_name(facts)} is a channel deal ({why}) owned by direct rep "
-                f"{user_name(facts.owner)}; engage the partner and record their consent, "
-                "or hand the deal back to the channel.",
-                details=details,
+            found.append(
+                Violation(
+                    "direct_owner",
+                    f"Deal {deal_name(facts)} is a channel deal ({why}) owned by direct rep "
+                    f"{user_name(facts.owner)}; engage the partner and record their consent, "
+                    "or hand the deal back to the channel.",
+                    details=details,
+                )
             )
         else:
             reason = consent.reason.value if consent.reason else "unstated"
-            yield Violation(
-                "direct_owner_with_consent",
-                f"Deal {deal_name(facts)} is a channel deal owned by direct rep "
-                f"{user_name(facts.owner)} with the partner's recorded consent "
-                f"(by {consent.by or 'unknown'}, reason {reason}); keep the partner in the deal.",
-                severity=Severity.INFO,
-                details=details,
+            found.append(
+                Violation(
+                    "direct_owner_with_consent",
+                    f"Deal {deal_name(facts)} is a channel deal owned by direct rep "
+                    f"{user_name(facts.owner)} with the partner's recorded consent "
+                    f"(by {consent.by or 'unknown'}, reason {reason}); keep the partner in "
+                    "the deal.",
+                    severity=Severity.INFO,
+                    details=details,
+                )
             )
+    return found
 
 
 TIP28_NEVER = "When can you take a channel lead direct? NEVER."
@@ -99,18 +108,21 @@ CHANNEL_LEAD_NOT_DIRECT = rule(
 )
 
 
-def direct_rep_on_channel_deal(facts: OpportunityFacts, params: Params) -> Iterator[Violation]:
+def direct_rep_on_channel_deal(facts: OpportunityFacts, params: Params) -> Found:
     if not facts.is_open or not facts.is_channel_deal:
-        return
+        return NO_VIOLATIONS
     direct = sorted(uid for uid, role in facts.team_roles if role is UserRole.DIRECT)
     if direct:
         names = ", ".join(user_name(facts.index.users.get(uid)) for uid in direct)
-        yield Violation(
-            "direct_rep_on_team",
-            f"Channel deal {deal_name(facts)} has direct rep(s) {names} on its deal team; "
-            "involving a direct rep in a channel deal is not recommended.",
-            details={"user_ids": direct},
-        )
+        return [
+            Violation(
+                "direct_rep_on_team",
+                f"Channel deal {deal_name(facts)} has direct rep(s) {names} on its deal team; "
+                "involving a direct rep in a channel deal is not recommended.",
+                details={"user_ids": direct},
+            )
+        ]
+    return NO_VIOLATIONS
 
 
 DIRECT_REP_ON_CHANNEL_DEAL = rule(

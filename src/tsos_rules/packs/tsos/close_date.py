@@ -5,27 +5,31 @@ Rules ``tsos.close-date-locked`` and ``tsos.close-date-slipping``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from tsos_rules.facts import OpportunityFacts, change_time
 from tsos_rules.findings import Severity
-from tsos_rules.packs.tsos._common import Params, deal_name, rule
+from tsos_rules.packs.tsos._common import NO_VIOLATIONS, Found, Params, deal_name, rule
 from tsos_rules.rules.spec import RuleSpec, Violation
 
 
-def close_date_locked(facts: OpportunityFacts, params: Params) -> Iterator[Violation]:
+def close_date_locked(facts: OpportunityFacts, params: Params) -> Found:
     if not facts.is_open:
-        return
+        return NO_VIOLATIONS
+    found: list[Violation] = []
     deal = facts.opportunity
     if deal.close_date is None:
-        yield Violation(
-            "missing", f"Deal {deal_name(facts)} has no close date; lock one down with the buyer."
+        found.append(
+            Violation(
+                "missing",
+                f"Deal {deal_name(facts)} has no close date; lock one down with the buyer.",
+            )
         )
     elif deal.close_date < facts.as_of:
-        yield Violation(
-            "in_past",
-            f"Close date {deal.close_date} of deal {deal_name(facts)} is past; "
-            "agree the real date with the buyer.",
+        found.append(
+            Violation(
+                "in_past",
+                f"Close date {deal.close_date} of deal {deal_name(facts)} is past; "
+                "agree the real date with the buyer.",
+            )
         )
     # An undone move is cured; the change that undid it (a restoration) is a repair, not a move.
     unapproved = [
@@ -37,17 +41,20 @@ def close_date_locked(facts: OpportunityFacts, params: Params) -> Iterator[Viola
         last = max(unapproved, key=lambda m: change_time(m.change))
         count = len(unapproved)
         moves = "once" if count == 1 else f"{count} unapproved moves"
-        yield Violation(
-            "moved_unapproved",
-            f"Close date of locked deal {deal_name(facts)} was moved from {last.change.old} to "
-            f"{last.change.new} without approval ({moves}); get the move approved or restore "
-            f"{last.change.old}.",
-            details={
-                "restore_to": last.change.old.isoformat() if last.change.old else None,
-                "moved_to": last.change.new.isoformat() if last.change.new else None,
-                "unapproved_moves": count,
-            },
+        found.append(
+            Violation(
+                "moved_unapproved",
+                f"Close date of locked deal {deal_name(facts)} was moved from {last.change.old} "
+                f"to {last.change.new} without approval ({moves}); get the move approved or "
+                f"restore {last.change.old}.",
+                details={
+                    "restore_to": last.change.old.isoformat() if last.change.old else None,
+                    "moved_to": last.change.new.isoformat() if last.change.new else None,
+                    "unapproved_moves": count,
+                },
+            )
         )
+    return found
 
 
 CLOSE_DATE_LOCKED = rule(
@@ -80,17 +87,20 @@ CLOSE_DATE_LOCKED = rule(
 )
 
 
-def close_date_slipping(facts: OpportunityFacts, params: Params) -> Iterator[Violation]:
+def close_date_slipping(facts: OpportunityFacts, params: Params) -> Found:
     if not facts.is_open:
-        return
+        return NO_VIOLATIONS
     pushes = facts.close_date_pushes
     if pushes >= params["slip_count"]:
-        yield Violation(
-            "pushed_repeatedly",
-            f"Close date of deal {deal_name(facts)} has been pushed later {pushes} times; "
-            "requalify the deal and the date with the buyer.",
-            details={"pushes": pushes},
-        )
+        return [
+            Violation(
+                "pushed_repeatedly",
+                f"Close date of deal {deal_name(facts)} has been pushed later {pushes} times; "
+                "requalify the deal and the date with the buyer.",
+                details={"pushes": pushes},
+            )
+        ]
+    return NO_VIOLATIONS
 
 
 CLOSE_DATE_SLIPPING = rule(

@@ -5,46 +5,54 @@ Rule ``tsos.commit-integrity``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from tsos_rules.facts import OpportunityFacts
 from tsos_rules.findings import Severity
 from tsos_rules.model import ForecastCategory
-from tsos_rules.packs.tsos._common import Params, deal_name, rule
+from tsos_rules.packs.tsos._common import NO_VIOLATIONS, Found, Params, deal_name, rule
 from tsos_rules.rules.spec import RuleSpec, Violation
 
 
-def commit_integrity(facts: OpportunityFacts, params: Params) -> Iterator[Violation]:
+def commit_integrity(facts: OpportunityFacts, params: Params) -> Found:
     deal = facts.opportunity
     if not facts.is_open or deal.forecast_category is not ForecastCategory.COMMIT:
-        return
+        return NO_VIOLATIONS
+    found: list[Violation] = []
     quarter_end = facts.fiscal_quarter_end
     if deal.close_date is None or deal.close_date < facts.as_of:
-        yield Violation(
-            "close_date_invalid",
-            f"Commit deal {deal_name(facts)} has no close date on or after today; "
-            "a commit needs a real date this quarter.",
+        found.append(
+            Violation(
+                "close_date_invalid",
+                f"Commit deal {deal_name(facts)} has no close date on or after today; "
+                "a commit needs a real date this quarter.",
+            )
         )
     elif deal.close_date > quarter_end:
-        yield Violation(
-            "beyond_quarter",
-            f"Commit deal {deal_name(facts)} closes {deal.close_date}, after the quarter ends "
-            f"{quarter_end}; move it out of commit or pull the date in.",
-            details={"quarter_end": quarter_end.isoformat()},
+        found.append(
+            Violation(
+                "beyond_quarter",
+                f"Commit deal {deal_name(facts)} closes {deal.close_date}, after the quarter "
+                f"ends {quarter_end}; move it out of commit or pull the date in.",
+                details={"quarter_end": quarter_end.isoformat()},
+            )
         )
     if not facts.next_step_valid:
-        yield Violation(
-            "no_next_step",
-            f"Commit deal {deal_name(facts)} has no valid next step; "
-            "do not miss your commit: agree the next step now.",
+        found.append(
+            Violation(
+                "no_next_step",
+                f"Commit deal {deal_name(facts)} has no valid next step; "
+                "do not miss your commit: agree the next step now.",
+            )
         )
     minimum = params["commit_min_probability"]
     if facts.stage_probability is None or facts.stage_probability < minimum:
-        yield Violation(
-            "stage_too_early",
-            f"Commit deal {deal_name(facts)} is at stage {deal.stage!r}, whose probability is "
-            f"below {minimum} %; a commit belongs at closing or later.",
+        found.append(
+            Violation(
+                "stage_too_early",
+                f"Commit deal {deal_name(facts)} is at stage {deal.stage!r}, whose probability "
+                f"is below {minimum} %; a commit belongs at closing or later.",
+            )
         )
+    return found
 
 
 COMMIT_INTEGRITY = rule(

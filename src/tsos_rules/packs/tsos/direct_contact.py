@@ -5,34 +5,34 @@ Rule ``tsos.partner-told-of-direct-contact``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from tsos_rules.facts import ActivityFacts
 from tsos_rules.findings import Severity
 from tsos_rules.model import UserRole
-from tsos_rules.packs.tsos._common import Params, rule, user_name
+from tsos_rules.packs.tsos._common import NO_VIOLATIONS, Found, Params, rule, user_name
 from tsos_rules.rules.spec import RuleSpec, Violation
 
 
-def partner_told_of_direct_contact(facts: ActivityFacts, params: Params) -> Iterator[Violation]:
+def partner_told_of_direct_contact(facts: ActivityFacts, params: Params) -> Found:
     activity = facts.activity
     if (
         activity.partner_notified
         or facts.owner_role in (None, UserRole.PARTNER)
         or not facts.account_partner_of_record_id  # unset, or an empty id
     ):
-        return
+        return NO_VIOLATIONS
     days_ago = facts.days_ago
     if days_ago is None or not 0 <= days_ago <= params["direct_contact_days"]:
-        return
+        return NO_VIOLATIONS
     account = facts.account
-    yield Violation(
-        "partner_not_notified",
-        f"{user_name(facts.owner)} worked directly with "
-        f"{account.name if account else 'the customer'} "
-        f"({activity.subject or activity.id}) without telling partner "
-        f"{facts.account_partner_of_record_id}; tell the partner and agree who responds.",
-    )
+    return [
+        Violation(
+            "partner_not_notified",
+            f"{user_name(facts.owner)} worked directly with "
+            f"{account.name if account else 'the customer'} "
+            f"({activity.subject or activity.id}) without telling partner "
+            f"{facts.account_partner_of_record_id}; tell the partner and agree who responds.",
+        )
+    ]
 
 
 PARTNER_TOLD_OF_DIRECT_CONTACT = rule(

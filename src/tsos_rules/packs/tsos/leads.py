@@ -6,24 +6,25 @@ Rules ``tsos.lead-outcome-recorded``, ``tsos.partner-lead-followup`` and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from tsos_rules.facts import LeadFacts, OpportunityFacts
 from tsos_rules.findings import Severity
 from tsos_rules.model import LeadOutcome
-from tsos_rules.packs.tsos._common import Params, rule
+from tsos_rules.packs.tsos._common import NO_VIOLATIONS, Found, Params, rule
 from tsos_rules.rules.spec import RuleSpec, Violation
 
 
-def lead_outcome_recorded(facts: LeadFacts, params: Params) -> Iterator[Violation]:
+def lead_outcome_recorded(facts: LeadFacts, params: Params) -> Found:
     lead = facts.lead
     org = facts.index.org
     if lead.status in org.qualified_lead_statuses and lead.outcome is None:
-        yield Violation(
-            "no_outcome",
-            f"Lead {lead.company or lead.id} is {lead.status} with no outcome; record it as a "
-            "current prospect, a future prospect or no opportunity.",
-        )
+        return [
+            Violation(
+                "no_outcome",
+                f"Lead {lead.company or lead.id} is {lead.status} with no outcome; record it as "
+                "a current prospect, a future prospect or no opportunity.",
+            )
+        ]
+    return NO_VIOLATIONS
 
 
 LEAD_OUTCOME_RECORDED = rule(
@@ -55,10 +56,11 @@ LEAD_OUTCOME_RECORDED = rule(
 KEPT_OUTCOMES = (LeadOutcome.FUTURE, LeadOutcome.NO_OPPORTUNITY)
 
 
-def partner_lead_followup(facts: LeadFacts, params: Params) -> Iterator[Violation]:
+def partner_lead_followup(facts: LeadFacts, params: Params) -> Found:
     lead = facts.lead
     if not facts.is_distributed or not lead.partner_id or not facts.is_open:
-        return
+        return NO_VIOLATIONS
+    found: list[Violation] = []
     elapsed = facts.business_days_since_distribution or 0
     accept_window = params["acceptance_business_days"]
     followup_window = params["followup_business_days"]
@@ -66,20 +68,26 @@ def partner_lead_followup(facts: LeadFacts, params: Params) -> Iterator[Violatio
     if (to_accept is None and elapsed > accept_window) or (
         to_accept is not None and to_accept > accept_window
     ):
-        yield Violation(
-            "not_accepted",
-            f"Lead {lead.company or lead.id} was distributed to partner {lead.partner_id} and not "
-            f"accepted within {accept_window} business days; confirm the partner has the lead.",
+        found.append(
+            Violation(
+                "not_accepted",
+                f"Lead {lead.company or lead.id} was distributed to partner {lead.partner_id} and "
+                f"not accepted within {accept_window} business days; confirm the partner has the "
+                "lead.",
+            )
         )
     to_follow = facts.business_days_to_follow_up
     if (to_follow is None and elapsed > followup_window) or (
         to_follow is not None and to_follow > followup_window
     ):
-        yield Violation(
-            "no_followup",
-            f"Lead {lead.company or lead.id} was not followed up by partner {lead.partner_id} "
-            f"within {followup_window} business days; get confirmation they followed up.",
+        found.append(
+            Violation(
+                "no_followup",
+                f"Lead {lead.company or lead.id} was not followed up by partner {lead.partner_id} "
+                f"within {followup_window} business days; get confirmation they followed up.",
+            )
         )
+    return found
 
 
 PARTNER_LEAD_FOLLOWUP = rule(
@@ -114,10 +122,10 @@ PARTNER_LEAD_FOLLOWUP = rule(
 SHOWN_CONFLICTS = 5
 
 
-def _single_owner(facts: LeadFacts | OpportunityFacts) -> Iterator[Violation]:
+def _single_owner(facts: LeadFacts | OpportunityFacts) -> Found:
     conflict = facts.company_conflict
     if conflict is None:
-        return
+        return NO_VIOLATIONS
     conflicting = conflict.others(facts.record_type, facts.record_id)
     others = ", ".join(f"{t} {i}" for t, i in conflicting[:SHOWN_CONFLICTS])
     if len(conflicting) > SHOWN_CONFLICTS:
@@ -126,19 +134,21 @@ def _single_owner(facts: LeadFacts | OpportunityFacts) -> Iterator[Violation]:
         text = f"owned by different people ({others})"
     else:
         text = f"worked both through a partner and directly ({others})"
-    yield Violation(
-        conflict.reason,
-        f"The same company has other open leads or deals {text}; decide who owns the customer.",
-        details={"others": [f"{t}:{i}" for t, i in conflicting[:SHOWN_CONFLICTS]]},
-    )
+    return [
+        Violation(
+            conflict.reason,
+            f"The same company has other open leads or deals {text}; decide who owns the customer.",
+            details={"others": [f"{t}:{i}" for t, i in conflicting[:SHOWN_CONFLICTS]]},
+        )
+    ]
 
 
-def single_owner_lead(facts: LeadFacts, params: Params) -> Iterator[Violation]:
-    yield from _single_owner(facts)
+def single_owner_lead(facts: LeadFacts, params: Params) -> Found:
+    return _single_owner(facts)
 
 
-def single_owner_opportunity(facts: OpportunityFacts, params: Params) -> Iterator[Violation]:
-    yield from _single_owner(facts)
+def single_owner_opportunity(facts: OpportunityFacts, params: Params) -> Found:
+    return _single_owner(facts)
 
 
 LEAD_SINGLE_OWNER = rule(

@@ -5,11 +5,9 @@ Rule ``tsos.next-step-required``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from tsos_rules.facts import OpportunityFacts
 from tsos_rules.findings import Severity
-from tsos_rules.packs.tsos._common import Params, deal_name, rule
+from tsos_rules.packs.tsos._common import NO_VIOLATIONS, Found, Params, deal_name, rule
 from tsos_rules.rules.spec import RuleSpec, Violation
 
 NEXT_STEP_MESSAGES = {
@@ -21,17 +19,19 @@ NEXT_STEP_MESSAGES = {
 }
 
 
-def next_step_required(facts: OpportunityFacts, params: Params) -> Iterator[Violation]:
+def next_step_required(facts: OpportunityFacts, params: Params) -> Found:
     if not facts.is_open or facts.next_step_valid:
-        return
+        return NO_VIOLATIONS
     deal = facts.opportunity
     state = facts.next_step_state
-    yield Violation(
-        state,
-        NEXT_STEP_MESSAGES[state].format(
-            text=deal.next_step, name=deal_name(facts), date=deal.next_step_date
-        ),
-    )
+    return [
+        Violation(
+            state,
+            NEXT_STEP_MESSAGES[state].format(
+                text=deal.next_step, name=deal_name(facts), date=deal.next_step_date
+            ),
+        )
+    ]
 
 
 NEXT_STEP_REQUIRED = rule(

@@ -5,11 +5,9 @@ Rules ``tsos.partner-of-record-required`` and ``tsos.partner-of-record-drift``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from tsos_rules.facts import AccountFacts, LeadFacts, OpportunityFacts
 from tsos_rules.findings import Severity
-from tsos_rules.packs.tsos._common import Params, deal_name, rule
+from tsos_rules.packs.tsos._common import NO_VIOLATIONS, Found, Params, deal_name, rule
 from tsos_rules.rules.spec import RuleSpec, Violation
 
 
@@ -31,14 +29,13 @@ def _por_violation(subject: str, partner_id: str | None, status: str | None) -> 
     return None
 
 
-def por_opportunity(facts: OpportunityFacts, params: Params) -> Iterator[Violation]:
+def por_opportunity(facts: OpportunityFacts, params: Params) -> Found:
     if not facts.is_channel_deal:
-        return
+        return NO_VIOLATIONS
     partner_id = facts.opportunity.partner_id or facts.account_partner_of_record_id
     status = facts.index.partner_status(partner_id)
     violation = _por_violation(f"Channel deal {deal_name(facts)}", partner_id, status)
-    if violation:
-        yield violation
+    return [violation] if violation else NO_VIOLATIONS
 
 
 def _channel_lead_origin(facts: LeadFacts) -> str | None:
@@ -55,25 +52,23 @@ def _channel_lead_origin(facts: LeadFacts) -> str | None:
     return None
 
 
-def por_lead(facts: LeadFacts, params: Params) -> Iterator[Violation]:
+def por_lead(facts: LeadFacts, params: Params) -> Found:
     lead = facts.lead
     origin = _channel_lead_origin(facts)
     if origin is None:
-        return
+        return NO_VIOLATIONS
     subject = f"Lead {lead.company or lead.id}, {origin},"
     violation = _por_violation(subject, lead.partner_id, facts.partner_status)
-    if violation:
-        yield violation
+    return [violation] if violation else NO_VIOLATIONS
 
 
-def por_account(facts: AccountFacts, params: Params) -> Iterator[Violation]:
+def por_account(facts: AccountFacts, params: Params) -> Found:
     if not facts.has_channel_deal:
-        return
+        return NO_VIOLATIONS
     account = facts.account
     subject = f"Account {account.name or account.id}, which has channel deals,"
     violation = _por_violation(subject, account.partner_of_record_id, facts.partner_status)
-    if violation:
-        yield violation
+    return [violation] if violation else NO_VIOLATIONS
 
 
 PARTNER_OF_RECORD_REQUIRED = rule(
@@ -109,16 +104,19 @@ PARTNER_OF_RECORD_REQUIRED = rule(
 )
 
 
-def partner_of_record_drift(facts: OpportunityFacts, params: Params) -> Iterator[Violation]:
+def partner_of_record_drift(facts: OpportunityFacts, params: Params) -> Found:
     deal = facts.opportunity
     por = facts.account_partner_of_record_id
     if deal.partner_id and por and deal.partner_id != por and not deal.partner_override_reason:
-        yield Violation(
-            "partner_differs",
-            f"Deal {deal_name(facts)} is with partner {deal.partner_id} but its account's "
-            f"partner of record is {por}; route it back to {por} or record why it differs.",
-            details={"partner_id": deal.partner_id, "partner_of_record_id": por},
-        )
+        return [
+            Violation(
+                "partner_differs",
+                f"Deal {deal_name(facts)} is with partner {deal.partner_id} but its account's "
+                f"partner of record is {por}; route it back to {por} or record why it differs.",
+                details={"partner_id": deal.partner_id, "partner_of_record_id": por},
+            )
+        ]
+    return NO_VIOLATIONS
 
 
 PARTNER_OF_RECORD_DRIFT = rule(

@@ -5,23 +5,22 @@ Rule ``tsos.stage-probability-consistent``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from tsos_rules.facts import OpportunityFacts
 from tsos_rules.findings import Severity
-from tsos_rules.packs.tsos._common import Params, deal_name, rule
+from tsos_rules.packs.tsos._common import NO_VIOLATIONS, Found, Params, deal_name, rule
 from tsos_rules.rules.spec import RuleSpec, Violation
 
 
-def stage_probability_consistent(facts: OpportunityFacts, params: Params) -> Iterator[Violation]:
+def stage_probability_consistent(facts: OpportunityFacts, params: Params) -> Found:
     deal = facts.opportunity
     if not facts.stage_known:
-        yield Violation(
-            "unknown_stage",
-            f"Deal {deal_name(facts)} is at stage {deal.stage!r}, which is not on the stage "
-            "ladder; use a ladder stage or add it to org.stage_ladder.",
-        )
-        return
+        return [
+            Violation(
+                "unknown_stage",
+                f"Deal {deal_name(facts)} is at stage {deal.stage!r}, which is not on the stage "
+                "ladder; use a ladder stage or add it to org.stage_ladder.",
+            )
+        ]
     default = facts.stage_probability
     tolerance = params["probability_tolerance"]
     if (
@@ -29,12 +28,15 @@ def stage_probability_consistent(facts: OpportunityFacts, params: Params) -> Ite
         and default is not None
         and abs(deal.probability - default) > tolerance
     ):
-        yield Violation(
-            "probability_mismatch",
-            f"Deal {deal_name(facts)} is at {deal.probability:g} % but its stage {deal.stage!r} "
-            f"stands at {default} %; align the probability with the stage.",
-            details={"expected": default, "actual": deal.probability},
-        )
+        return [
+            Violation(
+                "probability_mismatch",
+                f"Deal {deal_name(facts)} is at {deal.probability:g} % but its stage "
+                f"{deal.stage!r} stands at {default} %; align the probability with the stage.",
+                details={"expected": default, "actual": deal.probability},
+            )
+        ]
+    return NO_VIOLATIONS
 
 
 STAGE_PROBABILITY_CONSISTENT = rule(

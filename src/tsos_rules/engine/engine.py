@@ -219,7 +219,10 @@ class Engine:
             for record in records:
                 facts = build(record)
                 for spec, check, parameters in checks:
-                    for violation in check(facts, parameters):
+                    violations = check(facts, parameters)
+                    if not violations:  # most checks find nothing: no iterator for that
+                        continue
+                    for violation in violations:
                         found.append(spec.finding(record_type, facts.record_id, violation))
                 for pack in others:
                     found.extend(pack.evaluate(record_type, facts))

@@ -166,7 +166,7 @@ class OpportunityFacts(_PartnerJoins):
     def record(self) -> Opportunity:
         return self.opportunity
 
-    @property
+    @once  # read by most checks of every deal: kept, an attribute read after the first
     def is_open(self) -> bool:
         return not self.opportunity.is_closed
 
@@ -197,7 +197,7 @@ class OpportunityFacts(_PartnerJoins):
             return self.channel_reasons_override
         return self.index.channel_reasons_of(self.opportunity)
 
-    @property
+    @once
     def is_channel_deal(self) -> bool:
         return bool(self.channel_reasons)
 

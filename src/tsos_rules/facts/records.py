@@ -289,7 +289,7 @@ class OpportunityFacts(_PartnerJoins):
         """A good next step on the deal, or an open activity due today or later."""
         return self.next_step_state == NEXT_STEP_OK or bool(self.open_future_activities)
 
-    @property
+    @once
     def stage_index(self) -> int | None:
         stage = self.opportunity.stage
         return self.index.org.stage_index.get(stage) if stage is not None else None

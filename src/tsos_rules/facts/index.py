@@ -403,8 +403,15 @@ class FactIndex:
 
     def _judged_activity(self, activity: Activity) -> ActivityFacts:
         facts = ActivityFacts(activity, self)
+        values = facts.__dict__
         owner_id = activity.owner_id
-        facts.__dict__["owner"] = self.users.get(owner_id) if owner_id else None
+        values["owner"] = self.users.get(owner_id) if owner_id else None
+        account_id = activity.account_id  # ActivityFacts.account, inlined
+        if account_id is None:
+            deal = self.opportunities.get(activity.what_id)  # type: ignore[arg-type]
+            if deal is not None:
+                account_id = deal.account_id
+        values["account"] = self.accounts.get(account_id) if account_id else None
         return facts
 
     def judged_records(

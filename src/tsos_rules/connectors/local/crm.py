@@ -149,6 +149,11 @@ def decode_watermark(watermark: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+#: Pages the write-ahead log holds before a commit copies them into the database: SQLite's
+#: 1,000 made every commit of a sync's batch of tasks pay a checkpoint and its fsync.
+WAL_CHECKPOINT_PAGES = 16_384
+
+
 # -- the CRM --------------------------------------------------------------------------------
 
 
@@ -165,6 +170,7 @@ class LocalCRM:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA cache_size=-65536")
+            self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             self.db.executescript(_schema())
             if self.is_seeded() and self.meta("grouping") != GROUPING:
                 self.regroup()

@@ -187,6 +187,7 @@ class StateStore:
             _switch_to_wal(self.db)
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA cache_size=-65536")
+            self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             self._migrate()
         except BaseException as exc:
             if opened is not None:
@@ -1220,6 +1221,11 @@ def _now() -> str:
 #: first sync after years without pruning must not hold its transaction for minutes; the
 #: rest goes with the next runs (``tsos-rules history --prune`` removes everything at once).
 PRUNED_PER_RUN = 20_000
+
+#: Pages the write-ahead log holds before a commit copies them into the database (SQLite's
+#: default is 1,000: a batch's commit is larger, so every commit paid a checkpoint and its
+#: fsync). Durability does not depend on it: see docs/sync.md, *Crash safety*.
+WAL_CHECKPOINT_PAGES = 16_384
 
 #: How long opening the state waits for another process that holds it.
 BUSY_SECONDS = 30.0

@@ -377,14 +377,15 @@ class LocalConnector:
     # -- writes -----------------------------------------------------------------------------
 
     def write(self, actions: Sequence[Action]) -> list[ActionResult]:
-        """Every action in one transaction; one refused item never undoes or stops the others.
+        """Every action in one transaction, on disk when it returns (as a real CRM's answer
+        is); one refused item never undoes or stops the others.
 
         A run of task creations goes in a few statements (``_create_tasks``); every other
         action, and the creations of a run that something in it refused, one at a time, each
         in its own savepoint: the tasks, their ids and the results are the same either way."""
         results: list[ActionResult] = []
         try:
-            with self.crm._transaction():
+            with self.crm._transaction(durable=True):
                 stamp = self.crm._tick()
                 for run in _runs(actions):
                     created = self._create_tasks(run, stamp) if len(run) > 1 else None

@@ -271,6 +271,9 @@ class _Job:
         self._crm_seen = False
         self.held: set[RecordKey] = set()
         self._people: set[tuple[str, str]] = set()
+        #: The merged rows of each report section by their repr, kept between batches so a
+        #: batch costs its own rows, not the run's so far.
+        self._section_rows: dict[tuple[str, str], dict[str, Any]] = {}
         self._bad: dict[tuple[str, str | None, str | None], dict[str, Any]] = {}
         self.run_id = 0
         self.dry_run = False
@@ -710,7 +713,11 @@ class _Job:
             if known is None:
                 sections[key] = section
             else:
-                rows = {repr(row): row for row in (*known.rows, *section.rows)}
+                rows = self._section_rows.get(key)
+                if rows is None:
+                    rows = self._section_rows[key] = {repr(row): row for row in known.rows}
+                for row in section.rows:
+                    rows[repr(row)] = row
                 sections[key] = attrs.evolve(known, rows=tuple(rows.values()))
 
     def _verdicts(

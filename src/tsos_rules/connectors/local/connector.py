@@ -377,30 +377,41 @@ class LocalConnector:
     # -- writes -----------------------------------------------------------------------------
 
     def write(self, actions: Sequence[Action]) -> list[ActionResult]:
-        """Every action in one transaction, each in its own savepoint: one refused item never
-        undoes or stops the others."""
-        db = self.crm.db
+        """Every action in one transaction, on disk when it returns (as a real CRM's answer
+        is); one refused item never undoes or stops the others.
+
+        A run of task creations goes in a few statements (``_create_tasks``); every other
+        action, and the creations of a run that something in it refused, one at a time, each
+        in its own savepoint: the tasks, their ids and the results are the same either way."""
         results: list[ActionResult] = []
         try:
-            with self.crm._transaction():
+            with self.crm._transaction(durable=True):
                 stamp = self.crm._tick()
-                for index, action in enumerate(actions):
-                    db.execute(f"SAVEPOINT a{index}")
-                    try:
-                        result = self._apply(action, stamp)
-                    except Exception as exc:  # one item's failure is that item's result
-                        db.execute(f"ROLLBACK TO a{index}")
-                        result = ActionResult(
-                            action.fingerprint,
-                            action.kind,
-                            ActionStatus.FAILED,
-                            error=f"{type(exc).__name__}: {exc}",
-                        )
-                    db.execute(f"RELEASE a{index}")
-                    results.append(result)
+                for run in _runs(actions):
+                    created = self._create_tasks(run, stamp) if len(run) > 1 else None
+                    if created is None:
+                        created = [self._apply_alone(action, stamp) for action in run]
+                    results.extend(created)
         except sqlite3.DatabaseError as exc:
             raise self._crm_error(exc) from None
         return results
+
+    def _apply_alone(self, action: Action, stamp: int) -> ActionResult:
+        """One action in its own savepoint: its failure is its result, and undoes only it."""
+        db = self.crm.db
+        db.execute("SAVEPOINT one")
+        try:
+            result = self._apply(action, stamp)
+        except Exception as exc:  # one item's failure is that item's result
+            db.execute("ROLLBACK TO one")
+            result = ActionResult(
+                action.fingerprint,
+                action.kind,
+                ActionStatus.FAILED,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        db.execute("RELEASE one")
+        return result
 
     def _apply(self, action: Action, stamp: int) -> ActionResult:
         if action.kind is ActionKind.CREATE_TASK:
@@ -425,48 +436,67 @@ class LocalConnector:
             data = json.loads(row["data"])
             if data.get("status") == "open":
                 return self._result(action, ActionStatus.ALREADY_DONE, row["id"])
-            data.update(
-                status="open",
-                subject=action.subject,
-                description=action.description,
-                reopened_at=now.isoformat(timespec="seconds"),
-            )
-            db.execute(
-                "UPDATE activities SET data = ?, modstamp = ?, is_deleted = 0 WHERE id = ?",
-                (json.dumps(data), stamp, row["id"]),
-            )
+            db.execute(_REOPEN_TASK, (_reopened(data, action, now), stamp, row["id"]))
             return self._result(action, ActionStatus.WRITTEN, row["id"])
         number = int(self.crm.meta("task_seq") or 0) + 1
         self.crm._set_meta("task_seq", str(number))
-        task_id = f"00T{number:012d}"
-        due = (now.date() + dt.timedelta(days=TASK_DUE_DAYS)).isoformat()
-        data = {
-            "id": task_id,
-            "what_id": action.record_id,
-            "what_type": action.record_type,
-            "owner_id": action.owner_id,
-            "subject": action.subject,
-            "description": action.description,
-            "status": "open",
-            "due_date": due,
-            "rule": action.rule,
-            "created_at": now.isoformat(timespec="seconds"),
-            "type": "task",
-        }
-        db.execute(
-            "INSERT INTO activities (id, modstamp, what_id, owner_id, external_id, created_by, "
-            "data) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                task_id,
-                stamp,
-                action.record_id,
-                action.owner_id,
-                action.fingerprint,
-                INTEGRATION_USER,
-                json.dumps(data),
-            ),
+        db.execute(_INSERT_TASK, _new_task(action, number, stamp, now))
+        return self._result(action, ActionStatus.WRITTEN, _task_id(number))
+
+    def _create_tasks(self, run: Sequence[Action], stamp: int) -> list[ActionResult] | None:
+        """Task creations in a few statements, with the results, ids and rows that
+        ``_create_task`` one action after the other gives; None (and nothing written) when a
+        statement fails, so that the run goes one at a time and only the bad item fails."""
+        db = self.crm.db
+        db.execute("SAVEPOINT tasks")
+        try:
+            results = self._insert_tasks(run, stamp)
+        except Exception:  # which item? one at a time says, and fails only that one
+            db.execute("ROLLBACK TO tasks")
+            db.execute("RELEASE tasks")
+            return None
+        db.execute("RELEASE tasks")
+        return results
+
+    def _insert_tasks(self, run: Sequence[Action], stamp: int) -> list[ActionResult]:
+        db = self.crm.db
+        rows = db.execute(
+            "SELECT external_id, id, data FROM activities "
+            "WHERE external_id IN (SELECT value FROM json_each(?))",
+            (json.dumps([action.fingerprint for action in run]),),
         )
-        return self._result(action, ActionStatus.WRITTEN, task_id)
+        stored = {row["external_id"]: (row["id"], row["data"]) for row in rows}
+        now = dt.datetime.now(dt.UTC)
+        first = number = int(self.crm.meta("task_seq") or 0)
+        opened: dict[str, str] = {}  # fingerprint -> id of its open task, as the run goes
+        reopens: list[tuple[str, int, str]] = []
+        inserts: list[tuple[Any, ...]] = []
+        results: list[ActionResult] = []
+        for action in run:
+            fingerprint = action.fingerprint
+            task_id = opened.get(fingerprint)
+            if task_id is not None:
+                results.append(self._result(action, ActionStatus.ALREADY_DONE, task_id))
+                continue
+            if fingerprint in stored:
+                task_id, raw = stored[fingerprint]
+                opened[fingerprint] = task_id
+                data = json.loads(raw)
+                if data.get("status") == "open":
+                    results.append(self._result(action, ActionStatus.ALREADY_DONE, task_id))
+                    continue
+                reopens.append((_reopened(data, action, now), stamp, task_id))
+                results.append(self._result(action, ActionStatus.WRITTEN, task_id))
+                continue
+            number += 1
+            inserts.append(_new_task(action, number, stamp, now))
+            opened[fingerprint] = _task_id(number)
+            results.append(self._result(action, ActionStatus.WRITTEN, _task_id(number)))
+        db.executemany(_REOPEN_TASK, reopens)
+        db.executemany(_INSERT_TASK, inserts)
+        if number != first:
+            self.crm._set_meta("task_seq", str(number))
+        return results
 
     def _close_task(self, action: Action, stamp: int) -> ActionResult:
         db = self.crm.db
@@ -530,3 +560,64 @@ class LocalConnector:
             (key, action.record_id, dt.datetime.now(dt.UTC).isoformat()),
         )
         return self._result(action, ActionStatus.WRITTEN, action.record_id)
+
+
+_INSERT_TASK = (
+    "INSERT INTO activities (id, modstamp, what_id, owner_id, external_id, created_by, data) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_REOPEN_TASK = "UPDATE activities SET data = ?, modstamp = ?, is_deleted = 0 WHERE id = ?"
+
+
+def _runs(actions: Sequence[Action]) -> Iterator[Sequence[Action]]:
+    """``actions`` in order, each run of task creations together, any other action alone."""
+    start = 0
+    while start < len(actions):
+        end = start + 1
+        if actions[start].kind is ActionKind.CREATE_TASK:
+            while end < len(actions) and actions[end].kind is ActionKind.CREATE_TASK:
+                end += 1
+        yield actions[start:end]
+        start = end
+
+
+def _task_id(number: int) -> str:
+    return f"00T{number:012d}"
+
+
+def _new_task(action: Action, number: int, stamp: int, now: dt.datetime) -> tuple[Any, ...]:
+    """The ``activities`` row of the task numbered ``number`` for ``action``."""
+    task_id = _task_id(number)
+    data = {
+        "id": task_id,
+        "what_id": action.record_id,
+        "what_type": action.record_type,
+        "owner_id": action.owner_id,
+        "subject": action.subject,
+        "description": action.description,
+        "status": "open",
+        "due_date": (now.date() + dt.timedelta(days=TASK_DUE_DAYS)).isoformat(),
+        "rule": action.rule,
+        "created_at": now.isoformat(timespec="seconds"),
+        "type": "task",
+    }
+    return (
+        task_id,
+        stamp,
+        action.record_id,
+        action.owner_id,
+        action.fingerprint,
+        INTEGRATION_USER,
+        json.dumps(data),
+    )
+
+
+def _reopened(data: dict[str, Any], action: Action, now: dt.datetime) -> str:
+    """A closed task's ``data``, open again with the action's subject and description."""
+    data.update(
+        status="open",
+        subject=action.subject,
+        description=action.description,
+        reopened_at=now.isoformat(timespec="seconds"),
+    )
+    return json.dumps(data)

@@ -149,6 +149,12 @@ def decode_watermark(watermark: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+#: Pages the write-ahead log holds before a commit copies them into the database: SQLite's
+#: 1,000 made every commit of a sync's batch of tasks pay a checkpoint and its fsync. The
+#: connector's writes are synced at their commit instead (``_transaction(durable=True)``).
+WAL_CHECKPOINT_PAGES = 16_384
+
+
 # -- the CRM --------------------------------------------------------------------------------
 
 
@@ -165,6 +171,7 @@ class LocalCRM:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA cache_size=-65536")
+            self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             self.db.executescript(_schema())
             if self.is_seeded() and self.meta("grouping") != GROUPING:
                 self.regroup()
@@ -198,8 +205,10 @@ class LocalCRM:
     def clock(self) -> int:
         return int(self.db.execute("SELECT stamp FROM clock").fetchone()[0])
 
-    def _transaction(self) -> _Tx:
-        return _Tx(self.db)
+    def _transaction(self, *, durable: bool = False) -> _Tx:
+        """A write transaction; ``durable``: synced to disk at its commit (``synchronous=FULL``
+        for it), not only at the next checkpoint."""
+        return _Tx(self.db, durable=durable)
 
     # -- seeding --------------------------------------------------------------------------
 
@@ -637,18 +646,32 @@ class LocalCRM:
 class _Tx:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, *, durable: bool = False) -> None:
         self.db = db
+        self.durable = durable
 
     def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
+        self._synchronous("FULL")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._synchronous("NORMAL")
+            raise
         return self.db
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self.db.execute("COMMIT")
-        elif self.db.in_transaction:
-            self.db.execute("ROLLBACK")
+        try:
+            if exc_type is None:
+                self.db.execute("COMMIT")
+            elif self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+        finally:
+            self._synchronous("NORMAL")
+
+    def _synchronous(self, level: str) -> None:
+        """SQLite refuses to change it inside a transaction (there is nothing to sync then)."""
+        if self.durable and not self.db.in_transaction:
+            self.db.execute(f"PRAGMA synchronous={level}")
 
 
 _BY_COLLECTION = {t.collection: t for t in TABLES.values()}

@@ -4,6 +4,7 @@ write-ahead journal of CRM writes (``journal`` before sending, settled by ``comm
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import sqlite3
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import orjson
 
 from tsos_rules.connectors.base import Action, ActionKind, ActionResult, ActionStatus, RecordKey
 from tsos_rules.errors import ConfigError, StateError
@@ -184,6 +186,8 @@ class StateStore:
             self.db.row_factory = sqlite3.Row
             _switch_to_wal(self.db)
             self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA cache_size=-65536")
+            self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             self._migrate()
         except BaseException as exc:
             if opened is not None:
@@ -729,8 +733,7 @@ class StateStore:
                 "WHERE connector = ? AND fingerprint = ? AND status = 'open'",
                 [(now, run_id, connector, fingerprint) for fingerprint in resolved],
             )
-            for result, changes in results:
-                self._record_result(connector, run_id, now, result, changes)
+            self._record_results(connector, run_id, now, results)
             db.executemany(
                 "DELETE FROM pending_writes WHERE connector = ? AND fingerprint = ? AND kind = ?",
                 [(connector, fingerprint, kind.value) for fingerprint, kind in settled],
@@ -781,54 +784,41 @@ class StateStore:
             self._rollback()
             raise
 
-    def _record_result(
+    def _record_results(
         self,
         connector: str,
         run_id: int,
         now: str,
-        result: ActionResult,
-        changes: Mapping[str, Any] | None,
+        results: Sequence[tuple[ActionResult, Mapping[str, Any] | None]],
     ) -> None:
+        """Log every result in ``actions`` and record what it did on its finding, in the
+        results' order (a task closed then opened again for one finding ends open), with one
+        statement per run of results of the same kind."""
         db = self.db
-        db.execute(
+        db.executemany(
             "INSERT INTO actions (run_id, connector, fingerprint, kind, status, crm_id, error, at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                run_id,
-                connector,
-                result.fingerprint,
-                result.kind.value,
-                result.status.value,
-                result.crm_id,
-                result.error,
-                now,
-            ),
-        )
-        done = result.status in (ActionStatus.WRITTEN, ActionStatus.ALREADY_DONE)
-        key = (connector, result.fingerprint)
-        if result.kind is ActionKind.CREATE_TASK and done:
-            db.execute(
-                "UPDATE findings SET task_id = ?, task_status = 'open' "
-                "WHERE connector = ? AND fingerprint = ?",
-                (result.crm_id, *key),
-            )
-        elif result.kind is ActionKind.CLOSE_TASK and done:
-            db.execute(
-                "UPDATE findings SET task_status = 'closed', task_id = coalesce(task_id, ?) "
-                "WHERE connector = ? AND fingerprint = ?",
-                (result.crm_id, *key),
-            )
-        elif result.kind is ActionKind.UPDATE_FIELDS:
-            db.execute(
-                "UPDATE findings SET repair_status = ?, repair_at = ?, repair_changes = ? "
-                "WHERE connector = ? AND fingerprint = ?",
+            [
                 (
+                    run_id,
+                    connector,
+                    result.fingerprint,
+                    result.kind.value,
                     result.status.value,
+                    result.crm_id,
+                    result.error,
                     now,
-                    json.dumps(dict(changes or {}), default=str),
-                    *key,
-                ),
-            )
+                )
+                for result, _ in results
+            ],
+        )
+        updates: list[tuple[str, tuple[Any, ...]]] = []
+        for result, changes in results:
+            update = _finding_update(connector, now, result, changes)
+            if update is not None:
+                updates.append(update)
+        for sql, group in itertools.groupby(updates, key=lambda update: update[0]):
+            db.executemany(sql, [params for _, params in group])
 
     # -- reporting ----------------------------------------------------------------------
 
@@ -1167,10 +1157,52 @@ def lock_path_for(state_path: Path) -> Path:
     return state_path.with_name(state_path.name + ".lock")
 
 
+_TASK_OPENED = (
+    "UPDATE findings SET task_id = ?, task_status = 'open' WHERE connector = ? AND fingerprint = ?"
+)
+_TASK_CLOSED = (
+    "UPDATE findings SET task_status = 'closed', task_id = coalesce(task_id, ?) "
+    "WHERE connector = ? AND fingerprint = ?"
+)
+_REPAIRED = (
+    "UPDATE findings SET repair_status = ?, repair_at = ?, repair_changes = ? "
+    "WHERE connector = ? AND fingerprint = ?"
+)
+
+
+def _finding_update(
+    connector: str, now: str, result: ActionResult, changes: Mapping[str, Any] | None
+) -> tuple[str, tuple[Any, ...]] | None:
+    """The statement recording what a write did on its finding (None: nothing to record)."""
+    done = result.status in (ActionStatus.WRITTEN, ActionStatus.ALREADY_DONE)
+    key = (connector, result.fingerprint)
+    if result.kind is ActionKind.CREATE_TASK and done:
+        return _TASK_OPENED, (result.crm_id, *key)
+    if result.kind is ActionKind.CLOSE_TASK and done:
+        return _TASK_CLOSED, (result.crm_id, *key)
+    if result.kind is ActionKind.UPDATE_FIELDS:
+        repaired = json.dumps(dict(changes or {}), default=str)
+        return _REPAIRED, (result.status.value, now, repaired, *key)
+    return None
+
+
+#: Every field of an action, in declaration order: what the journal stores.
+_ACTION_FIELDS = tuple(field.name for field in attrs.fields(Action))
+
+#: Dates, times and dataclasses go through ``default=str``, as with ``json.dumps``.
+_ORJSON_AS_STR = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
 def _action_json(action: Action) -> str:
-    data = attrs.asdict(action)
+    """An action as the journal stores it (``kind`` by value; anything else JSON cannot hold,
+    such as a date, as its ``str``), read back by ``_action_from_json``."""
+    data = {name: getattr(action, name) for name in _ACTION_FIELDS}
     data["kind"] = action.kind.value
-    return json.dumps(data, default=str)
+    data["changes"] = dict(action.changes)
+    try:
+        return orjson.dumps(data, default=str, option=_ORJSON_AS_STR).decode()
+    except orjson.JSONEncodeError:  # what orjson refuses (an int over 64 bits, a NaN key)
+        return json.dumps(data, default=str)
 
 
 def _action_from_json(raw: str | None) -> Action | None:
@@ -1189,6 +1221,11 @@ def _now() -> str:
 #: first sync after years without pruning must not hold its transaction for minutes; the
 #: rest goes with the next runs (``tsos-rules history --prune`` removes everything at once).
 PRUNED_PER_RUN = 20_000
+
+#: Pages the write-ahead log holds before a commit copies them into the database (SQLite's
+#: default is 1,000: a batch's commit is larger, so every commit paid a checkpoint and its
+#: fsync). Durability does not depend on it: see docs/sync.md, *Crash safety*.
+WAL_CHECKPOINT_PAGES = 16_384
 
 #: How long opening the state waits for another process that holds it.
 BUSY_SECONDS = 30.0

@@ -721,8 +721,7 @@ class _Job:
         and their order do not depend on the executor)."""
         session = self._session
         if session is None:
-            for facts in self._judged_facts(index, keys):
-                yield facts, self.engine.evaluate_facts(facts)
+            yield from self.engine.judge_each(index, keys)
             return
         by_record: dict[RecordKey, list[Finding]] = {}
         for finding in session.judge(index, only=keys, totals=self.totals or {}):

@@ -42,7 +42,7 @@ from tsos_rules.connectors.local.crm import (
     decode_watermark,
     encode_watermark,
 )
-from tsos_rules.connectors.local.reader import _HUMAN, SOURCE, _BatchReader, _merge
+from tsos_rules.connectors.local.reader import _HUMAN, SOURCE, _BatchReader, _merge, loads
 from tsos_rules.errors import (
     ConfigError,
     ConnectorError,
@@ -278,7 +278,7 @@ class LocalConnector:
                 last = rows[-1][0]
                 records = []
                 for record_id, data in rows:
-                    record = json.loads(data)
+                    record = loads(data)
                     records.append(record if isinstance(record, dict) else {"id": record_id})
                 snapshot, _ = snapshot_from_dict(
                     {table.collection: records}, source=SOURCE, skip_bad_records=True
@@ -321,8 +321,11 @@ class LocalConnector:
         reader = _BatchReader(db, high)
         pages: Iterator[dict[str, frozenset[RecordKey] | None]]
         if low is None:
-            total = reader.count_groups()
-            pages = ({group: None for group in page} for page in reader.all_groups(size))
+            every = reader.all_groups()
+            total = len(every)
+            pages = (
+                {group: None for group in every[i : i + size]} for i in range(0, total, size)
+            )
             changed: set[RecordKey] | None = None
             deleted: frozenset[RecordKey] = frozenset()
             changed_people: set[RecordKey] = set()

@@ -323,9 +323,7 @@ class LocalConnector:
         if low is None:
             every = reader.all_groups()
             total = len(every)
-            pages = (
-                {group: None for group in every[i : i + size]} for i in range(0, total, size)
-            )
+            pages = ({group: None for group in every[i : i + size]} for i in range(0, total, size))
             changed: set[RecordKey] | None = None
             deleted: frozenset[RecordKey] = frozenset()
             changed_people: set[RecordKey] = set()

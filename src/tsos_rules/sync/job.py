@@ -1054,6 +1054,7 @@ class _Job:
             trend_point(
                 summary.run_id, summary.as_of, summary.started_at, summary.to_dict()["findings"]
             ),
+            by_rule=open_by_rule,
         )
 
     def _owner_tallies(self) -> list[OwnerTally]:
@@ -1246,22 +1247,47 @@ def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.date) else value
 
 
-def chart_data(state: StateStore, connector: str, current: Mapping[str, Any]) -> dict[str, Any]:
+def chart_data(
+    state: StateStore,
+    connector: str,
+    current: Mapping[str, Any],
+    by_rule: Mapping[str, tuple[str, int]] | None = None,
+) -> dict[str, Any]:
     """The report's breakdowns of the open findings (``summary.charts``), with the trend over
-    the run log ending at ``current`` (this run's :func:`trend_point`)."""
+    the run log ending at ``current`` (this run's :func:`trend_point`). ``by_rule``: the
+    state's ``open_by_rule_severity``, when the caller has it already. The counts by owner and
+    by partner are summed from the counts by severity: each is a scan of every open finding."""
+    if by_rule is None:
+        by_rule = state.open_by_rule_severity(connector)
+    by_severity = {by: state.open_counts_by_severity(connector, by) for by in ("owner", "partner")}
     return {
-        "by_rule": [[k, n] for k, _, n in state.open_counts(connector, "rule")],
-        "by_owner": [[k, label, n] for k, label, n in state.open_counts(connector, "owner")],
-        "by_partner": [[k, label, n] for k, label, n in state.open_counts(connector, "partner")],
+        "by_rule": [
+            [k, n] for k, n in sorted(((k, n) for k, (_, n) in by_rule.items()), key=_most)
+        ],
+        "by_owner": _totals_of(by_severity["owner"]),
+        "by_partner": _totals_of(by_severity["partner"]),
         "pushes_by_month": [list(row) for row in state.pushes_by_month(connector)],
-        "severity_by_owner": [
-            list(row) for row in state.open_counts_by_severity(connector, "owner")
-        ],
-        "severity_by_partner": [
-            list(row) for row in state.open_counts_by_severity(connector, "partner")
-        ],
+        "severity_by_owner": [list(row) for row in by_severity["owner"]],
+        "severity_by_partner": [list(row) for row in by_severity["partner"]],
         "trend": trend(state.runs(connector, limit=2 * TREND_RUNS), current),
     }
+
+
+def _most(item: tuple[str, int]) -> tuple[int, str]:
+    """Most findings first, then by key (``open_counts``' order)."""
+    return -item[1], item[0]
+
+
+def _totals_of(rows: Sequence[tuple[str, str, str, int]]) -> list[list[Any]]:
+    """``open_counts`` rows (key, label, count) from ``open_counts_by_severity`` rows: the
+    counts summed over the severities, the label the greatest, as SQL's ``max`` picks it."""
+    labels: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for key, label, _, n in rows:
+        labels[key] = max(labels.get(key, label), label)
+        counts[key] = counts.get(key, 0) + n
+    ranked = sorted(counts.items(), key=_most)
+    return [[key, labels[key], n] for key, n in ranked]
 
 
 def worklist_page(state: StateStore, connector: str, specs: Mapping[str, RuleSpec]) -> WorklistPage:

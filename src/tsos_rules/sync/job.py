@@ -40,6 +40,7 @@ from tsos_rules.connectors.base import (
     ActionResult,
     ActionStatus,
     BatchReader,
+    ChangedRecordStream,
     Connector,
     KeyedReader,
     ReadResult,
@@ -48,7 +49,7 @@ from tsos_rules.connectors.base import (
     RecordStream,
 )
 from tsos_rules.engine import Engine, ExecutorSpec
-from tsos_rules.engine.aggregates import COLLECTIONS
+from tsos_rules.engine.aggregates import COLLECTIONS, BoundAggregate
 from tsos_rules.engine.executors import JudgingSession, open_session
 from tsos_rules.errors import (
     ConfigError,
@@ -485,12 +486,23 @@ class _Job:
         date by a read of what changed since ``since`` (only the shares are kept)."""
         bound = self.engine.aggregates
         if since is not None and self.state.aggregate_digest(self.key) == totals.digest(bound):
-            read = totals.shares_of(bound, self._kept(self._batches(since)))
+            read = totals.shares_of(bound, self._changed(since, bound))
             before = self.state.aggregate_shares_of(self.key, read)
             return totals.from_stored(bound, self.state.aggregate_shares(self.key), before, read)
         return totals.from_full_read(
             bound, self._every(sorted({b.aggregate.record_type for b in bound}))
         )
+
+    def _changed(self, since: str, bound: Sequence[BoundAggregate]) -> Iterator[ReadResult]:
+        """What changed since ``since``, for the shares: the changed records of the totalled
+        types alone when the connector can stream them (the run then reads its batches once,
+        however many changed), else the run's own read, kept for judging while it is small."""
+        connector = self.connector
+        if not isinstance(connector, ChangedRecordStream):
+            yield from self._kept(self._batches(since))
+            return
+        for record_type in sorted({b.aggregate.record_type for b in bound}):
+            yield from connector.stream_changed(record_type, since)
 
     def _every(self, record_types: Sequence[str]) -> Iterator[ReadResult]:
         """Every current record of ``record_types``: streamed alone when the connector can,

@@ -184,6 +184,21 @@ class RecordStream(Protocol):
 
 
 @runtime_checkable
+class ChangedRecordStream(Protocol):
+    """Optional: a connector that streams the records of one type changed since a watermark,
+    alone: the cheap first read of an incremental sync whose packs total records over the org
+    (only a changed record's share of a total can change). Without it the job reads what
+    changed, with its company groups, before judging it (and again, when that read is big)."""
+
+    def stream_changed(
+        self, record_type: str, since: str, *, page_size: int = 5000
+    ) -> Iterator[ReadResult]:
+        """The records of ``record_type`` changed after ``since`` (a watermark this connector
+        returned), in ``snapshot``, and those deleted since, in ``deleted``; none judged."""
+        ...
+
+
+@runtime_checkable
 class RecordLinker(Protocol):
     """Optional: a connector that can link to a record in its CRM's web UI, for the worklist
     and the report (Salesforce: the Lightning record page; HubSpot: the record in the portal)."""

@@ -11,7 +11,7 @@ import datetime as dt
 import fnmatch
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +194,37 @@ class Engine:
         for compiled in self._compiled:
             out.extend(compiled.evaluate(record_type, facts))
         return out
+
+    def judge_each(
+        self, index: FactIndex, keys: Collection[tuple[str, str]]
+    ) -> Iterator[tuple[RecordFacts, list[Finding]]]:
+        """Each record of ``index`` named in ``keys`` (record type, id), in judging order, with
+        its findings in :meth:`evaluate_facts`'s order: a sync's batch, judged as ``judge``
+        judges (facts built by the index's judging builders, Python checks called directly)."""
+        compiled = self._compiled
+        for record_type, records, build in index.judged_records(self.record_types):
+            steps: list[tuple[Any, ...]] = []
+            for pack in compiled:
+                if isinstance(pack, CompiledPythonPack):
+                    steps.extend(
+                        (spec, check, pack.parameters)
+                        for spec, check in pack.checks.get(record_type, ())
+                    )
+                else:
+                    steps.append((pack,))
+            for record in records:
+                if (record_type, record.id) not in keys:
+                    continue
+                facts = build(record)
+                found: list[Finding] = []
+                for step in steps:
+                    if len(step) == 1:
+                        found.extend(step[0].evaluate(record_type, facts))
+                        continue
+                    spec, check, parameters = step
+                    for violation in check(facts, parameters):
+                        found.append(spec.finding(record_type, facts.record_id, violation))
+                yield facts, found
 
     def evaluate(self, snapshot: Snapshot, as_of: dt.date | None = None) -> Findings:
         """Evaluate a whole snapshot: every judged record against every selected rule."""

@@ -40,6 +40,7 @@ from tsos_rules.connectors.base import (
     ActionResult,
     ActionStatus,
     BatchReader,
+    ChangedRecordStream,
     Connector,
     KeyedReader,
     ReadResult,
@@ -48,7 +49,7 @@ from tsos_rules.connectors.base import (
     RecordStream,
 )
 from tsos_rules.engine import Engine, ExecutorSpec
-from tsos_rules.engine.aggregates import COLLECTIONS
+from tsos_rules.engine.aggregates import COLLECTIONS, BoundAggregate
 from tsos_rules.engine.executors import JudgingSession, open_session
 from tsos_rules.errors import (
     ConfigError,
@@ -271,9 +272,6 @@ class _Job:
         self._crm_seen = False
         self.held: set[RecordKey] = set()
         self._people: set[tuple[str, str]] = set()
-        #: The merged rows of each report section by their repr, kept between batches so a
-        #: batch costs its own rows, not the run's so far.
-        self._section_rows: dict[tuple[str, str], dict[str, Any]] = {}
         self._bad: dict[tuple[str, str | None, str | None], dict[str, Any]] = {}
         self.run_id = 0
         self.dry_run = False
@@ -295,6 +293,8 @@ class _Job:
         self._reread: list[ReadResult] | None = None
         #: Records judged so far by an incremental run (None in a full run: all of them).
         self._judged: set[RecordKey] | None = None
+        #: Each report section's rows so far, by their repr (a row shows once).
+        self._section_rows: dict[tuple[str, str], dict[str, tuple[Any, ...]]] = {}
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -486,12 +486,23 @@ class _Job:
         date by a read of what changed since ``since`` (only the shares are kept)."""
         bound = self.engine.aggregates
         if since is not None and self.state.aggregate_digest(self.key) == totals.digest(bound):
-            read = totals.shares_of(bound, self._kept(self._batches(since)))
+            read = totals.shares_of(bound, self._changed(since, bound))
             before = self.state.aggregate_shares_of(self.key, read)
             return totals.from_stored(bound, self.state.aggregate_shares(self.key), before, read)
         return totals.from_full_read(
             bound, self._every(sorted({b.aggregate.record_type for b in bound}))
         )
+
+    def _changed(self, since: str, bound: Sequence[BoundAggregate]) -> Iterator[ReadResult]:
+        """What changed since ``since``, for the shares: the changed records of the totalled
+        types alone when the connector can stream them (the run then reads its batches once,
+        however many changed), else the run's own read, kept for judging while it is small."""
+        connector = self.connector
+        if not isinstance(connector, ChangedRecordStream):
+            yield from self._kept(self._batches(since))
+            return
+        for record_type in sorted({b.aggregate.record_type for b in bound}):
+            yield from connector.stream_changed(record_type, since)
 
     def _every(self, record_types: Sequence[str]) -> Iterator[ReadResult]:
         """Every current record of ``record_types``: streamed alone when the connector can,
@@ -710,12 +721,13 @@ class _Job:
         for section in collect_report_sections(pm, index, found):
             key = (section.plugin, section.title)
             known = sections.get(key)
-            if known is None:
+            rows = self._section_rows.get(key)
+            if known is None or rows is None:
                 sections[key] = section
+                self._section_rows[key] = {repr(row): row for row in section.rows}
             else:
-                rows = self._section_rows.get(key)
-                if rows is None:
-                    rows = self._section_rows[key] = {repr(row): row for row in known.rows}
+                # Only this batch's rows are compared: merging every known row again each
+                # batch grew with batches x rows (minutes at a million deals).
                 for row in section.rows:
                     rows[repr(row)] = row
                 sections[key] = attrs.evolve(known, rows=tuple(rows.values()))
@@ -728,8 +740,7 @@ class _Job:
         and their order do not depend on the executor)."""
         session = self._session
         if session is None:
-            for facts in self._judged_facts(index, keys):
-                yield facts, self.engine.evaluate_facts(facts)
+            yield from self.engine.judge_each(index, keys)
             return
         by_record: dict[RecordKey, list[Finding]] = {}
         for finding in session.judge(index, only=keys, totals=self.totals or {}):
@@ -1055,6 +1066,7 @@ class _Job:
             trend_point(
                 summary.run_id, summary.as_of, summary.started_at, summary.to_dict()["findings"]
             ),
+            by_rule=open_by_rule,
         )
 
     def _owner_tallies(self) -> list[OwnerTally]:
@@ -1247,22 +1259,47 @@ def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.date) else value
 
 
-def chart_data(state: StateStore, connector: str, current: Mapping[str, Any]) -> dict[str, Any]:
+def chart_data(
+    state: StateStore,
+    connector: str,
+    current: Mapping[str, Any],
+    by_rule: Mapping[str, tuple[str, int]] | None = None,
+) -> dict[str, Any]:
     """The report's breakdowns of the open findings (``summary.charts``), with the trend over
-    the run log ending at ``current`` (this run's :func:`trend_point`)."""
+    the run log ending at ``current`` (this run's :func:`trend_point`). ``by_rule``: the
+    state's ``open_by_rule_severity``, when the caller has it already. The counts by owner and
+    by partner are summed from the counts by severity: each is a scan of every open finding."""
+    if by_rule is None:
+        by_rule = state.open_by_rule_severity(connector)
+    by_severity = {by: state.open_counts_by_severity(connector, by) for by in ("owner", "partner")}
     return {
-        "by_rule": [[k, n] for k, _, n in state.open_counts(connector, "rule")],
-        "by_owner": [[k, label, n] for k, label, n in state.open_counts(connector, "owner")],
-        "by_partner": [[k, label, n] for k, label, n in state.open_counts(connector, "partner")],
+        "by_rule": [
+            [k, n] for k, n in sorted(((k, n) for k, (_, n) in by_rule.items()), key=_most)
+        ],
+        "by_owner": _totals_of(by_severity["owner"]),
+        "by_partner": _totals_of(by_severity["partner"]),
         "pushes_by_month": [list(row) for row in state.pushes_by_month(connector)],
-        "severity_by_owner": [
-            list(row) for row in state.open_counts_by_severity(connector, "owner")
-        ],
-        "severity_by_partner": [
-            list(row) for row in state.open_counts_by_severity(connector, "partner")
-        ],
+        "severity_by_owner": [list(row) for row in by_severity["owner"]],
+        "severity_by_partner": [list(row) for row in by_severity["partner"]],
         "trend": trend(state.runs(connector, limit=2 * TREND_RUNS), current),
     }
+
+
+def _most(item: tuple[str, int]) -> tuple[int, str]:
+    """Most findings first, then by key (``open_counts``' order)."""
+    return -item[1], item[0]
+
+
+def _totals_of(rows: Sequence[tuple[str, str, str, int]]) -> list[list[Any]]:
+    """``open_counts`` rows (key, label, count) from ``open_counts_by_severity`` rows: the
+    counts summed over the severities, the label the greatest, as SQL's ``max`` picks it."""
+    labels: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for key, label, _, n in rows:
+        labels[key] = max(labels.get(key, label), label)
+        counts[key] = counts.get(key, 0) + n
+    ranked = sorted(counts.items(), key=_most)
+    return [[key, labels[key], n] for key, n in ranked]
 
 
 def worklist_page(state: StateStore, connector: str, specs: Mapping[str, RuleSpec]) -> WorklistPage:

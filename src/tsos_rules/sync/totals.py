@@ -10,6 +10,7 @@ whose total moved are returned too: the job re-judges the records that read them
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 
@@ -42,13 +43,17 @@ def shares_of(
     deleted records' shares are None. Without ``keep_none`` (a full read) records that add
     nothing are left out, so memory holds only the shares."""
     shares: dict[ShareRef, Share] = {}
+    isfinite = math.isfinite
     for batch in batches:
         for item in bound:
             name, record_type = item.aggregate.name, item.aggregate.record_type
+            contribution, parameters = item.aggregate.contribution, item.parameters
             for record in getattr(batch.snapshot, COLLECTIONS[record_type]):
-                found = item.contribution(record)
+                # BoundAggregate.contribution's filter, without its exact Fraction: the
+                # stored share is the float either way.
+                found = contribution(record, parameters)
                 ref = (name, record_type, record.id)
-                if found is not None:
+                if found is not None and isfinite(found[1]):
                     shares[ref] = (found[0], float(found[1]))
                 elif keep_none:
                     shares[ref] = None
@@ -60,9 +65,26 @@ def shares_of(
     return shares
 
 
-def _add(partial: Partial, name: str, key: str, value: Fraction) -> None:
-    sums = partial.setdefault(name, {})
-    sums[key] = sums.get(key, Fraction(0)) + value
+#: Each aggregate's terms by key, summed once at the end.
+_Terms = dict[str, dict[str, list[float]]]
+
+
+def _add(terms: _Terms, name: str, key: str, value: float) -> None:
+    terms.setdefault(name, {}).setdefault(key, []).append(value)
+
+
+def _partial(terms: _Terms) -> Partial:
+    """The exact sums' correctly rounded values: ``math.fsum`` rounds the exact sum once, as
+    ``float(Fraction sum)`` does, at a fraction of the cost of summing fractions one by one."""
+    partial: Partial = {}
+    for name, by_key in terms.items():
+        sums = partial.setdefault(name, {})
+        for key, values in by_key.items():
+            try:
+                sums[key] = Fraction(math.fsum(values))
+            except OverflowError:  # an intermediate sum beyond a float: sum exactly instead
+                sums[key] = sum(map(Fraction, values), Fraction(0))
+    return partial
 
 
 @attrs.define
@@ -87,11 +109,11 @@ class TotalsUpdate:
 def from_full_read(bound: Sequence[BoundAggregate], batches: Iterable[ReadResult]) -> TotalsUpdate:
     """Totals over a full read: every share is read, and replaces the stored ones."""
     shares = shares_of(bound, batches, keep_none=False)
-    partial: Partial = {}
+    terms: _Terms = {}
     for (name, _, _), share in shares.items():
         if share is not None:
-            _add(partial, name, share[0], Fraction(share[1]))
-    return TotalsUpdate(finalize(bound, partial), shares, replace=True)
+            _add(terms, name, share[0], share[1])
+    return TotalsUpdate(finalize(bound, _partial(terms)), shares, replace=True)
 
 
 def from_stored(
@@ -102,9 +124,9 @@ def from_stored(
 ) -> TotalsUpdate:
     """Totals from the stored shares (``(aggregate, key, value)``), with the shares of the
     records read (``read``) replacing what was stored for them (``before``)."""
-    partial: Partial = {}
+    terms: _Terms = {}
     for name, key, value in stored:
-        _add(partial, name, key, Fraction(value))
+        _add(terms, name, key, value)
     touched: dict[str, set[str]] = {}
     changed: dict[ShareRef, Share] = {}
     for ref, share in read.items():
@@ -114,12 +136,12 @@ def from_stored(
         changed[ref] = share
         name = ref[0]
         if old is not None:
-            _add(partial, name, old[0], -Fraction(old[1]))
+            _add(terms, name, old[0], -old[1])
             touched.setdefault(name, set()).add(old[0])
         if share is not None:
-            _add(partial, name, share[0], Fraction(share[1]))
+            _add(terms, name, share[0], share[1])
             touched.setdefault(name, set()).add(share[0])
-    totals = finalize(bound, partial)
+    totals = finalize(bound, _partial(terms))
     # A key whose shares changed but whose exact sum did not (one deal moved 500 to another
     # deal of the same partner) still moved for the rule: its readers are re-judged anyway,
     # since a reader may subtract its own share (a deal's "other" commit deals).

@@ -57,6 +57,7 @@ from tsos_rules.connectors.base import (
     ActionStatus,
     BatchReader,
     Capabilities,
+    ChangedRecordStream,
     Connector,
     KeyedReader,
     ReadResult,
@@ -477,6 +478,26 @@ class ConnectorContract:
         ids = [deal.id for page in pages for deal in page.snapshot.opportunities]
         assert sorted(ids) == sorted(deal.id for deal in whole.snapshot.opportunities)
         assert all(not page.changed and not page.affected for page in pages)
+
+    def test_streamed_changes_are_the_changed_records_alone(self, seeded: Connector) -> None:
+        """``stream_changed`` (optional): the deals changed after a watermark, alone, and the
+        deals deleted since; none judged (an incremental sync's totals read)."""
+        if not isinstance(seeded, ChangedRecordStream):
+            pytest.skip("the connector does not implement stream_changed")
+        first = self.first_read(seeded)
+        assert first.watermark is not None
+        self._change(seeded, ("opportunity", "o2"), 10)
+        pages = list(seeded.stream_changed("opportunity", first.watermark, page_size=1))
+        assert [deal.id for page in pages for deal in page.snapshot.opportunities] == ["o2"]
+        assert all(not page.changed and not page.affected for page in pages)
+        assert all(not page.snapshot.accounts and not page.snapshot.users for page in pages)
+        try:
+            self.delete_record(seeded, "opportunity", "o1", at=self.t(20))
+        except NotImplementedError:
+            return
+        pages = list(seeded.stream_changed("opportunity", first.watermark))
+        assert ("opportunity", "o1") in {key for page in pages for key in page.deleted}
+        assert "o1" not in {deal.id for page in pages for deal in page.snapshot.opportunities}
 
     # -- writes ---------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
+import orjson
 
 from tsos_rules.connectors.base import ReadResult, RecordKey
 from tsos_rules.connectors.local.crm import GROUPED, TABLES, _team
@@ -73,6 +74,16 @@ def _json(values: Iterable[Any]) -> str:
     return json.dumps(list(values))
 
 
+def loads(text: str | bytes) -> Any:
+    """A stored record's JSON: parsed by orjson (several times faster than ``json``), or by
+    ``json`` for what only it accepts (``NaN``, integers beyond 64 bits), so nothing a record
+    held before reads differently."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 _IN = "IN (SELECT value FROM json_each(?))"
 _HUMAN = "created_by IS NULL"
 _WINDOW = "modstamp > ? AND modstamp <= ?"
@@ -96,27 +107,12 @@ class _BatchReader:
             arms.append(f"{select} FROM {table.name} WHERE is_deleted = 0{human}{where}")
         return arms
 
-    def count_groups(self) -> int:
-        arms = self._arms("SELECT grp", f" AND modstamp <= {self.high}")
-        return int(self.db.execute(f"SELECT count(*) FROM ({' UNION '.join(arms)})").fetchone()[0])
-
-    def all_groups(self, size: int) -> Iterator[list[str]]:
-        """Every group, in pages of ``size`` (keyset pagination on the group key)."""
-        last = ""
-        limit = min(size, 1 << 31)
-        while True:
-            arms = [
-                f"SELECT * FROM ({arm} ORDER BY grp LIMIT {limit})"
-                for arm in self._arms("SELECT DISTINCT grp", " AND grp > :last")
-            ]
-            rows = self.db.execute(
-                f"{' UNION '.join(arms)} ORDER BY 1 LIMIT {limit}", {"last": last}
-            ).fetchall()
-            if not rows:
-                return
-            page = [row[0] for row in rows]
-            last = page[-1]
-            yield page
+    def all_groups(self) -> list[str]:
+        """Every group holding a record not deleted, sorted, in one query: paging it by keyset
+        cost a query over every table per batch (about a tenth of a full read)."""
+        arms = self._arms("SELECT grp", " AND grp > ''")
+        sql = f"SELECT grp FROM ({' UNION '.join(arms)}) ORDER BY 1"
+        return [row[0] for row in self.db.execute(sql)]
 
     def changes(self, low: int) -> _Changes:
         """What changed in ``(low, high]``, and what each change makes the job re-judge."""
@@ -269,13 +265,13 @@ class _BatchReader:
     def _people(self) -> tuple[dict[str, Any], dict[str, Any]]:
         if self.users is None or self.partners is None:
             self.users = {
-                row[0]: json.loads(row[1])
+                row[0]: loads(row[1])
                 for row in self.db.execute(
                     f"SELECT id, data FROM users WHERE is_deleted = 0 AND modstamp <= {self.high}"
                 )
             }
             self.partners = {
-                row[0]: json.loads(row[1])
+                row[0]: loads(row[1])
                 for row in self.db.execute(
                     "SELECT id, data FROM partners WHERE is_deleted = 0 "
                     f"AND modstamp <= {self.high}"
@@ -381,8 +377,8 @@ class _BatchReader:
             f"AND modstamp <= {self.high} ORDER BY seq",
             (_json(partnerless),),
         ):
-            old = json.loads(row["old_value"]) if row["old_value"] else None
-            new = json.loads(row["new_value"]) if row["new_value"] else None
+            old = loads(row["old_value"]) if row["old_value"] else None
+            new = loads(row["new_value"]) if row["new_value"] else None
             if old and not new and isinstance(old, str):
                 previous_partner[row["record_id"]] = old
 
@@ -390,14 +386,14 @@ class _BatchReader:
         for record_type, by_id in rows.items():
             records = []
             for record_id, row in by_id.items():
-                record = json.loads(row["data"])
+                record = loads(row["data"])
                 if not isinstance(record, dict):
                     record = {"id": record_id, "data": record}
                 if record_type == "opportunity" and record_id in previous_partner:
                     record["previous_partner_id"] = previous_partner[record_id]
                 records.append(record)
             data[TABLES[record_type].collection] = records
-        data["close_date_changes"] = [json.loads(row["data"]) for row in history]
+        data["close_date_changes"] = [loads(row["data"]) for row in history]
         users, partners = self._people()
         user_ids: set[str] = set()
         partner_ids: set[str] = set(previous_partner.values())

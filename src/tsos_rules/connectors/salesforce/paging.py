@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 
 from tsos_rules.connectors.base import ReadResult, RecordKey
+from tsos_rules.connectors.grouping import KeyGroups
 from tsos_rules.connectors.salesforce.mapping import format_datetime
 from tsos_rules.connectors.salesforce.reader import (
     _ID,
@@ -34,7 +35,6 @@ from tsos_rules.connectors.salesforce.reader import (
     id_list,
     parse_watermark,
 )
-from tsos_rules.facts.index import CompanyGroups
 from tsos_rules.model import Snapshot
 from tsos_rules.org import company_key
 
@@ -62,21 +62,15 @@ def id_chunks(prefix: str, ids: Sequence[str], size: int) -> Iterator[str]:
 
 
 @attrs.define
-class _Keys:
-    """What the key pass learned: company groups, activity placement, the window's changes."""
+class _Keys(KeyGroups):
+    """What the key pass learned: company groups, and where each activity goes."""
 
-    groups: CompanyGroups = attrs.field(factory=CompanyGroups)
-    named: set[str] = attrs.field(factory=set)
-    """Accounts with a name: a lead on one groups by the account's name, not its company."""
-    deals: set[str] = attrs.field(factory=set)
     activities: defaultdict[str, list[tuple[str, str]]] = attrs.field(
         factory=lambda: defaultdict(list)
     )
     """Activities (object, id) by the account or deal node they group with."""
     orphans: list[tuple[str, str]] = attrs.field(factory=list)
     """Activities on no account and no known deal: judged in a page of their own."""
-    touched: set[str] = attrs.field(factory=set)
-    orphans_touched: bool = False
 
 
 class PagedReader:
@@ -106,17 +100,7 @@ class PagedReader:
             deleted = frozenset(gone)
         quiet = changed is not None and not changed and not around
         keys = _Keys() if quiet else self._key_pass(end, changed, around)
-        members: dict[str, list[str]] = defaultdict(list)
-        for node in keys.groups.parent:
-            if node.startswith(("account:", "deal:", "lead:")):
-                members[keys.groups.find(node)].append(node)
-        if changed is None:  # a full read: every group
-            roots = sorted(members)
-        else:
-            roots = sorted({keys.groups.find(n) for n in keys.touched} & set(members))
-        pages: list[list[str] | None] = [roots[i : i + size] for i in range(0, len(roots), size)]
-        if keys.orphans and (changed is None or keys.orphans_touched):
-            pages.append(None)
+        pages = keys.pages(size, every=changed is None, orphans=bool(keys.orphans))
         watermark = format_datetime(end)
         reader.activity_what = {}
         if not pages:
@@ -124,8 +108,7 @@ class PagedReader:
                 Snapshot(), frozenset(), watermark, deleted=deleted, full=start is None
             )
             return
-        for number, page in enumerate(pages, 1):
-            nodes = [n for root in page for n in members[root]] if page is not None else None
+        for number, nodes in enumerate(pages, 1):
             result = self._page(keys, nodes, start, end)
             yield attrs.evolve(
                 result,
@@ -201,73 +184,45 @@ class PagedReader:
         ``changed`` or one of the keys ``around`` (every group when ``changed`` is None: a
         full read) are the ones to read."""
         keys = _Keys()
-        groups = keys.groups
         where = f"SystemModstamp <= {format_datetime(end)}"
 
         def note(record_type: str, record_id: str, node: str) -> None:
             """Mark ``node`` for reading when its record changed (a full read reads all)."""
             if changed is not None and (record_type, record_id) in changed:
-                if node:
-                    keys.touched.add(node)
-                else:
-                    keys.orphans_touched = True
+                keys.touch(node)
 
         (name_field,) = self._key_fields("Account")
         for row in self._key_rows("Account", [name_field], where):
             account = _text(row.get("Id"))
-            if account is None:
-                continue
-            note("account", account, f"account:{account}")
-            node = f"account:{account}"
-            name = _text(row.get(name_field)) if name_field else None
-            key = company_key(name) if name else ""
-            groups.join([node, f"name:{key}"] if key else [node])
-            if name:
-                keys.named.add(account)
+            if account is not None:
+                name = _text(row.get(name_field)) if name_field else None
+                note("account", account, keys.account(account, name))
         (deal_account,) = self._key_fields("Opportunity")
         for row in self._key_rows("Opportunity", [deal_account], where):
             deal = _text(row.get("Id"))
-            if deal is None:
-                continue
-            note("opportunity", deal, f"deal:{deal}")
-            keys.deals.add(deal)
-            account = _text(row.get(deal_account)) if deal_account else None
-            groups.join([f"deal:{deal}", f"account:{account}"] if account else [f"deal:{deal}"])
+            if deal is not None:
+                account = _text(row.get(deal_account)) if deal_account else None
+                note("opportunity", deal, keys.deal(deal, account))
         lead_fields = self._key_fields("Lead")
         for row in self._key_rows("Lead", lead_fields, where):
             lead = _text(row.get("Id"))
-            if lead is None:
-                continue
-            note("lead", lead, f"lead:{lead}")
-            account, company, converted = (_text(row.get(f)) if f else None for f in lead_fields)
-            joined = [f"lead:{lead}"]
-            if account:
-                joined.append(f"account:{account}")
-            key = company_key(company) if company else ""
-            if key and (not account or account not in keys.named):
-                joined.append(f"name:{key}")
-            if converted and converted in keys.deals:
-                joined.append(f"deal:{converted}")
-            groups.join(joined)
+            if lead is not None:
+                account, company, converted = (
+                    _text(row.get(f)) if f else None for f in lead_fields
+                )
+                note("lead", lead, keys.lead(lead, account, company, converted))
         for sobject, _ in self._sobjects()[3:]:
             for row in self._key_rows(sobject, ["AccountId", "WhatId"], where):
                 activity = _text(row.get("Id"))
                 if activity is None:
                     continue
-                account, what = _text(row.get("AccountId")), _text(row.get("WhatId"))
-                if account:
-                    node = f"account:{account}"
-                    groups.find(node)
-                elif what and what in keys.deals:
-                    node = f"deal:{what}"
-                else:
-                    node = ""
+                node = keys.activity(_text(row.get("AccountId")), _text(row.get("WhatId")))
                 note("activity", activity, node)
                 if node:
                     keys.activities[node].append((sobject, activity))
                 else:
                     keys.orphans.append((sobject, activity))
-        keys.touched |= {node for node in around if node in groups.parent}
+        keys.touch_known(around)
         return keys
 
     # -- one page ----------------------------------------------------------------------------

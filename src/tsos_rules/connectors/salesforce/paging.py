@@ -17,14 +17,14 @@ from __future__ import annotations
 import datetime as dt
 import urllib.parse
 from collections import defaultdict
-from collections.abc import Iterator, Sequence, Set
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence, Set
 from typing import Any
 
 import attrs
 
 from tsos_rules.connectors.base import ReadResult, RecordKey
 from tsos_rules.connectors.grouping import KeyGroups
-from tsos_rules.connectors.salesforce.mapping import format_datetime
+from tsos_rules.connectors.salesforce.mapping import CATALOGUE, format_datetime
 from tsos_rules.connectors.salesforce.reader import (
     _ID,
     Reader,
@@ -34,7 +34,9 @@ from tsos_rules.connectors.salesforce.reader import (
     _when,
     id_list,
     parse_watermark,
+    quote,
 )
+from tsos_rules.connectors.salesforce.stream import COLLECTIONS, sobjects, stream_records
 from tsos_rules.model import Snapshot
 from tsos_rules.org import company_key
 
@@ -43,22 +45,36 @@ MAX_SOQL_CHARS = 100_000
 #: A REST query is a GET: URI and headers together may hold 16,384 bytes (Salesforce help
 #: 000386264); the encoded ``q`` parameter is kept well under that.
 MAX_QUERY_URI_BYTES = 12_000
+#: Records a page when ``read_where`` streams a type to compare a mapped field.
+STREAM_PAGE = 5000
+#: The activity fields read from the Task's or Event's own lookups, not through the mapping.
+_ACTIVITY_COLUMNS = {"what_id": "WhatId", "account_id": "AccountId", "owner_id": "OwnerId"}
+
+
+def in_chunks(
+    prefix: str, values: Iterable[str], size: int, literal: Callable[[str], str]
+) -> Iterator[str]:
+    """``(...)`` lists of at most ``size`` values each (``literal`` writes one in SOQL), each
+    short enough that ``prefix`` (standing for the rest of the query) plus the list stays
+    under the SOQL and URI limits."""
+    chunk: list[str] = []
+    base = len(urllib.parse.quote_plus(prefix)) + 6
+    used = base
+    for value in values:
+        text = literal(value)
+        cost = len(urllib.parse.quote_plus(text + ","))
+        if chunk and (len(chunk) >= size or used + cost > MAX_QUERY_URI_BYTES):
+            yield "(" + ",".join(chunk) + ")"
+            chunk, used = [], base
+        chunk.append(text)
+        used += cost
+    if chunk:
+        yield "(" + ",".join(chunk) + ")"
 
 
 def id_chunks(prefix: str, ids: Sequence[str], size: int) -> Iterator[str]:
-    """``prefix IN (...)`` clauses of at most ``size`` ids each, each short enough that the
-    query (``prefix`` stands for the rest of it) stays under the SOQL and URI limits."""
-    chunk: list[str] = []
-    used = len(urllib.parse.quote_plus(prefix)) + 6
-    for value in ids:
-        cost = len(urllib.parse.quote_plus(f"'{value}',"))
-        if chunk and (len(chunk) >= size or used + cost > MAX_QUERY_URI_BYTES):
-            yield id_list(chunk)
-            chunk, used = [], len(urllib.parse.quote_plus(prefix)) + 6
-        chunk.append(value)
-        used += cost
-    if chunk:
-        yield id_list(chunk)
+    """``prefix IN (...)`` id lists of at most ``size`` ids each, under the length limits."""
+    return in_chunks(prefix, ids, size, lambda value: id_list([value])[1:-1])
 
 
 @attrs.define
@@ -116,6 +132,82 @@ class PagedReader:
                 deleted=(deleted - result.changed) if number == 1 else frozenset(),
                 progress=(number, len(pages)),
             )
+
+    def where(
+        self, record_type: str, field: str, values: Collection[str], size: int
+    ) -> Iterator[ReadResult]:
+        """The current records of ``record_type`` whose ``field`` holds one of ``values``,
+        judged (as ``affected``) in pages of ``size`` whole companies with their context:
+        the matching ids, then a key pass and the pages holding them, read as ``batches``
+        reads a page."""
+        wanted = set(values)
+        if not wanted or not sobjects(self.reader, record_type):
+            return
+        end = self.reader.window_end(None)
+        matched = self._matching(record_type, field, wanted, end)
+        if not matched:
+            return
+        keys = self._key_pass(end, matched)
+        for nodes in keys.pages(size, every=False, orphans=bool(keys.orphans)):
+            result = self._page(keys, nodes, None, end)
+            incomplete = result.incomplete & matched
+            judged = (result.changed | result.affected) & matched
+            yield attrs.evolve(
+                result,
+                changed=frozenset(),
+                affected=judged - incomplete,
+                incomplete=incomplete,
+                watermark=None,
+                full=False,
+            )
+
+    def _matching(
+        self, record_type: str, field: str, wanted: Set[str], end: dt.datetime
+    ) -> set[RecordKey]:
+        """The ids of the records whose ``field`` holds one of ``wanted``: a filter on the
+        Salesforce field where the record's value is that field's own (ids, text; compared
+        again exactly, as SOQL compares text without case), else the records streamed and
+        their mapped value compared (an enum, a number, an extra field)."""
+        reader = self.reader
+        column, kind = self._filter_column(record_type, field)
+        found: set[RecordKey] = set()
+        if column is None:
+            collection = COLLECTIONS[record_type]
+            for page in stream_records(reader, record_type, STREAM_PAGE):
+                for record in getattr(page.snapshot, collection):
+                    if _field(record, field) in wanted:
+                        found.add((record_type, record.id))
+            return found
+        if kind == "id":  # a value that is no record id names no record (and is refused)
+            usable = sorted(v for v in wanted if _ID.match(v))
+            literal = _id_literal
+        else:
+            usable, literal = sorted(wanted), quote
+        select = "Id" if column == "Id" else f"Id, {column}"
+        for sobject in sobjects(reader, record_type):
+            own = reader._own_filter() if record_type == "activity" else ""
+            prefix = (
+                f"SELECT {select} FROM {sobject} WHERE SystemModstamp <= "
+                f"{format_datetime(end)}{own} AND {column} IN "
+            )
+            for chunk in in_chunks(prefix, usable, reader.settings.id_chunk_size, literal):
+                for row in reader._query(f"{sobject} by {field}", prefix + chunk):
+                    record_id = _text(row.get("Id"))
+                    if record_id is not None and row.get(column) in wanted:
+                        found.add((record_type, record_id))
+        return found
+
+    def _filter_column(self, record_type: str, field: str) -> tuple[str | None, str]:
+        """The Salesforce field that holds ``field`` exactly as the record has it, and its
+        kind (``id`` or ``str``); None where the record's value is mapped from the row."""
+        if field == "id":
+            return "Id", "id"
+        if record_type == "activity" and field in _ACTIVITY_COLUMNS:
+            return _ACTIVITY_COLUMNS[field], "id"
+        spec = CATALOGUE.get(f"{record_type}.{field}")
+        if spec is None or not spec.sync or spec.kind not in ("id", "str"):
+            return None, ""
+        return self.reader.mapping.sf(spec.key), spec.kind
 
     # -- the key pass ------------------------------------------------------------------------
 
@@ -369,6 +461,18 @@ def _nodes(sobject: str, values: list[str | None]) -> set[str]:
         }
     account, what = values
     return {f"account:{account}"} if account else {f"deal:{what}"} if what else set()
+
+
+def _field(record: Any, field: str) -> Any:
+    """A record's field, from its model attributes or its CRM extras (as the job reads it)."""
+    if field in attrs.fields_dict(type(record)):
+        return getattr(record, field)
+    extra = getattr(record, "extra", None)
+    return extra.get(field) if isinstance(extra, Mapping) else None
+
+
+def _id_literal(value: str) -> str:
+    return f"'{value}'"
 
 
 def _text(value: object) -> str | None:

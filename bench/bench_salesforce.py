@@ -32,6 +32,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,25 @@ def table(consumer_key: str, username: str, key_file: Path, bulk_threshold: int)
     }
 
 
+def integration(
+    fake: FakeSalesforce, workdir: Path, name: str, bulk_threshold: int
+) -> Callable[[], SalesforceConnector]:
+    """The org set up for the integration user's JWT login, and a factory of connectors on it
+    (no sleeps, the fake org's clock)."""
+    creds = fake.setup_jwt()
+    key_file = workdir / f"key-{name}.pem"
+    key_file.write_text(creds.private_key_pem)
+
+    def make() -> SalesforceConnector:
+        return SalesforceConnector.from_settings(
+            table(creds.consumer_key, creds.username, key_file, bulk_threshold),
+            sleep=lambda seconds: None,
+            now=lambda: fake.now,
+        )
+
+    return make
+
+
 def plan(connector: SalesforceConnector, result: Any) -> list[Action]:
     """Finding tasks (block and warn) and close-date repairs, as the sync job would plan them."""
     engine = Engine.from_config(None)
@@ -205,15 +225,8 @@ def run_paged(n: int, *, batch_size: int, fake: FakeSalesforce, workdir: Path) -
     """A full ``read_batches`` of the org in pages of ``batch_size`` company groups: its calls
     against the formula (login + describe + Σ over queries), and the largest page."""
     with fake.mock(keep_history=False):
-        creds = fake.setup_jwt()
-        key_file = workdir / f"key-{n}-paged.pem"
-        key_file.write_text(creds.private_key_pem)
+        connector = integration(fake, workdir, f"{n}-paged", n * 10)()
         fake.reset_counts()
-        connector = SalesforceConnector.from_settings(
-            table(creds.consumer_key, creds.username, key_file, n * 10),
-            sleep=lambda seconds: None,
-            now=lambda: fake.now,
-        )
         try:
             started = time.perf_counter()
             pages = largest = deals = 0
@@ -258,16 +271,10 @@ def run_totals(
         return pages, records
 
     with fake.mock(keep_history=False):
-        creds = fake.setup_jwt()
-        key_file = workdir / f"key-{n}-totals.pem"
-        key_file.write_text(creds.private_key_pem)
+        make = integration(fake, workdir, f"{n}-totals", bulk_threshold)
         counts: dict[str, int] = {}
         for path in ("paged twice", "streamed"):
-            connector = SalesforceConnector.from_settings(
-                table(creds.consumer_key, creds.username, key_file, bulk_threshold),
-                sleep=lambda seconds: None,
-                now=lambda: fake.now,
-            )
+            connector = make()
             try:
                 connector.fit_to_org()  # login and describe: the same on both paths
                 fake.reset_counts()
@@ -305,15 +312,8 @@ def run_totals(
 
 def run(n: int, *, bulk_threshold: int, fake: FakeSalesforce, workdir: Path) -> dict[str, Any]:
     with fake.mock(keep_history=False):
-        creds = fake.setup_jwt()
-        key_file = workdir / f"key-{n}-{bulk_threshold}.pem"
-        key_file.write_text(creds.private_key_pem)
+        connector = integration(fake, workdir, f"{n}-{bulk_threshold}", bulk_threshold)()
         fake.reset_counts()
-        connector = SalesforceConnector.from_settings(
-            table(creds.consumer_key, creds.username, key_file, bulk_threshold),
-            sleep=lambda seconds: None,
-            now=lambda: fake.now,
-        )
         try:
             server_before = fake.server_cpu
             cpu_before = time.process_time()

@@ -4,24 +4,20 @@ the whole read whatever the batch size, and a moved total's readers judged again
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import random
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
-from sf_support import Org, add_custom_fields
+from sf_support import Org, WholeRead, fresh_org
 
 from tsos_rules.connectors.base import (
-    Action,
-    ActionResult,
-    Capabilities,
     KeyedReader,
     ReadResult,
     RecordStream,
@@ -111,48 +107,11 @@ def generate(fake: FakeSalesforce, seed: int = 5) -> dict[str, list[str]]:
     return {"deals": deals, "partners": partners, "users": users}
 
 
-@contextlib.contextmanager
-def fresh_org(tmp_path: Path, key_pair: tuple[str, str]) -> Iterator[Org]:
-    fake = FakeSalesforce(now=NOW)
-    add_custom_fields(fake)
-    with fake.mock():
-        creds = fake.setup_jwt(key_pair=key_pair)
-        key_file = tmp_path / "integration.key"
-        key_file.write_text(creds.private_key_pem)
-        org = Org(fake, creds, key_file)
-        try:
-            yield org
-        finally:
-            for connector in org.connectors:
-                connector.close()
-
-
 def connector_of(org: Org, **read: Any) -> SalesforceConnector:
     return org.connector(
         fields={"partner.credit_limit": "Account.Partner_Credit_Limit__c"},
         read={"team_members": True, "watermark_lag_seconds": 0, **read},
     )
-
-
-class WholeRead:
-    """The connector reduced to ``read``: the job reads the org in one piece."""
-
-    name = "salesforce"
-
-    def __init__(self, inner: SalesforceConnector) -> None:
-        self.inner = inner
-
-    def capabilities(self) -> Capabilities:
-        return self.inner.capabilities()
-
-    def read(self, since: str | None, *, until: dt.datetime | None = None) -> ReadResult:
-        return self.inner.read(since, until=until)
-
-    def write(self, actions: Sequence[Action]) -> list[ActionResult]:
-        return self.inner.write(actions)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class Batched(WholeRead):

@@ -17,12 +17,12 @@ from __future__ import annotations
 import datetime as dt
 import urllib.parse
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence, Set
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence, Set
 from typing import Any
 
 import attrs
 
-from tsos_rules.connectors.base import ReadResult, RecordKey
+from tsos_rules.connectors.base import ReadResult, RecordKey, field_of
 from tsos_rules.connectors.grouping import KeyGroups
 from tsos_rules.connectors.salesforce.mapping import CATALOGUE, format_datetime
 from tsos_rules.connectors.salesforce.reader import (
@@ -36,7 +36,7 @@ from tsos_rules.connectors.salesforce.reader import (
     parse_watermark,
     quote,
 )
-from tsos_rules.connectors.salesforce.stream import COLLECTIONS, sobjects, stream_records
+from tsos_rules.connectors.salesforce.stream import sobjects, stream_records
 from tsos_rules.model import Snapshot
 from tsos_rules.org import company_key
 
@@ -172,10 +172,16 @@ class PagedReader:
         column, kind = self._filter_column(record_type, field)
         found: set[RecordKey] = set()
         if column is None:
-            collection = COLLECTIONS[record_type]
             for page in stream_records(reader, record_type, STREAM_PAGE):
-                for record in getattr(page.snapshot, collection):
-                    if _field(record, field) in wanted:
+                snapshot = page.snapshot  # one type's records alone
+                records: tuple[Any, ...] = (
+                    *snapshot.opportunities,
+                    *snapshot.leads,
+                    *snapshot.accounts,
+                    *snapshot.activities,
+                )
+                for record in records:
+                    if field_of(record, field) in wanted:
                         found.add((record_type, record.id))
             return found
         if kind == "id":  # a value that is no record id names no record (and is refused)
@@ -461,14 +467,6 @@ def _nodes(sobject: str, values: list[str | None]) -> set[str]:
         }
     account, what = values
     return {f"account:{account}"} if account else {f"deal:{what}"} if what else set()
-
-
-def _field(record: Any, field: str) -> Any:
-    """A record's field, from its model attributes or its CRM extras (as the job reads it)."""
-    if field in attrs.fields_dict(type(record)):
-        return getattr(record, field)
-    extra = getattr(record, "extra", None)
-    return extra.get(field) if isinstance(extra, Mapping) else None
 
 
 def _id_literal(value: str) -> str:

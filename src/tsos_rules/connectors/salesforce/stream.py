@@ -20,14 +20,6 @@ from tsos_rules.connectors.base import ReadResult
 from tsos_rules.connectors.salesforce.reader import Reader, Row, _Batch
 from tsos_rules.model import Snapshot
 
-#: The record types a stream reads, with the snapshot collection each fills.
-COLLECTIONS = {
-    "account": "accounts",
-    "activity": "activities",
-    "lead": "leads",
-    "opportunity": "opportunities",
-}
-
 
 def sobjects(reader: Reader, record_type: str) -> list[str]:
     """The Salesforce objects holding ``record_type`` (Event only with ``read.events``)."""

@@ -1,15 +1,17 @@
-"""``read_batches`` for Salesforce: an org read in pages of company groups, never whole.
+"""``read_batches`` and ``read_where`` for Salesforce: reads in pages of company groups.
 
 A key pass reads only ids and grouping keys (account ``Name``; a deal's account; a lead's
 account, company and converted deal; an activity's ``AccountId`` and ``WhatId``) through the
 client's usual paging (REST ``nextRecordsUrl``, or Bulk API 2.0 result pages with
 ``Sforce-Locator`` above ``bulk_threshold``) and groups the records by company as the facts do
-(``CompanyGroups``: a shared account id or company name is one company). Each page of
+(``connectors/grouping.py``: a shared account id or company name is one company). Each page of
 ``batch_size`` groups is then read by id (``WHERE Id IN (...)``, chunked so a query stays under
 Salesforce's SOQL and URI length limits) with the related rows the whole read brings (converted
 leads, close-date history, open activities, team members, approvals); users and partners are
 read once each, when a page first names them. An incremental read pages only the groups
 holding a record changed in the window; all pages carry the one final watermark.
+``read_where`` finds the records whose field holds some values (a filter query, or the records
+streamed where the field's value is mapped), then pages only the groups holding them.
 """
 
 from __future__ import annotations

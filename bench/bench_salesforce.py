@@ -4,6 +4,7 @@
     python bench/bench_salesforce.py                     # N = 1,000, 10,000 and 100,000
     python bench/bench_salesforce.py --sizes 1000 --json
     python bench/bench_salesforce.py --sizes 1000,10000 --paged 100   # read_batches, 100 groups
+    python bench/bench_salesforce.py --sizes 1000,10000 --totals 100  # a sync with totals
 
 For a sync of N changed opportunities (with their accounts, converted leads, close-date history,
 open tasks and events, owners and partners) that writes W finding tasks and R conditional
@@ -31,6 +32,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +148,25 @@ def table(consumer_key: str, username: str, key_file: Path, bulk_threshold: int)
     }
 
 
+def integration(
+    fake: FakeSalesforce, workdir: Path, name: str, bulk_threshold: int
+) -> Callable[[], SalesforceConnector]:
+    """The org set up for the integration user's JWT login, and a factory of connectors on it
+    (no sleeps, the fake org's clock)."""
+    creds = fake.setup_jwt()
+    key_file = workdir / f"key-{name}.pem"
+    key_file.write_text(creds.private_key_pem)
+
+    def make() -> SalesforceConnector:
+        return SalesforceConnector.from_settings(
+            table(creds.consumer_key, creds.username, key_file, bulk_threshold),
+            sleep=lambda seconds: None,
+            now=lambda: fake.now,
+        )
+
+    return make
+
+
 def plan(connector: SalesforceConnector, result: Any) -> list[Action]:
     """Finding tasks (block and warn) and close-date repairs, as the sync job would plan them."""
     engine = Engine.from_config(None)
@@ -204,15 +225,8 @@ def run_paged(n: int, *, batch_size: int, fake: FakeSalesforce, workdir: Path) -
     """A full ``read_batches`` of the org in pages of ``batch_size`` company groups: its calls
     against the formula (login + describe + Σ over queries), and the largest page."""
     with fake.mock(keep_history=False):
-        creds = fake.setup_jwt()
-        key_file = workdir / f"key-{n}-paged.pem"
-        key_file.write_text(creds.private_key_pem)
+        connector = integration(fake, workdir, f"{n}-paged", n * 10)()
         fake.reset_counts()
-        connector = SalesforceConnector.from_settings(
-            table(creds.consumer_key, creds.username, key_file, n * 10),
-            sleep=lambda seconds: None,
-            now=lambda: fake.now,
-        )
         try:
             started = time.perf_counter()
             pages = largest = deals = 0
@@ -240,17 +254,66 @@ def run_paged(n: int, *, batch_size: int, fake: FakeSalesforce, workdir: Path) -
     }
 
 
+def run_totals(
+    n: int, *, batch_size: int, bulk_threshold: int, fake: FakeSalesforce, workdir: Path
+) -> dict[str, Any]:
+    """The reads of a full sync whose packs total deals over the org (channel-economics'
+    partner credit): without ``stream_records`` the job read the org in pages twice (once for
+    the totals, once to judge); with it, the deals are streamed alone, then paged once. API
+    calls of each (login and describe left out: both paths make them once), and the stream's
+    calls against the formula (REST: ceil(rows / 2000); Bulk: as ``query_terms``)."""
+
+    def drain(batches: Any) -> tuple[int, int]:
+        pages = records = 0
+        for batch in batches:
+            pages += 1
+            records += batch.snapshot.record_count
+        return pages, records
+
+    with fake.mock(keep_history=False):
+        make = integration(fake, workdir, f"{n}-totals", bulk_threshold)
+        counts: dict[str, int] = {}
+        for path in ("paged twice", "streamed"):
+            connector = make()
+            try:
+                connector.fit_to_org()  # login and describe: the same on both paths
+                fake.reset_counts()
+                connector.client.query_stats.clear()
+                if path == "streamed":
+                    started = time.perf_counter()
+                    pages, deals = drain(connector.stream_records("opportunity"))
+                    stream_seconds = time.perf_counter() - started
+                    stream_calls = fake.count()
+                    terms = query_terms(
+                        list(connector.client.query_stats), list(fake.query_log), fake
+                    )
+                    drain(connector.read_batches(None, batch_size=batch_size))
+                else:
+                    drain(connector.read_batches(None, batch_size=batch_size))
+                    drain(connector.read_batches(None, batch_size=batch_size))
+                counts[path] = fake.count()
+            finally:
+                connector.close()
+    formula = sum(t["calls"] for t in terms)
+    return {
+        "n": n,
+        "batch_size": batch_size,
+        "mode": "bulk" if any(t["bulk"] for t in terms) else "rest",
+        "calls_paged_twice": counts["paged twice"],
+        "calls_streamed_then_paged": counts["streamed"],
+        "stream_calls": stream_calls,
+        "stream_formula": formula,
+        "stream_pages": pages,
+        "stream_deals": deals,
+        "stream_seconds": round(stream_seconds, 3),
+        "equal": stream_calls == formula and deals == n,
+    }
+
+
 def run(n: int, *, bulk_threshold: int, fake: FakeSalesforce, workdir: Path) -> dict[str, Any]:
     with fake.mock(keep_history=False):
-        creds = fake.setup_jwt()
-        key_file = workdir / f"key-{n}-{bulk_threshold}.pem"
-        key_file.write_text(creds.private_key_pem)
+        connector = integration(fake, workdir, f"{n}-{bulk_threshold}", bulk_threshold)()
         fake.reset_counts()
-        connector = SalesforceConnector.from_settings(
-            table(creds.consumer_key, creds.username, key_file, bulk_threshold),
-            sleep=lambda seconds: None,
-            now=lambda: fake.now,
-        )
         try:
             server_before = fake.server_cpu
             cpu_before = time.process_time()
@@ -307,8 +370,31 @@ def main(argv: list[str] | None = None) -> int:
         metavar="BATCH_SIZE",
         help="measure a full read_batches in pages of BATCH_SIZE company groups instead",
     )
+    parser.add_argument(
+        "--totals",
+        type=int,
+        metavar="BATCH_SIZE",
+        help="measure a full sync's reads with org-wide totals: paged twice vs streamed + paged",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    if args.totals:
+        totals = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for n in sizes:
+                for threshold in (n * 10, 10_000) if n > 10_000 else (n * 10,):
+                    totals.append(
+                        run_totals(
+                            n,
+                            batch_size=args.totals,
+                            bulk_threshold=threshold,
+                            fake=build_org(n),
+                            workdir=Path(tmp),
+                        )
+                    )
+        for r in totals:
+            print(json.dumps(r) if args.json else r)
+        return 0 if all(r["equal"] for r in totals) else 1
     if args.paged:
         paged = []
         with tempfile.TemporaryDirectory() as tmp:

@@ -171,6 +171,15 @@ class KeyedReader(Protocol):
         ...
 
 
+def field_of(record: Any, field: str) -> Any:
+    """What ``read_where`` compares: a record's model attribute ``field``, else its CRM extra
+    ``field`` (None when it has neither)."""
+    if field in attrs.fields_dict(type(record)):
+        return getattr(record, field)
+    extra = getattr(record, "extra", None)
+    return extra.get(field) if isinstance(extra, Mapping) else None
+
+
 @runtime_checkable
 class RecordStream(Protocol):
     """Optional: a connector that streams the current records of one type alone, without the

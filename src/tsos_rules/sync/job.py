@@ -47,6 +47,7 @@ from tsos_rules.connectors.base import (
     RecordKey,
     RecordLinker,
     RecordStream,
+    field_of,
 )
 from tsos_rules.engine import Engine, ExecutorSpec
 from tsos_rules.engine.aggregates import COLLECTIONS, BoundAggregate
@@ -569,7 +570,7 @@ class _Job:
             mine = {
                 (record_type, record.id)
                 for record in getattr(batch.snapshot, collection)
-                if _field(record, field) in wanted
+                if field_of(record, field) in wanted
             }
             yield attrs.evolve(batch, changed=frozenset(), affected=frozenset(mine))
 
@@ -1137,14 +1138,6 @@ def _stored(e: Any, source: str, connector: str) -> Exemption:
         partner_id=e.partner_id,
         source_key=key,
     )
-
-
-def _field(record: Any, field: str) -> Any:
-    """A record's field, from its model attributes or its CRM extras."""
-    if field in attrs.fields_dict(type(record)):
-        return getattr(record, field)
-    extra = getattr(record, "extra", None)
-    return extra.get(field) if isinstance(extra, Mapping) else None
 
 
 def _exempt_note(exemption: Exemption) -> str:

@@ -1,17 +1,20 @@
 """Helpers for the Salesforce connector tests: the evaluation instant, the custom fields an admin
-adds, and :class:`Org`, a fake org with its integration user and a connector factory whose sleeps
-are recorded instead of slept."""
+adds, :class:`Org`, a fake org with its integration user and a connector factory whose sleeps
+are recorded instead of slept, :func:`fresh_org` to make one, and :class:`WholeRead`, the
+connector reduced to one-piece reads."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from tsos_rules.connectors.base import Action, ActionResult, Capabilities, ReadResult
 from tsos_rules.connectors.salesforce import SalesforceConnector
 from tsos_rules.testing.fake_salesforce import FakeSalesforce, JwtCredentials
 
@@ -94,3 +97,45 @@ class Org:
         )
         self.connectors.append(connector)
         return connector
+
+
+@contextlib.contextmanager
+def fresh_org(tmp_path: Path, key_pair: tuple[str, str]) -> Iterator[Org]:
+    """A new fake org (custom fields added, ``responses`` active) at :data:`NOW`; its
+    connectors are closed on the way out."""
+    fake = FakeSalesforce(now=NOW)
+    add_custom_fields(fake)
+    with fake.mock():
+        creds = fake.setup_jwt(key_pair=key_pair)
+        key_file = tmp_path / "integration.key"
+        key_file.write_text(creds.private_key_pem)
+        org = Org(fake, creds, key_file)
+        try:
+            yield org
+        finally:
+            for connector in org.connectors:
+                connector.close()
+
+
+class WholeRead:
+    """The connector without ``read_batches``: the job reads the org in one ``read``."""
+
+    name = "salesforce"
+
+    def __init__(self, inner: SalesforceConnector) -> None:
+        self.inner = inner
+
+    def capabilities(self) -> Capabilities:
+        return self.inner.capabilities()
+
+    def read(self, since: str | None, *, until: dt.datetime | None = None) -> ReadResult:
+        return self.inner.read(since, until=until)
+
+    def write(self, actions: Sequence[Action]) -> list[ActionResult]:
+        return self.inner.write(actions)
+
+    def record_url(self, record_type: str, record_id: str) -> str | None:
+        return self.inner.record_url(record_type, record_id)
+
+    def close(self) -> None:
+        self.inner.close()

@@ -3,19 +3,16 @@ does, without any page holding the org."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import random
 import urllib.parse
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sf_support import Org, add_custom_fields
+from sf_support import Org, WholeRead, fresh_org
 
-from tsos_rules.connectors.base import Action, ActionResult, Capabilities, ReadResult, RecordKey
-from tsos_rules.connectors.salesforce import SalesforceConnector
+from tsos_rules.connectors.base import ReadResult, RecordKey
 from tsos_rules.connectors.salesforce.paging import MAX_QUERY_URI_BYTES, id_chunks
 from tsos_rules.org import company_key
 from tsos_rules.sync.job import run_sync
@@ -116,46 +113,6 @@ def generate(fake: FakeSalesforce, seed: int = 11) -> dict[str, list[str]]:
         fake.update("Opportunity", deal, CloseDate=record["CloseDate"] + dt.timedelta(days=30))
     fake.now = NOW
     return {"deals": deals, "accounts": accounts, "users": users}
-
-
-@contextlib.contextmanager
-def fresh_org(tmp_path: Path, key_pair: tuple[str, str]) -> Iterator[Org]:
-    fake = FakeSalesforce(now=NOW)
-    add_custom_fields(fake)
-    with fake.mock():
-        creds = fake.setup_jwt(key_pair=key_pair)
-        key_file = tmp_path / "integration.key"
-        key_file.write_text(creds.private_key_pem)
-        org = Org(fake, creds, key_file)
-        try:
-            yield org
-        finally:
-            for connector in org.connectors:
-                connector.close()
-
-
-class WholeRead:
-    """The connector without ``read_batches``: the job reads the org in one ``read``."""
-
-    name = "salesforce"
-
-    def __init__(self, inner: SalesforceConnector) -> None:
-        self.inner = inner
-
-    def capabilities(self) -> Capabilities:
-        return self.inner.capabilities()
-
-    def read(self, since: str | None, *, until: dt.datetime | None = None) -> ReadResult:
-        return self.inner.read(since, until=until)
-
-    def write(self, actions: Sequence[Action]) -> list[ActionResult]:
-        return self.inner.write(actions)
-
-    def record_url(self, record_type: str, record_id: str) -> str | None:
-        return self.inner.record_url(record_type, record_id)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def tasks_written(org: Org) -> set[tuple[Any, ...]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -46,6 +46,7 @@ from tsos_rules.connectors.salesforce.settings import (
     WriteSettings,
     host,
 )
+from tsos_rules.connectors.salesforce.stream import stream_records
 from tsos_rules.connectors.salesforce.writer import Writer
 from tsos_rules.errors import ConfigError
 
@@ -236,6 +237,23 @@ class SalesforceConnector:
             raise ConfigError(f"sync.batch_size: expected 1 or more, got {batch_size}")
         self.fit_to_org()
         yield from PagedReader(self.reader).batches(since, until, batch_size)
+
+    def read_where(
+        self, record_type: str, field: str, values: Collection[str], *, batch_size: int = 1000
+    ) -> Iterator[ReadResult]:
+        """The records of ``record_type`` whose ``field`` holds one of ``values`` (a
+        partner's deals, when a total moved), judged as ``affected`` in pages of
+        ``batch_size`` whole companies with everything their facts read (``paging.py``)."""
+        if batch_size < 1:
+            raise ConfigError(f"sync.batch_size: expected 1 or more, got {batch_size}")
+        self.fit_to_org()
+        yield from PagedReader(self.reader).where(record_type, field, values, batch_size)
+
+    def stream_records(self, record_type: str, *, page_size: int = 5000) -> Iterator[ReadResult]:
+        """Every current record of ``record_type`` alone, ``page_size`` a result: one query
+        of the object's own fields, REST or Bulk API 2.0 pages (``stream.py``)."""
+        self.fit_to_org()
+        yield from stream_records(self.reader, record_type, page_size)
 
     def fit_to_org(self) -> OrgFit:
         """Describe the org once per connector (one Composite call) before the first read:

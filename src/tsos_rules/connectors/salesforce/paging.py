@@ -1,15 +1,17 @@
-"""``read_batches`` for Salesforce: an org read in pages of company groups, never whole.
+"""``read_batches`` and ``read_where`` for Salesforce: reads in pages of company groups.
 
 A key pass reads only ids and grouping keys (account ``Name``; a deal's account; a lead's
 account, company and converted deal; an activity's ``AccountId`` and ``WhatId``) through the
 client's usual paging (REST ``nextRecordsUrl``, or Bulk API 2.0 result pages with
 ``Sforce-Locator`` above ``bulk_threshold``) and groups the records by company as the facts do
-(``CompanyGroups``: a shared account id or company name is one company). Each page of
+(``connectors/grouping.py``: a shared account id or company name is one company). Each page of
 ``batch_size`` groups is then read by id (``WHERE Id IN (...)``, chunked so a query stays under
 Salesforce's SOQL and URI length limits) with the related rows the whole read brings (converted
 leads, close-date history, open activities, team members, approvals); users and partners are
 read once each, when a page first names them. An incremental read pages only the groups
 holding a record changed in the window; all pages carry the one final watermark.
+``read_where`` finds the records whose field holds some values (a filter query, or the records
+streamed where the field's value is mapped), then pages only the groups holding them.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from __future__ import annotations
 import datetime as dt
 import urllib.parse
 from collections import defaultdict
-from collections.abc import Iterator, Sequence, Set
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence, Set
 from typing import Any
 
 import attrs
 
-from tsos_rules.connectors.base import ReadResult, RecordKey
-from tsos_rules.connectors.salesforce.mapping import format_datetime
+from tsos_rules.connectors.base import ReadResult, RecordKey, field_of
+from tsos_rules.connectors.grouping import KeyGroups
+from tsos_rules.connectors.salesforce.mapping import CATALOGUE, format_datetime
 from tsos_rules.connectors.salesforce.reader import (
     _ID,
     Reader,
@@ -33,8 +36,9 @@ from tsos_rules.connectors.salesforce.reader import (
     _when,
     id_list,
     parse_watermark,
+    quote,
 )
-from tsos_rules.facts.index import CompanyGroups
+from tsos_rules.connectors.salesforce.stream import sobjects, stream_records
 from tsos_rules.model import Snapshot
 from tsos_rules.org import company_key
 
@@ -43,40 +47,48 @@ MAX_SOQL_CHARS = 100_000
 #: A REST query is a GET: URI and headers together may hold 16,384 bytes (Salesforce help
 #: 000386264); the encoded ``q`` parameter is kept well under that.
 MAX_QUERY_URI_BYTES = 12_000
+#: Records a page when ``read_where`` streams a type to compare a mapped field.
+STREAM_PAGE = 5000
+#: The activity fields read from the Task's or Event's own lookups, not through the mapping.
+_ACTIVITY_COLUMNS = {"what_id": "WhatId", "account_id": "AccountId", "owner_id": "OwnerId"}
+
+
+def in_chunks(
+    prefix: str, values: Iterable[str], size: int, literal: Callable[[str], str]
+) -> Iterator[str]:
+    """``(...)`` lists of at most ``size`` values each (``literal`` writes one in SOQL), each
+    short enough that ``prefix`` (standing for the rest of the query) plus the list stays
+    under the SOQL and URI limits."""
+    chunk: list[str] = []
+    base = len(urllib.parse.quote_plus(prefix)) + 6
+    used = base
+    for value in values:
+        text = literal(value)
+        cost = len(urllib.parse.quote_plus(text + ","))
+        if chunk and (len(chunk) >= size or used + cost > MAX_QUERY_URI_BYTES):
+            yield "(" + ",".join(chunk) + ")"
+            chunk, used = [], base
+        chunk.append(text)
+        used += cost
+    if chunk:
+        yield "(" + ",".join(chunk) + ")"
 
 
 def id_chunks(prefix: str, ids: Sequence[str], size: int) -> Iterator[str]:
-    """``prefix IN (...)`` clauses of at most ``size`` ids each, each short enough that the
-    query (``prefix`` stands for the rest of it) stays under the SOQL and URI limits."""
-    chunk: list[str] = []
-    used = len(urllib.parse.quote_plus(prefix)) + 6
-    for value in ids:
-        cost = len(urllib.parse.quote_plus(f"'{value}',"))
-        if chunk and (len(chunk) >= size or used + cost > MAX_QUERY_URI_BYTES):
-            yield id_list(chunk)
-            chunk, used = [], len(urllib.parse.quote_plus(prefix)) + 6
-        chunk.append(value)
-        used += cost
-    if chunk:
-        yield id_list(chunk)
+    """``prefix IN (...)`` id lists of at most ``size`` ids each, under the length limits."""
+    return in_chunks(prefix, ids, size, lambda value: id_list([value])[1:-1])
 
 
 @attrs.define
-class _Keys:
-    """What the key pass learned: company groups, activity placement, the window's changes."""
+class _Keys(KeyGroups):
+    """What the key pass learned: company groups, and where each activity goes."""
 
-    groups: CompanyGroups = attrs.field(factory=CompanyGroups)
-    named: set[str] = attrs.field(factory=set)
-    """Accounts with a name: a lead on one groups by the account's name, not its company."""
-    deals: set[str] = attrs.field(factory=set)
     activities: defaultdict[str, list[tuple[str, str]]] = attrs.field(
         factory=lambda: defaultdict(list)
     )
     """Activities (object, id) by the account or deal node they group with."""
     orphans: list[tuple[str, str]] = attrs.field(factory=list)
     """Activities on no account and no known deal: judged in a page of their own."""
-    touched: set[str] = attrs.field(factory=set)
-    orphans_touched: bool = False
 
 
 class PagedReader:
@@ -106,17 +118,7 @@ class PagedReader:
             deleted = frozenset(gone)
         quiet = changed is not None and not changed and not around
         keys = _Keys() if quiet else self._key_pass(end, changed, around)
-        members: dict[str, list[str]] = defaultdict(list)
-        for node in keys.groups.parent:
-            if node.startswith(("account:", "deal:", "lead:")):
-                members[keys.groups.find(node)].append(node)
-        if changed is None:  # a full read: every group
-            roots = sorted(members)
-        else:
-            roots = sorted({keys.groups.find(n) for n in keys.touched} & set(members))
-        pages: list[list[str] | None] = [roots[i : i + size] for i in range(0, len(roots), size)]
-        if keys.orphans and (changed is None or keys.orphans_touched):
-            pages.append(None)
+        pages = keys.pages(size, every=changed is None, orphans=bool(keys.orphans))
         watermark = format_datetime(end)
         reader.activity_what = {}
         if not pages:
@@ -124,8 +126,7 @@ class PagedReader:
                 Snapshot(), frozenset(), watermark, deleted=deleted, full=start is None
             )
             return
-        for number, page in enumerate(pages, 1):
-            nodes = [n for root in page for n in members[root]] if page is not None else None
+        for number, nodes in enumerate(pages, 1):
             result = self._page(keys, nodes, start, end)
             yield attrs.evolve(
                 result,
@@ -133,6 +134,88 @@ class PagedReader:
                 deleted=(deleted - result.changed) if number == 1 else frozenset(),
                 progress=(number, len(pages)),
             )
+
+    def where(
+        self, record_type: str, field: str, values: Collection[str], size: int
+    ) -> Iterator[ReadResult]:
+        """The current records of ``record_type`` whose ``field`` holds one of ``values``,
+        judged (as ``affected``) in pages of ``size`` whole companies with their context:
+        the matching ids, then a key pass and the pages holding them, read as ``batches``
+        reads a page."""
+        wanted = set(values)
+        if not wanted or not sobjects(self.reader, record_type):
+            return
+        end = self.reader.window_end(None)
+        matched = self._matching(record_type, field, wanted, end)
+        if not matched:
+            return
+        keys = self._key_pass(end, matched)
+        for nodes in keys.pages(size, every=False, orphans=bool(keys.orphans)):
+            result = self._page(keys, nodes, None, end)
+            incomplete = result.incomplete & matched
+            judged = (result.changed | result.affected) & matched
+            yield attrs.evolve(
+                result,
+                changed=frozenset(),
+                affected=judged - incomplete,
+                incomplete=incomplete,
+                watermark=None,
+                full=False,
+            )
+
+    def _matching(
+        self, record_type: str, field: str, wanted: Set[str], end: dt.datetime
+    ) -> set[RecordKey]:
+        """The ids of the records whose ``field`` holds one of ``wanted``: a filter on the
+        Salesforce field where the record's value is that field's own (ids, text; compared
+        again exactly, as SOQL compares text without case), else the records streamed and
+        their mapped value compared (an enum, a number, an extra field)."""
+        reader = self.reader
+        column, kind = self._filter_column(record_type, field)
+        found: set[RecordKey] = set()
+        if column is None:
+            for page in stream_records(reader, record_type, STREAM_PAGE):
+                snapshot = page.snapshot  # one type's records alone
+                records: tuple[Any, ...] = (
+                    *snapshot.opportunities,
+                    *snapshot.leads,
+                    *snapshot.accounts,
+                    *snapshot.activities,
+                )
+                for record in records:
+                    if field_of(record, field) in wanted:
+                        found.add((record_type, record.id))
+            return found
+        if kind == "id":  # a value that is no record id names no record (and is refused)
+            usable = sorted(v for v in wanted if _ID.match(v))
+            literal = _id_literal
+        else:
+            usable, literal = sorted(wanted), quote
+        select = "Id" if column == "Id" else f"Id, {column}"
+        for sobject in sobjects(reader, record_type):
+            own = reader._own_filter() if record_type == "activity" else ""
+            prefix = (
+                f"SELECT {select} FROM {sobject} WHERE SystemModstamp <= "
+                f"{format_datetime(end)}{own} AND {column} IN "
+            )
+            for chunk in in_chunks(prefix, usable, reader.settings.id_chunk_size, literal):
+                for row in reader._query(f"{sobject} by {field}", prefix + chunk):
+                    record_id = _text(row.get("Id"))
+                    if record_id is not None and row.get(column) in wanted:
+                        found.add((record_type, record_id))
+        return found
+
+    def _filter_column(self, record_type: str, field: str) -> tuple[str | None, str]:
+        """The Salesforce field that holds ``field`` exactly as the record has it, and its
+        kind (``id`` or ``str``); None where the record's value is mapped from the row."""
+        if field == "id":
+            return "Id", "id"
+        if record_type == "activity" and field in _ACTIVITY_COLUMNS:
+            return _ACTIVITY_COLUMNS[field], "id"
+        spec = CATALOGUE.get(f"{record_type}.{field}")
+        if spec is None or not spec.sync or spec.kind not in ("id", "str"):
+            return None, ""
+        return self.reader.mapping.sf(spec.key), spec.kind
 
     # -- the key pass ------------------------------------------------------------------------
 
@@ -201,73 +284,45 @@ class PagedReader:
         ``changed`` or one of the keys ``around`` (every group when ``changed`` is None: a
         full read) are the ones to read."""
         keys = _Keys()
-        groups = keys.groups
         where = f"SystemModstamp <= {format_datetime(end)}"
 
         def note(record_type: str, record_id: str, node: str) -> None:
             """Mark ``node`` for reading when its record changed (a full read reads all)."""
             if changed is not None and (record_type, record_id) in changed:
-                if node:
-                    keys.touched.add(node)
-                else:
-                    keys.orphans_touched = True
+                keys.touch(node)
 
         (name_field,) = self._key_fields("Account")
         for row in self._key_rows("Account", [name_field], where):
             account = _text(row.get("Id"))
-            if account is None:
-                continue
-            note("account", account, f"account:{account}")
-            node = f"account:{account}"
-            name = _text(row.get(name_field)) if name_field else None
-            key = company_key(name) if name else ""
-            groups.join([node, f"name:{key}"] if key else [node])
-            if name:
-                keys.named.add(account)
+            if account is not None:
+                name = _text(row.get(name_field)) if name_field else None
+                note("account", account, keys.account(account, name))
         (deal_account,) = self._key_fields("Opportunity")
         for row in self._key_rows("Opportunity", [deal_account], where):
             deal = _text(row.get("Id"))
-            if deal is None:
-                continue
-            note("opportunity", deal, f"deal:{deal}")
-            keys.deals.add(deal)
-            account = _text(row.get(deal_account)) if deal_account else None
-            groups.join([f"deal:{deal}", f"account:{account}"] if account else [f"deal:{deal}"])
+            if deal is not None:
+                account = _text(row.get(deal_account)) if deal_account else None
+                note("opportunity", deal, keys.deal(deal, account))
         lead_fields = self._key_fields("Lead")
         for row in self._key_rows("Lead", lead_fields, where):
             lead = _text(row.get("Id"))
-            if lead is None:
-                continue
-            note("lead", lead, f"lead:{lead}")
-            account, company, converted = (_text(row.get(f)) if f else None for f in lead_fields)
-            joined = [f"lead:{lead}"]
-            if account:
-                joined.append(f"account:{account}")
-            key = company_key(company) if company else ""
-            if key and (not account or account not in keys.named):
-                joined.append(f"name:{key}")
-            if converted and converted in keys.deals:
-                joined.append(f"deal:{converted}")
-            groups.join(joined)
+            if lead is not None:
+                account, company, converted = (
+                    _text(row.get(f)) if f else None for f in lead_fields
+                )
+                note("lead", lead, keys.lead(lead, account, company, converted))
         for sobject, _ in self._sobjects()[3:]:
             for row in self._key_rows(sobject, ["AccountId", "WhatId"], where):
                 activity = _text(row.get("Id"))
                 if activity is None:
                     continue
-                account, what = _text(row.get("AccountId")), _text(row.get("WhatId"))
-                if account:
-                    node = f"account:{account}"
-                    groups.find(node)
-                elif what and what in keys.deals:
-                    node = f"deal:{what}"
-                else:
-                    node = ""
+                node = keys.activity(_text(row.get("AccountId")), _text(row.get("WhatId")))
                 note("activity", activity, node)
                 if node:
                     keys.activities[node].append((sobject, activity))
                 else:
                     keys.orphans.append((sobject, activity))
-        keys.touched |= {node for node in around if node in groups.parent}
+        keys.touch_known(around)
         return keys
 
     # -- one page ----------------------------------------------------------------------------
@@ -414,6 +469,10 @@ def _nodes(sobject: str, values: list[str | None]) -> set[str]:
         }
     account, what = values
     return {f"account:{account}"} if account else {f"deal:{what}"} if what else set()
+
+
+def _id_literal(value: str) -> str:
+    return f"'{value}'"
 
 
 def _text(value: object) -> str | None:

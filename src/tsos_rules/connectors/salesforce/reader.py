@@ -414,26 +414,28 @@ class Reader:
     def _account_select(self) -> str:
         return ", ".join([*self._account_fields(), "SystemModstamp"])
 
-    def _opportunity_select(self) -> str:
+    def _opportunity_select(self, *, parents: bool = True) -> str:
+        """The deal's fields, with its account's as parent fields unless ``parents`` is off
+        (a deal read alone, for the packs' totals)."""
         fields = self.mapping.select(
             "opportunity", "Id", "SystemModstamp", "LastModifiedDate", "LastModifiedById"
         )
         waiver = [f for f, _ in self.exemptions.fields() if f not in fields]
-        return ", ".join(fields + waiver + self._parent("opportunity"))
+        return ", ".join(fields + waiver + (self._parent("opportunity") if parents else []))
 
-    def _lead_select(self) -> str:
+    def _lead_select(self, *, parents: bool = True) -> str:
         fields = self.mapping.select(
             "lead", "Id", "IsConverted", "SystemModstamp", "LastModifiedDate"
         )
-        return ", ".join(fields + self._parent("lead"))
+        return ", ".join(fields + (self._parent("lead") if parents else []))
 
-    def _activity_select(self, sobject: str) -> str:
+    def _activity_select(self, sobject: str, *, parents: bool = True) -> str:
         base = ["Id", "WhatId", "AccountId", "OwnerId", "CreatedDate", "CreatedById"]
         base += ["SystemModstamp", "LastModifiedDate"]
         if sobject == "Task":
             base.append("IsClosed")
         fields = self.mapping.select("activity", *base)
-        account = [f"Account.{f}" for f in self._account_fields()]
+        account = [f"Account.{f}" for f in self._account_fields()] if parents else []
         return ", ".join(fields + account)
 
 

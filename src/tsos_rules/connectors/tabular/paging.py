@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from tsos_rules.connectors.base import ReadResult, RecordKey
+from tsos_rules.connectors.grouping import KeyGroups
 from tsos_rules.connectors.tabular.mapping import Codec
 from tsos_rules.connectors.tabular.reader import (
     JUDGED,
@@ -32,9 +33,7 @@ from tsos_rules.connectors.tabular.reader import (
     _with_related,
 )
 from tsos_rules.connectors.tabular.settings import TableMapping
-from tsos_rules.facts.index import CompanyGroups
 from tsos_rules.model import Snapshot
-from tsos_rules.org import company_key
 
 #: Per record type, the fields the grouping reads (a key pass reads only their columns).
 KEY_FIELDS = {
@@ -67,17 +66,11 @@ def pageable(reader: Reader) -> bool:
 
 
 @attrs.define
-class _Keys:
+class _Keys(KeyGroups):
     """What the key pass learned: company groups and the records in the read window."""
 
-    groups: CompanyGroups = attrs.field(factory=CompanyGroups)
-    named: set[str] = attrs.field(factory=set)
-    deals: set[str] = attrs.field(factory=set)
     orphans: set[str] = attrs.field(factory=set)
     """Activities on no account and no known deal: judged in a page of their own."""
-    touched: set[str] = attrs.field(factory=set)
-    """Group nodes holding a record to judge (all of them in a full read)."""
-    orphans_touched: bool = False
     deleted: set[RecordKey] = attrs.field(factory=set)
 
 
@@ -103,15 +96,7 @@ class PagedReader:
         reader = self.reader
         keys = reader.retried(lambda: self._key_pass(start, end))
         reference = reader.retried(self._reference)
-        members: dict[str, list[str]] = defaultdict(list)
-        for node in keys.groups.parent:
-            root = keys.groups.find(node)
-            if node.startswith(("account:", "deal:", "lead:")):
-                members[root].append(node)
-        roots = sorted({keys.groups.find(n) for n in keys.touched} & set(members))
-        pages: list[list[str] | None] = [roots[i : i + size] for i in range(0, len(roots), size)]
-        if keys.orphans and keys.orphans_touched:
-            pages.append(None)
+        pages = keys.pages(size, every=False, orphans=bool(keys.orphans))
         watermark = end.isoformat()
         common: dict[str, Any] = {"watermark": watermark, "full": start is None}
         deleted = frozenset(keys.deleted)
@@ -119,8 +104,7 @@ class PagedReader:
             yield ReadResult(snapshot=Snapshot(), changed=frozenset(), deleted=deleted, **common)
             return
         in_window = _window(start, end)
-        for number, page in enumerate(pages, 1):
-            nodes = [n for root in page for n in members[root]] if page is not None else None
+        for number, nodes in enumerate(pages, 1):
             loaded, judged = reader.retried(partial(self._page, reference, keys, nodes))
             judged -= loaded.bad
             if start is None:
@@ -185,41 +169,18 @@ class PagedReader:
             column = mapping.columns.get(field)
             return _text(row.get(column)) if column is not None else None
 
-        groups = keys.groups
         account = value("account_id")
         if mapping.record == "account":
-            node = f"account:{record_id}"
-            name = value("name")
-            key = company_key(name) if name else ""
-            groups.join([node, f"name:{key}"] if key else [node])
-            if key:
-                keys.named.add(record_id)
+            node = keys.account(record_id, value("name"))
         elif mapping.record == "opportunity":
-            node = f"deal:{record_id}"
-            keys.deals.add(record_id)
-            groups.join([node, f"account:{account}"] if account else [node])
+            node = keys.deal(record_id, account)
         elif mapping.record == "lead":
-            node = f"lead:{record_id}"
-            joined = [node]
-            if account:
-                joined.append(f"account:{account}")
-            company = value("company")
-            key = company_key(company) if company else ""
-            if key and (not account or account not in keys.named):
-                joined.append(f"name:{key}")
-            converted = value("converted_opportunity_id")
-            if converted and converted in keys.deals:
-                joined.append(f"deal:{converted}")
-            groups.join(joined)
+            node = keys.lead(
+                record_id, account, value("company"), value("converted_opportunity_id")
+            )
         else:  # an activity: grouped with its account, else its deal
-            deal = value("what_id")
-            if account:
-                node = f"account:{account}"
-                groups.find(node)
-            elif deal and deal in keys.deals:
-                node = f"deal:{deal}"
-            else:
-                node = ""
+            node = keys.activity(account, value("what_id"))
+            if not node:
                 keys.orphans.add(record_id)
         try:
             modified = codec.modified(row)
@@ -231,10 +192,7 @@ class PagedReader:
                 keys.deleted.add((mapping.record, record_id))
             return
         if start is None or bad or in_window(modified):
-            if node:
-                keys.touched.add(node)
-            else:
-                keys.orphans_touched = True
+            keys.touch(node)
 
     # -- one page --------------------------------------------------------------------------
 

@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--shards must be from 1 to 255")
     started = time.perf_counter()
     target = f"{args.out}.whole.json" if args.shards else args.out
-    counts = write_org_json(target, opportunities=args.opportunities, seed=args.seed, as_of=args.as_of)
+    counts = write_org_json(
+        target, opportunities=args.opportunities, seed=args.seed, as_of=args.as_of
+    )
     if args.shards:
         split(target, args.shards, args.out)
     seconds = time.perf_counter() - started

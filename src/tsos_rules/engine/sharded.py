@@ -126,7 +126,9 @@ def _keys_and_needs(index: FactIndex, shard: Shard) -> tuple[str, list[Need]]:
     return "\n".join(sorted(keys)), needs
 
 
-def share_task(work: ShardWork, recipe: EngineRecipe, bound: Sequence[BoundAggregate]) -> ShardShare:
+def share_task(
+    work: ShardWork, recipe: EngineRecipe, bound: Sequence[BoundAggregate]
+) -> ShardShare:
     """Phase 1: read and index the shards; their share of the totals, keys and needs."""
     index, own, shards = _hold(work, recipe)
     snapshot = index.snapshot

@@ -16,7 +16,9 @@ from tsos_rules.org import OrgProfile
 from tsos_rules.snapshot.sharded import Manifest, ShardLayout, write_sharded
 
 
-def shard_layouts(snapshot: Snapshot, shards: int, org: OrgProfile | None = None) -> list[ShardLayout]:
+def shard_layouts(
+    snapshot: Snapshot, shards: int, org: OrgProfile | None = None
+) -> list[ShardLayout]:
     """Which records each of ``shards`` shard files holds: whole company groups each."""
     if not 1 <= shards <= MAX_PARTITIONS:
         raise ValueError(f"shards: {shards} is not between 1 and {MAX_PARTITIONS}")
@@ -47,7 +49,10 @@ def shard_layouts(snapshot: Snapshot, shards: int, org: OrgProfile | None = None
 
 
 def split_snapshot(
-    snapshot: Snapshot, shards: int, directory: str | os.PathLike[str], org: OrgProfile | None = None
+    snapshot: Snapshot,
+    shards: int,
+    directory: str | os.PathLike[str],
+    org: OrgProfile | None = None,
 ) -> Manifest:
     """Write ``snapshot`` to ``directory`` as ``shards`` shard files (docs/contract.md)."""
     return write_sharded(directory, snapshot, shard_layouts(snapshot, shards, org))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,11 @@ import orjson
 
 from tsos_rules.model import Snapshot
 from tsos_rules.snapshot.document import (
+    FieldProblem,
+    SnapshotError,
     _read_path,
     _shown,
     _structure_date,
-    FieldProblem,
-    SnapshotError,
     max_snapshot_bytes,
     snapshot_from_dict,
 )
@@ -91,7 +92,9 @@ def _load_json(path: Path) -> Any:
 def _file_in(directory: Path, name: Any, where: str) -> Path:
     """A file named in the manifest: a plain relative name inside the directory."""
     if type(name) is not str or not name or name.startswith("/") or "\\" in name:
-        raise SnapshotError(f"{where}: expected a file name inside the directory, got {_shown(name)}")
+        raise SnapshotError(
+            f"{where}: expected a file name inside the directory, got {_shown(name)}"
+        )
     if any(part in ("", ".", "..") for part in name.split("/")):
         raise SnapshotError(f"{where}: expected a file name inside the directory, got {name!r}")
     return directory / name
@@ -107,9 +110,13 @@ def read_manifest(directory: str | os.PathLike[str]) -> Manifest:
     if type(data) is not dict:
         raise SnapshotError(f"{path}: expected a JSON object at the top level, got {_shown(data)}")
     if data.get("format") != FORMAT:
-        raise SnapshotError(f"{path}: format: expected {FORMAT!r}, got {_shown(data.get('format'))}")
+        raise SnapshotError(
+            f"{path}: format: expected {FORMAT!r}, got {_shown(data.get('format'))}"
+        )
     if data.get("version") != VERSION:
-        raise SnapshotError(f"{path}: version: expected {VERSION}, got {_shown(data.get('version'))}")
+        raise SnapshotError(
+            f"{path}: version: expected {VERSION}, got {_shown(data.get('version'))}"
+        )
     as_of = data.get("as_of")
     if as_of is not None:
         try:
@@ -162,7 +169,9 @@ def _positions(value: Any, count: int, where: str) -> list[int] | None:
         raise SnapshotError(f"{where}: expected a list of {count} positions, got {_shown(value)}")
     if not all(type(p) is int and 0 <= p < _UNPLACED for p in value):
         bad = next(p for p in value if not (type(p) is int and 0 <= p < _UNPLACED))
-        raise SnapshotError(f"{where}: expected positions (whole numbers from 0), got {_shown(bad)}")
+        raise SnapshotError(
+            f"{where}: expected positions (whole numbers from 0), got {_shown(bad)}"
+        )
     return value
 
 
@@ -178,7 +187,9 @@ def read_shard(path: Path, number: int) -> Shard:
     source = str(path)
     data = _load_json(path)
     if type(data) is not dict:
-        raise SnapshotError(f"{source}: expected a JSON object at the top level, got {_shown(data)}")
+        raise SnapshotError(
+            f"{source}: expected a JSON object at the top level, got {_shown(data)}"
+        )
     for name in REFERENCE:
         if data.get(name):
             raise SnapshotError(f"{source}: {name}: belongs in the reference file, not a shard")
@@ -223,7 +234,7 @@ def assemble(
     """One snapshot of the reference and ``shards`` (their records in the whole snapshot's
     order), and by collection one byte per record: 1 for a shard's own record, 0 for a
     context copy. An id two of the shards own is an error naming both files."""
-    values: dict[str, tuple[Any, ...]] = {}
+    values: dict[str, Any] = {}
     own: dict[str, bytes] = {}
     for name in SHARDED:
         keys: list[int] = []
@@ -250,7 +261,7 @@ def assemble(
                         keys.append(key)
                         records.append(record)
         flags = bytearray(b"\x01" * mine + b"\x00" * (len(records) - mine))
-        if any(a > b for a, b in zip(keys, keys[1:], strict=False)):
+        if any(a > b for a, b in pairwise(keys)):
             order = sorted(range(len(keys)), key=keys.__getitem__)  # runs: timsort merges them
             records = [records[i] for i in order]
             flags = bytearray(flags[i] for i in order)
@@ -303,7 +314,8 @@ def write_sharded(
     except OSError as exc:
         raise SnapshotError(f"{root}: cannot create: {exc.strerror or exc}") from None
     unstructure = CONVERTER.unstructure
-    reference = snapshot_to_dict(attrs.evolve(snapshot, **dict.fromkeys(SHARDED, ())))
+    empty: dict[str, Any] = dict.fromkeys(SHARDED, ())
+    reference = snapshot_to_dict(attrs.evolve(snapshot, **empty))
     reference.pop("as_of", None)
     for name in SHARDED:
         reference.pop(name, None)

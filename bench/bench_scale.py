@@ -3,6 +3,12 @@
 
     python bench/bench_scale.py --opportunities 200000           # generate (seed 7), then run
     python bench/bench_scale.py /tmp/snap1m.json --workers 2     # an existing snapshot
+    python bench/bench_scale.py /tmp/snap1m-dir                  # a sharded snapshot
+    python bench/bench_scale.py --opportunities 1000000 --shards 8   # generate one, then run
+
+A sharded snapshot (a directory, docs/contract.md) is run as ``check DIR --executor local``
+(one process reads every shard) against ``check DIR --executor processes --jobs W`` (each
+worker reads, indexes and judges its own shards); the per-partition run is skipped.
 
 Each executor runs as its own child process, in turn, ``--runs`` times (default 1):
 
@@ -299,8 +305,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", type=float, default=1.7, help="speed-up to meet (1.7)")
     parser.add_argument(
         "--executors",
-        default="local,processes,dask",
-        help="comma-separated, the first is the baseline (default local,processes,dask)",
+        help="comma-separated, the first is the baseline (default local,processes,dask; "
+        "local,processes for a sharded snapshot)",
+    )
+    parser.add_argument(
+        "--shards", type=int, default=0, help="generate a sharded snapshot of N shard files"
     )
     parser.add_argument("--skip-partition-cost", action="store_true")
     parser.add_argument("--tsos", help="a tsos-rules executable other than the one beside this")
@@ -318,15 +327,25 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
         file = args.file
         if file is None:
-            file = Path(scratch) / f"snap{args.opportunities}.json"
+            file = Path(scratch) / f"snap{args.opportunities}"
+            file = file if args.shards else file.with_suffix(".json")
             subprocess.run(
                 [sys.executable, str(HERE / "generate.py"), "--opportunities",
-                 str(args.opportunities), "--seed", str(args.seed), "--out", str(file)],
+                 str(args.opportunities), "--seed", str(args.seed), "--out", str(file),
+                 "--shards", str(args.shards)],
                 check=True, stdout=subprocess.DEVNULL,
             )  # fmt: skip
-        print(f"snapshot {file} ({file.stat().st_size / 1e6:,.0f} MB), {args.workers} workers")
+        sharded = file.is_dir()
+        size = sum(p.stat().st_size for p in file.iterdir()) if sharded else file.stat().st_size
+        kind = (
+            f"sharded snapshot, {len(list(file.glob('shard-*.json')))} shards"
+            if sharded
+            else "snapshot"
+        )
+        print(f"{kind} {file} ({size / 1e6:,.0f} MB), {args.workers} workers")
+        executors = args.executors or ("local,processes" if sharded else "local,processes,dask")
         series = []
-        for name in args.executors.split(","):
+        for name in executors.split(","):
             command = [tsos, "check", str(file), "--format", "json", "--executor", name]
             if name != "local":
                 command += ["--jobs", str(args.workers)]
@@ -340,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {one.name}: {one.samples[-1].wall:.1f} s", file=sys.stderr)
         digests = {s.digest for one in series for s in one.samples}
         cost = None
-        if not args.skip_partition_cost:
+        if not (args.skip_partition_cost or sharded):
             cost = partition_cost(file, 2 * args.workers, env)
     met = report(series, cost, args.target, args.workers)
     if len(digests) != 1:

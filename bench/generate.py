@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--opportunities must be 0 or more")
 
     if not 0 <= args.shards <= 255:
-        parser.error("--shards must be from 1 to 255")
+        parser.error("--shards must be from 0 (one file) to 255")
     started = time.perf_counter()
     target = f"{args.out}.whole.json" if args.shards else args.out
     counts = write_org_json(

@@ -100,29 +100,43 @@ def _keys_and_needs(index: FactIndex, shard: Shard) -> tuple[str, list[Need]]:
     """A shard's company keys, and the records its own records read that it does not hold."""
     keys: set[str] = {f"account:{a.id}" for a in shard.records["accounts"]}
     records = shard.records
+    named = index.accounts
+    done: set[str] = set()  # records on one named account share its keys: once per account
     for collection in ("leads", "opportunities"):
         for record in records[collection]:
+            account_id = record.account_id
+            if account_id in done:
+                continue
             keys.update(index.company_keys_of(record))
+            if account_id and (account := named.get(account_id)) is not None and account.name:
+                done.add(account_id)
     accounts, leads = _present(shard, "accounts"), _present(shard, "leads")
     deals = {d.id for d in records["opportunities"]}
-    needs: list[Need] = []
     n = shard.number
-
-    def need(kind: str, record_id: str | None, held: set[str], lead: str = "") -> None:
-        if record_id and record_id not in held:
-            needs.append((kind, record_id, n, lead))
-
-    for deal in records["opportunities"]:
-        need("account", deal.account_id, accounts)
-        need("lead", deal.lead_id, leads)
-    for lead in records["leads"]:
-        need("account", lead.account_id, accounts)
-        need("converted", lead.converted_opportunity_id, deals, lead.id)
-    for activity in records["activities"]:
-        need("account", activity.account_id, accounts)
-        need("opportunity", activity.what_id, deals)
-    for change in records["close_date_changes"]:
-        need("opportunity", change.opportunity_id, deals)
+    read: dict[str, set[str]] = {
+        "account": {
+            record.account_id
+            for collection in ("opportunities", "leads", "activities")
+            for record in records[collection]
+        }
+        - accounts,
+        "lead": {deal.lead_id for deal in records["opportunities"]} - leads,
+        "opportunity": (
+            {a.what_id for a in records["activities"]}
+            | {c.opportunity_id for c in records["close_date_changes"]}
+        )
+        - deals,
+    }
+    needs: list[Need] = [
+        (kind, record_id, n, "")
+        for kind, ids in read.items()
+        for record_id in sorted(i for i in ids if i)
+    ]
+    needs.extend(
+        ("converted", lead.converted_opportunity_id, n, lead.id)
+        for lead in records["leads"]
+        if lead.converted_opportunity_id and lead.converted_opportunity_id not in deals
+    )
     return "\n".join(sorted(keys)), needs
 
 

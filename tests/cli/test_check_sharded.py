@@ -62,6 +62,20 @@ def test_a_split_directory_prints_the_bytes_of_its_file(
         assert got.stdout == expected.stdout, (shards, executor)
 
 
+def test_a_dask_cluster_reading_its_own_shards_prints_the_bytes_of_the_file(
+    org_file: Path, tmp_path: Path
+) -> None:
+    """A real LocalCluster of 2 worker processes, each reading the shards it is given."""
+    directory = split(org_file, 4, tmp_path / "org")
+    expected = run("check", org_file, "--format", "json", disabled=SECTIONS_OFF)
+    got = run(
+        "check", directory, "--format", "json", "--executor", "dask", "--jobs", "2",
+        disabled=SECTIONS_OFF,
+    )  # fmt: skip
+    assert got.returncode == expected.returncode == ExitCode.BLOCK, got.stderr
+    assert got.stdout == expected.stdout
+
+
 def test_with_report_sections_the_directory_prints_the_bytes_of_its_file(
     org_file: Path, tmp_path: Path
 ) -> None:

@@ -314,13 +314,15 @@ def _fault_shard(shard_dir: Path) -> str:
     raise AssertionError(f"{FAULT_DEAL} is in no shard")
 
 
+@pytest.mark.parametrize("executor", ["dask", "processes"])
 def test_a_shard_worker_killed_while_judging_is_redone_and_the_output_unchanged(
-    shard_dir: Path, alone_without_sections: bytes, killer: tuple[Path, list[int]]
+    executor: str, shard_dir: Path, alone_without_sections: bytes, killer: tuple[Path, list[int]]
 ) -> None:
-    """The fresh worker reads and indexes its shards again (both phases), then judges them."""
+    """The fresh worker reads and indexes its shards again (both phases), then judges them
+    (dask: a real LocalCluster of 2 worker processes)."""
     marker, killed = killer
     env = {**SECTIONS_OFF, **fault("stall", marker)}
-    result = check(shard_dir, "--executor", "processes", "--jobs", "2", env=env)
+    result = check(shard_dir, "--executor", executor, "--jobs", "2", env=env)
     assert killed, "the fault pack never stalled a worker"
     assert result.returncode == ExitCode.BLOCK, result.stderr
     assert result.stdout == alone_without_sections
@@ -329,10 +331,14 @@ def test_a_shard_worker_killed_while_judging_is_redone_and_the_output_unchanged(
     assert b"Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("mode", ["die", "raise"])
-def test_shards_failing_twice_are_exit_3_naming_their_files(mode: str, shard_dir: Path) -> None:
+@pytest.mark.parametrize(
+    ("executor", "mode"), [("dask", "die"), ("processes", "die"), ("processes", "raise")]
+)
+def test_shards_failing_twice_are_exit_3_naming_their_files(
+    executor: str, mode: str, shard_dir: Path
+) -> None:
     env = {**SECTIONS_OFF, **fault(mode)}
-    result = check(shard_dir, "--executor", "processes", "--jobs", "2", env=env)
+    result = check(shard_dir, "--executor", executor, "--jobs", "2", env=env)
     assert result.returncode == ExitCode.CONNECTOR, result.stderr
     assert result.stdout == b""
     named = SHARDS_FAILED_TWICE.search(result.stderr.decode())

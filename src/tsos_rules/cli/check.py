@@ -170,9 +170,9 @@ def _judge_sharded(
     *,
     checked: bool,
 ) -> tuple[Findings, Policy] | None:
-    """A sharded snapshot judged by workers that each read their own shards (``processes``,
-    or ``--jobs 2`` or more), with the policy to mark its findings; None when it is judged
-    as one snapshot instead: another executor, or a plugin's report sections or an
+    """A sharded snapshot judged by workers that each read their own shards (``processes``
+    or ``dask``, or ``--jobs 2`` or more), with the policy to mark its findings; None when
+    it is judged as one snapshot instead: ``local``, or a plugin's report sections or an
     exemption by account or partner need the whole snapshot here."""
     from tsos_rules.engine import ExecutorSpec
     from tsos_rules.engine.sharded import judge_sharded
@@ -183,7 +183,7 @@ def _judge_sharded(
         if pool < 2:
             return None
         spec = ExecutorSpec("processes", workers=pool)
-    if spec.kind != "processes":
+    if spec.kind == "local":
         return None
     if engine.plugin_manager.hook.tsos_rules_report_sections.get_hookimpls():
         return None

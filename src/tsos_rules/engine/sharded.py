@@ -6,8 +6,8 @@ them, and returns its share of the packs' aggregates and the company keys of eac
 the driver reduces the totals and checks no company group lies in two shards. Phase 2: each
 worker judges its shards' own records from the index it kept, with the org-wide totals.
 
-Each slot is a one-worker ``concurrent.futures`` pool, so a worker keeps its index between
-the phases. A slot whose worker dies or raises is given a fresh worker that redoes both
+Each slot is a one-worker ``concurrent.futures`` pool (``processes``), or a Dask worker its
+tasks are sent to (``dask``), so a worker keeps its index between the phases. A slot whose worker dies or raises is given a fresh worker that redoes both
 phases of its shards; a slot that fails twice fails the run (exit 3) naming its shard files.
 A shard that cannot be read fails the run with exit 2 naming the file, record and field.
 """
@@ -192,6 +192,12 @@ def judge_task(
     return recipe.engine().judge(judged, own), problems
 
 
+def release_task(run: str) -> None:
+    """Forget the shards this worker holds for ``run``."""
+    for key in [key for key in _held if key[0] == run]:
+        del _held[key]
+
+
 # -- in the driver ------------------------------------------------------------------------
 
 
@@ -227,13 +233,52 @@ class _Slots:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def close(self) -> None:
+    def close(self, run: str = "") -> None:
         for slot in range(len(self._pools)):
             self.renew(slot)
 
 
+class _DaskPool:
+    """A Dask worker used as a slot's pinned worker: its tasks go to that worker (another
+    one if it has left the cluster; the task then reads the shards again there)."""
+
+    def __init__(self, client: Any, worker: str) -> None:
+        self.client = client
+        self.worker = worker
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self.client.submit(
+            fn, *args, workers=[self.worker], allow_other_workers=True, pure=False
+        )
+
+
+class _DaskSlots:
+    """One Dask worker per slot (``client.submit(..., workers=[w])``); a slot whose worker
+    failed moves to the live worker with the fewest slots."""
+
+    def __init__(self, client: Any, count: int) -> None:
+        self.client = client
+        workers = sorted(client.nthreads())
+        self._workers = [workers[k % len(workers)] for k in range(count)]
+
+    def pool(self, slot: int) -> _DaskPool:
+        return _DaskPool(self.client, self._workers[slot])
+
+    def renew(self, slot: int) -> None:
+        alive = sorted(self.client.nthreads()) or [self._workers[slot]]
+        others = [w for w in alive if w != self._workers[slot]] or alive
+        self._workers[slot] = min(others, key=self._workers.count)
+
+    def close(self, run: str = "") -> None:
+        """Drop the run's shards from every worker (the cluster outlives the run)."""
+        try:
+            self.client.run(release_task, run)
+        except Exception as exc:  # a worker gone meanwhile holds nothing any more
+            log.debug("could not release shards on every worker: %s", exc)
+
+
 def _phase(
-    slots: _Slots,
+    slots: _Slots | _DaskSlots,
     works: Sequence[ShardWork],
     failures: list[int],
     fn: Callable[..., Any],
@@ -293,11 +338,30 @@ def judge_sharded(
     base = len(reference.users) + len(reference.partners)
     if not sizes:
         return [], base
+    if spec.kind == "dask":
+        from tsos_rules.engine.executors import _dask_client
+
+        with _dask_client(spec) as client:
+            workers = max(1, len(client.nthreads()))
+            parts = balance(sizes, min(workers, len(sizes)))
+            slots: _Slots | _DaskSlots = _DaskSlots(client, len(parts))
+            return _judge(engine, manifest, parts, slots, as_of, base)
     parts = balance(sizes, min(auto_workers(spec.workers), len(sizes)))
+    engine.recipe.adopt(engine)  # forked workers inherit the built engine
+    return _judge(engine, manifest, parts, _Slots(len(parts)), as_of, base)
+
+
+def _judge(
+    engine: Engine,
+    manifest: Manifest,
+    parts: Sequence[tuple[int, ...]],
+    slots: _Slots | _DaskSlots,
+    as_of: dt.date,
+    base: int,
+) -> tuple[list[Finding], int]:
+    """Both phases of a run, each slot reading ``parts[slot]``."""
     run = uuid.uuid4().hex
     works = [ShardWork(run, manifest, numbers, as_of) for numbers in parts]
-    engine.recipe.adopt(engine)  # forked workers inherit the built engine
-    slots = _Slots(len(works))
     failures = [0] * len(works)
     try:
         shares: list[ShardShare] = _phase(
@@ -310,7 +374,7 @@ def judge_sharded(
         needs = [need for share in shares for need in share.needs]
         judged = _phase(slots, works, failures, judge_task, engine.recipe, totals, needs)
     finally:
-        slots.close()
+        slots.close(run)
     problems = sorted({problem for _, found in judged for problem in found})
     if problems:
         raise SnapshotError(f"{manifest.directory}: {problems[0]}")

@@ -7,8 +7,9 @@ the driver reduces the totals and checks no company group lies in two shards. Ph
 worker judges its shards' own records from the index it kept, with the org-wide totals.
 
 Each slot is a one-worker ``concurrent.futures`` pool (``processes``), or a Dask worker its
-tasks are sent to (``dask``), so a worker keeps its index between the phases. A slot whose worker dies or raises is given a fresh worker that redoes both
-phases of its shards; a slot that fails twice fails the run (exit 3) naming its shard files.
+tasks are sent to (``dask``), so a worker keeps its index between the phases. A slot whose
+worker dies or raises is given a fresh worker that redoes both phases of its shards; a slot
+that fails twice fails the run (exit 3) naming its shard files.
 A shard that cannot be read fails the run with exit 2 naming the file, record and field.
 """
 

@@ -99,18 +99,22 @@ def _present(shard: Shard, collection: str) -> set[str]:
 
 def _keys_and_needs(index: FactIndex, shard: Shard) -> tuple[str, list[Need]]:
     """A shard's company keys, and the records its own records read that it does not hold."""
-    keys: set[str] = {f"account:{a.id}" for a in shard.records["accounts"]}
     records = shard.records
-    named = index.accounts
-    done: set[str] = set()  # records on one named account share its keys: once per account
-    for collection in ("leads", "opportunities"):
-        for record in records[collection]:
-            account_id = record.account_id
-            if account_id in done:
-                continue
-            keys.update(index.company_keys_of(record))
-            if account_id and (account := named.get(account_id)) is not None and account.name:
-                done.add(account_id)
+    # What FactIndex.company_keys_of gives each lead and deal, once per account: the
+    # account's key and its name's; a lead on no named account adds its company's name.
+    on = {r.account_id for c in ("leads", "opportunities") for r in records[c]} - {None, ""}
+    keys = {f"account:{account_id}" for account_id in on}
+    keys.update(f"account:{a.id}" for a in records["accounts"])
+    named = set()
+    for account_id in on:
+        account = index.accounts.get(account_id)
+        if account is not None and account.name:
+            named.add(account_id)
+            keys.add(index.name_key(account.name))
+    for lead in records["leads"]:
+        if lead.account_id not in named and lead.company:
+            keys.add(index.name_key(lead.company))
+    keys.discard("")
     accounts, leads = _present(shard, "accounts"), _present(shard, "leads")
     deals = {d.id for d in records["opportunities"]}
     n = shard.number

@@ -263,8 +263,8 @@ def assemble(
         flags = bytearray(b"\x01" * mine + b"\x00" * (len(records) - mine))
         if any(a > b for a, b in pairwise(keys)):
             order = sorted(range(len(keys)), key=keys.__getitem__)  # runs: timsort merges them
-            records = [records[i] for i in order]
-            flags = bytearray(flags[i] for i in order)
+            records = list(map(records.__getitem__, order))
+            flags = bytearray(map(flags.__getitem__, order))
         values[name] = tuple(records)
         own[name] = bytes(flags)
     snapshot = attrs.evolve(reference, **values)

@@ -1,4 +1,4 @@
-"""``tsos-rules check FILE``: judge a snapshot file and print the findings."""
+"""``tsos-rules check FILE|DIR``: judge a snapshot file (or sharded directory), print findings."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ MAX_AUTO_JOBS = 2
 
 
 @click.command()
-@click.argument("file", metavar="FILE|-")
+@click.argument("file", metavar="FILE|DIR|-")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
@@ -76,6 +76,10 @@ def check(
 ) -> None:
     """Evaluate a snapshot FILE (JSON; '-' reads stdin) and print the findings.
 
+    DIR is a sharded snapshot ('tsos-rules snapshot split' writes one): with --executor
+    processes or dask (or --jobs 2 and more) each worker reads, indexes and judges its own
+    shards; the findings are those of the file it was split from.
+
     Exits 0 when no finding is a block, 1 when at least one is, 2 when the file or the
     configuration cannot be used or a plugin failed to load (its rules did not run;
     --allow-plugin-failures runs without it), 3 when the executor fails (a partition
@@ -88,6 +92,7 @@ def check(
       cat snapshot.json | tsos-rules check - --rules 'tsos.next-step-*,tsos.close-*'
       tsos-rules check big-snapshot.json --executor processes --jobs 2
       tsos-rules check big-snapshot.json --executor dask=tcp://scheduler:8786
+      tsos-rules check big-shards --executor processes --jobs 2
       tsos-rules check snapshot.json --allow-plugin-failures
     """
     from tsos_rules.engine import Engine, ExecutorSpec, filter_severity

@@ -32,6 +32,7 @@ from tsos_rules.engine.recipe import EngineRecipe, ExecutorSpec
 from tsos_rules.errors import ExecutorError, InputError, SnapshotError
 from tsos_rules.facts import FactIndex, build_index
 from tsos_rules.findings import Finding
+from tsos_rules.snapshot import bulk_allocation
 from tsos_rules.snapshot.sharded import Manifest, Shard, assemble, read_reference, read_shards
 
 if TYPE_CHECKING:
@@ -86,10 +87,13 @@ def _hold(work: ShardWork, recipe: EngineRecipe) -> tuple[FactIndex, dict[str, b
     found = _held.get(key)
     if found is None:
         _held.clear()  # one run's shards at a time
-        reference = read_reference(work.manifest)
-        shards = read_shards(work.manifest, work.numbers)
-        snapshot, own = assemble(reference, shards)
-        found = _held[key] = (build_index(snapshot, recipe.org, work.as_of), own, shards)
+        # Out of the collector's sight, as ``check`` keeps its snapshot (a Dask worker's
+        # collector is on: it would walk every record again at each collection).
+        with bulk_allocation(keep=True):
+            reference = read_reference(work.manifest)
+            shards = read_shards(work.manifest, work.numbers)
+            snapshot, own = assemble(reference, shards)
+            found = _held[key] = (build_index(snapshot, recipe.org, work.as_of), own, shards)
     return found
 
 

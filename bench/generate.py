@@ -2,6 +2,11 @@
 """Write a synthetic org snapshot (docs/contract.md JSON) for benchmarks and demos.
 
     python bench/generate.py --opportunities 100000 --seed 7 --out /tmp/snap100k.json
+    python bench/generate.py --opportunities 100000 --shards 8 --out /tmp/snap100k-dir
+
+With ``--shards N`` the snapshot is written to a temporary file, then split by company group
+into the directory ``--out`` (a sharded snapshot, docs/contract.md), as
+``tsos-rules snapshot split`` does.
 
 Prints the record counts as one JSON line on stdout (bench_check.py reads it) and a summary
 on stderr. The same arguments always write the same file.
@@ -31,21 +36,46 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_AS_OF,
         help=f"the snapshot's evaluation date (default {DEFAULT_AS_OF})",
     )
-    parser.add_argument("--out", required=True, help="file to write")
+    parser.add_argument("--out", required=True, help="file (or, with --shards, directory) to write")
+    parser.add_argument(
+        "--shards", type=int, default=0, help="write a sharded directory of N shard files"
+    )
     args = parser.parse_args(argv)
     if args.opportunities < 0:
         parser.error("--opportunities must be 0 or more")
 
+    if not 0 <= args.shards <= 255:
+        parser.error("--shards must be from 0 (one file) to 255")
     started = time.perf_counter()
+    target = f"{args.out}.whole.json" if args.shards else args.out
     counts = write_org_json(
-        args.out, opportunities=args.opportunities, seed=args.seed, as_of=args.as_of
+        target, opportunities=args.opportunities, seed=args.seed, as_of=args.as_of
     )
+    if args.shards:
+        split(target, args.shards, args.out)
     seconds = time.perf_counter() - started
-    size_mb = os.path.getsize(args.out) / 1e6
+    size_mb = _size(args.out) / 1e6
     print(json.dumps({"file": args.out, "as_of": args.as_of.isoformat(), "counts": counts}))
     summary = ", ".join(f"{count:,} {name}" for name, count in counts.items())
     print(f"wrote {args.out} ({size_mb:,.1f} MB) in {seconds:.1f} s: {summary}", file=sys.stderr)
     return 0
+
+
+def split(whole: str, shards: int, out: str) -> None:
+    """Split the snapshot file ``whole`` into the sharded directory ``out``, then delete it."""
+    from tsos_rules.engine.sharding import split_snapshot
+    from tsos_rules.snapshot import bulk_allocation, load_snapshot
+
+    with bulk_allocation():
+        snapshot, _ = load_snapshot(whole)
+        os.remove(whole)
+        split_snapshot(snapshot, shards, out)
+
+
+def _size(path: str) -> int:
+    if os.path.isdir(path):
+        return sum(entry.stat().st_size for entry in os.scandir(path))
+    return os.path.getsize(path)
 
 
 if __name__ == "__main__":

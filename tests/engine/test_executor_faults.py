@@ -279,3 +279,72 @@ def test_a_cluster_without_workers_is_exit_3_within_the_connect_timeout(
     assert b"no worker joined the Dask cluster within 2 s" in result.stderr
     assert b"Traceback" not in result.stderr
     assert elapsed < 60
+
+
+# -- a sharded snapshot: each worker reads, indexes and judges its own shards ---------------
+
+#: Plugins whose report sections read the whole snapshot: with them on, ``check DIR`` loads
+#: it whole in the driver; off, the workers read their own shards.
+SECTIONS_OFF = {DISABLE_ENV: "mutual-operating-period,sell-through"}
+SHARDS_FAILED_TWICE = re.compile(r"shards ([\w\-., ]+\.json) failed twice")
+
+
+@pytest.fixture(scope="module")
+def shard_dir(snapshot_file: Path) -> Path:
+    from tsos_rules.engine.sharding import split_snapshot
+    from tsos_rules.snapshot.document import load_snapshot
+
+    out = snapshot_file.parent / "org-shards"
+    split_snapshot(load_snapshot(snapshot_file)[0], 4, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def alone_without_sections(snapshot_file: Path) -> bytes:
+    result = check(snapshot_file, "--executor", "local", env=SECTIONS_OFF)
+    assert result.returncode == ExitCode.BLOCK, result.stderr
+    return result.stdout
+
+
+def _fault_shard(shard_dir: Path) -> str:
+    for shard in sorted(shard_dir.glob("shard-*.json")):
+        deals = json.loads(shard.read_text())["opportunities"]
+        if any(deal["id"] == FAULT_DEAL for deal in deals):
+            return shard.name
+    raise AssertionError(f"{FAULT_DEAL} is in no shard")
+
+
+@pytest.mark.parametrize("executor", ["dask", "processes"])
+def test_a_shard_worker_killed_while_judging_is_redone_and_the_output_unchanged(
+    executor: str, shard_dir: Path, alone_without_sections: bytes, killer: tuple[Path, list[int]]
+) -> None:
+    """The fresh worker reads and indexes its shards again (both phases), then judges them
+    (dask: a real LocalCluster of 2 worker processes)."""
+    marker, killed = killer
+    env = {**SECTIONS_OFF, **fault("stall", marker)}
+    result = check(shard_dir, "--executor", executor, "--jobs", "2", env=env)
+    assert killed, "the fault pack never stalled a worker"
+    assert result.returncode == ExitCode.BLOCK, result.stderr
+    assert result.stdout == alone_without_sections
+    assert b"failed (its worker died" in result.stderr
+    assert b"retrying them" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("executor", "mode"), [("dask", "die"), ("processes", "die"), ("processes", "raise")]
+)
+def test_shards_failing_twice_are_exit_3_naming_their_files(
+    executor: str, mode: str, shard_dir: Path
+) -> None:
+    env = {**SECTIONS_OFF, **fault(mode)}
+    result = check(shard_dir, "--executor", executor, "--jobs", "2", env=env)
+    assert result.returncode == ExitCode.CONNECTOR, result.stderr
+    assert result.stdout == b""
+    named = SHARDS_FAILED_TWICE.search(result.stderr.decode())
+    assert named, result.stderr.decode()
+    assert _fault_shard(shard_dir) in named[1].split(", ")
+    assert b"no findings are reported from a partial run" in result.stderr
+    why = b"its worker died" if mode == "die" else b"RuntimeError: this partition cannot be"
+    assert why in result.stderr
+    assert b"Traceback" not in result.stderr

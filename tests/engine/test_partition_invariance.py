@@ -1,8 +1,11 @@
-"""No finding depends on partitioning: 1, 2 and 4 partitions judge like the whole snapshot."""
+"""No finding depends on partitioning: 1, 2 and 4 partitions, and 1, 2, 4 and 7 shards of a
+sharded snapshot, judge like the whole snapshot."""
 
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -36,3 +39,25 @@ def test_partner_totals_span_partitions() -> None:
     assert whole
     split = ENGINE.evaluate_index(index, executor=ExecutorSpec("local", partitions=4))
     assert split.for_rule(rule) == whole
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), deals=st.integers(20, 160))
+def test_a_sharded_snapshot_gives_the_findings_of_the_whole(seed: int, deals: int) -> None:
+    """Read whole, or by 2 worker processes each reading only its shards: 1, 2, 4, 7 shards."""
+    from tsos_rules.engine.sharded import judge_sharded
+    from tsos_rules.engine.sharding import split_snapshot
+    from tsos_rules.findings import Findings
+    from tsos_rules.snapshot.sharded import load_sharded
+
+    org = generate_org(opportunities=deals, seed=seed, as_of=dt.date(2026, 11, 24))
+    snapshot, _ = snapshot_from_dict(org)
+    index = ENGINE.index(snapshot)
+    whole = ENGINE.evaluate_index(index).to_dict()
+    for shards in (1, 2, 4, 7):
+        with tempfile.TemporaryDirectory() as scratch:
+            manifest = split_snapshot(snapshot, shards, Path(scratch) / "org")
+            assert load_sharded(manifest.directory) == snapshot, shards
+            spec = ExecutorSpec("processes", workers=2)
+            found, records = judge_sharded(ENGINE, manifest, spec, index.as_of)
+            assert Findings.collect(found, records=records).to_dict() == whole, shards

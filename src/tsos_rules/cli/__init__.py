@@ -26,6 +26,7 @@ from tsos_rules.cli import (
     rules,
     sdk,
     serve,
+    snapshot,
     sync,
 )
 from tsos_rules.cli._common import TsosGroup, teardown_skipped
@@ -62,6 +63,7 @@ for _command in (
     serve.serve,
     sdk.validate_pack,
     configure.config_group,
+    snapshot.snapshot_group,
 ):
     main.add_command(_command)
 

@@ -1,4 +1,4 @@
-"""``tsos-rules check FILE``: judge a snapshot file and print the findings."""
+"""``tsos-rules check FILE|DIR``: judge a snapshot file (or sharded directory), print findings."""
 
 from __future__ import annotations
 
@@ -15,9 +15,12 @@ from tsos_rules.errors import ExitCode
 
 if TYPE_CHECKING:
     from tsos_rules.config import Config
-    from tsos_rules.engine import Engine
+    from tsos_rules.engine import Engine, ExecutorSpec
     from tsos_rules.facts import FactIndex
     from tsos_rules.findings import Findings
+    from tsos_rules.model import Snapshot
+    from tsos_rules.policy.apply import Policy
+    from tsos_rules.snapshot.sharded import Manifest
 
 #: ``--executor processes`` without ``--jobs`` uses one worker per CPU up to this many. Judging
 #: is under half of a run, so a third worker would save little, and each holds its partitions:
@@ -26,7 +29,7 @@ MAX_AUTO_JOBS = 2
 
 
 @click.command()
-@click.argument("file", metavar="FILE|-")
+@click.argument("file", metavar="FILE|DIR|-")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
@@ -73,6 +76,10 @@ def check(
 ) -> None:
     """Evaluate a snapshot FILE (JSON; '-' reads stdin) and print the findings.
 
+    DIR is a sharded snapshot ('tsos-rules snapshot split' writes one): with --executor
+    processes or dask (or --jobs 2 and more) each worker reads, indexes and judges its own
+    shards; the findings are those of the file it was split from.
+
     Exits 0 when no finding is a block, 1 when at least one is, 2 when the file or the
     configuration cannot be used or a plugin failed to load (its rules did not run;
     --allow-plugin-failures runs without it), 3 when the executor fails (a partition
@@ -85,6 +92,7 @@ def check(
       cat snapshot.json | tsos-rules check - --rules 'tsos.next-step-*,tsos.close-*'
       tsos-rules check big-snapshot.json --executor processes --jobs 2
       tsos-rules check big-snapshot.json --executor dask=tcp://scheduler:8786
+      tsos-rules check big-shards --executor processes --jobs 2
       tsos-rules check snapshot.json --allow-plugin-failures
     """
     from tsos_rules.engine import Engine, ExecutorSpec, filter_severity
@@ -93,6 +101,7 @@ def check(
     from tsos_rules.report.table import render_section, render_table
     from tsos_rules.snapshot._memory import bulk_allocation
     from tsos_rules.snapshot.document import load_snapshot
+    from tsos_rules.snapshot.sharded import is_sharded, load_sharded, read_manifest
 
     selected = [p.strip() for p in patterns.split(",") if p.strip()] if patterns else None
     config = config_from(config_path)
@@ -109,17 +118,32 @@ def check(
     source: str | IO[str] = sys.stdin if file == "-" else file
     #: The parsed document, held until the process exits (``skip_teardown``): not freed.
     document_kept: list[object] = []
+    # Without a chosen executor, one process unless --jobs asks for more: cutting
+    # partitions costs more than the judging it spreads (docs/scale.md, measured).
+    pool = workers if spec is not None else max(jobs, 1)
     with bulk_allocation(keep=True):
-        snapshot, _ = load_snapshot(source, keep=document_kept)
-        index = engine.index(snapshot, as_of)
-        # Without a chosen executor, one process unless --jobs asks for more: cutting
-        # partitions costs more than the judging it spreads (docs/scale.md, measured).
-        pool = workers if spec is not None else max(jobs, 1)
-        findings = filter_severity(
-            engine.evaluate_index(index, executor=spec, jobs=pool), include_info=include_info
-        )
-        sections = collect_report_sections(engine.plugin_manager, index, findings)
-        findings = _with_policy(config, engine, findings, index, checked=selected is None)
+        sharded = None
+        if file != "-" and is_sharded(file):
+            sharded = _judge_sharded(
+                config, engine, read_manifest(file), spec, pool, as_of, checked=selected is None
+            )
+        if sharded is not None:
+            found, policy = sharded
+            findings = filter_severity(found, include_info=include_info)
+            waived = policy.waived(findings)
+            findings = attrs.evolve(findings, waived=waived) if waived else findings
+            sections = []
+        else:
+            if file != "-" and is_sharded(file):
+                snapshot = load_sharded(file)
+            else:
+                snapshot, _ = load_snapshot(source, keep=document_kept)
+            index = engine.index(snapshot, as_of)
+            findings = filter_severity(
+                engine.evaluate_index(index, executor=spec, jobs=pool), include_info=include_info
+            )
+            sections = collect_report_sections(engine.plugin_manager, index, findings)
+            findings = _with_policy(config, engine, findings, index, checked=selected is None)
     engine.close()
     if fmt == "json":
         import orjson
@@ -141,6 +165,42 @@ def check(
     sys.exit(failed or (ExitCode.BLOCK if findings.blocking else ExitCode.OK))
 
 
+def _judge_sharded(
+    config: Config,
+    engine: Engine,
+    manifest: Manifest,
+    spec: ExecutorSpec | None,
+    pool: int,
+    as_of: dt.date | None,
+    *,
+    checked: bool,
+) -> tuple[Findings, Policy] | None:
+    """A sharded snapshot judged by workers that each read their own shards (``processes``
+    or ``dask``, or ``--jobs 2`` or more), with the policy to mark its findings; None when
+    it is judged as one snapshot instead: ``local``, or a plugin's report sections or an
+    exemption by account or partner need the whole snapshot here."""
+    from tsos_rules.engine import ExecutorSpec
+    from tsos_rules.engine.sharded import judge_sharded
+    from tsos_rules.findings import Findings
+    from tsos_rules.snapshot.sharded import read_reference
+
+    if spec is None:
+        if pool < 2:
+            return None
+        spec = ExecutorSpec("processes", workers=pool)
+    if spec.kind == "local":
+        return None
+    if engine.plugin_manager.hook.tsos_rules_report_sections.get_hookimpls():
+        return None
+    reference = read_reference(manifest)
+    day = as_of or reference.as_of or engine.org.today()
+    policy = _policy(config, engine, day, reference, checked=checked)
+    if policy.waivers.needs_scope:
+        return None
+    found, records = judge_sharded(engine, manifest, spec, day)
+    return Findings.collect(found, records=records), policy
+
+
 def _with_policy(
     config: Config, engine: Engine, findings: Findings, index: FactIndex, *, checked: bool
 ) -> Findings:
@@ -148,6 +208,15 @@ def _with_policy(
     those ``exempt add`` stored in the configured state file) or shadow (``[rules.rollout]``);
     a CRM exemption not honoured is said on stderr. ``checked``: every rule is loaded, so an
     exemption or mode naming none is an error."""
+    policy = _policy(config, engine, index.as_of, index.snapshot, checked=checked)
+    waived = policy.waived(findings, index)
+    return attrs.evolve(findings, waived=waived) if waived else findings
+
+
+def _policy(
+    config: Config, engine: Engine, as_of: dt.date, snapshot: Snapshot, *, checked: bool
+) -> Policy:
+    """The policy for a check as of ``as_of`` (CRM-field exemptions from ``snapshot``)."""
     from tsos_rules.policy.apply import Policy
     from tsos_rules.sync.settings import SyncSettings
 
@@ -159,18 +228,17 @@ def _with_policy(
         stored = read_active(
             sync.state_path,
             sync.connector_type,
-            index.as_of,
+            as_of,
             warn=lambda message: click.echo(f"warning: {message}", err=True),
         )
     policy = Policy.from_config(
         config,
         engine.specs if checked else (),
-        index.as_of,
-        crm_rows=[e.to_row() for e in index.snapshot.exemptions],
+        as_of,
+        crm_rows=[e.to_row() for e in snapshot.exemptions],
         extra=stored,
         check=checked,
     )
     for problem in policy.problems:
         click.echo(f"warning: CRM exemption not honoured: {problem}", err=True)
-    waived = policy.waived(findings, index)
-    return attrs.evolve(findings, waived=waived) if waived else findings
+    return policy

@@ -163,8 +163,10 @@ def partition_index(index: FactIndex, n: int) -> list[Partition]:
     return cut(index, assign_owners(index, n))
 
 
-def cut(index: FactIndex, ownership: Ownership) -> list[Partition]:
-    """Each partition's own snapshot: its own records plus the context their facts read."""
+def context_positions(index: FactIndex, ownership: Ownership) -> dict[str, list[set[int]]]:
+    """By collection (accounts, leads, close-date changes) and partition: the positions of the
+    records a partition's own records read without owning them (close-date changes: all of
+    its deals' history, which no partition owns)."""
     snapshot = index.snapshot
     n = ownership.count
     owners = ownership.owners
@@ -200,7 +202,14 @@ def cut(index: FactIndex, ownership: Ownership) -> list[Partition]:
         on_deal = opportunities.get(activity.what_id) if activity.what_id else None
         if on_deal is not None and on_deal.account_id in account_at:
             accounts[p].add(account_at[on_deal.account_id])
+    return context
 
+
+def cut(index: FactIndex, ownership: Ownership) -> list[Partition]:
+    """Each partition's own snapshot: its own records plus the context their facts read."""
+    snapshot = index.snapshot
+    n = ownership.count
+    context = context_positions(index, ownership)
     partitions = []
     for p in range(n):
         masks = ownership.masks(p)

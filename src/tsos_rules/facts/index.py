@@ -219,6 +219,11 @@ class FactIndex:
             keys.append("name:" + name)
         return keys
 
+    def name_key(self, name: str) -> str:
+        """A company name's key as :meth:`company_keys_of` gives it ("" for no company)."""
+        key = self._company_key(name)
+        return "name:" + key if key else ""
+
     def _company_key(self, name: str) -> str:
         key = self._company_key_memo.get(name)
         if key is None:

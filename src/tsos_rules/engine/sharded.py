@@ -1,0 +1,391 @@
+"""Judge a sharded snapshot on worker processes that each read, index and judge their shards.
+
+The driver reads only the manifest and gives each worker slot a share of the shard files
+(balanced by size). Phase 1: each worker reads its shards and the reference file, indexes
+them, and returns its share of the packs' aggregates and the company keys of each shard;
+the driver reduces the totals and checks no company group lies in two shards. Phase 2: each
+worker judges its shards' own records from the index it kept, with the org-wide totals.
+
+Each slot is a one-worker ``concurrent.futures`` pool (``processes``), or a Dask worker its
+tasks are sent to (``dask``), so a worker keeps its index between the phases. A slot whose
+worker dies or raises is given a fresh worker that redoes both phases of its shards; a slot
+that fails twice fails the run (exit 3) naming its shard files.
+A shard that cannot be read fails the run with exit 2 naming the file, record and field.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from tsos_rules.engine.aggregates import BoundAggregate, Partial, Totals, combine, finalize
+from tsos_rules.engine.aggregates import partial_totals as _partial_totals
+from tsos_rules.engine.executors import _fork_context, _why, auto_workers
+from tsos_rules.engine.recipe import EngineRecipe, ExecutorSpec
+from tsos_rules.errors import ExecutorError, InputError, SnapshotError
+from tsos_rules.facts import FactIndex, build_index
+from tsos_rules.findings import Finding
+from tsos_rules.snapshot import bulk_allocation
+from tsos_rules.snapshot.sharded import Manifest, Shard, assemble, read_reference, read_shards
+
+if TYPE_CHECKING:
+    from tsos_rules.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+
+#: The judged collections and their record types.
+_JUDGED = {"account": "accounts", "activity": "activities", "lead": "leads",
+           "opportunity": "opportunities"}  # fmt: skip
+
+
+@attrs.frozen
+class ShardWork:
+    """One worker slot's part of a run: which shard files it reads, as of which day."""
+
+    run: str
+    manifest: Manifest
+    numbers: tuple[int, ...]
+    as_of: dt.date
+
+    @property
+    def files(self) -> str:
+        return ", ".join(self.manifest.shards[n].name for n in self.numbers)
+
+
+#: A reference a shard's record makes to a record the shard does not hold:
+#: (record type, id, shard number, the converted lead's id for a "converted" reference).
+Need = tuple[str, str, int, str]
+
+
+@attrs.frozen
+class ShardShare:
+    """Phase 1's answer: the aggregates' share, each shard's company keys, what it lacks."""
+
+    partial: Partial
+    #: by shard number: its own leads', deals' and accounts' company keys, one per line
+    keys: dict[int, str]
+    needs: tuple[Need, ...]
+    #: own records (users and partners aside), as ``Findings.records`` counts them
+    records: int
+
+
+# -- in the worker ------------------------------------------------------------------------
+
+#: The shards this worker holds between the phases: (run, shard numbers) -> what it built.
+_held: dict[tuple[str, tuple[int, ...]], tuple[FactIndex, dict[str, bytes], list[Shard]]] = {}
+
+
+def _hold(work: ShardWork, recipe: EngineRecipe) -> tuple[FactIndex, dict[str, bytes], list[Shard]]:
+    key = (work.run, work.numbers)
+    found = _held.get(key)
+    if found is None:
+        _held.clear()  # one run's shards at a time
+        # Out of the collector's sight, as ``check`` keeps its snapshot (a Dask worker's
+        # collector is on: it would walk every record again at each collection).
+        with bulk_allocation(keep=True):
+            reference = read_reference(work.manifest)
+            shards = read_shards(work.manifest, work.numbers)
+            snapshot, own = assemble(reference, shards)
+            found = _held[key] = (build_index(snapshot, recipe.org, work.as_of), own, shards)
+    return found
+
+
+def _present(shard: Shard, collection: str) -> set[str]:
+    return {r.id for part in (shard.records, shard.context) for r in part[collection]}
+
+
+def _keys_and_needs(index: FactIndex, shard: Shard) -> tuple[str, list[Need]]:
+    """A shard's company keys, and the records its own records read that it does not hold."""
+    records = shard.records
+    # What FactIndex.company_keys_of gives each lead and deal, once per account: the
+    # account's key and its name's; a lead on no named account adds its company's name.
+    on = {r.account_id for c in ("leads", "opportunities") for r in records[c]} - {None, ""}
+    keys = {f"account:{account_id}" for account_id in on}
+    keys.update(f"account:{a.id}" for a in records["accounts"])
+    named = set()
+    for account_id in on:
+        account = index.accounts.get(account_id)
+        if account is not None and account.name:
+            named.add(account_id)
+            keys.add(index.name_key(account.name))
+    for lead in records["leads"]:
+        if lead.account_id not in named and lead.company:
+            keys.add(index.name_key(lead.company))
+    keys.discard("")
+    accounts, leads = _present(shard, "accounts"), _present(shard, "leads")
+    deals = {d.id for d in records["opportunities"]}
+    n = shard.number
+    read: dict[str, set[str]] = {
+        "account": {
+            record.account_id
+            for collection in ("opportunities", "leads", "activities")
+            for record in records[collection]
+        }
+        - accounts,
+        "lead": {deal.lead_id for deal in records["opportunities"]} - leads,
+        "opportunity": (
+            {a.what_id for a in records["activities"]}
+            | {c.opportunity_id for c in records["close_date_changes"]}
+        )
+        - deals,
+    }
+    needs: list[Need] = [
+        (kind, record_id, n, "")
+        for kind, ids in read.items()
+        for record_id in sorted(i for i in ids if i)
+    ]
+    needs.extend(
+        ("converted", lead.converted_opportunity_id, n, lead.id)
+        for lead in records["leads"]
+        if lead.converted_opportunity_id and lead.converted_opportunity_id not in deals
+    )
+    return "\n".join(sorted(keys)), needs
+
+
+def share_task(
+    work: ShardWork, recipe: EngineRecipe, bound: Sequence[BoundAggregate]
+) -> ShardShare:
+    """Phase 1: read and index the shards; their share of the totals, keys and needs."""
+    index, own, shards = _hold(work, recipe)
+    snapshot = index.snapshot
+    mine = {
+        record_type: [r for r, flag in zip(getattr(snapshot, c), own[c], strict=True) if flag]
+        for record_type, c in _JUDGED.items()
+    }
+    keys: dict[int, str] = {}
+    needs: list[Need] = []
+    for shard in shards:
+        keys[shard.number], lacking = _keys_and_needs(index, shard)
+        needs.extend(lacking)
+    return ShardShare(
+        _partial_totals(bound, mine), keys, tuple(needs), sum(len(r) for r in mine.values())
+    )
+
+
+def judge_task(
+    work: ShardWork, recipe: EngineRecipe, totals: Totals, needs: Sequence[Need]
+) -> tuple[list[Finding], list[str]]:
+    """Phase 2: the shards' findings with the org-wide totals, and the problems found
+    answering other shards' ``needs`` (a record one of them reads lies in these shards)."""
+    index, own, shards = _hold(work, recipe)
+    problems = []
+    if needs:
+        for shard in shards:
+            held = {kind: {r.id for r in shard.records[c]} for kind, c in _JUDGED.items()}
+            leads = _present(shard, "leads")
+            for kind, record_id, asker, lead in needs:
+                if asker == shard.number:
+                    continue
+                name = shard.file.rsplit("/", 1)[-1]
+                asking = work.manifest.shards[asker].name
+                if kind == "converted":
+                    if record_id in held["opportunity"] and lead not in leads:
+                        problems.append(
+                            f"lead {lead} ({asking}) converted to opportunity {record_id}, "
+                            f"which is in {name} without a copy of the lead"
+                        )
+                elif record_id in held[kind]:
+                    problems.append(
+                        f"{kind} {record_id} is in {name}, but records of {asking} read it "
+                        "and that shard holds no copy"
+                    )
+    judged = copy.copy(index)  # the totals are this run's
+    judged.totals = totals
+    return recipe.engine().judge(judged, own), problems
+
+
+def release_task(run: str) -> None:
+    """Forget the shards this worker holds for ``run``."""
+    for key in [key for key in _held if key[0] == run]:
+        del _held[key]
+
+
+# -- in the driver ------------------------------------------------------------------------
+
+
+def balance(sizes: Sequence[int], slots: int) -> list[tuple[int, ...]]:
+    """Shard numbers for each of ``slots`` workers, the largest shards first to the least
+    loaded worker (each slot gets at least one shard when there are enough)."""
+    loads = [0] * slots
+    given: list[list[int]] = [[] for _ in range(slots)]
+    for number in sorted(range(len(sizes)), key=lambda n: (-sizes[n], n)):
+        slot = min(range(slots), key=lambda s: (loads[s], len(given[s]), s))
+        loads[slot] += max(sizes[number], 1)
+        given[slot].append(number)
+    return [tuple(sorted(numbers)) for numbers in given if numbers]
+
+
+class _Slots:
+    """One single-worker process pool per slot: a pinned worker that keeps its shards'
+    index between the phases; replaced when its worker dies."""
+
+    def __init__(self, count: int) -> None:
+        self.context = _fork_context()
+        self._pools: list[ProcessPoolExecutor | None] = [None] * count
+
+    def pool(self, slot: int) -> ProcessPoolExecutor:
+        pool = self._pools[slot]
+        if pool is None:
+            pool = self._pools[slot] = ProcessPoolExecutor(max_workers=1, mp_context=self.context)
+        return pool
+
+    def renew(self, slot: int) -> None:
+        pool = self._pools[slot]
+        self._pools[slot] = None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def close(self, run: str = "") -> None:
+        for slot in range(len(self._pools)):
+            self.renew(slot)
+
+
+class _DaskPool:
+    """A Dask worker used as a slot's pinned worker: its tasks go to that worker (another
+    one if it has left the cluster; the task then reads the shards again there)."""
+
+    def __init__(self, client: Any, worker: str) -> None:
+        self.client = client
+        self.worker = worker
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self.client.submit(
+            fn, *args, workers=[self.worker], allow_other_workers=True, pure=False
+        )
+
+
+class _DaskSlots:
+    """One Dask worker per slot (``client.submit(..., workers=[w])``); a slot whose worker
+    failed moves to the live worker with the fewest slots."""
+
+    def __init__(self, client: Any, count: int) -> None:
+        self.client = client
+        workers = sorted(client.nthreads())
+        self._workers = [workers[k % len(workers)] for k in range(count)]
+
+    def pool(self, slot: int) -> _DaskPool:
+        return _DaskPool(self.client, self._workers[slot])
+
+    def renew(self, slot: int) -> None:
+        alive = sorted(self.client.nthreads()) or [self._workers[slot]]
+        others = [w for w in alive if w != self._workers[slot]] or alive
+        self._workers[slot] = min(others, key=self._workers.count)
+
+    def close(self, run: str = "") -> None:
+        """Drop the run's shards from every worker (the cluster outlives the run)."""
+        try:
+            self.client.run(release_task, run)
+        except Exception as exc:  # a worker gone meanwhile holds nothing any more
+            log.debug("could not release shards on every worker: %s", exc)
+
+
+def _phase(
+    slots: _Slots | _DaskSlots,
+    works: Sequence[ShardWork],
+    failures: list[int],
+    fn: Callable[..., Any],
+    *args: Any,
+) -> list[Any]:
+    """``fn(work, *args)`` on every slot; a slot that fails is given a fresh worker (which
+    reads its shards again), and a slot's second failure fails the run."""
+    futures = [slots.pool(k).submit(fn, work, *args) for k, work in enumerate(works)]
+    results: dict[int, Any] = {}
+    waiting = list(enumerate(futures))
+    while waiting:
+        retry = []
+        for k, future in waiting:
+            try:
+                results[k] = future.result()
+            except InputError:
+                raise  # a shard that cannot be read: the same on any worker (exit 2)
+            except Exception as exc:
+                failures[k] += 1
+                if failures[k] >= 2:
+                    raise ExecutorError(
+                        f"shards {works[k].files} failed twice ({_why(exc)}); no findings "
+                        "are reported from a partial run"
+                    ) from exc
+                log.warning("shards %s failed (%s); retrying them", works[k].files, _why(exc))
+                retry.append(k)
+        for k in retry:
+            slots.renew(k)
+        waiting = [(k, slots.pool(k).submit(fn, works[k], *args)) for k in retry]
+    return [results[k] for k in range(len(works))]
+
+
+def _split_groups(manifest: Manifest, shares: Iterable[ShardShare]) -> None:
+    """Exit 2 when a company key is in two shards: a group split over shards cannot be
+    judged soundly (its ownership conflicts would be missed)."""
+    first: dict[str, int] = {}
+    for share in shares:
+        for number, keys in share.keys.items():
+            for key in keys.split("\n") if keys else ():
+                other = first.setdefault(key, number)
+                if other != number:
+                    a, b = sorted((other, number))
+                    raise SnapshotError(
+                        f"{manifest.directory}: company group {key!r} is in both "
+                        f"{manifest.shards[a].name} and {manifest.shards[b].name}; a company "
+                        "group belongs to one shard (write shards with: tsos-rules snapshot split)"
+                    )
+
+
+def judge_sharded(
+    engine: Engine, manifest: Manifest, spec: ExecutorSpec, as_of: dt.date
+) -> tuple[list[Finding], int]:
+    """The findings of every shard's own records, and the snapshot's record count, each
+    worker slot reading and judging only its shards."""
+    sizes = manifest.sizes()
+    reference = read_reference(manifest)
+    base = len(reference.users) + len(reference.partners)
+    if not sizes:
+        return [], base
+    if spec.kind == "dask":
+        from tsos_rules.engine.executors import _dask_client
+
+        with _dask_client(spec) as client:
+            workers = max(1, len(client.nthreads()))
+            parts = balance(sizes, min(workers, len(sizes)))
+            slots: _Slots | _DaskSlots = _DaskSlots(client, len(parts))
+            return _judge(engine, manifest, parts, slots, as_of, base)
+    parts = balance(sizes, min(auto_workers(spec.workers), len(sizes)))
+    engine.recipe.adopt(engine)  # forked workers inherit the built engine
+    return _judge(engine, manifest, parts, _Slots(len(parts)), as_of, base)
+
+
+def _judge(
+    engine: Engine,
+    manifest: Manifest,
+    parts: Sequence[tuple[int, ...]],
+    slots: _Slots | _DaskSlots,
+    as_of: dt.date,
+    base: int,
+) -> tuple[list[Finding], int]:
+    """Both phases of a run, each slot reading ``parts[slot]``."""
+    run = uuid.uuid4().hex
+    works = [ShardWork(run, manifest, numbers, as_of) for numbers in parts]
+    failures = [0] * len(works)
+    try:
+        shares: list[ShardShare] = _phase(
+            slots, works, failures, share_task, engine.recipe, engine.aggregates
+        )
+        _split_groups(manifest, shares)
+        totals: Totals = {}
+        if engine.aggregates:
+            totals = finalize(engine.aggregates, combine(s.partial for s in shares))
+        needs = [need for share in shares for need in share.needs]
+        judged = _phase(slots, works, failures, judge_task, engine.recipe, totals, needs)
+    finally:
+        slots.close(run)
+    problems = sorted({problem for _, found in judged for problem in found})
+    if problems:
+        raise SnapshotError(f"{manifest.directory}: {problems[0]}")
+    findings = [finding for found, _ in judged for finding in found]
+    return findings, base + sum(share.records for share in shares)

@@ -1,0 +1,350 @@
+"""A sharded snapshot: one snapshot as a directory of JSON files (docs/contract.md).
+
+``manifest.json`` names a reference file (users, partners, the CRM's exemptions, unknown
+top-level keys) and shard files, each a snapshot document holding whole company groups
+(accounts, leads, deals, close-date changes, activities). A shard may carry a top-level
+``sharded`` object: ``positions`` (each record's place in the whole snapshot, so a reader
+rebuilds its order exactly) and ``context`` (copies of records of other shards its own records
+read, such as a deal's source lead). Workers each read only their own shards and the reference.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping, Sequence
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import attrs
+import orjson
+
+from tsos_rules.model import Snapshot
+from tsos_rules.snapshot.document import (
+    FieldProblem,
+    SnapshotError,
+    _read_path,
+    _shown,
+    _structure_date,
+    max_snapshot_bytes,
+    snapshot_from_dict,
+)
+
+FORMAT = "tsos-rules/sharded-snapshot"
+VERSION = 1
+MANIFEST = "manifest.json"
+#: The collections shards hold, in document order; the reference file holds the others.
+SHARDED = ("accounts", "leads", "opportunities", "close_date_changes", "activities")
+#: The collections only the reference file holds.
+REFERENCE = ("users", "partners", "exemptions")
+#: A shard's top-level key for its layout (positions and context records).
+LAYOUT = "sharded"
+#: Collections whose records have ids (close-date changes have none).
+_IDENTIFIED = ("accounts", "leads", "opportunities", "activities")
+#: Sort keys of records without a position: after every positioned one, in file order.
+_UNPLACED = 1 << 62
+_SHARD_STRIDE = 1 << 40
+
+
+@attrs.frozen
+class Manifest:
+    """A sharded snapshot's directory, its ``as_of``, reference file and shard files."""
+
+    directory: Path
+    as_of: dt.date | None
+    reference: Path
+    shards: tuple[Path, ...]
+
+    @property
+    def path(self) -> Path:
+        return self.directory / MANIFEST
+
+    def sizes(self) -> list[int]:
+        """Each shard file's size in bytes (0 when it cannot be read: reading names it)."""
+        out = []
+        for shard in self.shards:
+            try:
+                out.append(shard.stat().st_size)
+            except OSError:
+                out.append(0)
+        return out
+
+
+def is_sharded(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a directory (a sharded snapshot, or an error naming it)."""
+    return Path(path).is_dir()
+
+
+def _load_json(path: Path) -> Any:
+    source = str(path)
+    text = _read_path(path, max_snapshot_bytes()).removeprefix(b"\xef\xbb\xbf")
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise SnapshotError(
+            f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise SnapshotError(f"{source}: not valid JSON: nested too deeply") from None
+
+
+def _file_in(directory: Path, name: Any, where: str) -> Path:
+    """A file named in the manifest: a plain relative name inside the directory."""
+    if type(name) is not str or not name or name.startswith("/") or "\\" in name:
+        raise SnapshotError(
+            f"{where}: expected a file name inside the directory, got {_shown(name)}"
+        )
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        raise SnapshotError(f"{where}: expected a file name inside the directory, got {name!r}")
+    return directory / name
+
+
+def read_manifest(directory: str | os.PathLike[str]) -> Manifest:
+    """The directory's ``manifest.json``, checked; errors name the file and the key."""
+    root = Path(directory)
+    path = root / MANIFEST
+    if not path.is_file():
+        raise SnapshotError(f"{root}: is a directory without {MANIFEST}, not a sharded snapshot")
+    data = _load_json(path)
+    if type(data) is not dict:
+        raise SnapshotError(f"{path}: expected a JSON object at the top level, got {_shown(data)}")
+    if data.get("format") != FORMAT:
+        raise SnapshotError(
+            f"{path}: format: expected {FORMAT!r}, got {_shown(data.get('format'))}"
+        )
+    if data.get("version") != VERSION:
+        raise SnapshotError(
+            f"{path}: version: expected {VERSION}, got {_shown(data.get('version'))}"
+        )
+    as_of = data.get("as_of")
+    if as_of is not None:
+        try:
+            as_of = _structure_date(as_of, dt.date)
+        except FieldProblem as exc:
+            raise SnapshotError(f"{path}: as_of: {exc}") from None
+    reference = _file_in(root, data.get("reference"), f"{path}: reference")
+    shards = data.get("shards")
+    if type(shards) is not list:
+        raise SnapshotError(f"{path}: shards: expected a list of file names, got {_shown(shards)}")
+    files = tuple(_file_in(root, name, f"{path}: shards[{i}]") for i, name in enumerate(shards))
+    seen: dict[Path, int] = {}
+    for i, file in enumerate(files):
+        if file in seen or file == reference:
+            raise SnapshotError(f"{path}: shards[{i}]: {file.name} is named twice")
+        seen[file] = i
+    return Manifest(root, as_of, reference, files)
+
+
+def read_reference(manifest: Manifest) -> Snapshot:
+    """The reference file: users, partners, the CRM's exemptions and unknown top-level keys."""
+    source = str(manifest.reference)
+    data = _load_json(manifest.reference)
+    if type(data) is dict:
+        for name in SHARDED:
+            if data.get(name):
+                raise SnapshotError(f"{source}: {name}: belongs in the shard files, not here")
+    snapshot, _ = snapshot_from_dict(data, source=source)
+    return attrs.evolve(snapshot, as_of=manifest.as_of or snapshot.as_of)
+
+
+@attrs.frozen
+class Shard:
+    """One shard file read: its own records, their positions, and its context copies."""
+
+    file: str
+    number: int
+    #: by collection: the shard's own records
+    records: Mapping[str, tuple[Any, ...]]
+    #: by collection: each own record's sort key (its place in the whole snapshot)
+    keys: Mapping[str, list[int]]
+    context: Mapping[str, tuple[Any, ...]]
+    context_keys: Mapping[str, list[int]]
+
+
+def _positions(value: Any, count: int, where: str) -> list[int] | None:
+    if value is None:
+        return None
+    if type(value) is not list or len(value) != count:
+        raise SnapshotError(f"{where}: expected a list of {count} positions, got {_shown(value)}")
+    if not all(type(p) is int and 0 <= p < _UNPLACED for p in value):
+        bad = next(p for p in value if not (type(p) is int and 0 <= p < _UNPLACED))
+        raise SnapshotError(
+            f"{where}: expected positions (whole numbers from 0), got {_shown(bad)}"
+        )
+    return value
+
+
+def _keys(given: list[int] | None, number: int, count: int) -> list[int]:
+    if given is not None:
+        return given
+    start = _UNPLACED + number * _SHARD_STRIDE
+    return list(range(start, start + count))
+
+
+def read_shard(path: Path, number: int) -> Shard:
+    """Shard file ``number``, checked; errors name the file, the record and the field."""
+    source = str(path)
+    data = _load_json(path)
+    if type(data) is not dict:
+        raise SnapshotError(
+            f"{source}: expected a JSON object at the top level, got {_shown(data)}"
+        )
+    for name in REFERENCE:
+        if data.get(name):
+            raise SnapshotError(f"{source}: {name}: belongs in the reference file, not a shard")
+    layout = data.pop(LAYOUT, None) or {}
+    if type(layout) is not dict:
+        raise SnapshotError(f"{source}: {LAYOUT}: expected an object, got {_shown(layout)}")
+    own, _ = snapshot_from_dict(data, source=source)
+    context_rows = layout.get("context") or {}
+    if type(context_rows) is not dict:
+        raise SnapshotError(f"{source}: {LAYOUT}.context: expected an object")
+    context, _ = snapshot_from_dict(
+        {name: context_rows.get(name, []) for name in SHARDED}, source=f"{source}: {LAYOUT}.context"
+    )
+    positions = layout.get("positions") or {}
+    context_positions = layout.get("context_positions") or {}
+    if type(positions) is not dict or type(context_positions) is not dict:
+        raise SnapshotError(f"{source}: {LAYOUT}: positions: expected an object")
+    records, keys, extra, extra_keys = {}, {}, {}, {}
+    for name in SHARDED:
+        records[name] = getattr(own, name)
+        given = _positions(
+            positions.get(name), len(records[name]), f"{source}: {LAYOUT}.positions.{name}"
+        )
+        keys[name] = _keys(given, number, len(records[name]))
+        extra[name] = getattr(context, name)
+        given = _positions(
+            context_positions.get(name),
+            len(extra[name]),
+            f"{source}: {LAYOUT}.context_positions.{name}",
+        )
+        extra_keys[name] = _keys(given, number, len(extra[name]))
+    return Shard(source, number, records, keys, extra, extra_keys)
+
+
+def read_shards(manifest: Manifest, numbers: Sequence[int]) -> list[Shard]:
+    return [read_shard(manifest.shards[n], n) for n in numbers]
+
+
+def assemble(
+    reference: Snapshot, shards: Sequence[Shard], *, with_context: bool = True
+) -> tuple[Snapshot, dict[str, bytes]]:
+    """One snapshot of the reference and ``shards`` (their records in the whole snapshot's
+    order), and by collection one byte per record: 1 for a shard's own record, 0 for a
+    context copy. An id two of the shards own is an error naming both files."""
+    values: dict[str, Any] = {}
+    own: dict[str, bytes] = {}
+    for name in SHARDED:
+        keys: list[int] = []
+        records: list[Any] = []
+        owner: dict[str, str] = {}
+        for shard in shards:
+            part = shard.records[name]
+            if name in _IDENTIFIED:
+                for record in part:
+                    first = owner.setdefault(record.id, shard.file)
+                    if first is not shard.file:
+                        raise SnapshotError(
+                            f"{shard.file}: {name}: id {record.id} is also in {first}; a record "
+                            "belongs to one shard"
+                        )
+            keys.extend(shard.keys[name])
+            records.extend(part)
+        mine = len(records)
+        if with_context and name in _IDENTIFIED:
+            for shard in shards:
+                for record, key in zip(shard.context[name], shard.context_keys[name], strict=True):
+                    if record.id not in owner:
+                        owner[record.id] = shard.file
+                        keys.append(key)
+                        records.append(record)
+        flags = bytearray(b"\x01" * mine + b"\x00" * (len(records) - mine))
+        if any(a > b for a, b in pairwise(keys)):
+            order = sorted(range(len(keys)), key=keys.__getitem__)  # runs: timsort merges them
+            records = list(map(records.__getitem__, order))
+            flags = bytearray(map(flags.__getitem__, order))
+        values[name] = tuple(records)
+        own[name] = bytes(flags)
+    snapshot = attrs.evolve(reference, **values)
+    return snapshot, own
+
+
+def load_sharded(directory: str | os.PathLike[str]) -> Snapshot:
+    """The whole snapshot of a sharded directory, records in their original order."""
+    manifest = read_manifest(directory)
+    reference = read_reference(manifest)
+    shards = read_shards(manifest, range(len(manifest.shards)))
+    snapshot, _ = assemble(reference, shards)
+    return snapshot
+
+
+@attrs.frozen
+class ShardLayout:
+    """Which records of a whole snapshot one shard file holds, by collection: the positions
+    of its own records and of its context copies (both ascending)."""
+
+    own: Mapping[str, Sequence[int]]
+    context: Mapping[str, Sequence[int]]
+
+
+def shard_name(number: int) -> str:
+    return f"shard-{number:04d}.json"
+
+
+def _write(path: Path, document: Any) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(orjson.dumps(document))
+    partial.replace(path)
+
+
+def write_sharded(
+    directory: str | os.PathLike[str], snapshot: Snapshot, layouts: Sequence[ShardLayout]
+) -> Manifest:
+    """Write ``snapshot`` as a sharded directory (created; it must be absent or empty), one
+    shard file per layout; the manifest is written last, so a reader never sees half of one."""
+    from tsos_rules.snapshot.document import CONVERTER, snapshot_to_dict
+
+    root = Path(directory)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise SnapshotError(f"{root}: exists and is not an empty directory")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SnapshotError(f"{root}: cannot create: {exc.strerror or exc}") from None
+    unstructure = CONVERTER.unstructure
+    empty: dict[str, Any] = dict.fromkeys(SHARDED, ())
+    reference = snapshot_to_dict(attrs.evolve(snapshot, **empty))
+    reference.pop("as_of", None)
+    for name in SHARDED:
+        reference.pop(name, None)
+    _write(root / "reference.json", reference)
+    names = []
+    for number, layout in enumerate(layouts):
+        document: dict[str, Any] = {}
+        for name in SHARDED:
+            records = getattr(snapshot, name)
+            document[name] = [unstructure(records[i]) for i in layout.own.get(name, ())]
+        document[LAYOUT] = {
+            "positions": {name: list(layout.own.get(name, ())) for name in SHARDED},
+            "context": {
+                name: [unstructure(getattr(snapshot, name)[i]) for i in positions]
+                for name, positions in layout.context.items()
+                if positions
+            },
+            "context_positions": {
+                name: list(positions) for name, positions in layout.context.items() if positions
+            },
+        }
+        names.append(shard_name(number))
+        _write(root / names[-1], document)
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "as_of": snapshot.as_of.isoformat() if snapshot.as_of else None,
+        "reference": "reference.json",
+        "shards": names,
+    }
+    _write(root / MANIFEST, manifest)
+    return read_manifest(root)

@@ -262,20 +262,11 @@ class LocalConnector:
         try:
             high = int(db.execute("SELECT stamp FROM clock").fetchone()[0])
             human = f" AND {_HUMAN}" if table.name == "activities" else ""
-            last = ""
-            while True:
-                db.execute("BEGIN")
-                try:
-                    rows = db.execute(
-                        f"SELECT id, data FROM {table.name} WHERE is_deleted = 0 "
-                        f"AND modstamp <= ? AND id > ?{human} ORDER BY id LIMIT ?",
-                        (high, last, max(1, page_size)),
-                    ).fetchall()
-                finally:
-                    db.execute("COMMIT")
-                if not rows:
-                    return
-                last = rows[-1][0]
+            query = (
+                f"SELECT id, data FROM {table.name} WHERE is_deleted = 0 "
+                f"AND modstamp <= ? AND id > ?{human} ORDER BY id LIMIT ?"
+            )
+            for rows in _keyset_pages(db, query, (high,), page_size):
                 records = []
                 for record_id, data in rows:
                     record = loads(data)
@@ -303,20 +294,11 @@ class LocalConnector:
             high = int(db.execute("SELECT stamp FROM clock").fetchone()[0])
             low = decode_watermark(since)
             human = f" AND {_HUMAN}" if table.name == "activities" else ""
-            last = ""
-            while True:
-                db.execute("BEGIN")
-                try:
-                    rows = db.execute(
-                        f"SELECT id, is_deleted, data FROM {table.name} WHERE modstamp > ? "
-                        f"AND modstamp <= ? AND id > ?{human} ORDER BY id LIMIT ?",
-                        (low, high, last, max(1, page_size)),
-                    ).fetchall()
-                finally:
-                    db.execute("COMMIT")
-                if not rows:
-                    return
-                last = rows[-1][0]
+            query = (
+                f"SELECT id, is_deleted, data FROM {table.name} WHERE modstamp > ? "
+                f"AND modstamp <= ? AND id > ?{human} ORDER BY id LIMIT ?"
+            )
+            for rows in _keyset_pages(db, query, (low, high), page_size):
                 records = []
                 deleted = set()
                 for record_id, is_deleted, data in rows:
@@ -672,3 +654,21 @@ def _reopened(data: dict[str, Any], action: Action, now: dt.datetime) -> str:
         reopened_at=now.isoformat(timespec="seconds"),
     )
     return json.dumps(data)
+
+
+def _keyset_pages(
+    db: sqlite3.Connection, query: str, params: tuple[Any, ...], page_size: int
+) -> Iterator[list[Any]]:
+    """The rows of ``query`` (its last two parameters: the id to start after, the limit) in
+    keyset pages on the id, each read in its own transaction so a page sees one state."""
+    last = ""
+    while True:
+        db.execute("BEGIN")
+        try:
+            rows = db.execute(query, (*params, last, max(1, page_size))).fetchall()
+        finally:
+            db.execute("COMMIT")
+        if not rows:
+            return
+        last = rows[-1][0]
+        yield rows

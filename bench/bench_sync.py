@@ -114,6 +114,7 @@ def step_seed(workdir: Path, opportunities: int) -> dict[str, Any]:
     from tsos_rules.connectors.local.demo import write_org_json
 
     start = time.perf_counter()
+    workdir.mkdir(parents=True, exist_ok=True)
     snapshot = workdir / "org.json"
     write_org_json(snapshot, opportunities=opportunities, seed=7, as_of=AS_OF)
     generated = time.perf_counter() - start

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from tsos_rules import hookimpl
-from tsos_rules.report.sections import ReportSection
+from tsos_rules.report.sections import ReportSection, SectionMerge
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pipeline.json"
 pytestmark = pytest.mark.usefixtures("isolated_env")
@@ -53,3 +54,41 @@ def test_a_plugin_failing_in_its_section_is_skipped(tsos_plugin: Any, tsos_cli: 
     result = tsos_cli("check", str(EXAMPLE), "--format", "json")
     assert result.code == 1  # the findings' verdict, not a crash
     assert [s["title"] for s in json.loads(result.out)["sections"]] == ["Close dates"]
+
+
+def _section(plugin: str, rows: list[tuple[str, str]], *, keyed: bool) -> ReportSection:
+    keys = [(row[1], row[0]) for row in rows] if keyed else None
+    section = ReportSection.of("Close dates", ["deal", "close date"], rows, row_keys=keys)
+    return attrs.evolve(section, plugin=plugin)
+
+
+def test_shards_rows_merge_by_their_keys_as_one_evaluation_lists_them() -> None:
+    """Two shards' rows, one read by both: one row per key, in key order, keys not shown."""
+    merge = SectionMerge(["close-dates"])
+    merge.add([_section("close-dates", [("o2", "2026-12-01"), ("o9", "2027-01-05")], keyed=True)])
+    merge.add([_section("close-dates", [("o1", "2026-12-15"), ("o9", "2027-01-05")], keyed=True)])
+    [section] = merge.sections()
+    assert merge.keyed()
+    assert section.rows == (("o2", "2026-12-01"), ("o1", "2026-12-15"), ("o9", "2027-01-05"))
+    assert "row_keys" not in section.to_dict()
+
+
+def test_rows_without_keys_show_once_in_the_order_first_seen() -> None:
+    merge = SectionMerge()
+    merge.add([_section("p", [("o2", "b"), ("o1", "a")], keyed=False)])
+    merge.add([_section("p", [("o1", "a"), ("o0", "c")], keyed=False)])
+    [section] = merge.sections()
+    assert not merge.keyed()
+    assert section.rows == (("o2", "b"), ("o1", "a"), ("o0", "c"))
+
+
+def test_sections_are_listed_in_the_plugins_order_whichever_shard_had_them_first() -> None:
+    merge = SectionMerge(["first", "second"])
+    merge.add([_section("second", [("o1", "a")], keyed=True)])
+    merge.add([_section("first", [("o2", "b")], keyed=True)])
+    assert [s.plugin for s in merge.sections()] == ["first", "second"]
+
+
+def test_row_keys_must_match_the_rows() -> None:
+    with pytest.raises(ValueError, match="1 row keys for 2 rows"):
+        ReportSection.of("T", ["a"], [("x",), ("y",)], row_keys=[("x",)])

@@ -92,3 +92,51 @@ def test_sections_are_listed_in_the_plugins_order_whichever_shard_had_them_first
 def test_row_keys_must_match_the_rows() -> None:
     with pytest.raises(ValueError, match="1 row keys for 2 rows"):
         ReportSection.of("T", ["a"], [("x",), ("y",)], row_keys=[("x",)])
+
+
+class KeyedCloseDates:
+    """CloseDates with row keys: shards' rows merge without the whole snapshot."""
+
+    @hookimpl
+    def tsos_rules_report_sections(self, index: Any) -> list[ReportSection]:
+        deals = sorted(
+            (o for o in index.snapshot.opportunities if not o.is_closed),
+            key=lambda o: (o.close_date.isoformat() if o.close_date else "", o.id),
+        )
+        rows = [(o.id, o.close_date.isoformat() if o.close_date else "") for o in deals]
+        keys = [(row[1], row[0]) for row in rows]
+        return [ReportSection.of("Close dates", ["deal", "close date"], rows, row_keys=keys)]
+
+
+@pytest.mark.parametrize(("plugin", "whole_reads"), [(KeyedCloseDates(), 0), (CloseDates(), 1)])
+def test_a_sharded_check_merges_keyed_rows_and_reads_whole_for_the_others(
+    tsos_plugin: Any,
+    tsos_cli: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    plugin: Any,
+    whole_reads: int,
+) -> None:
+    """The same bytes as the file either way; only a section without row keys makes the
+    driver read the whole directory (once)."""
+    import datetime as dt
+
+    from tsos_rules.connectors.local.demo import generate_org
+    from tsos_rules.engine.sharding import split_file
+    from tsos_rules.snapshot import sharded
+
+    tsos_plugin(plugin, name="close-dates")
+    path = tmp_path / "org.json"
+    org = generate_org(opportunities=300, seed=5, as_of=dt.date(2026, 11, 24))
+    path.write_text(json.dumps(org, default=str))
+    directory = split_file(str(path), 3, tmp_path / "org")[0].directory
+    expected = tsos_cli("check", str(path), "--format", "json").out
+    reads = []
+    whole = sharded.load_sharded
+    monkeypatch.setattr(sharded, "load_sharded", lambda d: reads.append(d) or whole(d))
+    got = tsos_cli(
+        "check", str(directory), "--format", "json", "--executor", "processes", "--jobs", "2"
+    ).out
+    assert '"Close dates"' in got
+    assert got == expected
+    assert len(reads) == whole_reads

@@ -80,6 +80,14 @@ def tsos_rules_report_sections(index: FactIndex, findings: Findings) -> list[Rep
     and the findings. Return a list of :class:`tsos_rules.report.sections.ReportSection`, or
     None to add nothing. Results of all plugins are shown in plugin registration order.
 
+    The hook may be called several times for one report, each call with part of the records:
+    once per batch of a sync, once per worker of ``check DIR --executor processes``. Give each
+    row a sort key (``ReportSection.of(..., row_keys=[...])``, one per row, e.g. the close
+    date and the deal id): rows are then merged by key, one row per key, in key order, as one
+    call with every record would list them. Without row keys a sharded ``check`` reads the
+    whole snapshot again to call the hook once, and a sync lists a row once, in the order
+    first seen.
+
     :param index: the :class:`tsos_rules.facts.FactIndex` of the evaluated records.
     :param findings: the :class:`tsos_rules.Findings` of this evaluation.
     :returns: a list of report sections, or None.
@@ -88,8 +96,13 @@ def tsos_rules_report_sections(index: FactIndex, findings: Findings) -> list[Rep
 
         @hookimpl
         def tsos_rules_report_sections(index, findings):
-            rows = [(o.id, o.close_date) for o in index.snapshot.opportunities]
-            return [ReportSection.of("Close dates", ["deal", "close date"], rows)]
+            def key(o):  # optional: how the rows of several calls merge (their order)
+                return (o.close_date.isoformat() if o.close_date else "", o.id)
+
+            deals = sorted(index.snapshot.opportunities, key=key)
+            rows = [(o.id, o.close_date) for o in deals]
+            keys = [key(o) for o in deals]
+            return [ReportSection.of("Close dates", ["deal", "close date"], rows, row_keys=keys)]
 
     .. versionadded:: 0.1
     """

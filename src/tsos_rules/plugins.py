@@ -270,6 +270,17 @@ def collect_report_sections(
     return out
 
 
+def report_section_plugins(pm: PluginManager | None) -> list[str]:
+    """The names of the plugins adding report sections, in registration order (the order
+    their sections are listed in)."""
+    if pm is None:
+        return []
+    return [
+        pm.get_name(plugin) or repr(plugin)
+        for plugin, _ in _one_by_one(pm, "tsos_rules_report_sections")
+    ]
+
+
 def collect_explain_notes(pm: PluginManager, rule_id: str, config: Any) -> list[tuple[str, str]]:
     """Every plugin's ``tsos_rules_explain_notes`` for one rule, as (plugin name, note), in
     registration order; a plugin that raises is reported and skipped."""

@@ -19,8 +19,8 @@ from tsos_rules.plugins import DISABLE_ENV
 
 _BESIDE = Path(sys.executable).with_name("tsos-rules")
 SCRIPT = str(_BESIDE) if _BESIDE.exists() else shutil.which("tsos-rules") or "tsos-rules"
-#: Contrib plugins on, but not those whose report sections read the whole snapshot: then
-#: ``check DIR --executor processes`` has each worker read only its shards.
+#: Contrib plugins on but the two that add report sections: these tests are about findings
+#: and errors (the sections have their own tests below).
 SECTIONS_OFF = "mutual-operating-period,sell-through"
 
 
@@ -76,15 +76,74 @@ def test_a_dask_cluster_reading_its_own_shards_prints_the_bytes_of_the_file(
     assert got.stdout == expected.stdout
 
 
+def _sell_through_config(org_file: Path, tmp_path: Path) -> Path:
+    """A sell-through report naming 24 accounts with no open deal as big names buying a few
+    units (ties in rank, so the merge must keep the findings' order)."""
+    org = json.loads(org_file.read_text())
+    busy = {d.get("account_id") for d in org["opportunities"] if not d.get("is_closed")}
+    names = [a["name"] for a in org["accounts"] if a["id"] not in busy and a.get("name")][:24]
+    assert len(names) == 24
+    report = tmp_path / "cdw.csv"
+    report.write_text(
+        "reseller,end_customer,product,units,date\n"
+        + "".join(
+            f"CDW,{name},TSOS-PRO,{1 + n % 3},2026-10-0{1 + n % 9}\n"
+            for n, name in enumerate(names)
+        )
+    )
+    config = tmp_path / "tsos-rules.toml"
+    config.write_text(
+        f"[packs.sell-through]\nreports = [{json.dumps(str(report))}]\n"
+        f"big_names = {json.dumps(names[::2])}\n"
+    )
+    return config
+
+
+@pytest.mark.parametrize("shards", [1, 2, 4])
 def test_with_report_sections_the_directory_prints_the_bytes_of_its_file(
+    org_file: Path, tmp_path: Path, shards: int
+) -> None:
+    """Every contrib plugin on: the workers return their shards' section rows (the
+    mutual-operating-period and sell-through sections have row keys), merged as the file's."""
+    config = _sell_through_config(org_file, tmp_path)
+    directory = split(org_file, shards, tmp_path / "org")
+    for fmt in ("json", "table"):
+        expected = run("check", org_file, "--format", fmt, "--include-info", "--config", config)
+        got = run(
+            "check", directory, "--format", fmt, "--include-info", "--config", config,
+            "--executor", "processes", "--jobs", "2",
+        )  # fmt: skip
+        assert got.returncode == expected.returncode == ExitCode.BLOCK, got.stderr
+        assert b"Mutual operating period" in got.stdout
+        assert b"Sell-through prospects" in got.stdout
+        assert got.stdout == expected.stdout, (shards, fmt)
+
+
+def test_an_exemption_by_account_or_partner_marks_the_directory_as_the_file(
     org_file: Path, tmp_path: Path
 ) -> None:
-    """Every contrib plugin on: sections read the whole snapshot, which the driver loads."""
-    directory = split(org_file, 3, tmp_path / "org")
-    expected = run("check", org_file, "--format", "json")
-    got = run("check", directory, "--format", "json", "--executor", "processes", "--jobs", "2")
-    assert got.returncode == expected.returncode == ExitCode.BLOCK, got.stderr
-    assert b'"sections"' in got.stdout
+    """Exemptions scoped to an account and to a partner: the workers return their findings'
+    accounts and partners, and the same findings are exempt."""
+    org = json.loads(org_file.read_text())
+    deal = next(d for d in org["opportunities"] if d.get("account_id"))
+    partner = next(d["partner_id"] for d in org["opportunities"] if d.get("partner_id"))
+    config = tmp_path / "tsos-rules.toml"
+    entries = [("account_id", deal["account_id"]), ("partner_id", partner)]
+    config.write_text(
+        "".join(
+            f'[[exemptions]]\nrule = "*"\n{field} = "{value}"\nreason = "in review"\n'
+            'approver = "Dana (RVP)"\ncreated = 2026-11-01\nexpires = 2026-12-31\n'
+            for field, value in entries
+        )
+    )
+    directory = split(org_file, 4, tmp_path / "org")
+    expected = run("check", org_file, "--format", "json", "--config", config)
+    assert b'"exempt"' in expected.stdout, expected.stderr
+    got = run(
+        "check", directory, "--format", "json", "--config", config,
+        "--executor", "processes", "--jobs", "2",
+    )  # fmt: skip
+    assert got.returncode == expected.returncode, got.stderr
     assert got.stdout == expected.stdout
 
 

@@ -44,20 +44,28 @@ def test_partner_totals_span_partitions() -> None:
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), deals=st.integers(20, 160))
 def test_a_sharded_snapshot_gives_the_findings_of_the_whole(seed: int, deals: int) -> None:
-    """Read whole, or by 2 worker processes each reading only its shards: 1, 2, 4, 7 shards."""
-    from tsos_rules.engine.sharded import judge_sharded
+    """Read whole, or by 2 worker processes each reading only its shards: 1, 2, 4, 7 shards;
+    the workers' report section rows (contrib plugins) merge into the whole's sections."""
+    from tsos_rules.engine.sharded import ShardAsk, judge_sharded
     from tsos_rules.engine.sharding import split_snapshot
     from tsos_rules.findings import Findings
+    from tsos_rules.plugins import collect_report_sections
     from tsos_rules.snapshot.sharded import load_sharded
 
     org = generate_org(opportunities=deals, seed=seed, as_of=dt.date(2026, 11, 24))
     snapshot, _ = snapshot_from_dict(org)
     index = ENGINE.index(snapshot)
-    whole = ENGINE.evaluate_index(index).to_dict()
+    judged = ENGINE.evaluate_index(index)
+    whole = judged.to_dict()
+    sections = collect_report_sections(ENGINE.plugin_manager, index, judged)
+    ask = ShardAsk(sections=True, include_info=True)
     for shards in (1, 2, 4, 7):
         with tempfile.TemporaryDirectory() as scratch:
             manifest = split_snapshot(snapshot, shards, Path(scratch) / "org")
             assert load_sharded(manifest.directory) == snapshot, shards
             spec = ExecutorSpec("processes", workers=2)
-            found, records = judge_sharded(ENGINE, manifest, spec, index.as_of)
-            assert Findings.collect(found, records=records).to_dict() == whole, shards
+            result = judge_sharded(ENGINE, manifest, spec, index.as_of, ask)
+            found = Findings.collect(result.findings, records=result.records)
+            assert found.to_dict() == whole, shards
+            assert result.sections is not None, shards  # merged, not read whole
+            assert [s.to_dict() for s in result.sections] == [s.to_dict() for s in sections]

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from tsos_rules.findings import Findings
     from tsos_rules.model import Snapshot
     from tsos_rules.policy.apply import Policy
+    from tsos_rules.report.sections import ReportSection
     from tsos_rules.snapshot.sharded import Manifest
 
 #: ``--executor processes`` without ``--jobs`` uses one worker per CPU up to this many. Judging
@@ -125,14 +126,17 @@ def check(
         sharded = None
         if file != "-" and is_sharded(file):
             sharded = _judge_sharded(
-                config, engine, read_manifest(file), spec, pool, as_of, checked=selected is None
+                config,
+                engine,
+                read_manifest(file),
+                spec,
+                pool,
+                as_of,
+                checked=selected is None,
+                include_info=include_info,
             )
         if sharded is not None:
-            found, policy = sharded
-            findings = filter_severity(found, include_info=include_info)
-            waived = policy.waived(findings)
-            findings = attrs.evolve(findings, waived=waived) if waived else findings
-            sections = []
+            findings, sections = sharded
         else:
             if file != "-" and is_sharded(file):
                 snapshot = load_sharded(file)
@@ -174,15 +178,19 @@ def _judge_sharded(
     as_of: dt.date | None,
     *,
     checked: bool,
-) -> tuple[Findings, Policy] | None:
+    include_info: bool,
+) -> tuple[Findings, list[ReportSection]] | None:
     """A sharded snapshot judged by workers that each read their own shards (``processes``
-    or ``dask``, or ``--jobs 2`` or more), with the policy to mark its findings; None when
-    it is judged as one snapshot instead: ``local``, or a plugin's report sections or an
-    exemption by account or partner need the whole snapshot here."""
-    from tsos_rules.engine import ExecutorSpec
-    from tsos_rules.engine.sharded import judge_sharded
+    or ``dask``, or ``--jobs 2`` or more): its findings at the chosen severities, marked by
+    the policy, and the plugins' report sections; None when it is judged as one snapshot
+    instead (``local``). The workers return their shards' section rows and their findings'
+    scopes (for exemptions by account or partner); a plugin whose section has no row keys
+    has its sections computed here from the whole snapshot, read again."""
+    from tsos_rules.engine import ExecutorSpec, filter_severity
+    from tsos_rules.engine.sharded import ShardAsk, judge_sharded
     from tsos_rules.findings import Findings
-    from tsos_rules.snapshot.sharded import read_reference
+    from tsos_rules.plugins import collect_report_sections
+    from tsos_rules.snapshot.sharded import load_sharded, read_reference
 
     if spec is None:
         if pool < 2:
@@ -190,15 +198,26 @@ def _judge_sharded(
         spec = ExecutorSpec("processes", workers=pool)
     if spec.kind == "local":
         return None
-    if engine.plugin_manager.hook.tsos_rules_report_sections.get_hookimpls():
-        return None
     reference = read_reference(manifest)
     day = as_of or reference.as_of or engine.org.today()
     policy = _policy(config, engine, day, reference, checked=checked)
-    if policy.waivers.needs_scope:
-        return None
-    found, records = judge_sharded(engine, manifest, spec, day)
-    return Findings.collect(found, records=records), policy
+    pm = engine.plugin_manager
+    ask = ShardAsk(
+        sections=bool(pm.hook.tsos_rules_report_sections.get_hookimpls()),
+        include_info=include_info,
+        scopes=policy.waivers.needs_scope,
+    )
+    result = judge_sharded(engine, manifest, spec, day, ask)
+    findings = filter_severity(
+        Findings.collect(result.findings, records=result.records), include_info=include_info
+    )
+    sections = result.sections or []
+    if ask.sections and result.sections is None:
+        index = engine.index(load_sharded(manifest.directory), day)
+        sections = collect_report_sections(pm, index, findings)
+    waived = policy.waived(findings, scopes=result.scopes)
+    findings = attrs.evolve(findings, waived=waived) if waived else findings
+    return findings, sections
 
 
 def _with_policy(

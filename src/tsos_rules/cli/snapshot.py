@@ -42,6 +42,9 @@ def split(file: str, shards: int, out: str, config_path: str | None) -> None:
     reference file. `tsos-rules check DIR --executor processes` then lets each worker read,
     index and judge its own shards; the findings are those of FILE (docs/scale.md).
 
+    FILE is read in passes (streaming, with a scratch file beside DIR), never whole: a
+    snapshot larger than memory can be split.
+
     \b
     Examples:
       tsos-rules snapshot split big.json --shards 8 --out big-shards
@@ -49,15 +52,15 @@ def split(file: str, shards: int, out: str, config_path: str | None) -> None:
     """
     import sys
 
-    from tsos_rules.engine.sharding import split_snapshot
-    from tsos_rules.snapshot import bulk_allocation, load_snapshot
+    from tsos_rules.engine.sharding import split_file
 
-    config = config_from(config_path)
-    with bulk_allocation():
-        snapshot, _ = load_snapshot(sys.stdin if file == "-" else file)
-        manifest = split_snapshot(snapshot, shards, out, config.org)
+    config_from(config_path)  # a bad configuration is still exit 2, as for every command
+    stream = sys.stdin.buffer if file == "-" else None
+    manifest, records = split_file(
+        getattr(sys.stdin, "name", "<stdin>") if stream else file, shards, out, stream=stream
+    )
     sizes = manifest.sizes()
     click.echo(
         f"wrote {out}: {len(sizes)} shards, {sum(sizes) / 1e6:,.1f} MB "
-        f"(largest {max(sizes) / 1e6:,.1f} MB), {snapshot.record_count:,} records"
+        f"(largest {max(sizes) / 1e6:,.1f} MB), {records:,} records"
     )

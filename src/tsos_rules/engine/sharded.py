@@ -4,7 +4,9 @@ The driver reads only the manifest and gives each worker slot a share of the sha
 (balanced by size). Phase 1: each worker reads its shards and the reference file, indexes
 them, and returns its share of the packs' aggregates and the company keys of each shard;
 the driver reduces the totals and checks no company group lies in two shards. Phase 2: each
-worker judges its shards' own records from the index it kept, with the org-wide totals.
+worker judges its shards' own records from the index it kept, with the org-wide totals, and,
+when asked, returns what the driver would otherwise read the whole snapshot for: the plugins'
+report section rows of its shards and the account and partner of each finding's record.
 
 Each slot is a one-worker ``concurrent.futures`` pool (``processes``), or a Dask worker its
 tasks are sent to (``dask``), so a worker keeps its index between the phases. A slot whose
@@ -31,7 +33,9 @@ from tsos_rules.engine.executors import _fork_context, _why, auto_workers
 from tsos_rules.engine.recipe import EngineRecipe, ExecutorSpec
 from tsos_rules.errors import ExecutorError, InputError, SnapshotError
 from tsos_rules.facts import FactIndex, build_index
-from tsos_rules.findings import Finding
+from tsos_rules.facts.scope import Scope, scopes_of
+from tsos_rules.findings import Finding, Findings
+from tsos_rules.report.sections import ReportSection, SectionMerge
 from tsos_rules.snapshot import bulk_allocation
 from tsos_rules.snapshot.sharded import Manifest, Shard, assemble, read_reference, read_shards
 
@@ -74,6 +78,41 @@ class ShardShare:
     needs: tuple[Need, ...]
     #: own records (users and partners aside), as ``Findings.records`` counts them
     records: int
+
+
+@attrs.frozen
+class ShardAsk:
+    """What the driver asks each worker for besides findings."""
+
+    #: the plugins' report sections, from the findings at these severities
+    sections: bool = False
+    include_info: bool = False
+    #: each finding's record's account and partner (exemptions scoped to them)
+    scopes: bool = False
+
+
+@attrs.frozen
+class ShardVerdict:
+    """Phase 2's answer: the shards' findings, the problems found answering other shards'
+    needs, and what ``ShardAsk`` asked for."""
+
+    findings: list[Finding]
+    problems: list[str]
+    #: None when the sections could not be computed here (no plugins in this worker)
+    sections: list[ReportSection] | None = None
+    scopes: dict[tuple[str, str], Scope] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ShardedResult:
+    """A sharded run's findings, record count, and what was asked of the workers: the merged
+    report sections (None when a section has no row keys, or a worker has no plugins: the
+    caller reads the whole snapshot for them) and the findings' records' scopes."""
+
+    findings: list[Finding]
+    records: int
+    sections: list[ReportSection] | None = None
+    scopes: dict[tuple[str, str], Scope] = attrs.field(factory=dict)
 
 
 # -- in the worker ------------------------------------------------------------------------
@@ -170,10 +209,16 @@ def share_task(
 
 
 def judge_task(
-    work: ShardWork, recipe: EngineRecipe, totals: Totals, needs: Sequence[Need]
-) -> tuple[list[Finding], list[str]]:
-    """Phase 2: the shards' findings with the org-wide totals, and the problems found
-    answering other shards' ``needs`` (a record one of them reads lies in these shards)."""
+    work: ShardWork,
+    recipe: EngineRecipe,
+    totals: Totals,
+    needs: Sequence[Need],
+    ask: ShardAsk | None = None,
+) -> ShardVerdict:
+    """Phase 2: the shards' findings with the org-wide totals, the problems found answering
+    other shards' ``needs`` (a record one of them reads lies in these shards), and what
+    ``ask`` asks for."""
+    ask = ask or ShardAsk()
     index, own, shards = _hold(work, recipe)
     problems = []
     if needs:
@@ -198,7 +243,32 @@ def judge_task(
                     )
     judged = copy.copy(index)  # the totals are this run's
     judged.totals = totals
-    return recipe.engine().judge(judged, own), problems
+    engine = recipe.engine()
+    found = engine.judge(judged, own)
+    verdict = ShardVerdict(found, problems)
+    if ask.sections:
+        verdict = attrs.evolve(verdict, sections=_sections(engine, judged, found, own, ask))
+    if ask.scopes:
+        verdict = attrs.evolve(verdict, scopes=scopes_of(judged, found))
+    return verdict
+
+
+def _sections(
+    engine: Engine, index: FactIndex, found: list[Finding], own: dict[str, bytes], ask: ShardAsk
+) -> list[ReportSection] | None:
+    """The plugins' report sections of these shards, as ``check`` collects them from the
+    findings at its severities; None when this worker has no plugins (a Dask worker)."""
+    from tsos_rules.engine.engine import filter_severity
+    from tsos_rules.plugins import collect_report_sections
+
+    pm = engine.plugin_manager
+    if pm is None:
+        return None
+    records = sum(flags.count(1) for flags in own.values())
+    findings = filter_severity(
+        Findings.collect(found, records=records), include_info=ask.include_info
+    )
+    return collect_report_sections(pm, index, findings)
 
 
 def release_task(run: str) -> None:
@@ -338,15 +408,20 @@ def _split_groups(manifest: Manifest, shares: Iterable[ShardShare]) -> None:
 
 
 def judge_sharded(
-    engine: Engine, manifest: Manifest, spec: ExecutorSpec, as_of: dt.date
-) -> tuple[list[Finding], int]:
-    """The findings of every shard's own records, and the snapshot's record count, each
-    worker slot reading and judging only its shards."""
+    engine: Engine,
+    manifest: Manifest,
+    spec: ExecutorSpec,
+    as_of: dt.date,
+    ask: ShardAsk | None = None,
+) -> ShardedResult:
+    """The findings of every shard's own records, the snapshot's record count and what
+    ``ask`` asks for, each worker slot reading and judging only its shards."""
+    ask = ask or ShardAsk()
     sizes = manifest.sizes()
     reference = read_reference(manifest)
     base = len(reference.users) + len(reference.partners)
     if not sizes:
-        return [], base
+        return ShardedResult([], base, [] if ask.sections else None)
     if spec.kind == "dask":
         from tsos_rules.engine.executors import _dask_client
 
@@ -354,10 +429,10 @@ def judge_sharded(
             workers = max(1, len(client.nthreads()))
             parts = balance(sizes, min(workers, len(sizes)))
             slots: _Slots | _DaskSlots = _DaskSlots(client, len(parts))
-            return _judge(engine, manifest, parts, slots, as_of, base)
+            return _judge(engine, manifest, parts, slots, as_of, base, ask)
     parts = balance(sizes, min(auto_workers(spec.workers), len(sizes)))
-    engine.recipe.adopt(engine)  # forked workers inherit the built engine
-    return _judge(engine, manifest, parts, _Slots(len(parts)), as_of, base)
+    engine.recipe.adopt(engine)  # forked workers inherit the built engine and its plugins
+    return _judge(engine, manifest, parts, _Slots(len(parts)), as_of, base, ask)
 
 
 def _judge(
@@ -367,7 +442,8 @@ def _judge(
     slots: _Slots | _DaskSlots,
     as_of: dt.date,
     base: int,
-) -> tuple[list[Finding], int]:
+    ask: ShardAsk,
+) -> ShardedResult:
     """Both phases of a run, each slot reading ``parts[slot]``."""
     run = uuid.uuid4().hex
     works = [ShardWork(run, manifest, numbers, as_of) for numbers in parts]
@@ -381,11 +457,32 @@ def _judge(
         if engine.aggregates:
             totals = finalize(engine.aggregates, combine(s.partial for s in shares))
         needs = [need for share in shares for need in share.needs]
-        judged = _phase(slots, works, failures, judge_task, engine.recipe, totals, needs)
+        verdicts: list[ShardVerdict] = _phase(
+            slots, works, failures, judge_task, engine.recipe, totals, needs, ask
+        )
     finally:
         slots.close(run)
-    problems = sorted({problem for _, found in judged for problem in found})
+    problems = sorted({problem for verdict in verdicts for problem in verdict.problems})
     if problems:
         raise SnapshotError(f"{manifest.directory}: {problems[0]}")
-    findings = [finding for found, _ in judged for finding in found]
-    return findings, base + sum(share.records for share in shares)
+    findings = [finding for verdict in verdicts for finding in verdict.findings]
+    scopes = {key: scope for verdict in verdicts for key, scope in verdict.scopes.items()}
+    records = base + sum(share.records for share in shares)
+    return ShardedResult(findings, records, _merged(engine, verdicts, ask), scopes)
+
+
+def _merged(
+    engine: Engine, verdicts: Sequence[ShardVerdict], ask: ShardAsk
+) -> list[ReportSection] | None:
+    """The workers' report sections merged by their row keys; None when a worker could not
+    compute them or a section has no row keys (its rows cannot be merged exactly)."""
+    if not ask.sections:
+        return None
+    from tsos_rules.plugins import report_section_plugins
+
+    merge = SectionMerge(report_section_plugins(engine.plugin_manager))
+    for verdict in verdicts:
+        if verdict.sections is None:
+            return None
+        merge.add(verdict.sections)
+    return merge.sections() if merge.keyed() else None

@@ -15,6 +15,7 @@ import attrs
 
 from tsos_rules.config import Config, naming_file
 from tsos_rules.facts import FactIndex
+from tsos_rules.facts.scope import NO_SCOPE, Scope, Scopes, record_scope
 from tsos_rules.findings import SHADOW, Finding, Waived
 from tsos_rules.policy.exemptions import (
     Exemption,
@@ -35,33 +36,6 @@ def rollout_policy(config: Config, default: Mode = Mode.ANNOTATE) -> ModePolicy:
     overrides.update((rule, Mode(mode)) for rule, mode in config.rollout.items())
     sources = {rule: "sync.rule_modes" for rule in legacy if rule not in config.rollout}
     return ModePolicy(default, overrides, sources=sources)
-
-
-def record_scope(index: FactIndex, record_type: str, record_id: str) -> tuple[str | None, ...]:
-    """The (account id, partner id) a record belongs to, as the sync's worklist names them."""
-    if record_type == "opportunity":
-        deal = index.opportunities.get(record_id)
-        if deal is None:
-            return (None, None)
-        account = index.accounts.get(deal.account_id) if deal.account_id else None
-        partner = deal.partner_id or (account.partner_of_record_id if account else None)
-        return (deal.account_id, partner)
-    if record_type == "lead":
-        lead = index.leads.get(record_id)
-        converted = getattr(lead, "account_id", None) if lead is not None else None
-        return (
-            converted if isinstance(converted, str) else None,
-            lead.partner_id if lead is not None else None,
-        )
-    if record_type == "account":
-        account = index.accounts.get(record_id)
-        return (record_id, account.partner_of_record_id if account else None)
-    for activity in index.snapshot.activities:
-        if activity.id == record_id:
-            account_id = getattr(activity, "account_id", None)
-            account = index.accounts.get(account_id) if account_id else None
-            return (account_id, account.partner_of_record_id if account else None)
-    return (None, None)
 
 
 @attrs.frozen
@@ -98,18 +72,27 @@ class Policy:
         return cls(modes, Waivers(exemptions, today), crm.problems)
 
     def waived(
-        self, findings: Iterable[Finding], index: FactIndex | None = None
+        self,
+        findings: Iterable[Finding],
+        index: FactIndex | None = None,
+        *,
+        scopes: Scopes | None = None,
     ) -> dict[str, Waived]:
-        """The findings that do not count, by fingerprint: exempt first, then shadow."""
+        """The findings that do not count, by fingerprint: exempt first, then shadow. An
+        exemption by account or partner matches on the records in ``index``, or on ``scopes``
+        (the findings' records' scopes, computed where the records are: a sharded check)."""
         out: dict[str, Waived] = {}
         waivers = self.waivers
         if not waivers and not self.modes.has_shadow():
             return out  # nothing to mark: no pass over a large check's findings
         for finding in findings:
             if waivers:
-                scope: tuple[str | None, ...] = (None, None)
-                if waivers.needs_scope and index is not None:
-                    scope = record_scope(index, finding.record_type, finding.record_id)
+                scope: Scope = NO_SCOPE
+                if waivers.needs_scope:
+                    if scopes is not None:
+                        scope = scopes.get((finding.record_type, finding.record_id), NO_SCOPE)
+                    elif index is not None:
+                        scope = record_scope(index, finding.record_type, finding.record_id)
                 exemption = waivers.exemption_for(finding, account_id=scope[0], partner_id=scope[1])
                 if exemption is not None:
                     out[finding.fingerprint] = exemption.waived()

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import attrs
 import orjson
@@ -299,27 +299,49 @@ def _write(path: Path, document: Any) -> None:
     partial.replace(path)
 
 
-def write_sharded(
-    directory: str | os.PathLike[str], snapshot: Snapshot, layouts: Sequence[ShardLayout]
-) -> Manifest:
-    """Write ``snapshot`` as a sharded directory (created; it must be absent or empty), one
-    shard file per layout; the manifest is written last, so a reader never sees half of one."""
-    from tsos_rules.snapshot.document import CONVERTER, snapshot_to_dict
-
-    root = Path(directory)
+def _prepare(root: Path) -> None:
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise SnapshotError(f"{root}: exists and is not an empty directory")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SnapshotError(f"{root}: cannot create: {exc.strerror or exc}") from None
-    unstructure = CONVERTER.unstructure
+
+
+def _write_reference(root: Path, snapshot: Snapshot) -> None:
+    from tsos_rules.snapshot.document import snapshot_to_dict
+
     empty: dict[str, Any] = dict.fromkeys(SHARDED, ())
     reference = snapshot_to_dict(attrs.evolve(snapshot, **empty))
     reference.pop("as_of", None)
     for name in SHARDED:
         reference.pop(name, None)
     _write(root / "reference.json", reference)
+
+
+def _write_manifest(root: Path, as_of: dt.date | None, names: Sequence[str]) -> Manifest:
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "as_of": as_of.isoformat() if as_of else None,
+        "reference": "reference.json",
+        "shards": list(names),
+    }
+    _write(root / MANIFEST, manifest)
+    return read_manifest(root)
+
+
+def write_sharded(
+    directory: str | os.PathLike[str], snapshot: Snapshot, layouts: Sequence[ShardLayout]
+) -> Manifest:
+    """Write ``snapshot`` as a sharded directory (created; it must be absent or empty), one
+    shard file per layout; the manifest is written last, so a reader never sees half of one."""
+    from tsos_rules.snapshot.document import CONVERTER
+
+    root = Path(directory)
+    _prepare(root)
+    unstructure = CONVERTER.unstructure
+    _write_reference(root, snapshot)
     names = []
     for number, layout in enumerate(layouts):
         document: dict[str, Any] = {}
@@ -339,12 +361,51 @@ def write_sharded(
         }
         names.append(shard_name(number))
         _write(root / names[-1], document)
-    manifest = {
-        "format": FORMAT,
-        "version": VERSION,
-        "as_of": snapshot.as_of.isoformat() if snapshot.as_of else None,
-        "reference": "reference.json",
-        "shards": names,
-    }
-    _write(root / MANIFEST, manifest)
-    return read_manifest(root)
+    return _write_manifest(root, snapshot.as_of, names)
+
+
+def _write_records(out: IO[bytes], name: str, records: Iterable[bytes]) -> None:
+    out.write(orjson.dumps(name) + b":[")
+    for k, record in enumerate(records):
+        if k:
+            out.write(b",")
+        out.write(record)
+    out.write(b"]")
+
+
+def write_sharded_json(
+    directory: str | os.PathLike[str],
+    reference: Snapshot,
+    layouts: Sequence[ShardLayout],
+    record_json: Callable[[str, int], bytes],
+) -> Manifest:
+    """:func:`write_sharded` from the records' JSON (``record_json(collection, position)``,
+    as ``snapshot_to_dict`` writes a record) instead of a snapshot in memory: the same bytes,
+    each shard written as it is assembled. ``reference``: the snapshot without its sharded
+    collections."""
+    root = Path(directory)
+    _prepare(root)
+    _write_reference(root, reference)
+    names = []
+    for number, layout in enumerate(layouts):
+        names.append(shard_name(number))
+        path = root / names[-1]
+        partial = path.with_name(path.name + ".partial")
+        context = [(name, positions) for name, positions in layout.context.items() if positions]
+        with open(partial, "wb") as out:
+            out.write(b"{")
+            for name in SHARDED:
+                _write_records(out, name, (record_json(name, i) for i in layout.own.get(name, ())))
+                out.write(b",")
+            out.write(orjson.dumps(LAYOUT) + b':{"positions":')
+            out.write(orjson.dumps({name: list(layout.own.get(name, ())) for name in SHARDED}))
+            out.write(b',"context":{')
+            for k, (name, positions) in enumerate(context):
+                if k:
+                    out.write(b",")
+                _write_records(out, name, (record_json(name, i) for i in positions))
+            out.write(b'},"context_positions":')
+            out.write(orjson.dumps({name: list(positions) for name, positions in context}))
+            out.write(b"}}")
+        partial.replace(path)
+    return _write_manifest(root, reference.as_of, names)

@@ -61,7 +61,7 @@ from tsos_rules.errors import (
 )
 from tsos_rules.facts import FactIndex, RecordFacts
 from tsos_rules.findings import Finding, Findings, Severity
-from tsos_rules.plugins import collect_report_sections
+from tsos_rules.plugins import collect_report_sections, report_section_plugins
 from tsos_rules.policy.exemptions import (
     CONFIG,
     CRM,
@@ -70,6 +70,7 @@ from tsos_rules.policy.exemptions import (
     from_config,
     from_snapshot,
 )
+from tsos_rules.report.sections import ReportSection, SectionMerge
 from tsos_rules.rules.spec import RuleSpec
 from tsos_rules.sync import totals
 from tsos_rules.sync.notify import NotifySettings, notify_run
@@ -294,8 +295,9 @@ class _Job:
         self._reread: list[ReadResult] | None = None
         #: Records judged so far by an incremental run (None in a full run: all of them).
         self._judged: set[RecordKey] | None = None
-        #: Each report section's rows so far, by their repr (a row shows once).
-        self._section_rows: dict[tuple[str, str], dict[str, tuple[Any, ...]]] = {}
+        #: The report sections' rows so far, merged by plugin and title (set on the summary
+        #: once the batches are read).
+        self._sections = SectionMerge(report_section_plugins(self.engine.plugin_manager))
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -379,6 +381,7 @@ class _Job:
                     )
                 if self._totals is not None and self._totals.moved:
                     self._rejudge_readers(self._totals.moved, as_of)
+            summary.sections = self._merged_sections()
             if is_full:
                 self._sweep()
             self._recover()
@@ -452,6 +455,7 @@ class _Job:
         summary = self.summary
         summary.outcome = outcome
         summary.exit_code = code
+        summary.sections = self._merged_sections()
         summary.duration_s = time.monotonic() - started
         if self.dry_run:
             return
@@ -713,25 +717,15 @@ class _Job:
 
     def _add_sections(self, index: FactIndex, current: Mapping[str, Finding]) -> None:
         """Plugins' report sections for this batch, merged into the run's by plugin and title
-        (a record read as context by several batches shows once)."""
+        (``SectionMerge``: a record read as context by several batches shows once)."""
         pm = self.engine.plugin_manager
         if pm is None:
             return
         found = Findings.collect(current.values(), records=index.snapshot.record_count)
-        sections = self.summary.sections
-        for section in collect_report_sections(pm, index, found):
-            key = (section.plugin, section.title)
-            known = sections.get(key)
-            rows = self._section_rows.get(key)
-            if known is None or rows is None:
-                sections[key] = section
-                self._section_rows[key] = {repr(row): row for row in section.rows}
-            else:
-                # Only this batch's rows are compared: merging every known row again each
-                # batch grew with batches x rows (minutes at a million deals).
-                for row in section.rows:
-                    rows[repr(row)] = row
-                sections[key] = attrs.evolve(known, rows=tuple(rows.values()))
+        self._sections.add(collect_report_sections(pm, index, found))
+
+    def _merged_sections(self) -> dict[tuple[str, str], ReportSection]:
+        return {(s.plugin, s.title): s for s in self._sections.sections()}
 
     def _verdicts(
         self, index: FactIndex, keys: frozenset[RecordKey]

@@ -32,6 +32,7 @@ def tsos_rules_report_sections(index: FactIndex) -> list[ReportSection] | None:
     vendor = FiscalCalendar(index.org.fiscal_year_start_month)
     default_month = 1
     rows = []
+    keys = []  # how shards' rows merge: by close date, then deal id (the rows' order)
     dated = [o for o in index.snapshot.opportunities if o.close_date is not None]
     for deal in sorted(dated, key=lambda o: (o.close_date, o.id)):
         if deal.is_closed or deal.close_date is None or not deal.partner_id:
@@ -53,6 +54,7 @@ def tsos_rules_report_sections(index: FactIndex) -> list[ReportSection] | None:
                 "yes" if ours.same_period(theirs) else "no",
             )
         )
+        keys.append((deal.close_date.isoformat(), deal.id))
     if not rows:
         return None
     return [
@@ -65,5 +67,6 @@ def tsos_rules_report_sections(index: FactIndex) -> list[ReportSection] | None:
                 "partner's. 'aligned' is no where the partner's quarter ends on another day: "
                 "the vendor's quarter-end urgency is not the partner's."
             ),
+            row_keys=keys,
         )
     ]

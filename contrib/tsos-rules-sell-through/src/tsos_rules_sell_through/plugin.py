@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from tsos_rules import Findings, RulePack, hookimpl
+from tsos_rules import Finding, Findings, RulePack, hookimpl
 from tsos_rules.facts import FactIndex
 from tsos_rules.report.sections import ReportSection
 from tsos_rules_sell_through.rules import PACK, RULE_ID
@@ -21,9 +22,15 @@ def tsos_rules_report_sections(index: FactIndex, findings: Findings) -> list[Rep
     found = [f for f in findings if f.rule == RULE_ID]
     if not found:
         return None
-    ranked = sorted(
-        found, key=lambda f: (-float(f.details.get("size_rank", 0)), f.details.get("units", 0))
-    )
+
+    def rank(finding: Finding) -> tuple[Any, ...]:
+        details = finding.details
+        return (-float(details.get("size_rank", 0)), details.get("units", 0))
+
+    # Ties keep the findings' order (sorted by key): the row keys add it, so rows from
+    # several shards merge in the same order.
+    ranked = sorted(found, key=rank)
+    keys = [(*rank(finding), *finding.key) for finding in ranked]
     rows = []
     for finding in ranked:
         account = index.accounts.get(finding.record_id)
@@ -48,5 +55,6 @@ def tsos_rules_report_sections(index: FactIndex, findings: Findings) -> list[Rep
                 "Big names buying a few units through the channel, with no open deal: call "
                 "them to learn why they picked us and what the potential is."
             ),
+            row_keys=keys,
         )
     ]

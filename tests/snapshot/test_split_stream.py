@@ -127,3 +127,19 @@ def test_a_file_that_is_not_json_is_exit_2_naming_it(tmp_path: Path, text: str) 
     )
     assert result.exit_code == ExitCode.INPUT, result.output
     assert f"{path}: not valid JSON" in result.output
+
+
+def test_a_top_level_key_twice_is_exit_2_never_both_copies_split(tmp_path: Path) -> None:
+    """A load keeps the last copy of a key; the streamed passes cannot, so split refuses it."""
+    path = tmp_path / "org.json"
+    users = [json.dumps({"id": f"u{n}", "name": "U", "email": "u@example.com"}) for n in (1, 2)]
+    path.write_text(
+        f'{{"as_of": "2026-11-24", "users": [{users[0]}], "users": [{users[1]}], '
+        '"opportunities": []}'
+    )
+    result = CliRunner().invoke(
+        main, ["snapshot", "split", str(path), "--shards", "2", "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == ExitCode.INPUT, result.output
+    assert "'users' appears twice" in result.output
+    assert not (tmp_path / "out").exists()

@@ -203,6 +203,11 @@ def _top_level(fd: int, source: str) -> tuple[dict[str, Any], dict[str, str]]:
         for _, event, key in events:
             if event == "end_map":
                 break
+            if key in kinds:
+                # A load keeps the last copy; the collection passes would read both.
+                raise SnapshotError(
+                    f"{source}: the top-level key {key!r} appears twice; split needs each key once"
+                )
             _, event, value = next(events)  # the value of top-level key ``key``
             kinds[key] = event
             if event == "start_array" and key in STREAMED:

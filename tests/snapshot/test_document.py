@@ -462,3 +462,46 @@ def test_load_snapshot_hands_the_parsed_document_to_keep(tmp_path: Path) -> None
     snapshot, _ = load_snapshot(path, keep=kept)
     assert [o.id for o in snapshot.opportunities] == ["o1"]
     assert kept == [{"as_of": "2026-11-24", "opportunities": [{"id": "o1"}]}]
+
+
+# -- how a file is read (mapped when regular, read whole when a pipe) ----------------------
+
+
+def test_an_empty_file_is_refused_as_an_empty_document(tmp_path):
+    path = tmp_path / "empty.json"
+    path.write_bytes(b"")
+    with pytest.raises(SnapshotError, match=r"empty\.json: not valid JSON: .*empty document"):
+        load_snapshot(path)
+
+
+def test_a_byte_order_mark_then_bad_json_reports_the_position_after_the_mark(tmp_path):
+    path = tmp_path / "bom.json"
+    path.write_bytes(b'\xef\xbb\xbf{"users": [1,]}')
+    with pytest.raises(SnapshotError, match=r"bom\.json: not valid JSON: .* line 1 column 13$"):
+        load_snapshot(path)
+
+
+def test_a_named_pipe_is_read_like_a_file(tmp_path):
+    import os
+    import threading
+
+    path = tmp_path / "pipe.json"
+    os.mkfifo(path)
+
+    def write() -> None:
+        with open(path, "wb") as pipe:
+            pipe.write(b'{"opportunities": [{"id": "o1"}]}')
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    loaded, _ = load_snapshot(path)
+    writer.join()
+    assert [o.id for o in loaded.opportunities] == ["o1"]
+
+
+def test_a_file_over_the_limit_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "big.json"
+    path.write_text('{"opportunities": []}')
+    with pytest.raises(SnapshotError, match="larger than the 20-byte limit"):
+        load_snapshot(path, max_bytes=20)
+    assert load_snapshot(path, max_bytes=21)[0].opportunities == ()

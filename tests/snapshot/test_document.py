@@ -505,3 +505,39 @@ def test_a_file_over_the_limit_is_refused_before_it_is_read(tmp_path):
     with pytest.raises(SnapshotError, match="larger than the 20-byte limit"):
         load_snapshot(path, max_bytes=20)
     assert load_snapshot(path, max_bytes=21)[0].opportunities == ()
+
+
+# -- integers beyond 64 bits (read exactly since msgspec parses snapshot files) ------------
+
+BIG = 123456789012345678901234567890
+
+
+def test_an_integer_beyond_64_bits_is_read_exactly_and_kept_in_extra(tmp_path):
+    path = tmp_path / "big.json"
+    path.write_text(f'{{"opportunities": [{{"id": "o1", "amount": {BIG}, "erp_ref": {BIG}}}]}}')
+    loaded, _ = load_snapshot(path)
+    deal_read = loaded.opportunities[0]
+    assert deal_read.amount == 1.2345678901234568e29  # a number field: the nearest float
+    assert deal_read.extra == {"erp_ref": BIG}  # an unknown field: the integer as written
+    assert type(deal_read.extra["erp_ref"]) is int
+
+
+def test_an_integer_too_large_for_a_number_field_names_the_field(tmp_path):
+    path = tmp_path / "huge.json"
+    path.write_text('{"opportunities": [{"id": "o1", "amount": 1' + "0" * 400 + "}]}")
+    with pytest.raises(
+        SnapshotError, match=r"opportunities\[0\] \(id o1\): amount: expected a number, got 1000"
+    ):
+        load_snapshot(path)
+
+
+def test_a_snapshot_with_a_big_integer_splits_and_reads_back_the_same(tmp_path):
+    from tsos_rules.engine.sharding import split_snapshot
+    from tsos_rules.snapshot.sharded import load_sharded
+
+    path = tmp_path / "big.json"
+    deals = f'[{{"id": "o1", "erp_ref": {BIG}}}, {{"id": "o2"}}]'
+    path.write_text(f'{{"as_of": "{AS_OF}", "opportunities": {deals}}}')
+    whole, _ = load_snapshot(path)
+    split_snapshot(whole, 2, tmp_path / "shards")
+    assert load_sharded(tmp_path / "shards") == whole

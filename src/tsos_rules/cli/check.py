@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from typing import IO, TYPE_CHECKING
 
@@ -98,10 +99,12 @@ def check(
     from tsos_rules.engine import Engine, ExecutorSpec, filter_severity
     from tsos_rules.engine.recipe import available_cpus
     from tsos_rules.plugins import collect_report_sections
-    from tsos_rules.report.table import render_section, render_table
     from tsos_rules.snapshot._memory import bulk_allocation
     from tsos_rules.snapshot.document import load_snapshot
-    from tsos_rules.snapshot.sharded import is_sharded, load_sharded, read_manifest
+
+    # A snapshot FILE never needs the sharded reader (nor --format json the table renderer):
+    # they are imported when used.
+    directory = file != "-" and os.path.isdir(file)  # what snapshot.sharded.is_sharded tells
 
     selected = [p.strip() for p in patterns.split(",") if p.strip()] if patterns else None
     config = config_from(config_path)
@@ -123,7 +126,9 @@ def check(
     pool = workers if spec is not None else max(jobs, 1)
     with bulk_allocation(keep=True):
         sharded = None
-        if file != "-" and is_sharded(file):
+        if directory:
+            from tsos_rules.snapshot.sharded import read_manifest
+
             sharded = _judge_sharded(
                 config, engine, read_manifest(file), spec, pool, as_of, checked=selected is None
             )
@@ -134,7 +139,9 @@ def check(
             findings = attrs.evolve(findings, waived=waived) if waived else findings
             sections = []
         else:
-            if file != "-" and is_sharded(file):
+            if directory:
+                from tsos_rules.snapshot.sharded import load_sharded
+
                 snapshot = load_sharded(file)
             else:
                 snapshot, _ = load_snapshot(source, keep=document_kept)
@@ -156,6 +163,8 @@ def check(
         sys.stdout.buffer.write(b"\n")
         sys.stdout.buffer.flush()
     else:
+        from tsos_rules.report.table import render_section, render_table
+
         click.echo(render_table(findings, color=sys.stdout.isatty()), nl=False)
         for section in sections:
             click.echo("\n" + render_section(section), nl=False)

@@ -416,6 +416,8 @@ class FactIndex:
         account_id = opportunity.account_id
         values["account"] = self.accounts.get(account_id) if account_id else None
         values["is_open"] = not opportunity.is_closed
+        stage = opportunity.stage  # read for every deal (stage-probability-consistent)
+        values["stage_index"] = self.org.stage_index.get(stage) if stage is not None else None
         if self.opportunities.get(opportunity.id) is opportunity:
             reasons = self._channel_reasons.get(opportunity.id)
             if reasons is not None:

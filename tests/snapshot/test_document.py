@@ -541,3 +541,10 @@ def test_a_snapshot_with_a_big_integer_splits_and_reads_back_the_same(tmp_path):
     whole, _ = load_snapshot(path)
     split_snapshot(whole, 2, tmp_path / "shards")
     assert load_sharded(tmp_path / "shards") == whole
+
+
+def test_a_text_stream_with_a_lone_surrogate_is_not_utf8_text():
+    stream = io.StringIO('{"accounts": [{"id": "a1", "name": "x\ud800"}]}')
+    stream.name = "<stream>"
+    with pytest.raises(SnapshotError, match=r"^<stream>: not UTF-8 text$"):
+        load_snapshot(stream)

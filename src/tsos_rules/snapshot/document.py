@@ -535,7 +535,7 @@ def _parse(text: str | bytes | memoryview, source: str) -> Any:
     """
     try:
         return msgspec.json.decode(text)
-    except (msgspec.DecodeError, RecursionError):
+    except (ValueError, RecursionError):  # DecodeError, or a str that is not UTF-8 encodable
         pass
     try:
         return orjson.loads(text)

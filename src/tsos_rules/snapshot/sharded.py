@@ -83,7 +83,7 @@ def _load_json(path: Path) -> Any:
     text = _read_path(path, max_snapshot_bytes()).removeprefix(b"\xef\xbb\xbf")
     try:  # as load_snapshot: msgspec reads, orjson explains what it refuses
         return msgspec.json.decode(text)
-    except (msgspec.DecodeError, RecursionError):
+    except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError
         pass
     try:
         return orjson.loads(text)

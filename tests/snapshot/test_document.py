@@ -548,3 +548,16 @@ def test_a_text_stream_with_a_lone_surrogate_is_not_utf8_text():
     stream.name = "<stream>"
     with pytest.raises(SnapshotError, match=r"^<stream>: not UTF-8 text$"):
         load_snapshot(stream)
+
+
+def test_a_file_that_cannot_be_mapped_is_read_instead(tmp_path, monkeypatch):
+    import mmap
+
+    class Unmappable(mmap.mmap):
+        def __new__(cls, *_args: Any, **_kwargs: Any) -> Unmappable:
+            raise OSError(19, "No such device")
+
+    monkeypatch.setattr(mmap, "mmap", Unmappable)
+    path = tmp_path / "snap.json"
+    path.write_text('{"opportunities": [{"id": "o1"}]}')
+    assert [o.id for o in load_snapshot(path)[0].opportunities] == ["o1"]

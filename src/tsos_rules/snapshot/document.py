@@ -512,11 +512,15 @@ def _map_path(path: str | Path, limit: int) -> bytes | mmap.mmap:
             if stat.S_ISREG(info.st_mode):
                 if info.st_size > limit:
                     raise _too_large(source, limit)
-                if info.st_size == 0:
-                    return b""  # an empty file cannot be mapped
-                # The mapping outlives the file object (it keeps its own descriptor).
-                return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-            if not stat.S_ISFIFO(info.st_mode):
+                if info.st_size:  # empty (or sized 0 like /proc files): read as before
+                    try:
+                        # The mapping outlives the file object (it has its own descriptor).
+                        # Replace a snapshot by renaming a new file over it, not by
+                        # truncating it in place: reading a truncated mapping is a crash.
+                        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+                    except (OSError, ValueError):
+                        pass  # a file system that cannot map files: read it
+            elif not stat.S_ISFIFO(info.st_mode):
                 raise SnapshotError(f"{source}: not a regular file (a device or socket)")
             return _read_capped(handle, source, limit)
     except IsADirectoryError:

@@ -555,3 +555,23 @@ def document_summary_line(document):
         f"{summary['findings']} finding(s) on {summary['records']} record(s): "
         f"{severity['block']} block, {severity['warn']} warn, {severity['info']} info"
     )
+
+
+def test_check_of_a_file_imports_neither_the_sharded_readers_nor_dask(tmp_path) -> None:
+    """Start-up: `check FILE --format json` pays for no module it does not use."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "snap.json"
+    path.write_text('{"as_of": "2026-11-24", "opportunities": [{"id": "o1"}]}')
+    code = (
+        "import sys\n"
+        "from tsos_rules.cli import run\n"
+        f"code = run(['check', {str(path)!r}, '--format', 'json', '--executor', 'local'])\n"
+        "heavy = ('tsos_rules.snapshot.sharded', 'tsos_rules.engine.sharded', "
+        "'tsos_rules.report.table', 'dask', 'distributed')\n"
+        "print(code in (0, 1), sorted(m for m in sys.modules if m.startswith(heavy)), "
+        "file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stderr.strip().splitlines()[-1] == "True []"

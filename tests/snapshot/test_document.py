@@ -462,3 +462,102 @@ def test_load_snapshot_hands_the_parsed_document_to_keep(tmp_path: Path) -> None
     snapshot, _ = load_snapshot(path, keep=kept)
     assert [o.id for o in snapshot.opportunities] == ["o1"]
     assert kept == [{"as_of": "2026-11-24", "opportunities": [{"id": "o1"}]}]
+
+
+# -- how a file is read (mapped when regular, read whole when a pipe) ----------------------
+
+
+def test_an_empty_file_is_refused_as_an_empty_document(tmp_path):
+    path = tmp_path / "empty.json"
+    path.write_bytes(b"")
+    with pytest.raises(SnapshotError, match=r"empty\.json: not valid JSON: .*empty document"):
+        load_snapshot(path)
+
+
+def test_a_byte_order_mark_then_bad_json_reports_the_position_after_the_mark(tmp_path):
+    path = tmp_path / "bom.json"
+    path.write_bytes(b'\xef\xbb\xbf{"users": [1,]}')
+    with pytest.raises(SnapshotError, match=r"bom\.json: not valid JSON: .* line 1 column 13$"):
+        load_snapshot(path)
+
+
+def test_a_named_pipe_is_read_like_a_file(tmp_path):
+    import os
+    import threading
+
+    path = tmp_path / "pipe.json"
+    os.mkfifo(path)
+
+    def write() -> None:
+        with open(path, "wb") as pipe:
+            pipe.write(b'{"opportunities": [{"id": "o1"}]}')
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    loaded, _ = load_snapshot(path)
+    writer.join()
+    assert [o.id for o in loaded.opportunities] == ["o1"]
+
+
+def test_a_file_over_the_limit_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "big.json"
+    path.write_text('{"opportunities": []}')
+    with pytest.raises(SnapshotError, match="larger than the 20-byte limit"):
+        load_snapshot(path, max_bytes=20)
+    assert load_snapshot(path, max_bytes=21)[0].opportunities == ()
+
+
+# -- integers beyond 64 bits (read exactly since msgspec parses snapshot files) ------------
+
+BIG = 123456789012345678901234567890
+
+
+def test_an_integer_beyond_64_bits_is_read_exactly_and_kept_in_extra(tmp_path):
+    path = tmp_path / "big.json"
+    path.write_text(f'{{"opportunities": [{{"id": "o1", "amount": {BIG}, "erp_ref": {BIG}}}]}}')
+    loaded, _ = load_snapshot(path)
+    deal_read = loaded.opportunities[0]
+    assert deal_read.amount == 1.2345678901234568e29  # a number field: the nearest float
+    assert deal_read.extra == {"erp_ref": BIG}  # an unknown field: the integer as written
+    assert type(deal_read.extra["erp_ref"]) is int
+
+
+def test_an_integer_too_large_for_a_number_field_names_the_field(tmp_path):
+    path = tmp_path / "huge.json"
+    path.write_text('{"opportunities": [{"id": "o1", "amount": 1' + "0" * 400 + "}]}")
+    with pytest.raises(
+        SnapshotError, match=r"opportunities\[0\] \(id o1\): amount: expected a number, got 1000"
+    ):
+        load_snapshot(path)
+
+
+def test_a_snapshot_with_a_big_integer_splits_and_reads_back_the_same(tmp_path):
+    from tsos_rules.engine.sharding import split_snapshot
+    from tsos_rules.snapshot.sharded import load_sharded
+
+    path = tmp_path / "big.json"
+    deals = f'[{{"id": "o1", "erp_ref": {BIG}}}, {{"id": "o2"}}]'
+    path.write_text(f'{{"as_of": "{AS_OF}", "opportunities": {deals}}}')
+    whole, _ = load_snapshot(path)
+    split_snapshot(whole, 2, tmp_path / "shards")
+    assert load_sharded(tmp_path / "shards") == whole
+
+
+def test_a_text_stream_with_a_lone_surrogate_is_not_utf8_text():
+    stream = io.StringIO('{"accounts": [{"id": "a1", "name": "x\ud800"}]}')
+    stream.name = "<stream>"
+    with pytest.raises(SnapshotError, match=r"^<stream>: not UTF-8 text$"):
+        load_snapshot(stream)
+
+
+def test_a_file_that_cannot_be_mapped_is_read_instead(tmp_path, monkeypatch):
+    import mmap
+
+    class Unmappable(mmap.mmap):
+        def __new__(cls, *_args: Any, **_kwargs: Any) -> Unmappable:
+            raise OSError(19, "No such device")
+
+    monkeypatch.setattr(mmap, "mmap", Unmappable)
+    path = tmp_path / "snap.json"
+    path.write_text('{"opportunities": [{"id": "o1"}]}')
+    assert [o.id for o in load_snapshot(path)[0].opportunities] == ["o1"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from typing import IO, TYPE_CHECKING
 
@@ -99,10 +100,12 @@ def check(
     from tsos_rules.engine import Engine, ExecutorSpec, filter_severity
     from tsos_rules.engine.recipe import available_cpus
     from tsos_rules.plugins import collect_report_sections
-    from tsos_rules.report.table import render_section, render_table
     from tsos_rules.snapshot._memory import bulk_allocation
     from tsos_rules.snapshot.document import load_snapshot
-    from tsos_rules.snapshot.sharded import is_sharded, load_sharded, read_manifest
+
+    # A snapshot FILE never needs the sharded reader (nor --format json the table renderer):
+    # they are imported when used.
+    directory = file != "-" and os.path.isdir(file)  # what snapshot.sharded.is_sharded tells
 
     selected = [p.strip() for p in patterns.split(",") if p.strip()] if patterns else None
     config = config_from(config_path)
@@ -124,7 +127,9 @@ def check(
     pool = workers if spec is not None else max(jobs, 1)
     with bulk_allocation(keep=True):
         sharded = None
-        if file != "-" and is_sharded(file):
+        if directory:
+            from tsos_rules.snapshot.sharded import read_manifest
+
             sharded = _judge_sharded(
                 config,
                 engine,
@@ -138,7 +143,9 @@ def check(
         if sharded is not None:
             findings, sections = sharded
         else:
-            if file != "-" and is_sharded(file):
+            if directory:
+                from tsos_rules.snapshot.sharded import load_sharded
+
                 snapshot = load_sharded(file)
             else:
                 snapshot, _ = load_snapshot(source, keep=document_kept)
@@ -160,6 +167,8 @@ def check(
         sys.stdout.buffer.write(b"\n")
         sys.stdout.buffer.flush()
     else:
+        from tsos_rules.report.table import render_section, render_table
+
         click.echo(render_table(findings, color=sys.stdout.isatty()), nl=False)
         for section in sections:
             click.echo("\n" + render_section(section), nl=False)

@@ -11,6 +11,7 @@ read, such as a deal's source lead). Workers each read only their own shards and
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import pairwise
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import attrs
+import msgspec
 import orjson
 
 from tsos_rules.model import Snapshot
@@ -79,6 +81,10 @@ def is_sharded(path: str | os.PathLike[str]) -> bool:
 def _load_json(path: Path) -> Any:
     source = str(path)
     text = _read_path(path, max_snapshot_bytes()).removeprefix(b"\xef\xbb\xbf")
+    try:  # as load_snapshot: msgspec reads, orjson explains what it refuses
+        return msgspec.json.decode(text)
+    except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError
+        pass
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
@@ -295,7 +301,12 @@ def shard_name(number: int) -> str:
 
 def _write(path: Path, document: Any) -> None:
     partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(orjson.dumps(document))
+    try:
+        encoded = orjson.dumps(document)
+    except orjson.JSONEncodeError:
+        # An integer beyond 64 bits (the loader reads it exactly; orjson writes none).
+        encoded = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    partial.write_bytes(encoded)
     partial.replace(path)
 
 

@@ -143,3 +143,17 @@ def test_a_top_level_key_twice_is_exit_2_never_both_copies_split(tmp_path: Path)
     assert result.exit_code == ExitCode.INPUT, result.output
     assert "'users' appears twice" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_an_integer_beyond_64_bits_splits_as_the_whole_read_does(tmp_path: Path) -> None:
+    """ijson's C backend refuses such an integer; split reads it exactly, as a load does."""
+    org = _org(5, 80)
+    org["opportunities"][0]["huge"] = 10**30
+    org["accounts"][0]["huge"] = -(10**25)
+    path = tmp_path / "org.json"
+    path.write_text(json.dumps(org, default=str))
+    snapshot, _ = load_snapshot(path)
+    expected = _files(split_snapshot(snapshot, 2, tmp_path / "memory").directory)
+    manifest, _ = split_file(str(path), 2, tmp_path / "streamed")
+    assert _files(manifest.directory) == expected
+    assert b'"huge":1000000000000000000000000000000' in b"".join(expected.values())

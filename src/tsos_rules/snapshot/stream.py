@@ -11,6 +11,7 @@ and writes its JSON to a scratch file, from which the shards are written. Errors
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -157,6 +158,19 @@ class _Reader:
         return data
 
 
+def _dumps(record: Any) -> bytes:
+    """A record's JSON as the whole-document split writes it (``sharded._write``)."""
+    try:
+        return orjson.dumps(record)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits, which orjson cannot write
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _overflows(exc: Exception) -> bool:
+    """yajl2_c, ijson's C backend, refuses an integer beyond 64 bits that a load reads exactly."""
+    return "integer overflow" in str(exc)
+
+
 def _invalid(source: str, exc: Exception) -> SnapshotError:
     message = str(exc)
     if "UTF8" in message or "UTF-8" in message:
@@ -186,17 +200,17 @@ def _build(events: Iterator[tuple[str, str, Any]], event: str, value: Any) -> An
     return builder.value
 
 
-def _top_level(fd: int, source: str) -> tuple[dict[str, Any], dict[str, str]]:
+def _top_level(fd: int, source: str, parser: Any) -> tuple[dict[str, Any], dict[str, str]]:
     """Pass 1: the top-level keys other than the streamed collections, with their values,
     and for every key the event its value starts with (``start_array``, ``null``, ...). A
     streamed collection that is not a list is built too, to be named in its error."""
     values: dict[str, Any] = {}
     kinds: dict[str, str] = {}
-    events = ijson.parse(_Reader(fd), use_float=True)
+    events = parser.parse(_Reader(fd), use_float=True)
     try:
         first = next(events, None)
         if first is None or first[1] != "start_map":
-            document = next(ijson.items(_Reader(fd), "", use_float=True), None)
+            document = next(parser.items(_Reader(fd), "", use_float=True), None)
             raise SnapshotError(
                 f"{source}: expected a JSON object at the top level, got {_shown(document)}"
             )
@@ -228,6 +242,7 @@ def _stream(
     collection: str,
     cls: type[Any],
     scratch: IO[bytes],
+    parser: Any,
 ) -> tuple[list[Any], array[int]]:
     """One pass: ``collection``'s records structured (the first bad one raises, named, as in
     ``snapshot_from_dict``), their outlines, and their JSON appended to ``scratch``."""
@@ -239,7 +254,9 @@ def _stream(
     duplicate: SnapshotError | None = None
     identified = collection != "close_date_changes"
     try:
-        for index, row in enumerate(ijson.items(_Reader(fd), f"{collection}.item", use_float=True)):
+        for index, row in enumerate(
+            parser.items(_Reader(fd), f"{collection}.item", use_float=True)
+        ):
             try:
                 record = structure(row)
             except Exception:
@@ -252,7 +269,7 @@ def _stream(
                     if duplicate is None:  # raised once the collection is read, as a load does
                         duplicate = _duplicate(source, collection, index, record.id, seen)
                     continue
-            scratch.write(orjson.dumps(unstructure(record)))
+            scratch.write(_dumps(unstructure(record)))
             bounds.append(scratch.tell())
             outlines.append(_outline_of(record, collection))
     except ijson.JSONError as exc:
@@ -291,7 +308,15 @@ def outline_of(
         tempfile.TemporaryFile(dir=where) as scratch,
     ):
         fd = handle.fileno()
-        values, kinds = _top_level(fd, source)
+        parser: Any = ijson
+        try:
+            values, kinds = _top_level(fd, source, parser)
+        except SnapshotError as exc:
+            if not _overflows(exc):
+                raise
+            # the pure-Python backend (several times slower) reads such integers exactly
+            parser = ijson.get_backend("python")
+            values, kinds = _top_level(fd, source, parser)
         # users and partners come first in a load's order of errors; as_of and the CRM's
         # exemptions after every collection
         head = {name: values.get(name) for name in ("users", "partners")}
@@ -304,7 +329,9 @@ def outline_of(
                 raise SnapshotError(
                     f"{source}: {plural}: expected a list, got {_shown(values.get(plural))}"
                 )
-            records[plural], bounds[plural] = _stream(fd, source, plural, _CLASSES[plural], scratch)
+            records[plural], bounds[plural] = _stream(
+                fd, source, plural, _CLASSES[plural], scratch, parser
+            )
         reference, _ = snapshot_from_dict(
             {k: v for k, v in values.items() if k not in STREAMED}, source=source
         )

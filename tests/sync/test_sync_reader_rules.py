@@ -1,0 +1,198 @@
+"""When an aggregate moves, an incremental sync judges its readers again with the rules that
+read it alone (``Aggregate.read_by_rules``), from the readers and their linked records: the
+findings are a full run's, and the other rules' findings on the readers stay as stored."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Collection, Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from tsos_rules.connectors.base import ReadResult
+from tsos_rules.connectors.local.connector import LocalConnector
+from tsos_rules.connectors.local.crm import LocalCRM
+from tsos_rules.connectors.local.demo import generate_org
+
+AS_OF = dt.date(2026, 11, 24)
+Org = Any
+RULE = "channel-economics.partner-credit-limit"
+
+
+@pytest.fixture(autouse=True)
+def contrib_packs(data_dir: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every installed pack, contrib packs included (the sync fixtures turn them off)."""
+    monkeypatch.delenv("TSOS_RULES_DISABLE_PLUGINS", raising=False)
+
+
+@pytest.fixture(scope="module")
+def org_document() -> dict[str, Any]:
+    return generate_org(opportunities=300, seed=7, as_of=AS_OF)
+
+
+def _open(org: Org) -> set[tuple[str, str, str, str, str, str]]:
+    """What a user sees of each open finding: rule, record, reason, severity and message."""
+    return {
+        (f.rule, f.record_type, f.record_id, f.reason, f.severity, f.message)
+        for f in org.open_findings().values()
+    }
+
+
+def _deals(org: Org) -> list[dict[str, Any]]:
+    rows = org.crm.db.execute("SELECT id, grp FROM opportunities WHERE is_deleted = 0")
+    return [{**(org.crm.get("opportunity", i) or {}), "grp": g} for i, g in rows.fetchall()]
+
+
+def _commit_deal(org: Org) -> dict[str, Any]:
+    """An open commit deal with a partner that has open deals in other company groups."""
+    deals = _deals(org)
+    return next(
+        d
+        for d in sorted(deals, key=lambda d: str(d["id"]))
+        if d["forecast_category"] == "commit"
+        and not d["is_closed"]
+        and d["partner_id"]
+        and any(
+            o["partner_id"] == d["partner_id"] and o["grp"] != d["grp"] and not o["is_closed"]
+            for o in deals
+        )
+    )
+
+
+def _credit(document: Mapping[str, Any], partner_id: str) -> float:
+    return float({p["id"]: p["credit_limit"] for p in document["partners"]}[partner_id] or 0)
+
+
+EDITS: dict[str, Callable[[dict[str, Any], float, str], dict[str, Any]]] = {
+    "amount_up": lambda d, credit, other: {"amount": d["amount"] + 2 * credit},
+    "amount_to_zero": lambda d, credit, other: {"amount": 0},
+    "out_of_commit": lambda d, credit, other: {"forecast_category": "pipeline"},
+    "to_another_partner": lambda d, credit, other: {
+        "partner_id": other,
+        "amount": d["amount"] + 2 * credit,
+    },
+}
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_after_one_deal_changed_an_incremental_run_finds_what_a_full_run_finds(
+    make_org: Callable[[Mapping[str, Any]], Org], org_document: dict[str, Any], edit: str
+) -> None:
+    org = make_org(org_document)
+    org.sync(batch_size=25)
+    commit = _commit_deal(org)
+    other_partner = next(
+        p["id"] for p in org_document["partners"] if p["id"] != commit["partner_id"]
+    )
+    changes = EDITS[edit](commit, _credit(org_document, commit["partner_id"]), other_partner)
+
+    org.crm.update("opportunity", commit["id"], changes)
+    run = org.sync(batch_size=25)
+    assert not run.full
+    assert run.records_judged < len(org_document["opportunities"])
+
+    full = make_org(org_document)
+    full.crm.update("opportunity", commit["id"], changes)
+    full.sync(batch_size=25)
+    assert _open(org) == _open(full)
+
+
+def _last_runs(org: Org, record_id: str) -> dict[tuple[str, str], tuple[str, int]]:
+    state = org.state()
+    try:
+        rows = state.db.execute(
+            "SELECT rule, reason, status, last_run FROM findings WHERE record_id = ?",
+            (record_id,),
+        ).fetchall()
+    finally:
+        state.close()
+    return {(row[0], row[1]): (row[2], row[3]) for row in rows}
+
+
+def test_a_readers_other_rules_findings_are_kept_as_stored(
+    make_org: Callable[[Mapping[str, Any]], Org], org_document: dict[str, Any]
+) -> None:
+    org = make_org(org_document)
+    org.sync(batch_size=25)
+    found = _open(org)
+    deals = _deals(org)
+    flagged = {(rule, rid) for rule, _, rid, *_ in found}
+    commit, reader = next(
+        (c, r)
+        for c in sorted(deals, key=lambda d: str(d["id"]))
+        if c["forecast_category"] == "commit" and not c["is_closed"] and c["partner_id"]
+        for r in deals
+        if r["partner_id"] == c["partner_id"]
+        and r["grp"] != c["grp"]
+        and not r["is_closed"]
+        and r.get("amount")
+        and (RULE, r["id"]) not in flagged
+        and any(rid == r["id"] and rule != RULE for rule, rid in flagged)
+    )
+    before = _last_runs(org, reader["id"])
+    credit = _credit(org_document, commit["partner_id"])
+
+    org.crm.update("opportunity", commit["id"], {"amount": commit["amount"] + 2 * credit})
+    run = org.sync(batch_size=25)
+
+    after = _last_runs(org, reader["id"])
+    assert after[(RULE, "over_credit")] == ("open", run.run_id)  # judged again, this run
+    others = {key: value for key, value in before.items() if key[0] != RULE}
+    assert others and all(status == "open" for status, _ in others.values())
+    # neither judged again (last_run would move) nor resolved
+    assert {key: after[key] for key in others} == others
+
+
+class _GroupReads:
+    """The local connector without ``stream_where``: readers come with their company groups."""
+
+    name = "local"
+
+    def __init__(self, inner: LocalConnector) -> None:
+        self.inner = inner
+
+    def capabilities(self) -> Any:
+        return self.inner.capabilities()
+
+    def read(self, since: str | None, *, until: Any = None) -> Any:
+        return self.inner.read(since, until=until)
+
+    def read_batches(self, since: str | None, *, until: Any = None, batch_size: int = 1000) -> Any:
+        return self.inner.read_batches(since, until=until, batch_size=batch_size)
+
+    def read_where(
+        self, record_type: str, field: str, values: Collection[str], *, batch_size: int = 1000
+    ) -> Iterator[ReadResult]:
+        return self.inner.read_where(record_type, field, values, batch_size=batch_size)
+
+    def write(self, actions: Any) -> Any:
+        return self.inner.write(actions)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_readers_are_read_without_their_company_groups(
+    make_org: Callable[[Mapping[str, Any]], Org], org_document: dict[str, Any]
+) -> None:
+    """The same findings as with the readers' company groups read, from fewer records."""
+    runs = []
+    for connector_class in (None, _GroupReads):
+        org = make_org(org_document)
+        org.sync(batch_size=25)
+        commit = _commit_deal(org)
+        credit = _credit(org_document, commit["partner_id"])
+        org.crm.update("opportunity", commit["id"], {"amount": commit["amount"] + 2 * credit})
+        if connector_class is None:
+            run = org.sync(batch_size=25)
+        else:
+            connector = connector_class(LocalConnector(LocalCRM(org.crm_path)))
+            try:
+                run = org.sync(batch_size=25, connector=connector)
+            finally:
+                connector.close()
+        runs.append((run, _open(org)))
+    (linked, linked_open), (grouped, grouped_open) = runs
+    assert linked_open == grouped_open
+    assert linked.records_read < grouped.records_read

@@ -96,11 +96,13 @@ def load_linked(reader: _BatchReader, table: _Table, ids: Sequence[str]) -> Read
                 partner_ids.add(row[column])
     for record in records:
         user_ids.update(_team(record))
-    partner_ids.update(r["partner_of_record_id"] for r in account_rows.values())
+    partner_ids.update(
+        r["partner_of_record_id"] for r in account_rows.values() if r["partner_of_record_id"]
+    )
     data: dict[str, list[Any]] = {
         table.collection: records,
         "users": [users[u] for u in sorted(user_ids) if u in users],
-        "partners": [partners[p] for p in sorted(partner_ids) if p and p in partners],
+        "partners": [partners[p] for p in sorted(partner_ids) if p in partners],
     }
     if account_rows:
         data["accounts"] = accounts

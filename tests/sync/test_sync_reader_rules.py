@@ -196,3 +196,36 @@ def test_readers_are_read_without_their_company_groups(
     (linked, linked_open), (grouped, grouped_open) = runs
     assert linked_open == grouped_open
     assert linked.records_read < grouped.records_read
+
+
+def test_readers_streamed_with_their_accounts_whatever_their_partner_of_record(
+    make_org: Callable[[Mapping[str, Any]], Org], org_document: dict[str, Any]
+) -> None:
+    """Every partner's deals at once (accounts with and without a partner of record among
+    them): each deal once, judged, with its account, owner and partner."""
+    org = make_org(org_document)
+    deals = [d for d in org_document["opportunities"] if d.get("partner_id")]
+    accounts = {a["id"]: a for a in org_document["accounts"]}
+    known_partners = {p["id"] for p in org_document["partners"]}
+    assert any(not accounts[d["account_id"]].get("partner_of_record_id") for d in deals)
+    connector = LocalConnector(LocalCRM(org.crm_path))
+    try:
+        pages = list(
+            connector.stream_where(
+                "opportunity", "partner_id", sorted({d["partner_id"] for d in deals}), page_size=40
+            )
+        )
+    finally:
+        connector.close()
+    judged = sorted(key[1] for page in pages for key in page.affected)
+    assert judged == sorted(d["id"] for d in deals)
+    for page in pages:
+        snapshot = page.snapshot
+        have_accounts = {a.id for a in snapshot.accounts}
+        have_partners = {p.id for p in snapshot.partners}
+        have_users = {u.id for u in snapshot.users}
+        for deal in snapshot.opportunities:
+            assert deal.account_id in have_accounts
+            # the demo org has deals naming a partner that does not exist ("px..."): no record
+            assert deal.partner_id in have_partners or deal.partner_id not in known_partners
+            assert deal.owner_id in have_users

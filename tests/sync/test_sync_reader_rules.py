@@ -14,6 +14,7 @@ from tsos_rules.connectors.base import ReadResult
 from tsos_rules.connectors.local.connector import LocalConnector
 from tsos_rules.connectors.local.crm import LocalCRM
 from tsos_rules.connectors.local.demo import generate_org
+from tsos_rules.sync.job import run_sync
 
 AS_OF = dt.date(2026, 11, 24)
 Org = Any
@@ -229,3 +230,49 @@ def test_readers_streamed_with_their_accounts_whatever_their_partner_of_record(
             # the demo org has deals naming a partner that does not exist ("px..."): no record
             assert deal.partner_id in have_partners or deal.partner_id not in known_partners
             assert deal.owner_id in have_users
+
+
+WAIVER_FIELDS = {"until_field": "exempt_until", "reason_field": "exempt_reason"}
+
+
+@pytest.mark.parametrize("group_reads", [False, True], ids=["linked", "groups"])
+def test_a_readers_crm_exemption_survives_its_judging_again(
+    make_org: Callable[[Mapping[str, Any]], Org], org_document: dict[str, Any], group_reads: bool
+) -> None:
+    """A waiver held in a reader's CRM field is read with the reader, whichever way it is read,
+    so judging the reader again never revokes its exemption."""
+    org = make_org(org_document)
+    commit = _commit_deal(org)
+    reader = next(
+        d
+        for d in _deals(org)
+        if d["partner_id"] == commit["partner_id"]
+        and d["grp"] != commit["grp"]
+        and not d["is_closed"]
+        and d.get("amount")
+    )
+    org.crm.update(
+        "opportunity", reader["id"], {"exempt_until": "2026-12-31", "exempt_reason": "legal hold"}
+    )
+    config = org.config(batch_size=25)
+    config["connector"]["exemptions"] = WAIVER_FIELDS
+    run_sync(config, as_of=AS_OF)
+    credit = _credit(org_document, commit["partner_id"])
+    org.crm.update("opportunity", commit["id"], {"amount": commit["amount"] + 2 * credit})
+    connector = None
+    if group_reads:
+        settings = {"path": str(org.crm_path), "exemptions": WAIVER_FIELDS}
+        connector = _GroupReads(LocalConnector.from_settings(settings))
+    try:
+        run = run_sync(config, as_of=AS_OF, connector=connector)
+    finally:
+        if connector is not None:
+            connector.close()
+    assert not run.full
+    assert run.records_judged > 0
+    state = org.state()
+    try:
+        mine = [e for e in state.exemptions("local") if e.record_id == reader["id"]]
+    finally:
+        state.close()
+    assert [(e.source, e.revoked_at) for e in mine] == [("crm", None)]

@@ -174,7 +174,9 @@ def step_change(workdir: Path, share: float, round_: int) -> dict[str, Any]:
         (groups,),
     ).fetchone()[0]
     # An open commit deal's new amount moves its partner's total (channel-economics' aggregate):
-    # the run also judges that partner's deals, with their company groups as context.
+    # the run also judges that partner's open deals (with the rule reading the total, from the
+    # deals and their accounts when the connector streams readers; else with their company
+    # groups as context, the upper bound below).
     partners = json.dumps(
         [
             row[0]

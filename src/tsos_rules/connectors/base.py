@@ -171,6 +171,24 @@ class KeyedReader(Protocol):
         ...
 
 
+@runtime_checkable
+class ReaderStream(Protocol):
+    """Optional: a connector that reads the records whose field holds one of some values with
+    only the records directly linked to them (account, owner and team, partner), not their
+    company groups: the cheap read of an aggregate's readers when the pack names the rules
+    that read it (``Aggregate.read_by_rules``), which judge a reader from those alone. Without
+    it the job reads them with ``read_where`` (or picks them out of a full read)."""
+
+    def stream_where(
+        self, record_type: str, field: str, values: Collection[str], *, page_size: int = 5000
+    ) -> Iterator[ReadResult]:
+        """The current records of ``record_type`` whose ``field`` (as :func:`field_of` reads
+        it) is one of ``values``, as ``affected``, ``page_size`` a result, each result with
+        their accounts (and the accounts' partners of record), owners, team members and
+        partners; ``watermark`` None. Records that cannot be mapped are in ``errors``."""
+        ...
+
+
 def field_of(record: Any, field: str) -> Any:
     """What ``read_where`` compares: a record's model attribute ``field``, else its CRM extra
     ``field`` (None when it has neither)."""

@@ -196,21 +196,33 @@ class Engine:
         return out
 
     def judge_each(
-        self, index: FactIndex, keys: Collection[tuple[str, str]]
+        self,
+        index: FactIndex,
+        keys: Collection[tuple[str, str]],
+        *,
+        rules: Collection[str] | None = None,
     ) -> Iterator[tuple[RecordFacts, list[Finding]]]:
         """Each record of ``index`` named in ``keys`` (record type, id), in judging order, with
         its findings in :meth:`evaluate_facts`'s order: a sync's batch, judged as ``judge``
-        judges (facts built by the index's judging builders, Python checks called directly)."""
+        judges (facts built by the index's judging builders, Python checks called directly).
+        With ``rules``, only those rules judge (a sync re-judging an aggregate's readers): the
+        findings are those of every rule, less the other rules'."""
         compiled = self._compiled
-        for record_type, records, build in index.judged_records(self.record_types):
+        record_types = self.record_types
+        if rules is not None:
+            record_types = frozenset(
+                t for rule in rules if rule in self.specs for t in self.specs[rule].record_types
+            )
+        for record_type, records, build in index.judged_records(record_types):
             steps: list[tuple[Any, ...]] = []
-            for pack in compiled:
+            for place, pack in enumerate(compiled):
                 if isinstance(pack, CompiledPythonPack):
                     steps.extend(
                         (spec, check, pack.parameters)
                         for spec, check in pack.checks.get(record_type, ())
+                        if rules is None or spec.id in rules
                     )
-                else:
+                elif rules is None or any(self.evaluation_rank.get(r) == place for r in rules):
                     steps.append((pack,))
             for record in records:
                 if (record_type, record.id) not in keys:
@@ -219,7 +231,11 @@ class Engine:
                 found: list[Finding] = []
                 for step in steps:
                     if len(step) == 1:
-                        found.extend(step[0].evaluate(record_type, facts))
+                        found.extend(
+                            finding
+                            for finding in step[0].evaluate(record_type, facts)
+                            if rules is None or finding.rule in rules
+                        )
                         continue
                     spec, check, parameters = step
                     for violation in check(facts, parameters):

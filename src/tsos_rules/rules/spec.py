@@ -122,6 +122,9 @@ CheckFn = Callable[[Any, Mapping[str, Any]], Iterable[Violation]]
 #: An aggregate's contribution of one record: ``(key, value)`` to add, or None to add nothing.
 ContributionFn = Callable[[Any, Mapping[str, Any]], "tuple[str, float] | None"]
 
+#: Whether a record's verdict reads an aggregate at all (an open deal does, a closed one not).
+ReadsWhenFn = Callable[[Any, Mapping[str, Any]], bool]
+
 
 @attrs.frozen(kw_only=True)
 class Aggregate:
@@ -140,6 +143,15 @@ class Aggregate:
     #: ``partner_id``): when an incremental sync moves a total, it re-judges the records whose
     #: field holds that key. None: the records that add to a key are the ones that read it.
     read_by: str | None = None
+    #: The ids of the rules that read this total. When it moves, an incremental sync judges its
+    #: readers again with these rules only, from the reader and its account, owner and partner
+    #: (no company group read), and keeps every other rule's findings on them as stored. These
+    #: rules must judge a reader from those records alone. Empty: every rule, with the readers'
+    #: company groups as context (slower, and right for any rule).
+    read_by_rules: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    #: Which readers can be affected at all (``reads_when(record, parameters)``: an open deal,
+    #: not a closed one); the others are not judged again. None: every reader.
+    reads_when: ReadsWhenFn | None = None
 
 
 @attrs.frozen
@@ -231,6 +243,12 @@ class RulePack:
                 raise PackValidationError(
                     f"aggregate {aggregate.name}: record_type: unknown {aggregate.record_type!r}"
                 )
+            for rule_id in aggregate.read_by_rules:
+                if rule_id not in seen:
+                    raise PackValidationError(
+                        f"aggregate {aggregate.name}: read_by_rules: {rule_id!r} is not a rule "
+                        f"of pack {self.name}"
+                    )
         for rule in self.python_rules:
             missing = set(rule.spec.record_types) ^ set(rule.checks)
             if missing:

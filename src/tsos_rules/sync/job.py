@@ -43,6 +43,7 @@ from tsos_rules.connectors.base import (
     ChangedRecordStream,
     Connector,
     KeyedReader,
+    ReaderStream,
     ReadResult,
     RecordKey,
     RecordLinker,
@@ -71,7 +72,7 @@ from tsos_rules.policy.exemptions import (
     from_snapshot,
 )
 from tsos_rules.report.sections import ReportSection, SectionMerge
-from tsos_rules.rules.spec import RuleSpec
+from tsos_rules.rules.spec import Aggregate, RuleSpec
 from tsos_rules.sync import totals
 from tsos_rules.sync.notify import NotifySettings, notify_run
 from tsos_rules.sync.planner import (
@@ -298,6 +299,9 @@ class _Job:
         #: The report sections' rows so far, merged by plugin and title (set on the summary
         #: once the batches are read).
         self._sections = SectionMerge(report_section_plugins(self.engine.plugin_manager))
+        #: Records an incremental run judged again with some rules only (an aggregate's
+        #: readers), with those rules.
+        self._scoped: dict[RecordKey, set[str]] = {}
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -551,18 +555,41 @@ class _Job:
                 f"{aggregate.name}: {len(keys)} total(s) moved; judging again the "
                 f"{aggregate.record_type} records that read them"
             )
-            for batch in self._readers(aggregate.record_type, field, values):
-                fresh = (batch.changed | batch.affected) - (self._judged or set())
-                if fresh:
-                    batch = attrs.evolve(
-                        batch, changed=frozenset(), affected=fresh, deleted=frozenset()
-                    )
-                    self._process(batch, as_of)
+            rules = self._reader_rules(aggregate)
+            if rules is not None and not rules:
+                continue  # none of the rules that read it is loaded
+            linked = rules is not None
+            for batch in self._readers(aggregate.record_type, field, values, linked=linked):
+                fresh = _reading(item, batch) - (self._judged or set())
+                if rules is not None:
+                    fresh = {key for key in fresh if not rules <= self._scoped.get(key, set())}
+                if not fresh:
+                    continue
+                batch = attrs.evolve(
+                    batch, changed=frozenset(), affected=frozenset(fresh), deleted=frozenset()
+                )
+                self._process(batch, as_of, rules=rules)
+                for key in fresh if rules is not None else ():
+                    self._scoped.setdefault(key, set()).update(rules or ())
 
-    def _readers(self, record_type: str, field: str, values: Sequence[str]) -> Iterator[ReadResult]:
+    def _reader_rules(self, aggregate: Aggregate) -> frozenset[str] | None:
+        """The loaded rules that judge an aggregate's readers again: those it names (maybe
+        none loaded), or None (it names none) for every rule."""
+        if not aggregate.read_by_rules:
+            return None
+        return frozenset(aggregate.read_by_rules) & frozenset(self.engine.specs)
+
+    def _readers(
+        self, record_type: str, field: str, values: Sequence[str], *, linked: bool = False
+    ) -> Iterator[ReadResult]:
         """The records of ``record_type`` whose ``field`` holds one of ``values``, in batches:
-        read by key when the connector can, else picked out of a full read."""
+        with their directly linked records alone when ``linked`` (the rules judging them need
+        no more) and the connector can, else read by key with their company groups when it
+        can, else picked out of a full read."""
         connector = self.connector
+        if linked and isinstance(connector, ReaderStream):
+            yield from connector.stream_where(record_type, field, values)
+            return
         if isinstance(connector, KeyedReader):
             yield from connector.read_where(
                 record_type, field, values, batch_size=self.settings.batch_size
@@ -587,7 +614,12 @@ class _Job:
 
     # -- one batch ------------------------------------------------------------------------
 
-    def _process(self, batch: ReadResult, as_of: dt.date) -> None:
+    def _process(
+        self, batch: ReadResult, as_of: dt.date, *, rules: frozenset[str] | None = None
+    ) -> None:
+        """Judge one batch, diff with the state, write and commit. With ``rules`` (an
+        aggregate's readers judged again), only those rules judge and only their findings
+        can resolve: the other rules' findings on the records are kept as stored."""
         summary = self.summary
         summary.batches += 1
         snapshot = batch.snapshot
@@ -632,7 +664,7 @@ class _Job:
 
         self._mirror_crm_exemptions(snapshot, as_of)
         judged_keys = (batch.changed | batch.affected) - batch.incomplete
-        if self._judged is not None:
+        if self._judged is not None and rules is None:
             self._judged.update(judged_keys)
         if self._totals is not None:
             self._totals.refresh(self.engine.aggregates, batch)
@@ -645,9 +677,9 @@ class _Job:
         judged_opportunities: list[str] = []
         include_info = self.settings.include_info
         judged = 0
-        for facts, verdict in self._verdicts(index, judged_keys):
+        for facts, verdict in self._verdicts(index, judged_keys, rules):
             judged += 1
-            if facts.record_type == "opportunity":
+            if facts.record_type == "opportunity" and rules is None:
                 judged_opportunities.append(facts.record_id)
                 pushes.extend(_pushes(facts, index))
             found = [
@@ -680,10 +712,14 @@ class _Job:
                         )
                     )
         summary.records_judged += judged
-        if self.charts:
+        if self.charts and rules is None:
+            # A scoped batch holds its records without their companies: plugins' sections
+            # (which may read those) would differ from a whole read's.
             self._add_sections(index, current)
 
         previous = self.state.open_findings_for(self.key, judged_keys | batch.deleted)
+        if rules is not None:
+            previous = {fp: state for fp, state in previous.items() if state.rule in rules}
         resolved = [state for fp, state in previous.items() if fp not in current]
         why = {
             state.fingerprint: "the record was deleted"
@@ -711,7 +747,7 @@ class _Job:
             seen=seen,
             resolved=[state.fingerprint for state in resolved],
             results=results,
-            pushes=(judged_opportunities, pushes),
+            pushes=(judged_opportunities, pushes) if rules is None else None,
             **self._settle(plan, results),
         )
 
@@ -728,14 +764,15 @@ class _Job:
         return {(s.plugin, s.title): s for s in self._sections.sections()}
 
     def _verdicts(
-        self, index: FactIndex, keys: frozenset[RecordKey]
+        self, index: FactIndex, keys: frozenset[RecordKey], rules: frozenset[str] | None = None
     ) -> Iterator[tuple[RecordFacts, list[Finding]]]:
         """Each judged record's facts and findings, in judging order, judged here or, with an
         executor, by its workers (the same findings in the same order: the state, the tasks
-        and their order do not depend on the executor)."""
+        and their order do not depend on the executor). With ``rules`` (a few readers of an
+        aggregate, judged by a few rules) always here."""
         session = self._session
-        if session is None:
-            yield from self.engine.judge_each(index, keys)
+        if session is None or rules is not None:
+            yield from self.engine.judge_each(index, keys, rules=rules)
             return
         by_record: dict[RecordKey, list[Finding]] = {}
         for finding in session.judge(index, only=keys, totals=self.totals or {}):
@@ -1212,6 +1249,21 @@ def _describe(
         (partner_id, partner.name if partner else None),
         (account_id, named_account.name if named_account else None),
     )
+
+
+def _reading(item: BoundAggregate, batch: ReadResult) -> set[RecordKey]:
+    """The records ``batch`` judges whose verdict can read ``item`` at all (its ``reads_when``:
+    an open deal reads its partner's commit total, a closed one not)."""
+    keys = set(batch.changed | batch.affected)
+    reads_when = item.aggregate.reads_when
+    if reads_when is None:
+        return keys
+    record_type = item.aggregate.record_type
+    return {
+        (record_type, record.id)
+        for record in getattr(batch.snapshot, COLLECTIONS[record_type])
+        if (record_type, record.id) in keys and reads_when(record, item.parameters)
+    } | {key for key in keys if key[0] != record_type}
 
 
 def _pushes(facts: RecordFacts, index: FactIndex) -> Iterable[Push]:

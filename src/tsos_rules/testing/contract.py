@@ -32,7 +32,8 @@ What is checked (each check says in its docstring why it matters to the sync job
   ``RetriableConnectorError`` or a skipped record in ``ReadResult.errors``;
 - optional: deletions reported in ``deleted``; ``read_batches`` (if implemented) agrees with
   ``read``; ``read_where`` judges exactly the records whose field matches, with their related
-  records; ``stream_records`` gives every record once; the connector is registered under
+  records; ``stream_where`` reads the same records with their account, owner, team and
+  partner; ``stream_records`` gives every record once; the connector is registered under
   :attr:`ConnectorContract.connector_name`.
 
 Checks that need a capability the connector does not declare (tasks, field updates,
@@ -61,6 +62,7 @@ from tsos_rules.connectors.base import (
     ChangedRecordStream,
     Connector,
     KeyedReader,
+    ReaderStream,
     ReadResult,
     RecordKey,
     RecordStream,
@@ -470,6 +472,27 @@ class ConnectorContract:
             assert not batch.changed and batch.watermark is None
             # the judged records come with every related record, as a changed one does
             assert missing_related(attrs.evolve(batch, changed=batch.affected)) == []
+
+    def test_reader_streams_bring_the_matching_records_with_their_links(
+        self, seeded: Connector
+    ) -> None:
+        """``stream_where`` (optional): a partner's deals, judged, each with its account (and
+        the account's partner of record), owner, team members and partner."""
+        if not isinstance(seeded, ReaderStream):
+            pytest.skip("the connector does not implement stream_where")
+        whole = self.first_read(seeded)
+        deals = {
+            ("opportunity", d.id) for d in whole.snapshot.opportunities if d.partner_id == "p1"
+        }
+        assert deals, "the contract's seed gives partner p1 deals"
+        pages = list(seeded.stream_where("opportunity", "partner_id", ["p1"], page_size=1))
+        judged: list[RecordKey] = [key for page in pages for key in page.affected]
+        assert sorted(judged) == sorted(deals)
+        for page in pages:
+            assert not page.changed and page.watermark is None
+            missing = missing_related(attrs.evolve(page, changed=page.affected))
+            # the linked records alone: a deal's lead is not needed by the rules reading it
+            assert [line for line in missing if ": lead " not in line] == []
 
     def test_streamed_records_are_every_record_once(self, seeded: Connector) -> None:
         """``stream_records`` (optional): every deal once, none judged."""

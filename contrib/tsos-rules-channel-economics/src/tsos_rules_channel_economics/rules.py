@@ -110,6 +110,15 @@ def commit_contribution(deal: Opportunity, params: Params) -> tuple[str, float] 
     return None
 
 
+def reads_commit_total(deal: Opportunity, params: Params) -> bool:
+    """Whether partner-credit-limit's verdict on a deal reads its partner's commit total:
+    only an open deal with a partner and an amount is judged against the partner's credit,
+    and the total only while ``reserve_commit_deals`` is on."""
+    return bool(
+        params["reserve_commit_deals"] and deal.partner_id and not deal.is_closed and deal.amount
+    )
+
+
 def partner_credit_limit(facts: OpportunityFacts, params: Params) -> Iterator[Violation]:
     deal = facts.opportunity
     partner = facts.partner
@@ -243,6 +252,9 @@ PACK = RulePack(
             contribution=commit_contribution,
             description="Amount of the open commit deals of each partner, over the whole org.",
             read_by="partner_id",  # every open deal of the partner reads it, commit or not
+            # only partner-credit-limit reads it, from the deal and its partner alone
+            read_by_rules=(f"{PACK_NAME}.partner-credit-limit",),
+            reads_when=reads_commit_total,
         ),
     ),
     python_rules=(

@@ -42,6 +42,7 @@ from tsos_rules.connectors.local.crm import (
     decode_watermark,
     encode_watermark,
 )
+from tsos_rules.connectors.local.linked import load_linked, matching_ids, where_field
 from tsos_rules.connectors.local.reader import _HUMAN, SOURCE, _BatchReader, _merge, loads
 from tsos_rules.errors import (
     ConfigError,
@@ -220,13 +221,7 @@ class LocalConnector:
             return
         if batch_size < 1:
             raise ConfigError(f"sync.batch_size: expected 1 or more, got {batch_size}")
-        wanted = json.dumps(list(values))
-        if field == "id" or field in table.columns:
-            where, params = f"{field} IN (SELECT value FROM json_each(?))", [wanted]
-        else:
-            path = '$."' + field.replace('"', '""') + '"'
-            where = "json_extract(data, ?) IN (SELECT value FROM json_each(?))"
-            params = [path, wanted]
+        where, params = where_field(field, values, table.columns)
         db = self._reader_db()
         try:
             high = int(db.execute("SELECT stamp FROM clock").fetchone()[0])
@@ -246,7 +241,33 @@ class LocalConnector:
                     batch = reader.load(page, set())
                 finally:
                     db.execute("COMMIT")
-                yield attrs.evolve(batch, full=False)
+                yield attrs.evolve(batch, snapshot=self.waivers.read(batch.snapshot), full=False)
+        except sqlite3.DatabaseError as exc:
+            raise self._crm_error(exc) from None
+        finally:
+            self._close_reader()
+
+    def stream_where(
+        self, record_type: str, field: str, values: Collection[str], *, page_size: int = 5000
+    ) -> Iterator[ReadResult]:
+        """The records of ``record_type`` whose ``field`` is one of ``values``, judged (as
+        ``affected``) with only their accounts, owners, team and partners (``linked.py``), not
+        their company groups: one indexed query for the ids, then ``page_size`` a page."""
+        table = TABLES.get(record_type)
+        if table is None or not table.grouped or not values:
+            return
+        db = self._reader_db()
+        try:
+            high = int(db.execute("SELECT stamp FROM clock").fetchone()[0])
+            reader = _BatchReader(db, high)
+            ids = matching_ids(db, table, high, field, values)
+            for start in range(0, len(ids), max(1, page_size)):
+                db.execute("BEGIN")
+                try:
+                    batch = load_linked(reader, table, ids[start : start + max(1, page_size)])
+                finally:
+                    db.execute("COMMIT")
+                yield attrs.evolve(batch, snapshot=self.waivers.read(batch.snapshot))
         except sqlite3.DatabaseError as exc:
             raise self._crm_error(exc) from None
         finally:

@@ -262,7 +262,8 @@ class _BatchReader:
 
     # -- one batch -------------------------------------------------------------------------
 
-    def _people(self) -> tuple[dict[str, Any], dict[str, Any]]:
+    def people(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Every user and partner by id (read once per reader: the org has few)."""
         if self.users is None or self.partners is None:
             self.users = {
                 row[0]: loads(row[1])
@@ -278,6 +279,22 @@ class _BatchReader:
                 )
             }
         return self.users, self.partners
+
+    def previous_partners(self, partnerless: Sequence[str]) -> dict[str, str]:
+        """The partner the field history shows was last removed from each of these deals
+        (``previous_partner_id``: the channel repair puts it back)."""
+        found: dict[str, str] = {}
+        for row in self.db.execute(
+            "SELECT record_id, old_value, new_value FROM field_history WHERE "
+            f"record_type = 'opportunity' AND field = 'partner_id' AND record_id {_IN} "
+            f"AND modstamp <= {self.high} ORDER BY seq",
+            (_json(partnerless),),
+        ):
+            old = loads(row["old_value"]) if row["old_value"] else None
+            new = loads(row["new_value"]) if row["new_value"] else None
+            if old and not new and isinstance(old, str):
+                found[row["record_id"]] = old
+        return found
 
     def load(
         self,
@@ -369,18 +386,9 @@ class _BatchReader:
             f"AND modstamp <= {self.high} ORDER BY seq",
             (deal_ids,),
         ).fetchall()
-        partnerless = [i for i in judged_deals if not opportunities[i]["partner_id"]]
-        previous_partner: dict[str, str] = {}
-        for row in db.execute(
-            "SELECT record_id, old_value, new_value FROM field_history WHERE "
-            f"record_type = 'opportunity' AND field = 'partner_id' AND record_id {_IN} "
-            f"AND modstamp <= {self.high} ORDER BY seq",
-            (_json(partnerless),),
-        ):
-            old = loads(row["old_value"]) if row["old_value"] else None
-            new = loads(row["new_value"]) if row["new_value"] else None
-            if old and not new and isinstance(old, str):
-                previous_partner[row["record_id"]] = old
+        previous_partner = self.previous_partners(
+            [i for i in judged_deals if not opportunities[i]["partner_id"]]
+        )
 
         data: dict[str, list[dict[str, Any]]] = {}
         for record_type, by_id in rows.items():
@@ -394,7 +402,7 @@ class _BatchReader:
                 records.append(record)
             data[TABLES[record_type].collection] = records
         data["close_date_changes"] = [loads(row["data"]) for row in history]
-        users, partners = self._people()
+        users, partners = self.people()
         user_ids: set[str] = set()
         partner_ids: set[str] = set(previous_partner.values())
         for record_type in ("lead", "opportunity", "activity"):

@@ -1,0 +1,25 @@
+"""A pack's aggregate names the rules that read it: a name that is not one of the pack's
+rules is refused when the pack is validated (a typo would silently judge no reader again)."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+from tsos_rules_channel_economics.rules import PACK
+
+from tsos_rules import PackValidationError
+
+
+def test_the_channel_pack_names_its_readers_rule() -> None:
+    (aggregate,) = PACK.aggregates
+    assert aggregate.read_by_rules == ("channel-economics.partner-credit-limit",)
+    PACK.validate()
+
+
+def test_an_unknown_reader_rule_is_refused() -> None:
+    (aggregate,) = PACK.aggregates
+    wrong = attrs.evolve(aggregate, read_by_rules=["channel-economics.partner-credit-limt"])
+    pack = attrs.evolve(PACK, aggregates=(wrong,))
+    typo = r"read_by_rules: 'channel-economics\.partner-credit-limt' is not a rule"
+    with pytest.raises(PackValidationError, match=typo):
+        pack.validate()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -58,6 +58,27 @@ def company_key(name: str) -> str:
     """A company name reduced for matching: case, punctuation and legal suffixes ignored."""
     lowered = name.casefold().replace("&", " and ")
     return normalise_text(_LEGAL_SUFFIXES.sub(" ", lowered))
+
+
+def company_keys_for(
+    account_id: str | None,
+    account_name: str | None,
+    lead_company: str | None,
+    key_of: Callable[[str], str],
+) -> list[str]:
+    """A record's company keys: its account's, then its company name's (the account's name,
+    else a lead's own company); ``key_of`` is :func:`company_key`, memoised by the caller."""
+    keys = []
+    if account_id:
+        keys.append(f"account:{account_id}")
+    name = None
+    if account_name:
+        name = key_of(account_name)
+    elif lead_company:
+        name = key_of(lead_company)
+    if name:
+        keys.append("name:" + name)
+    return keys
 
 
 @attrs.frozen

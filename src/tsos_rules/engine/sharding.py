@@ -16,7 +16,7 @@ from typing import IO, Any, cast
 from tsos_rules.engine.partitions import JUDGED, MAX_PARTITIONS, assign_owners, context_positions
 from tsos_rules.facts import FactIndex, build_index
 from tsos_rules.model import Snapshot
-from tsos_rules.org import OrgProfile, company_key
+from tsos_rules.org import OrgProfile, company_key, company_keys_for
 from tsos_rules.snapshot.sharded import Manifest, ShardLayout, write_sharded, write_sharded_json
 from tsos_rules.snapshot.stream import LeadOutline, Outline, outline_of
 
@@ -78,18 +78,13 @@ class _OutlineIndex:
 
     def company_keys_of(self, record: Any) -> list[str]:
         """As :meth:`FactIndex.company_keys_of` (the split test holds them to the same bytes)."""
-        keys = []
-        if record.account_id:
-            keys.append(f"account:{record.account_id}")
         account = self.accounts.get(record.account_id) if record.account_id else None
-        name = None
-        if account is not None and account.name:
-            name = self._company_key(account.name)
-        elif isinstance(record, LeadOutline) and record.company:
-            name = self._company_key(record.company)
-        if name:
-            keys.append("name:" + name)
-        return keys
+        return company_keys_for(
+            record.account_id,
+            account.name if account is not None else None,
+            record.company if isinstance(record, LeadOutline) else None,
+            self._company_key,
+        )
 
     def _company_key(self, name: str) -> str:
         key = self._memo.get(name)

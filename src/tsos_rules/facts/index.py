@@ -41,7 +41,7 @@ from tsos_rules.model import (
     User,
     UserRole,
 )
-from tsos_rules.org import OrgProfile, company_key
+from tsos_rules.org import OrgProfile, company_key, company_keys_for
 
 _ID = operator.attrgetter("id")
 _new = object.__new__
@@ -213,18 +213,13 @@ class FactIndex:
         companies are never merged under the empty name. (The lead's own company is not used
         in place of such an account name, as for any named account.)
         """
-        keys = []
-        if record.account_id:
-            keys.append(f"account:{record.account_id}")
         account = self.accounts.get(record.account_id) if record.account_id else None
-        name = None
-        if account is not None and account.name:
-            name = self._company_key(account.name)
-        elif isinstance(record, Lead) and record.company:
-            name = self._company_key(record.company)
-        if name:
-            keys.append("name:" + name)
-        return keys
+        return company_keys_for(
+            record.account_id,
+            account.name if account is not None else None,
+            record.company if isinstance(record, Lead) else None,
+            self._company_key,
+        )
 
     def name_key(self, name: str) -> str:
         """A company name's key as :meth:`company_keys_of` gives it ("" for no company)."""

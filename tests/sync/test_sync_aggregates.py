@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from local_subsets import NoKeyedReads
 from tsos_rules.connectors.local.connector import LocalConnector
 from tsos_rules.connectors.local.crm import LocalCRM
 from tsos_rules.connectors.local.demo import generate_org
@@ -117,30 +118,6 @@ def test_a_commit_deals_new_amount_rejudges_the_partners_other_deals_in_the_same
     assert _open(org) == found  # and back: resolved in the incremental run
 
 
-class _NoKeyedReads:
-    """The local connector without ``read_where``: the job finds the readers in a full read."""
-
-    name = "local"
-
-    def __init__(self, inner: LocalConnector) -> None:
-        self.inner = inner
-
-    def capabilities(self) -> Any:
-        return self.inner.capabilities()
-
-    def read(self, since: str | None, *, until: Any = None) -> Any:
-        return self.inner.read(since, until=until)
-
-    def read_batches(self, since: str | None, *, until: Any = None, batch_size: int = 1000) -> Any:
-        return self.inner.read_batches(since, until=until, batch_size=batch_size)
-
-    def write(self, actions: Any) -> Any:
-        return self.inner.write(actions)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 def test_without_keyed_reads_the_readers_come_from_a_full_read(
     make_org: Callable[[Mapping[str, Any]], Org], small_org: dict[str, Any]
 ) -> None:
@@ -155,7 +132,7 @@ def test_without_keyed_reads_the_readers_come_from_a_full_read(
     other = _other_deal(org, commit, found)
     credit = {p["id"]: p["credit_limit"] for p in small_org["partners"]}[commit["partner_id"]]
     org.crm.update("opportunity", commit["id"], {"amount": commit["amount"] + 2 * credit})
-    connector = _NoKeyedReads(LocalConnector(LocalCRM(org.crm_path)))
+    connector = NoKeyedReads(LocalConnector(LocalCRM(org.crm_path)))
     try:
         run = org.sync(batch_size=25, connector=connector)
     finally:

@@ -5,12 +5,12 @@ findings are a full run's, and the other rules' findings on the readers stay as 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 
-from tsos_rules.connectors.base import ReadResult
+from local_subsets import GroupReads
 from tsos_rules.connectors.local.connector import LocalConnector
 from tsos_rules.connectors.local.crm import LocalCRM
 from tsos_rules.connectors.local.demo import generate_org
@@ -145,41 +145,12 @@ def test_a_readers_other_rules_findings_are_kept_as_stored(
     assert {key: after[key] for key in others} == others
 
 
-class _GroupReads:
-    """The local connector without ``stream_where``: readers come with their company groups."""
-
-    name = "local"
-
-    def __init__(self, inner: LocalConnector) -> None:
-        self.inner = inner
-
-    def capabilities(self) -> Any:
-        return self.inner.capabilities()
-
-    def read(self, since: str | None, *, until: Any = None) -> Any:
-        return self.inner.read(since, until=until)
-
-    def read_batches(self, since: str | None, *, until: Any = None, batch_size: int = 1000) -> Any:
-        return self.inner.read_batches(since, until=until, batch_size=batch_size)
-
-    def read_where(
-        self, record_type: str, field: str, values: Collection[str], *, batch_size: int = 1000
-    ) -> Iterator[ReadResult]:
-        return self.inner.read_where(record_type, field, values, batch_size=batch_size)
-
-    def write(self, actions: Any) -> Any:
-        return self.inner.write(actions)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 def test_readers_are_read_without_their_company_groups(
     make_org: Callable[[Mapping[str, Any]], Org], org_document: dict[str, Any]
 ) -> None:
     """The same findings as with the readers' company groups read, from fewer records."""
     runs = []
-    for connector_class in (None, _GroupReads):
+    for connector_class in (None, GroupReads):
         org = make_org(org_document)
         org.sync(batch_size=25)
         commit = _commit_deal(org)
@@ -262,7 +233,7 @@ def test_a_readers_crm_exemption_survives_its_judging_again(
     connector = None
     if group_reads:
         settings = {"path": str(org.crm_path), "exemptions": WAIVER_FIELDS}
-        connector = _GroupReads(LocalConnector.from_settings(settings))
+        connector = GroupReads(LocalConnector.from_settings(settings))
     try:
         run = run_sync(config, as_of=AS_OF, connector=connector)
     finally:

@@ -172,3 +172,34 @@ def test_a_bad_record_in_a_collection_is_named_as_before() -> None:
     snapshot, errors = snapshot_from_dict({"opportunities": rows}, skip_bad_records=True)
     assert [o.id for o in snapshot.opportunities] == ["o1", "o3"]
     assert [(e.index, e.field) for e in errors] == [(1, "amount")]
+
+
+def test_dates_read_before_never_let_another_text_through() -> None:
+    """The loader keeps the dates it has read (most records share a few hundred days): a
+    text it has not read is still checked in full, before and after the same day was read."""
+    from tsos_rules.snapshot import _fast
+
+    texts = ["2026-11-24", "2026-W48-2", "0001-01-01", "9999-12-31", "20261124", "2026-11-24 "]
+    for text in [*texts, *texts]:  # the second time round, the good one is a known date
+        fast, slow = _both({"id": "o1", "close_date": text}, Opportunity)
+        if slow is FieldProblem:
+            assert fast is Refused, text
+        else:
+            assert fast == slow, text
+    assert set(_fast._DATES) >= {"2026-11-24"}
+    assert not set(_fast._DATES) & {"0001-01-01", "9999-12-31", "20261124"}
+
+
+def test_the_dates_kept_are_bounded() -> None:
+    from tsos_rules.snapshot import _fast
+    from tsos_rules.snapshot.document import _BULK_ROWS
+
+    structure = _BULK_ROWS[Opportunity]
+    day = dt.date(2000, 1, 1)
+    rows = [
+        {"id": f"o{i}", "close_date": (day + dt.timedelta(days=i)).isoformat()}
+        for i in range(_fast.MAX_DATES + 10)
+    ]
+    loaded = structure(rows)
+    assert [o.close_date for o in loaded] == [day + dt.timedelta(days=i) for i in range(len(rows))]
+    assert len(_fast._DATES) <= _fast.MAX_DATES

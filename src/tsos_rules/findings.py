@@ -83,6 +83,8 @@ class Waived:
 
 
 def _finding_dicts(items: Iterable[Finding], waived: Mapping[str, Waived]) -> list[dict[str, Any]]:
+    if not waived:  # no fingerprint to compute (a hash each) when nothing is waived
+        return [finding.to_dict() for finding in items]
     out = []
     for finding in items:
         data = finding.to_dict()
@@ -130,8 +132,9 @@ class Findings:
     def blocking(self) -> bool:
         """True when at least one open finding is a ``block``: ``check`` then exits 1 (an exempt
         or shadow block does not)."""
+        waived = self.waived
         return any(
-            finding.severity is Severity.BLOCK and finding.fingerprint not in self.waived
+            finding.severity is Severity.BLOCK and (not waived or finding.fingerprint not in waived)
             for finding in self.items
         )
 

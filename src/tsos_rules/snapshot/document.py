@@ -39,6 +39,7 @@ from tsos_rules.snapshot._fast import (
     make_bulk_structure,
     make_bulk_structure_rows,
 )
+from tsos_rules.snapshot._typed import typed_records
 
 if TYPE_CHECKING:
     import cattrs
@@ -257,6 +258,7 @@ def __getattr__(name: str) -> Any:
 
 
 _CONSENT = make_bulk_structure(PartnerConsent)
+_NESTED: dict[type[Any], Callable[[Any], Any]] = {PartnerConsent: _CONSENT}
 #: Fast structure functions for bulk loads; cattrs reads or diagnoses whatever they refuse.
 BULK_STRUCTURE: dict[type[Any], Callable[[Any], Any]] = {
     cls: make_bulk_structure(cls, {PartnerConsent: _CONSENT}) for _, _, cls in COLLECTIONS
@@ -361,11 +363,13 @@ def snapshot_from_dict(
     *,
     source: str = "<snapshot>",
     skip_bad_records: bool = False,
+    structured: Mapping[str, list[Any]] | None = None,
 ) -> tuple[Snapshot, tuple[RecordError, ...]]:
     """Build a Snapshot from parsed JSON.
 
     With ``skip_bad_records`` a bad record is left out and reported in the returned errors;
-    otherwise the first bad record raises :class:`SnapshotError`.
+    otherwise the first bad record raises :class:`SnapshotError`. ``structured``: collections
+    already read into records (by :func:`_decode_typed`), in place of ``data``'s.
     """
     if type(data) is not dict:
         raise SnapshotError(
@@ -374,18 +378,22 @@ def snapshot_from_dict(
     errors: list[RecordError] = []
     values: dict[str, Any] = {}
     for plural, _, cls in COLLECTIONS:
-        rows = data.get(plural, [])
-        if rows is None:
-            rows = []
-        if type(rows) is not list:
-            raise SnapshotError(f"{source}: {plural}: expected a list, got {_shown(rows)}")
-        structure = BULK_STRUCTURE[cls]
         skipped: list[int] = []
         slow: list[Any] = []  # rows read one by one: cattrs reads or names what is refused
-        try:
-            records = _BULK_ROWS[cls](rows)
-        except Exception:
-            records, slow = [], rows
+        if structured is not None and plural in structured:
+            records = structured[plural]
+            rows = records
+        else:
+            rows = data.get(plural, [])
+            if rows is None:
+                rows = []
+            if type(rows) is not list:
+                raise SnapshotError(f"{source}: {plural}: expected a list, got {_shown(rows)}")
+            try:
+                records = _BULK_ROWS[cls](rows)
+            except Exception:
+                records, slow = [], rows
+        structure = BULK_STRUCTURE[cls]
         for index, row in enumerate(slow):
             try:
                 records.append(structure(row))
@@ -553,6 +561,37 @@ def _parse(text: str | bytes | memoryview, source: str) -> Any:
         raise SnapshotError(f"{source}: not valid JSON: nested too deeply") from None
 
 
+_TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_COLLECTION_CLASSES = {plural: cls for plural, _, cls in COLLECTIONS}
+
+
+def _decode_typed(
+    text: str | bytes | memoryview, keep: list[Any] | None
+) -> tuple[dict[str, Any], dict[str, list[Any]]] | None:
+    """The document's top-level values, its collections read straight into records where
+    msgspec decodes them typed (:mod:`tsos_rules.snapshot._typed`); None when msgspec does not
+    read it as a JSON object (:func:`_parse` then reads it, or says why not)."""
+    try:
+        top = _TOP_LEVEL.decode(text)
+    except Exception:  # not an object, not JSON: _parse reads it or explains
+        return None
+    data: dict[str, Any] = {}
+    structured: dict[str, list[Any]] = {}
+    for key, raw in top.items():
+        cls = _COLLECTION_CLASSES.get(key)
+        typed = typed_records(cls, raw, _NESTED) if cls is not None else None
+        if typed is not None:
+            structured[key], decoded = typed
+            if keep is not None:
+                keep.append(decoded)
+            continue
+        try:
+            data[key] = msgspec.json.decode(raw)
+        except Exception:  # as above
+            return None
+    return data, structured
+
+
 def load_snapshot(
     stream_or_path: str | Path | IO[str],
     *,
@@ -568,6 +607,7 @@ def load_snapshot(
     the time freeing it takes (~0.15 s at 100k deals).
     """
     limit = max_bytes if max_bytes is not None else max_snapshot_bytes()
+    text: str | bytes | memoryview
     if isinstance(stream_or_path, str | Path):
         source = str(stream_or_path)
         raw = _map_path(stream_or_path, limit)
@@ -575,25 +615,34 @@ def load_snapshot(
             # Unmapped when the last view of it goes (not closed here: a parse error's
             # traceback may still hold one).
             view = memoryview(raw)
-            data = _parse(view[3:] if view[:3] == _UTF8_BOM else view, source)
+            text = view[3:] if view[:3] == _UTF8_BOM else view
             del view
         else:
-            data = _parse(raw.removeprefix(_UTF8_BOM), source)
+            text = raw.removeprefix(_UTF8_BOM)
         del raw
     else:
         source = getattr(stream_or_path, "name", "<stdin>")
         binary = getattr(stream_or_path, "buffer", None)
         if binary is not None:
-            data = _parse(_read_capped(binary, source, limit).removeprefix(_UTF8_BOM), source)
+            text = _read_capped(binary, source, limit).removeprefix(_UTF8_BOM)
         else:
-            text = stream_or_path.read(limit + 1)
-            if len(text) > limit:
+            read = stream_or_path.read(limit + 1)
+            if len(read) > limit:
                 raise _too_large(source, limit)
-            data = _parse(text.removeprefix("\ufeff"), source)
-            del text
+            text = read.removeprefix("\ufeff")
+            del read
+    typed = _decode_typed(text, keep)
+    structured = None
+    if typed is not None:
+        data, structured = typed
+    else:
+        data = _parse(text, source)
+    del text
     if keep is not None:
         keep.append(data)
-    return snapshot_from_dict(data, source=source, skip_bad_records=skip_bad_records)
+    return snapshot_from_dict(
+        data, source=source, skip_bad_records=skip_bad_records, structured=structured
+    )
 
 
 def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:

@@ -11,7 +11,8 @@ leads, close-date history, open activities, team members, approvals); users and 
 read once each, when a page first names them. An incremental read pages only the groups
 holding a record changed in the window; all pages carry the one final watermark.
 ``read_where`` finds the records whose field holds some values (a filter query, or the records
-streamed where the field's value is mapped), then pages only the groups holding them.
+streamed where the field's value is mapped: ``matching_rows``, which ``stream_where`` shares),
+then pages only the groups holding them.
 """
 
 from __future__ import annotations

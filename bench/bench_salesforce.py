@@ -5,6 +5,7 @@
     python bench/bench_salesforce.py --sizes 1000 --json
     python bench/bench_salesforce.py --sizes 1000,10000 --paged 100   # read_batches, 100 groups
     python bench/bench_salesforce.py --sizes 1000,10000 --totals 100  # a sync with totals
+    python bench/bench_salesforce.py --sizes 10000 --readers 1000     # a moved total's readers
 
 For a sync of N changed opportunities (with their accounts, converted leads, close-date history,
 open tasks and events, owners and partners) that writes W finding tasks and R conditional
@@ -310,6 +311,57 @@ def run_totals(
     }
 
 
+def run_readers(
+    n: int, *, partners: int, batch_size: int, fake: FakeSalesforce, workdir: Path
+) -> dict[str, Any]:
+    """The read of a moved total's readers (the deals of ``partners`` partners) in an
+    incremental sync: ``read_where`` (their company groups, in pages of ``batch_size`` groups,
+    after a key pass over the org) against ``stream_where`` (their linked records alone). API
+    calls (login and describe left out), rows the org returned, records handed to the job,
+    and the client's wall and CPU time (less the fake org's own CPU)."""
+    with fake.mock(keep_history=False):
+        make = integration(fake, workdir, f"{n}-readers", n * 10)
+        wanted = sorted(
+            r["Id"] for r in fake.records("Account") if str(r["Name"]).startswith("VAR ")
+        )[:partners]
+        out: dict[str, Any] = {"n": n, "partners": partners, "batch_size": batch_size}
+        judged: dict[str, set[Any]] = {}
+        for path in ("read_where", "stream_where"):
+            connector = make()
+            try:
+                connector.fit_to_org()  # login and describe: the same on both paths
+                fake.reset_counts()
+                connector.client.query_stats.clear()
+                server_before = fake.server_cpu
+                cpu_before = time.process_time()
+                wall_before = time.perf_counter()
+                if path == "read_where":
+                    batches = connector.read_where(
+                        "opportunity", "partner_id", wanted, batch_size=batch_size
+                    )
+                else:
+                    batches = connector.stream_where("opportunity", "partner_id", wanted)
+                records = 0
+                judged[path] = set()
+                for batch in batches:
+                    records += batch.snapshot.record_count + len(batch.snapshot.close_date_changes)
+                    judged[path] |= batch.affected
+                wall = time.perf_counter() - wall_before
+                cpu = (time.process_time() - cpu_before) - (fake.server_cpu - server_before)
+                out[path] = {
+                    "calls": fake.count(),
+                    "rows": sum(rows for _, rows in fake.query_log),
+                    "records": records,
+                    "readers": len(judged[path]),
+                    "seconds": round(wall, 3),
+                    "cpu_seconds": round(cpu, 3),
+                }
+            finally:
+                connector.close()
+    out["equal"] = judged["read_where"] == judged["stream_where"]
+    return out
+
+
 def run(n: int, *, bulk_threshold: int, fake: FakeSalesforce, workdir: Path) -> dict[str, Any]:
     with fake.mock(keep_history=False):
         connector = integration(fake, workdir, f"{n}-{bulk_threshold}", bulk_threshold)()
@@ -376,8 +428,34 @@ def main(argv: list[str] | None = None) -> int:
         metavar="BATCH_SIZE",
         help="measure a full sync's reads with org-wide totals: paged twice vs streamed + paged",
     )
+    parser.add_argument(
+        "--readers",
+        type=int,
+        metavar="BATCH_SIZE",
+        help="measure reading a moved total's readers: read_where (company groups, pages of "
+        "BATCH_SIZE) vs stream_where (linked records)",
+    )
+    parser.add_argument(
+        "--partners", type=int, default=1, help="with --readers: the partners whose total moved"
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    if args.readers:
+        readers = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for n in sizes:
+                readers.append(
+                    run_readers(
+                        n,
+                        partners=args.partners,
+                        batch_size=args.readers,
+                        fake=build_org(n),
+                        workdir=Path(tmp),
+                    )
+                )
+        for r in readers:
+            print(json.dumps(r) if args.json else r)
+        return 0 if all(r["equal"] for r in readers) else 1
     if args.totals:
         totals = []
         with tempfile.TemporaryDirectory() as tmp:

@@ -1,160 +1,35 @@
 """A Salesforce sync with a pack that totals over the org (channel-economics' partner credit):
 the totals streamed from one query, each record read once by the judging read, the findings of
-the whole read whatever the batch size, and a moved total's readers judged again by key."""
+the whole read whatever the batch size, and ``read_where``'s match of a total's readers (an
+incremental sync judging them again: ``test_sf_reader_stream.py``)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import random
 import urllib.parse
-from collections import Counter
-from collections.abc import Iterator
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
 
 import attrs
 import pytest
+from sf_credit import (
+    RULE,
+    Batched,
+    connector_of,
+    generate,
+    only_channel_economics,
+    open_findings,
+    rows_by_label,
+    sync,
+    tasks_written,
+)
 from sf_support import Org, WholeRead, fresh_org
 
-from tsos_rules.connectors.base import (
-    KeyedReader,
-    ReadResult,
-    RecordStream,
-)
-from tsos_rules.connectors.salesforce import SalesforceConnector
+from tsos_rules.connectors.base import KeyedReader, RecordStream
 from tsos_rules.connectors.salesforce.paging import MAX_QUERY_URI_BYTES
-from tsos_rules.sync.job import run_sync
-from tsos_rules.sync.state import StateStore
-from tsos_rules.testing.fake_salesforce import FakeSalesforce
-
-NOW = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
-TODAY = NOW.date()
-RULE = "channel-economics.partner-credit-limit"
-OPEN_STAGES = ["Prospecting", "Qualification", "Needs Analysis", "Negotiation/Review"]
-SPELLINGS = ["{}", "{} Inc.", "{} Corporation"]
 
 
 @pytest.fixture(autouse=True)
 def channel_economics(isolated_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The built-in pack and channel-economics (its partner totals), no other plugin."""
-    others = {ep.name for ep in entry_points(group="tsos_rules")} - {"channel-economics"}
-    monkeypatch.setenv("TSOS_RULES_DISABLE_PLUGINS", ",".join(sorted(others)) or "none")
-
-
-def generate(fake: FakeSalesforce, seed: int = 5) -> dict[str, list[str]]:
-    """Partners with credit limits whose commit deals spread over many companies, so a
-    partner's total is never one company's (one page's) alone."""
-    rng = random.Random(seed)
-    fake.add_field("Account", "Partner_Credit_Limit__c", "currency")
-    fake.now = NOW - dt.timedelta(days=3)
-    users = [
-        fake.add_user(f"Rep {i}", role="Direct Sales" if i % 2 else "Channel Manager")
-        for i in range(5)
-    ]
-    partners = [
-        fake.insert(
-            "Account",
-            Name=f"VAR {i}",
-            IsPartner=True,
-            Partner_Tier__c="premier",
-            Partner_Credit_Limit__c=limit,
-        )
-        for i, limit in enumerate((250_000.0, 400_000.0, 5_000_000.0, None))
-    ]
-    companies = [f"Company {c}" for c in "ABCDEFGHIJKLMN"]
-    accounts = [
-        fake.insert(
-            "Account", Name=rng.choice(SPELLINGS).format(companies[i % 14]), OwnerId=users[i % 5]
-        )
-        for i in range(20)
-    ]
-    deals = []
-    for i in range(70):
-        closed = i % 9 == 0
-        deal = fake.insert(
-            "Opportunity",
-            Name=f"Deal {i}",
-            AccountId=rng.choice(accounts) if i % 11 else None,
-            OwnerId=rng.choice(users),
-            PartnerAccountId=rng.choice(partners) if rng.random() < 0.7 else None,
-            StageName="Closed Won" if closed else rng.choice(OPEN_STAGES),
-            ForecastCategoryName="Closed" if closed else rng.choice(["Commit", "Pipeline"]),
-            CloseDate=TODAY + dt.timedelta(days=rng.randint(5, 90)),
-            Amount=float(rng.randint(2, 20) * 10_000),
-        )
-        deals.append(deal)
-        if rng.random() < 0.3:
-            fake.insert(
-                "Lead",
-                Company=companies[i % 14],
-                LastName="Buyer",
-                OwnerId=rng.choice(users),
-                LeadSource="Partner Referral",
-                Status="Closed - Converted",
-                IsConverted=True,
-                ConvertedOpportunityId=deal,
-            )
-        if rng.random() < 0.4:
-            fake.insert(
-                "Task",
-                Subject="Call",
-                WhatId=deal,
-                OwnerId=rng.choice(users),
-                ActivityDate=TODAY + dt.timedelta(days=2),
-            )
-    fake.now = NOW
-    return {"deals": deals, "partners": partners, "users": users}
-
-
-def connector_of(org: Org, **read: Any) -> SalesforceConnector:
-    return org.connector(
-        fields={"partner.credit_limit": "Account.Partner_Credit_Limit__c"},
-        read={"team_members": True, "watermark_lag_seconds": 0, **read},
-    )
-
-
-class Batched(WholeRead):
-    """The connector as it was: paged reads, no ``stream_records`` nor ``read_where``."""
-
-    def read_batches(
-        self, since: str | None, *, until: dt.datetime | None = None, batch_size: int = 1000
-    ) -> Iterator[ReadResult]:
-        return self.inner.read_batches(since, until=until, batch_size=batch_size)
-
-
-def sync(org: Org, where: Path, connector: Any, size: int, *, full: bool = False) -> Any:
-    config = {
-        "connector": org.table(),
-        "sync": {"mode": "annotate", "daily_full": False, "batch_size": size},
-        "state": {"path": str(where / "state.sqlite")},
-    }
-    return run_sync(config, connector=connector, as_of=TODAY, full=full)
-
-
-def open_findings(where: Path) -> set[tuple[str, str, str]]:
-    state = StateStore(where / "state.sqlite")
-    try:
-        return {
-            (f.rule, f.record_id, f.reason) for f in state.findings("salesforce", status="open")
-        }
-    finally:
-        state.close()
-
-
-def tasks_written(org: Org) -> set[tuple[Any, ...]]:
-    return {
-        (t["Tsos_Fingerprint__c"], t["WhatId"], t["WhoId"], t["OwnerId"], t["Status"])
-        for t in org.fake.records("Task")
-        if t["Tsos_Fingerprint__c"]
-    }
-
-
-def rows_by_label(connector: SalesforceConnector) -> Counter[str]:
-    rows: Counter[str] = Counter()
-    for stat in connector.client.query_stats:
-        rows[stat.label] += stat.rows
-    return rows
+    only_channel_economics(monkeypatch)
 
 
 def test_a_full_sync_streams_the_totals_and_reads_each_record_once(
@@ -206,51 +81,6 @@ def test_batch_sizes_1_3_and_10000_give_the_findings_and_tasks_of_the_whole_read
     assert sum(1 for rule, _, _ in whole[0] if rule == RULE) >= 3
     for size, found in results.items():
         assert found == whole, size
-
-
-def test_a_commit_deals_new_amount_rejudges_its_partners_deals_by_key_in_the_same_run(
-    tmp_path: Path, key_pair: tuple[str, str]
-) -> None:
-    """The incremental run reads the partner's deals by a filter on their partner field and
-    pages their companies alone; it ends where a full sync of the changed org ends."""
-
-    def grow(org: Org, made: dict[str, list[str]]) -> str:
-        deals = org.fake.tables["Opportunity"]
-        commit = next(
-            d
-            for d in made["deals"]
-            if deals[d]["ForecastCategoryName"] == "Commit"
-            and deals[d]["PartnerAccountId"] == made["partners"][2]
-        )
-        org.fake.now = NOW + dt.timedelta(minutes=5)
-        org.fake.update("Opportunity", commit, Amount=deals[commit]["Amount"] + 6_000_000.0)
-        org.fake.now = NOW + dt.timedelta(minutes=10)
-        return commit
-
-    (tmp_path / "incremental").mkdir()
-    with fresh_org(tmp_path / "incremental", key_pair) as org:
-        made = generate(org.fake)
-        sync(org, tmp_path / "incremental", connector_of(org), 3)
-        before = open_findings(tmp_path / "incremental")
-        grow(org, made)
-        connector = connector_of(org)
-        second = sync(org, tmp_path / "incremental", connector, 3)
-        after = open_findings(tmp_path / "incremental")
-        rows = rows_by_label(connector)
-        partner = made["partners"][2]
-        mine = [d for d in org.fake.records("Opportunity") if d["PartnerAccountId"] == partner]
-    assert not second.full
-    assert rows["Opportunity by partner_id"] == len(mine)  # the filter found them all
-    assert "Opportunity records" not in rows  # totals from the stored shares, no stream
-    assert rows["page deals"] < 2 * len(made["deals"])  # no full read
-    moved = {(r, d) for r, d, _ in after - before if r == RULE}
-    assert len(moved) >= 2  # deals of the partner in other companies, judged this run
-
-    (tmp_path / "full").mkdir()
-    with fresh_org(tmp_path / "full", key_pair) as org:
-        grow(org, generate(org.fake))
-        sync(org, tmp_path / "full", connector_of(org), 3)
-        assert open_findings(tmp_path / "full") == after
 
 
 def test_read_where_matches_as_the_records_read_and_pages_whole_companies(org: Org) -> None:

@@ -26,6 +26,7 @@ from tsos_rules.connectors.base import (
 from tsos_rules.connectors.salesforce.auth import Authenticator
 from tsos_rules.connectors.salesforce.client import SalesforceClient
 from tsos_rules.connectors.salesforce.faults import Redactor
+from tsos_rules.connectors.salesforce.linked import stream_where
 from tsos_rules.connectors.salesforce.mapping import CATALOGUE, FieldMapping
 from tsos_rules.connectors.salesforce.orgfit import (
     OPTIONAL_FIELDS,
@@ -248,6 +249,15 @@ class SalesforceConnector:
             raise ConfigError(f"sync.batch_size: expected 1 or more, got {batch_size}")
         self.fit_to_org()
         yield from PagedReader(self.reader).where(record_type, field, values, batch_size)
+
+    def stream_where(
+        self, record_type: str, field: str, values: Collection[str], *, page_size: int = 5000
+    ) -> Iterator[ReadResult]:
+        """The records of ``record_type`` whose ``field`` holds one of ``values``, judged (as
+        ``affected``) with only their accounts, owners, team and partners, ``page_size`` a
+        result: one filter query of the records, no company groups (``linked.py``)."""
+        self.fit_to_org()
+        yield from stream_where(self.reader, record_type, field, values, page_size)
 
     def stream_records(self, record_type: str, *, page_size: int = 5000) -> Iterator[ReadResult]:
         """Every current record of ``record_type`` alone, ``page_size`` a result: one query

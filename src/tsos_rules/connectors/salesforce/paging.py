@@ -11,7 +11,8 @@ leads, close-date history, open activities, team members, approvals); users and 
 read once each, when a page first names them. An incremental read pages only the groups
 holding a record changed in the window; all pages carry the one final watermark.
 ``read_where`` finds the records whose field holds some values (a filter query, or the records
-streamed where the field's value is mapped), then pages only the groups holding them.
+streamed where the field's value is mapped: ``matching_rows``, which ``stream_where`` shares),
+then pages only the groups holding them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import datetime as dt
 import urllib.parse
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence, Set
+from itertools import islice
 from typing import Any
 
 import attrs
@@ -37,8 +39,9 @@ from tsos_rules.connectors.salesforce.reader import (
     id_list,
     parse_watermark,
     quote,
+    teams,
 )
-from tsos_rules.connectors.salesforce.stream import sobjects, stream_records
+from tsos_rules.connectors.salesforce.stream import records_of, select_of, sobjects
 from tsos_rules.model import Snapshot
 from tsos_rules.org import company_key
 
@@ -166,56 +169,12 @@ class PagedReader:
     def _matching(
         self, record_type: str, field: str, wanted: Set[str], end: dt.datetime
     ) -> set[RecordKey]:
-        """The ids of the records whose ``field`` holds one of ``wanted``: a filter on the
-        Salesforce field where the record's value is that field's own (ids, text; compared
-        again exactly, as SOQL compares text without case), else the records streamed and
-        their mapped value compared (an enum, a number, an extra field)."""
-        reader = self.reader
-        column, kind = self._filter_column(record_type, field)
-        found: set[RecordKey] = set()
-        if column is None:
-            for page in stream_records(reader, record_type, STREAM_PAGE):
-                snapshot = page.snapshot  # one type's records alone
-                records: tuple[Any, ...] = (
-                    *snapshot.opportunities,
-                    *snapshot.leads,
-                    *snapshot.accounts,
-                    *snapshot.activities,
-                )
-                for record in records:
-                    if field_of(record, field) in wanted:
-                        found.add((record_type, record.id))
-            return found
-        if kind == "id":  # a value that is no record id names no record (and is refused)
-            usable = sorted(v for v in wanted if _ID.match(v))
-            literal = _id_literal
-        else:
-            usable, literal = sorted(wanted), quote
-        select = "Id" if column == "Id" else f"Id, {column}"
-        for sobject in sobjects(reader, record_type):
-            own = reader._own_filter() if record_type == "activity" else ""
-            prefix = (
-                f"SELECT {select} FROM {sobject} WHERE SystemModstamp <= "
-                f"{format_datetime(end)}{own} AND {column} IN "
-            )
-            for chunk in in_chunks(prefix, usable, reader.settings.id_chunk_size, literal):
-                for row in reader._query(f"{sobject} by {field}", prefix + chunk):
-                    record_id = _text(row.get("Id"))
-                    if record_id is not None and row.get(column) in wanted:
-                        found.add((record_type, record_id))
-        return found
-
-    def _filter_column(self, record_type: str, field: str) -> tuple[str | None, str]:
-        """The Salesforce field that holds ``field`` exactly as the record has it, and its
-        kind (``id`` or ``str``); None where the record's value is mapped from the row."""
-        if field == "id":
-            return "Id", "id"
-        if record_type == "activity" and field in _ACTIVITY_COLUMNS:
-            return _ACTIVITY_COLUMNS[field], "id"
-        spec = CATALOGUE.get(f"{record_type}.{field}")
-        if spec is None or not spec.sync or spec.kind not in ("id", "str"):
-            return None, ""
-        return self.reader.mapping.sf(spec.key), spec.kind
+        """The ids of the records whose ``field`` holds one of ``wanted`` (``matching_rows``,
+        reading only what the match needs)."""
+        return {
+            (record_type, str(row.get("Id")))
+            for row in matching_rows(self.reader, record_type, field, wanted, end, whole=False)
+        }
 
     # -- the key pass ------------------------------------------------------------------------
 
@@ -327,7 +286,7 @@ class PagedReader:
 
     # -- one page ----------------------------------------------------------------------------
 
-    def _by_ids(self, label: str, sobject: str, select: str, ids: Sequence[str]) -> list[Row]:
+    def by_ids(self, label: str, sobject: str, select: str, ids: Sequence[str]) -> list[Row]:
         rows: list[Row] = []
         wanted = sorted(i for i in set(ids) if _ID.match(i))
         prefix = f"SELECT {select} FROM {sobject} WHERE Id IN "
@@ -350,16 +309,14 @@ class PagedReader:
             kind, _, record_id = node.partition(":")
             ids[kind].append(record_id)
             activities.extend(keys.activities.get(node, ()))
-        deals = self._by_ids("page deals", "Opportunity", reader._opportunity_select(), ids["deal"])
-        leads = self._by_ids("page leads", "Lead", reader._lead_select(), ids["lead"])
-        accounts = self._by_ids(
-            "page accounts", "Account", reader._account_select(), ids["account"]
-        )
+        deals = self.by_ids("page deals", "Opportunity", reader._opportunity_select(), ids["deal"])
+        leads = self.by_ids("page leads", "Lead", reader._lead_select(), ids["lead"])
+        accounts = self.by_ids("page accounts", "Account", reader._account_select(), ids["account"])
         activity_rows: list[Row] = []
         for sobject in ("Task", "Event"):
             wanted = [i for s, i in activities if s == sobject]
             select = reader._activity_select(sobject)
-            activity_rows += self._by_ids(f"page {sobject} rows", sobject, select, wanted)
+            activity_rows += self.by_ids(f"page {sobject} rows", sobject, select, wanted)
 
         context = _Context()
         deal_ids = sorted(str(r.get("Id")) for r in deals if _ID.match(str(r.get("Id"))))
@@ -367,10 +324,7 @@ class PagedReader:
         longest = f"SELECT {reader._lead_select()} FROM Lead WHERE ConvertedOpportunityId IN "
         for chunk in id_chunks(longest, deal_ids, reader.settings.id_chunk_size):
             reader._deal_context(context, f"IN {chunk}")
-        team: defaultdict[str, list[str]] = defaultdict(list)
-        for row in context.team:
-            if row.get("OpportunityId") and row.get("UserId"):
-                team[str(row["OpportunityId"])].append(str(row["UserId"]))
+        team = teams(context.team)
 
         def split(rows: list[Row]) -> tuple[list[Row], list[Row]]:
             if start is None:
@@ -404,7 +358,7 @@ class PagedReader:
         batch.add_activities(context.activities, changed=False)
         batch.add_history(context.history)
         reader._approve(batch)
-        self._reference(batch)
+        self.add_people(batch)
         batch.link_leads()
 
         reader.activity_what.update(
@@ -426,19 +380,81 @@ class PagedReader:
             incomplete=frozenset(incomplete),
         )
 
-    def _reference(self, batch: _Batch) -> None:
+    def add_people(self, batch: _Batch) -> None:
         """The page's partners and users: each read from the org once, then kept."""
         reader = self.reader
         missing = [i for i in batch.partner_ids() if i not in self._partners]
         select = ", ".join(reader.mapping.partner_fields())
-        for row in self._by_ids("partners", "Account", select, missing):
+        for row in self.by_ids("partners", "Account", select, missing):
             self._partners[str(row.get("Id"))] = row
         batch.add_partners([self._partners[i] for i in batch.partner_ids() if i in self._partners])
         missing = [i for i in batch.user_ids() if i not in self._users]
         select = ", ".join(reader.mapping.user_fields())
-        for row in self._by_ids("users", "User", select, missing):
+        for row in self.by_ids("users", "User", select, missing):
             self._users[str(row.get("Id"))] = row
         batch.add_users([self._users[i] for i in batch.user_ids() if i in self._users])
+
+
+def matching_rows(
+    reader: Reader,
+    record_type: str,
+    field: str,
+    wanted: Set[str],
+    end: dt.datetime,
+    *,
+    whole: bool,
+) -> Iterator[Row]:
+    """The rows of the current records of ``record_type`` whose ``field`` holds one of
+    ``wanted``: a filter on the Salesforce field where the record's value is that field's own
+    (ids, text; ``IN`` lists cut under the SOQL and URI limits, compared again exactly, as
+    SOQL compares text without case), else every row streamed and its mapped value compared
+    (an enum, a number, an extra field). ``whole``: every field a read selects, the account's
+    as parent fields (the records are read from these rows); else what the match needs."""
+    column, kind = filter_column(reader, record_type, field)
+    for sobject in sobjects(reader, record_type):
+        if whole or column is None:
+            select = select_of(reader, sobject, parents=whole)
+        else:
+            select = "Id" if column == "Id" else f"Id, {column}"
+        own = reader._own_filter() if record_type == "activity" else ""
+        query = f"SELECT {select} FROM {sobject} WHERE SystemModstamp <= {format_datetime(end)}"
+        if column is None:
+            rows = reader._query(f"{sobject} by {field}", query + own)
+            today = end.date()
+            while page := list(islice(rows, STREAM_PAGE)):
+                snapshot = records_of(reader, record_type, page, today)
+                records: tuple[Any, ...] = (
+                    *snapshot.opportunities,
+                    *snapshot.leads,
+                    *snapshot.accounts,
+                    *snapshot.activities,
+                )
+                hits = {record.id for record in records if field_of(record, field) in wanted}
+                yield from (row for row in page if row.get("Id") in hits)
+            continue
+        if kind == "id":  # a value that is no record id names no record (and is refused)
+            usable = sorted(v for v in wanted if _ID.match(v))
+            literal = _id_literal
+        else:
+            usable, literal = sorted(wanted), quote
+        prefix = f"{query}{own} AND {column} IN "
+        for chunk in in_chunks(prefix, usable, reader.settings.id_chunk_size, literal):
+            for row in reader._query(f"{sobject} by {field}", prefix + chunk):
+                if _text(row.get("Id")) is not None and row.get(column) in wanted:
+                    yield row
+
+
+def filter_column(reader: Reader, record_type: str, field: str) -> tuple[str | None, str]:
+    """The Salesforce field that holds ``field`` exactly as the record has it, and its kind
+    (``id`` or ``str``); None where the record's value is mapped from the row."""
+    if field == "id":
+        return "Id", "id"
+    if record_type == "activity" and field in _ACTIVITY_COLUMNS:
+        return _ACTIVITY_COLUMNS[field], "id"
+    spec = CATALOGUE.get(f"{record_type}.{field}")
+    if spec is None or not spec.sync or spec.kind not in ("id", "str"):
+        return None, ""
+    return reader.mapping.sf(spec.key), spec.kind
 
 
 def _holds(batch: _Batch, key: RecordKey) -> bool:

@@ -65,6 +65,8 @@ FIELD_APPROVAL_WINDOW = dt.timedelta(minutes=5)
 _ID = re.compile(r"^[A-Za-z0-9]{1,40}$")
 
 Row = dict[str, Any]
+#: The fields of an ``OpportunityTeamMember`` row a read uses.
+TEAM_SELECT = "OpportunityId, UserId"
 
 
 def quote(value: str) -> str:
@@ -80,6 +82,15 @@ def id_list(ids: Iterable[str]) -> str:
             raise ValueError(f"not a Salesforce id: {value!r}")
         checked.append(f"'{value}'")
     return "(" + ",".join(checked) + ")"
+
+
+def teams(rows: Iterable[Row]) -> dict[str, list[str]]:
+    """Team member user ids by deal id, from ``OpportunityTeamMember`` rows."""
+    by_deal: defaultdict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        if row.get("OpportunityId") and row.get("UserId"):
+            by_deal[str(row["OpportunityId"])].append(str(row["UserId"]))
+    return by_deal
 
 
 def parse_watermark(since: str | None) -> dt.datetime | None:
@@ -203,11 +214,7 @@ class Reader:
         for offset in range(0, len(affected_ids), size):
             self._deal_context(context, f"IN {id_list(affected_ids[offset : offset + size])}")
 
-        team_by_deal: defaultdict[str, list[str]] = defaultdict(list)
-        for row in context.team:
-            if row.get("OpportunityId") and row.get("UserId"):
-                team_by_deal[str(row["OpportunityId"])].append(str(row["UserId"]))
-
+        team_by_deal = teams(context.team)
         deal_rel = self._account_rel("opportunity")
         batch.add_opportunities(opportunity_rows, team_by_deal, deal_rel, changed=True)
         batch.add_opportunities(affected_rows, team_by_deal, deal_rel, changed=False)
@@ -293,12 +300,19 @@ class Reader:
                 f"SELECT {self._activity_select('Event')} FROM Event WHERE ActivityDate >= "
                 f"TODAY AND WhatId {deals}{self._own_filter()}",
             )
-        if self.settings.team_members:
-            context.team += self._query(
+        context.team += self.deal_team(deals)
+
+    def deal_team(self, deals: str) -> list[Row]:
+        """The team member rows of a set of deals (``deals`` as for ``_deal_context``): one
+        query, none when ``read.team_members`` is off."""
+        if not self.settings.team_members:
+            return []
+        return list(
+            self._query(
                 "deal team members",
-                f"SELECT OpportunityId, UserId FROM OpportunityTeamMember "
-                f"WHERE OpportunityId {deals}",
+                f"SELECT {TEAM_SELECT} FROM OpportunityTeamMember WHERE OpportunityId {deals}",
             )
+        )
 
     # -- approvals ---------------------------------------------------------------------------
 

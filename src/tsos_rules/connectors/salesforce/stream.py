@@ -68,12 +68,19 @@ def records_of(reader: Reader, record_type: str, rows: Iterable[Row], today: dt.
 def _soql(reader: Reader, sobject: str) -> str:
     """The object's own fields, as a read selects them (the integration's own activities
     left out, as a read leaves them out)."""
+    own = reader._own_filter().removeprefix(" AND ") if sobject in ("Task", "Event") else ""
+    return f"SELECT {select_of(reader, sobject, parents=False)} FROM {sobject}" + (
+        f" WHERE {own}" if own else ""
+    )
+
+
+def select_of(reader: Reader, sobject: str, *, parents: bool) -> str:
+    """The fields a read selects of ``sobject``: with the account's as parent fields when
+    ``parents`` (a deal, lead or activity read with its account), else its own alone."""
     if sobject == "Opportunity":
-        return f"SELECT {reader._opportunity_select(parents=False)} FROM Opportunity"
+        return reader._opportunity_select(parents=parents)
     if sobject == "Lead":
-        return f"SELECT {reader._lead_select(parents=False)} FROM Lead"
+        return reader._lead_select(parents=parents)
     if sobject == "Account":
-        return f"SELECT {reader._account_select()} FROM Account"
-    select = reader._activity_select(sobject, parents=False)
-    own = reader._own_filter().removeprefix(" AND ")
-    return f"SELECT {select} FROM {sobject}" + (f" WHERE {own}" if own else "")
+        return reader._account_select()
+    return reader._activity_select(sobject, parents=parents)

@@ -592,6 +592,18 @@ def _decode_typed(
     return data, structured
 
 
+def decode_document(
+    text: str | bytes | memoryview, source: str, keep: list[Any] | None = None
+) -> tuple[Any, dict[str, list[Any]] | None]:
+    """A snapshot document decoded for :func:`snapshot_from_dict`: its parsed JSON less the
+    collections read straight into records, and those records (None when msgspec did not read
+    it as an object: the whole document parsed, or a SnapshotError saying why it cannot be)."""
+    typed = _decode_typed(text, keep)
+    if typed is not None:
+        return typed
+    return _parse(text, source), None
+
+
 def load_snapshot(
     stream_or_path: str | Path | IO[str],
     *,
@@ -631,12 +643,7 @@ def load_snapshot(
                 raise _too_large(source, limit)
             text = read.removeprefix("\ufeff")
             del read
-    typed = _decode_typed(text, keep)
-    structured = None
-    if typed is not None:
-        data, structured = typed
-    else:
-        data = _parse(text, source)
+    data, structured = decode_document(text, source, keep)
     del text
     if keep is not None:
         keep.append(data)

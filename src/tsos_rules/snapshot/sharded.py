@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import attrs
-import msgspec
 import orjson
 
 from tsos_rules.model import Snapshot
@@ -29,6 +28,7 @@ from tsos_rules.snapshot.document import (
     _read_path,
     _shown,
     _structure_date,
+    decode_document,
     max_snapshot_bytes,
     snapshot_from_dict,
 )
@@ -78,21 +78,12 @@ def is_sharded(path: str | os.PathLike[str]) -> bool:
     return Path(path).is_dir()
 
 
-def _load_json(path: Path) -> Any:
-    source = str(path)
+def _load_json(path: Path) -> tuple[Any, dict[str, list[Any]]]:
+    """A file of the directory, read as ``load_snapshot`` reads one: its parsed JSON less the
+    collections already read into records (``decode_document``), and those records."""
     text = _read_path(path, max_snapshot_bytes()).removeprefix(b"\xef\xbb\xbf")
-    try:  # as load_snapshot: msgspec reads, orjson explains what it refuses
-        return msgspec.json.decode(text)
-    except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError
-        pass
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise SnapshotError(
-            f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except RecursionError:
-        raise SnapshotError(f"{source}: not valid JSON: nested too deeply") from None
+    data, structured = decode_document(text, str(path))
+    return data, structured or {}
 
 
 def _file_in(directory: Path, name: Any, where: str) -> Path:
@@ -112,7 +103,7 @@ def read_manifest(directory: str | os.PathLike[str]) -> Manifest:
     path = root / MANIFEST
     if not path.is_file():
         raise SnapshotError(f"{root}: is a directory without {MANIFEST}, not a sharded snapshot")
-    data = _load_json(path)
+    data, _ = _load_json(path)
     if type(data) is not dict:
         raise SnapshotError(f"{path}: expected a JSON object at the top level, got {_shown(data)}")
     if data.get("format") != FORMAT:
@@ -145,12 +136,12 @@ def read_manifest(directory: str | os.PathLike[str]) -> Manifest:
 def read_reference(manifest: Manifest) -> Snapshot:
     """The reference file: users, partners, the CRM's exemptions and unknown top-level keys."""
     source = str(manifest.reference)
-    data = _load_json(manifest.reference)
+    data, structured = _load_json(manifest.reference)
     if type(data) is dict:
         for name in SHARDED:
-            if data.get(name):
+            if data.get(name) or structured.get(name):
                 raise SnapshotError(f"{source}: {name}: belongs in the shard files, not here")
-    snapshot, _ = snapshot_from_dict(data, source=source)
+    snapshot, _ = snapshot_from_dict(data, source=source, structured=structured)
     return attrs.evolve(snapshot, as_of=manifest.as_of or snapshot.as_of)
 
 
@@ -191,18 +182,18 @@ def _keys(given: list[int] | None, number: int, count: int) -> list[int]:
 def read_shard(path: Path, number: int) -> Shard:
     """Shard file ``number``, checked; errors name the file, the record and the field."""
     source = str(path)
-    data = _load_json(path)
+    data, structured = _load_json(path)
     if type(data) is not dict:
         raise SnapshotError(
             f"{source}: expected a JSON object at the top level, got {_shown(data)}"
         )
     for name in REFERENCE:
-        if data.get(name):
+        if data.get(name) or structured.get(name):
             raise SnapshotError(f"{source}: {name}: belongs in the reference file, not a shard")
     layout = data.pop(LAYOUT, None) or {}
     if type(layout) is not dict:
         raise SnapshotError(f"{source}: {LAYOUT}: expected an object, got {_shown(layout)}")
-    own, _ = snapshot_from_dict(data, source=source)
+    own, _ = snapshot_from_dict(data, source=source, structured=structured)
     context_rows = layout.get("context") or {}
     if type(context_rows) is not dict:
         raise SnapshotError(f"{source}: {LAYOUT}.context: expected an object")

@@ -19,15 +19,19 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
-import types
-import typing
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 import msgspec
 
-from tsos_rules.snapshot._fast import MAX_YEAR, MIN_YEAR, Refused, _slot_setters
+from tsos_rules.snapshot._fast import (
+    MAX_YEAR,
+    MIN_YEAR,
+    Refused,
+    _slot_setters,
+    _split_optional,
+)
 
 #: Keys outside a record's fields learnt per collection before it is left to the fast path.
 MAX_EXTRAS = 16
@@ -42,14 +46,6 @@ _PLAIN = (str, bool, int, float)
 
 class _Unsupported(Exception):
     """A field type this module does not decode: the class is left to the fast path."""
-
-
-def _split_optional(tp: Any) -> tuple[Any, bool]:
-    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return args[0], True
-    return tp, False
 
 
 @attrs.frozen

@@ -202,3 +202,10 @@ def test_any_collection_loads_from_the_file_as_from_its_parsed_json(
     for skip in (False, True):
         from_file, parsed = _both(tmp_path, text, skip=skip)
         assert from_file == parsed
+
+
+def test_a_collection_given_twice_is_read_from_its_last_value_either_way(tmp_path: Path) -> None:
+    text = '{"opportunities": [{"id": 1}], "as_of": "2026-11-24", "opportunities": [{"id": "o2"}]}'
+    from_file, parsed = _both(tmp_path, text)
+    assert from_file == parsed
+    assert [deal.id for deal, _ in from_file[0]["opportunities"]] == ["o2"]

@@ -10,7 +10,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -500,21 +500,30 @@ class StateStore:
     # -- findings -----------------------------------------------------------------------
 
     def open_findings_for(
-        self, connector: str, keys: Iterable[RecordKey]
+        self,
+        connector: str,
+        keys: Iterable[RecordKey],
+        *,
+        rules: Collection[str] | None = None,
     ) -> dict[str, FindingState]:
-        """Open findings on the given records, by fingerprint."""
+        """Open findings on the given records, by fingerprint; with ``rules``, only theirs (an
+        aggregate's readers judged again by a few rules: most of their findings are others')."""
         pairs = [[record_type, record_id] for record_type, record_id in keys]
         if not pairs:
             return {}
         # CROSS JOIN keeps json_each outside, so each record is one look-up in
         # findings_by_record instead of a scan of every open finding.
         columns = ", ".join(f"f.{c.strip()}" for c in _FINDING_COLUMNS.split(","))
-        rows = self.db.execute(
+        sql = (
             f"SELECT {columns} FROM json_each(?) AS j CROSS JOIN findings AS f "
             "WHERE f.connector = ? AND f.record_type = json_extract(j.value, '$[0]') "
-            "AND f.record_id = json_extract(j.value, '$[1]') AND f.status = 'open'",
-            (json.dumps(pairs), connector),
-        ).fetchall()
+            "AND f.record_id = json_extract(j.value, '$[1]') AND f.status = 'open'"
+        )
+        params: tuple[Any, ...] = (json.dumps(pairs), connector)
+        if rules is not None:
+            sql += " AND f.rule IN (SELECT value FROM json_each(?))"
+            params += (json.dumps(sorted(rules)),)
+        rows = self.db.execute(sql, params).fetchall()
         return {row["fingerprint"]: _finding_state(row) for row in rows}
 
     def findings(

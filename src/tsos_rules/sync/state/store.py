@@ -692,7 +692,32 @@ class StateStore:
         db = self.db
         self._begin()
         try:
-            self._tally(connector, seen, resolved)
+            stored = self._stored(connector, [s.finding.fingerprint for s in seen] + list(resolved))
+            self._tally(connector, seen, resolved, stored)
+            kept = [s for s in seen if _as_stored(stored.get(s.finding.fingerprint), s)]
+            if kept:
+                # Only the columns no index holds (and last_run): the full upsert rewrites every
+                # index entry of the row, several times the cost on a big state.
+                db.executemany(
+                    "UPDATE findings SET message = ?, details = ?, record_name = ?, "
+                    "record_url = ?, last_seen = ?, last_run = ? "
+                    "WHERE connector = ? AND fingerprint = ?",
+                    [
+                        (
+                            s.finding.message,
+                            _details(s.finding),
+                            s.record_name,
+                            s.record_url,
+                            now,
+                            run_id,
+                            connector,
+                            s.finding.fingerprint,
+                        )
+                        for s in kept
+                    ],
+                )
+                done = {s.finding.fingerprint for s in kept}
+                seen = [s for s in seen if s.finding.fingerprint not in done]
             db.executemany(
                 "INSERT INTO findings (connector, fingerprint, rule, severity, record_type, "
                 "record_id, reason, message, details, owner_id, owner_name, partner_id, "
@@ -720,9 +745,7 @@ class StateStore:
                         s.finding.record_id,
                         s.finding.reason,
                         s.finding.message,
-                        json.dumps(dict(s.finding.details), default=str)
-                        if s.finding.details
-                        else None,
+                        _details(s.finding),
                         s.owner_id,
                         s.owner_name,
                         s.partner_id,
@@ -777,22 +800,41 @@ class StateStore:
             self._rollback()
             raise
 
-    def _tally(self, connector: str, seen: Sequence[SeenFinding], resolved: Sequence[str]) -> None:
-        """Move the open tallies by what this commit does to the findings: the seen ones are
-        stored open (keeping a stored finding's rule), then the resolved ones close."""
-        if not seen and not resolved:
-            return
-        rows = _tallies.stored(
-            self.db, connector, [s.finding.fingerprint for s in seen] + list(resolved)
+    def _stored(self, connector: str, fingerprints: Sequence[str]) -> dict[str, sqlite3.Row]:
+        """The stored rows (open or resolved) of these findings, by fingerprint: the columns a
+        commit compares and counts by."""
+        if not fingerprints:
+            return {}
+        rows = self.db.execute(
+            f"SELECT fingerprint, status, resolved_at, {_tallies.COLUMNS}, account_id, "
+            "account_name FROM findings WHERE connector = ? "
+            "AND fingerprint IN (SELECT value FROM json_each(?))",
+            (connector, json.dumps(sorted(set(fingerprints)))),
         )
-        before = {fp: _tallies.key_of(*row[2:]) for fp, row in rows.items() if row[1] == "open"}
+        return {row["fingerprint"]: row for row in rows}
+
+    def _tally(
+        self,
+        connector: str,
+        seen: Sequence[SeenFinding],
+        resolved: Sequence[str],
+        rows: Mapping[str, sqlite3.Row],
+    ) -> None:
+        """Move the open tallies by what this commit does to the findings (``rows``: as they
+        are stored): the seen ones are stored open (keeping a stored finding's rule), then the
+        resolved ones close."""
+        before = {
+            fp: _tallies.key_of(*(row[c] for c in _tallies.KEY_COLUMNS))
+            for fp, row in rows.items()
+            if row["status"] == "open"
+        }
         after = dict(before)
         for s in seen:
             row = rows.get(s.finding.fingerprint)
             after[s.finding.fingerprint] = _tallies.key_of(
                 connector,
                 s.shadow,
-                s.finding.rule if row is None else row[4],
+                s.finding.rule if row is None else row["rule"],
                 s.finding.severity.value,
                 s.owner_id,
                 s.owner_name,
@@ -1215,6 +1257,28 @@ _TALLY_LABELS = {
     "owner": "CASE WHEN owner_named THEN owner_name ELSE owner_id END",
     "partner": "partner_label",
 }
+
+
+def _details(finding: Finding) -> str | None:
+    return json.dumps(dict(finding.details), default=str) if finding.details else None
+
+
+def _as_stored(row: sqlite3.Row | None, seen: SeenFinding) -> bool:
+    """Whether a seen finding is stored open with every indexed column as it is now, so only
+    its text and last run need writing."""
+    return (
+        row is not None
+        and row["status"] == "open"
+        and row["resolved_at"] is None
+        and row["severity"] == seen.finding.severity.value
+        and row["shadow"] == int(seen.shadow)
+        and row["owner_id"] == seen.owner_id
+        and row["owner_name"] == seen.owner_name
+        and row["partner_id"] == seen.partner_id
+        and row["partner_name"] == seen.partner_name
+        and row["account_id"] == seen.account_id
+        and row["account_name"] == seen.account_name
+    )
 
 
 def lock_path_for(state_path: Path) -> Path:

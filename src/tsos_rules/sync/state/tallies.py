@@ -5,7 +5,6 @@ rule, owner and partner instead of every open finding and push (they grow with t
 from __future__ import annotations
 
 import collections
-import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -15,8 +14,12 @@ TallyKey = tuple[str, int, str, str, str, int, str, int, str, str]
 none), whether it was none, owner name (``''`` for none), whether it had one, partner id and
 the partner's label (its name, else its id)."""
 
-#: The findings' columns a tally key is made of, after the fingerprint, as ``key_of`` takes them.
-COLUMNS = "connector, shadow, rule, severity, owner_id, owner_name, partner_id, partner_name"
+#: The findings' columns a tally key is made of, in the order ``key_of`` takes them.
+KEY_COLUMNS = (
+    "connector", "shadow", "rule", "severity", "owner_id", "owner_name", "partner_id",
+    "partner_name",
+)  # fmt: skip
+COLUMNS = ", ".join(KEY_COLUMNS)
 
 
 def key_of(
@@ -42,20 +45,6 @@ def key_of(
         "" if partner_id is None else partner_id,
         partner_name if partner_name is not None else partner_id if partner_id is not None else "",
     )
-
-
-def stored(db: sqlite3.Connection, connector: str, fingerprints: Iterable[str]) -> dict[str, Any]:
-    """The stored rows (open or resolved) of these findings, by fingerprint: status, then the
-    tally's columns."""
-    wanted = sorted(set(fingerprints))
-    if not wanted:
-        return {}
-    rows = db.execute(
-        f"SELECT fingerprint, status, {COLUMNS} FROM findings WHERE connector = ? "
-        "AND fingerprint IN (SELECT value FROM json_each(?))",
-        (connector, json.dumps(wanted)),
-    )
-    return {row[0]: row for row in rows}
 
 
 def move(db: sqlite3.Connection, delta: Mapping[TallyKey, int]) -> None:

@@ -92,6 +92,7 @@ def fill(path: Path, n: int, seed: int) -> float:
         [(CONNECTOR, rule, rule, f"Fix {rule}.") for rule, _, _ in RULES],
     )
     db.execute("COMMIT")
+    store.recount(CONNECTOR)  # the findings went in without the store: count them
     for k in range(20):
         store.add_exemption(
             CONNECTOR,

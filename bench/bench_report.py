@@ -57,6 +57,7 @@ def add_history(path: Path, seed: int) -> None:
                 )
         db.executemany("INSERT INTO close_date_pushes VALUES (?, ?, ?, ?, ?)", rows)
         db.execute("COMMIT")
+        store.recount(CONNECTOR)  # the pushes went in without the store: count them
         for i in range(12):
             run = store.start_run(
                 CONNECTOR,

@@ -25,6 +25,7 @@ def _renamed_owner(state_path: Any) -> str:
             (owner,),
         )
         state.db.commit()
+        state.recount("local")  # a hand edit: the state's counts are taken again
         return owner
     finally:
         state.close()

@@ -717,9 +717,7 @@ class _Job:
             # (which may read those) would differ from a whole read's.
             self._add_sections(index, current)
 
-        previous = self.state.open_findings_for(self.key, judged_keys | batch.deleted)
-        if rules is not None:
-            previous = {fp: state for fp, state in previous.items() if state.rule in rules}
+        previous = self.state.open_findings_for(self.key, judged_keys | batch.deleted, rules=rules)
         resolved = [state for fp, state in previous.items() if fp not in current]
         why = {
             state.fingerprint: "the record was deleted"

@@ -3,13 +3,14 @@ write-ahead journal of CRM writes (``journal`` before sending, settled by ``comm
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import itertools
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from tsos_rules.connectors.base import Action, ActionKind, ActionResult, ActionS
 from tsos_rules.errors import ConfigError, StateError
 from tsos_rules.findings import Finding
 from tsos_rules.sync.state import exemptions as _exemptions
+from tsos_rules.sync.state import tallies as _tallies
 from tsos_rules.sync.state import worklist as _worklist
 from tsos_rules.sync.state.exemptions import Exemption
 from tsos_rules.sync.state.lock import RunLock
@@ -466,19 +468,18 @@ class StateStore:
 
     def open_by_owner(self, connector: str) -> dict[str, tuple[str | None, int, int]]:
         """Open findings (not shadow) per owner id (``""``: no owner): (name, open, blocks)."""
-        # Grouped by the bare column, so the covering index findings_open_by_owner (migration
-        # 7) answers it without touching the table: ~5x faster at a million findings.
         rows = self.db.execute(
-            "SELECT owner_id, max(owner_name) AS name, count(*) AS n, "
-            "sum(severity = 'block') AS blocks FROM findings "
-            "WHERE connector = ? AND status = 'open' AND shadow = 0 GROUP BY owner_id",
+            "SELECT CASE WHEN owner_none THEN NULL ELSE owner_id END AS id, "
+            "max(CASE WHEN owner_named THEN owner_name END) AS name, sum(n) AS total, "
+            "sum(CASE WHEN severity = 'block' THEN n ELSE 0 END) AS blocks FROM open_tallies "
+            "WHERE connector = ? AND shadow = 0 AND n > 0 GROUP BY id ORDER BY id",
             (connector,),
         ).fetchall()
         out: dict[str, tuple[str | None, int, int]] = {}
         for row in rows:
-            key = row["owner_id"] or ""
+            key = row["id"] or ""
             name, n, blocks = out.get(key, (None, 0, 0))
-            out[key] = (name or row["name"], n + row["n"], blocks + (row["blocks"] or 0))
+            out[key] = (name or row["name"], n + row["total"], blocks + (row["blocks"] or 0))
         return out
 
     def runs(self, connector: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
@@ -499,21 +500,30 @@ class StateStore:
     # -- findings -----------------------------------------------------------------------
 
     def open_findings_for(
-        self, connector: str, keys: Iterable[RecordKey]
+        self,
+        connector: str,
+        keys: Iterable[RecordKey],
+        *,
+        rules: Collection[str] | None = None,
     ) -> dict[str, FindingState]:
-        """Open findings on the given records, by fingerprint."""
+        """Open findings on the given records, by fingerprint; with ``rules``, only theirs (an
+        aggregate's readers judged again by a few rules: most of their findings are others')."""
         pairs = [[record_type, record_id] for record_type, record_id in keys]
         if not pairs:
             return {}
         # CROSS JOIN keeps json_each outside, so each record is one look-up in
         # findings_by_record instead of a scan of every open finding.
         columns = ", ".join(f"f.{c.strip()}" for c in _FINDING_COLUMNS.split(","))
-        rows = self.db.execute(
+        sql = (
             f"SELECT {columns} FROM json_each(?) AS j CROSS JOIN findings AS f "
             "WHERE f.connector = ? AND f.record_type = json_extract(j.value, '$[0]') "
-            "AND f.record_id = json_extract(j.value, '$[1]') AND f.status = 'open'",
-            (json.dumps(pairs), connector),
-        ).fetchall()
+            "AND f.record_id = json_extract(j.value, '$[1]') AND f.status = 'open'"
+        )
+        params: tuple[Any, ...] = (json.dumps(pairs), connector)
+        if rules is not None:
+            sql += " AND f.rule IN (SELECT value FROM json_each(?))"
+            params += (json.dumps(sorted(rules)),)
+        rows = self.db.execute(sql, params).fetchall()
         return {row["fingerprint"]: _finding_state(row) for row in rows}
 
     def findings(
@@ -682,6 +692,32 @@ class StateStore:
         db = self.db
         self._begin()
         try:
+            stored = self._stored(connector, [s.finding.fingerprint for s in seen] + list(resolved))
+            self._tally(connector, seen, resolved, stored)
+            kept = [s for s in seen if _as_stored(stored.get(s.finding.fingerprint), s)]
+            if kept:
+                # Only the columns no index holds (and last_run): the full upsert rewrites every
+                # index entry of the row, several times the cost on a big state.
+                db.executemany(
+                    "UPDATE findings SET message = ?, details = ?, record_name = ?, "
+                    "record_url = ?, last_seen = ?, last_run = ? "
+                    "WHERE connector = ? AND fingerprint = ?",
+                    [
+                        (
+                            s.finding.message,
+                            _details(s.finding),
+                            s.record_name,
+                            s.record_url,
+                            now,
+                            run_id,
+                            connector,
+                            s.finding.fingerprint,
+                        )
+                        for s in kept
+                    ],
+                )
+                done = {s.finding.fingerprint for s in kept}
+                seen = [s for s in seen if s.finding.fingerprint not in done]
             db.executemany(
                 "INSERT INTO findings (connector, fingerprint, rule, severity, record_type, "
                 "record_id, reason, message, details, owner_id, owner_name, partner_id, "
@@ -709,9 +745,7 @@ class StateStore:
                         s.finding.record_id,
                         s.finding.reason,
                         s.finding.message,
-                        json.dumps(dict(s.finding.details), default=str)
-                        if s.finding.details
-                        else None,
+                        _details(s.finding),
                         s.owner_id,
                         s.owner_name,
                         s.partner_id,
@@ -760,29 +794,102 @@ class StateStore:
                     (connector, fingerprint, kind.value),
                 )
             if pushes is not None:
-                opportunity_ids, rows = pushes
-                db.execute(
-                    "DELETE FROM close_date_pushes WHERE connector = ? AND opportunity_id IN "
-                    "(SELECT value FROM json_each(?))",
-                    (connector, json.dumps(list(opportunity_ids))),
-                )
-                db.executemany(
-                    "INSERT INTO close_date_pushes VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (
-                            connector,
-                            p.opportunity_id,
-                            p.changed_on.isoformat(),
-                            p.locked,
-                            p.approved,
-                        )
-                        for p in rows
-                    ],
-                )
+                self._replace_pushes(connector, *pushes)
             self._commit()
         except BaseException:
             self._rollback()
             raise
+
+    def _stored(self, connector: str, fingerprints: Sequence[str]) -> dict[str, sqlite3.Row]:
+        """The stored rows (open or resolved) of these findings, by fingerprint: the columns a
+        commit compares and counts by."""
+        if not fingerprints:
+            return {}
+        rows = self.db.execute(
+            f"SELECT fingerprint, status, resolved_at, {_tallies.COLUMNS}, account_id, "
+            "account_name FROM findings WHERE connector = ? "
+            "AND fingerprint IN (SELECT value FROM json_each(?))",
+            (connector, json.dumps(sorted(set(fingerprints)))),
+        )
+        return {row["fingerprint"]: row for row in rows}
+
+    def _tally(
+        self,
+        connector: str,
+        seen: Sequence[SeenFinding],
+        resolved: Sequence[str],
+        rows: Mapping[str, sqlite3.Row],
+    ) -> None:
+        """Move the open tallies by what this commit does to the findings (``rows``: as they
+        are stored): the seen ones are stored open (keeping a stored finding's rule), then the
+        resolved ones close."""
+        before = {
+            fp: _tallies.key_of(*(row[c] for c in _tallies.KEY_COLUMNS))
+            for fp, row in rows.items()
+            if row["status"] == "open"
+        }
+        after = dict(before)
+        for s in seen:
+            row = rows.get(s.finding.fingerprint)
+            after[s.finding.fingerprint] = _tallies.key_of(
+                connector,
+                s.shadow,
+                s.finding.rule if row is None else row["rule"],
+                s.finding.severity.value,
+                s.owner_id,
+                s.owner_name,
+                s.partner_id,
+                s.partner_name,
+            )
+        for fingerprint in resolved:
+            after.pop(fingerprint, None)
+        delta = collections.Counter(after.values())
+        delta.subtract(before.values())
+        _tallies.move(self.db, delta)
+
+    def recount(self, connector: str) -> None:
+        """Count the open findings and pushes again from the tables (``tallies.recount``)."""
+        self._begin()
+        try:
+            _tallies.recount(self.db, connector)
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _replace_pushes(
+        self, connector: str, opportunity_ids: Sequence[str], pushes: Sequence[Push]
+    ) -> None:
+        """Make the stored close-date pushes of these deals ``pushes``, touching only those that
+        differ: most are as stored, and each row written also moves the monthly tallies."""
+        wanted = collections.Counter(
+            (p.opportunity_id, p.changed_on.isoformat(), int(p.locked), int(p.approved))
+            for p in pushes
+        )
+        gone: list[int] = []
+        removed: list[tuple[str, int, int]] = []
+        for rowid, *push in self.db.execute(
+            "SELECT rowid, opportunity_id, changed_on, locked, approved FROM close_date_pushes "
+            "WHERE connector = ? AND opportunity_id IN (SELECT value FROM json_each(?))",
+            (connector, json.dumps(list(opportunity_ids))),
+        ):
+            key = tuple(push)
+            if wanted[key] > 0:
+                wanted[key] -= 1
+            else:
+                gone.append(rowid)
+                removed.append(key[1:])
+        if gone:
+            self.db.execute(
+                "DELETE FROM close_date_pushes WHERE rowid IN (SELECT value FROM json_each(?))",
+                (json.dumps(gone),),
+            )
+        added = list(wanted.elements())
+        self.db.executemany(
+            "INSERT INTO close_date_pushes VALUES (?, ?, ?, ?, ?)",
+            [(connector, *push) for push in added],
+        )
+        _tallies.move_pushes(self.db, connector, [push[1:] for push in added], removed)
 
     def _record_results(
         self,
@@ -824,40 +931,31 @@ class StateStore:
 
     def open_counts(self, connector: str, by: str) -> list[tuple[str, str, int]]:
         """Open findings counted by ``rule``, ``owner`` or ``partner``: (key, label, count)."""
-        columns = {
-            "rule": ("rule", "rule"),
-            "owner": ("owner_id", "owner_name"),
-            "partner": ("partner_id", "partner_name"),
-        }
-        if by not in columns:
+        if by not in _TALLY_KEYS:
             raise ConfigError(f"open_counts: by must be rule, owner or partner, not {by!r}")
-        key, label = columns[by]
         rows = self.db.execute(
-            f"SELECT coalesce({key}, '') AS k, max(coalesce({label}, {key}, '')) AS label, "
-            f"count(*) AS n FROM findings WHERE connector = ? AND status = 'open' AND shadow = 0 "
-            f"GROUP BY k ORDER BY n DESC, k",
+            f"SELECT {_TALLY_KEYS[by]} AS k, max({_TALLY_LABELS[by]}) AS label, "
+            "sum(n) AS total FROM open_tallies WHERE connector = ? AND shadow = 0 AND n > 0 "
+            "GROUP BY k ORDER BY total DESC, k",
             (connector,),
         ).fetchall()
-        return [(row["k"], row["label"], row["n"]) for row in rows]
+        return [(row["k"], row["label"], row["total"]) for row in rows]
 
     def open_counts_by_severity(self, connector: str, by: str) -> list[tuple[str, str, str, int]]:
         """Open findings counted by ``owner`` or ``partner`` and severity, for the report's
         stacked bars: (key, label, severity, count)."""
-        columns = {"owner": ("owner_id", "owner_name"), "partner": ("partner_id", "partner_name")}
-        if by not in columns:
+        if by not in ("owner", "partner"):
             raise ConfigError(f"open_counts_by_severity: by must be owner or partner, not {by!r}")
-        key, label = columns[by]
         rows = self.db.execute(
-            f"SELECT coalesce({key}, '') AS k, max(coalesce({label}, {key}, '')) AS label, "
-            f"severity, count(*) AS n FROM findings "
-            f"WHERE connector = ? AND status = 'open' AND shadow = 0 "
-            f"GROUP BY k, severity ORDER BY k, severity",
+            f"SELECT {_TALLY_KEYS[by]} AS k, max({_TALLY_LABELS[by]}) AS label, severity, "
+            "sum(n) AS total FROM open_tallies WHERE connector = ? AND shadow = 0 AND n > 0 "
+            "GROUP BY k, severity ORDER BY k, severity",
             (connector,),
         ).fetchall()
-        return [(row["k"], row["label"], row["severity"], row["n"]) for row in rows]
+        return [(row["k"], row["label"], row["severity"], row["total"]) for row in rows]
 
     def open_count(self, connector: str, *, severity: str | None = None) -> int:
-        sql = "SELECT count(*) FROM findings WHERE connector = ? AND status = 'open' AND shadow = 0"
+        sql = "SELECT coalesce(sum(n), 0) FROM open_tallies WHERE connector = ? AND shadow = 0"
         params: tuple[Any, ...] = (connector,)
         if severity is not None:
             sql += " AND severity = ?"
@@ -878,6 +976,8 @@ class StateStore:
                 "exemptions",
                 "aggregate_shares",
                 "aggregate_sets",
+                "open_tallies",
+                "push_months",
             ):
                 self.db.execute(f"DELETE FROM {table} WHERE connector = ?", (connector,))
             self._commit()
@@ -968,18 +1068,16 @@ class StateStore:
 
     def open_by_rule_severity(self, connector: str) -> dict[str, tuple[str, int]]:
         rows = self.db.execute(
-            "SELECT rule, max(severity) AS severity, count(*) AS n FROM findings "
-            "WHERE connector = ? AND status = 'open' AND shadow = 0 GROUP BY rule",
+            "SELECT rule, max(severity) AS severity, sum(n) AS total FROM open_tallies "
+            "WHERE connector = ? AND shadow = 0 AND n > 0 GROUP BY rule",
             (connector,),
         ).fetchall()
-        return {row["rule"]: (row["severity"], row["n"]) for row in rows}
+        return {row["rule"]: (row["severity"], row["total"]) for row in rows}
 
     def pushes_by_month(self, connector: str) -> list[tuple[str, int, int]]:
         """Close-date pushes per month: (YYYY-MM, all pushes, unapproved pushes on locked deals)."""
         rows = self.db.execute(
-            "SELECT substr(changed_on, 1, 7) AS month, count(*) AS n, "
-            "sum(locked AND NOT approved) AS bad FROM close_date_pushes WHERE connector = ? "
-            "GROUP BY month ORDER BY month",
+            "SELECT month, n, bad FROM push_months WHERE connector = ? AND n > 0 ORDER BY month",
             (connector,),
         ).fetchall()
         return [(row["month"], row["n"], row["bad"] or 0) for row in rows]
@@ -1145,11 +1243,42 @@ class StateStore:
     def shadow_count(self, connector: str) -> int:
         return int(
             self.db.execute(
-                "SELECT count(*) FROM findings WHERE connector = ? AND status = 'open' "
-                "AND shadow = 1",
+                "SELECT coalesce(sum(n), 0) FROM open_tallies WHERE connector = ? AND shadow = 1",
                 (connector,),
             ).fetchone()[0]
         )
+
+
+#: The open tallies' (migration 10) key and label columns by what open findings are counted
+#: by: the findings' ``coalesce(id, '')`` and ``max(coalesce(name, id, ''))``.
+_TALLY_KEYS = {"rule": "rule", "owner": "owner_id", "partner": "partner_id"}
+_TALLY_LABELS = {
+    "rule": "rule",
+    "owner": "CASE WHEN owner_named THEN owner_name ELSE owner_id END",
+    "partner": "partner_label",
+}
+
+
+def _details(finding: Finding) -> str | None:
+    return json.dumps(dict(finding.details), default=str) if finding.details else None
+
+
+def _as_stored(row: sqlite3.Row | None, seen: SeenFinding) -> bool:
+    """Whether a seen finding is stored open with every indexed column as it is now, so only
+    its text and last run need writing."""
+    return (
+        row is not None
+        and row["status"] == "open"
+        and row["resolved_at"] is None
+        and row["severity"] == seen.finding.severity.value
+        and row["shadow"] == int(seen.shadow)
+        and row["owner_id"] == seen.owner_id
+        and row["owner_name"] == seen.owner_name
+        and row["partner_id"] == seen.partner_id
+        and row["partner_name"] == seen.partner_name
+        and row["account_id"] == seen.account_id
+        and row["account_name"] == seen.account_name
+    )
 
 
 def lock_path_for(state_path: Path) -> Path:

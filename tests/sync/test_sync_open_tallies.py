@@ -199,10 +199,9 @@ def _seen(record: str, severity: str = "block", **names: Any) -> SeenFinding:
     return SeenFinding(finding, **{"owner_id": "u1", "owner_name": "Ann", **names})
 
 
-def test_the_tallies_follow_every_change_the_sync_commits(tmp_path: Path) -> None:
-    path = tmp_path / "state.sqlite3"
-    state = StateStore(path)
-    run = state.start_run(
+def _full_run(state: StateStore) -> int:
+    """A full run started on 2026-11-24, as the sync starts one."""
+    return state.start_run(
         "local",
         as_of=dt.date(2026, 11, 24),
         mode="annotate",
@@ -210,6 +209,12 @@ def test_the_tallies_follow_every_change_the_sync_commits(tmp_path: Path) -> Non
         dry_run=False,
         watermark_from=None,
     )
+
+
+def test_the_tallies_follow_every_change_the_sync_commits(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    state = StateStore(path)
+    run = _full_run(state)
     a, b, c = _seen("o1"), _seen("o2", "warn"), _seen("o3", owner_id=None, owner_name=None)
     steps: list[tuple[str, dict[str, Any]]] = [
         ("three new", {"seen": [a, b, c]}),
@@ -280,14 +285,7 @@ def test_a_deals_pushes_judged_again_are_replaced_with_their_monthly_counts(
     path = tmp_path / "state.sqlite3"
     state = StateStore(path)
     try:
-        run = state.start_run(
-            "local",
-            as_of=dt.date(2026, 11, 24),
-            mode="annotate",
-            full=True,
-            dry_run=False,
-            watermark_from=None,
-        )
+        run = _full_run(state)
         october, november = dt.date(2026, 10, 3), dt.date(2026, 11, 5)
         twice = [Push("o1", october, True, False), Push("o1", october, True, False)]
         state.commit_batch(

@@ -8,6 +8,7 @@ import functools
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from operator import attrgetter
 from typing import Any
 
 import attrs
@@ -65,6 +66,24 @@ class Finding:
         if self.details:
             out["details"] = dict(self.details)
         return out
+
+
+#: A finding's fields in ``__init__`` order.
+_FIELDS = tuple(field.name for field in attrs.fields(Finding))
+
+
+class FindingList(list[Finding]):
+    """Findings a worker sends back to its driver: pickled as one list a field, about twice as
+    fast both ways as one finding's state at a time (bench/README.md, sixth pass)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if any(type(finding) is not Finding for finding in self):  # a subclass keeps its own
+            return (FindingList, (list(self),))
+        return (_from_columns, tuple(list(map(attrgetter(name), self)) for name in _FIELDS))
+
+
+def _from_columns(*columns: list[Any]) -> FindingList:
+    return FindingList(map(Finding, *columns))
 
 
 #: A finding's status besides ``open``: under an exemption, or of a rule in shadow mode.

@@ -46,7 +46,7 @@ from tsos_rules.engine.partitions import (
 from tsos_rules.engine.recipe import EngineRecipe, ExecutorSpec, available_cpus
 from tsos_rules.errors import ConfigError, ExecutorError
 from tsos_rules.facts import FactIndex, build_index
-from tsos_rules.findings import Finding
+from tsos_rules.findings import Finding, FindingList
 
 if TYPE_CHECKING:
     from tsos_rules.engine.engine import Engine
@@ -82,7 +82,7 @@ def judge_task(
     else:
         index = build_index(partition.snapshot, recipe.org, as_of)
     index.totals = totals
-    return engine.judge(index, partition.own)
+    return FindingList(engine.judge(index, partition.own))  # pickled by columns, for the driver
 
 
 # -- the executors ------------------------------------------------------------------------

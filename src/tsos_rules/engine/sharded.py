@@ -34,7 +34,7 @@ from tsos_rules.engine.recipe import EngineRecipe, ExecutorSpec
 from tsos_rules.errors import ExecutorError, InputError, SnapshotError
 from tsos_rules.facts import FactIndex, build_index
 from tsos_rules.facts.scope import Scope, scopes_of
-from tsos_rules.findings import Finding, Findings
+from tsos_rules.findings import Finding, FindingList, Findings
 from tsos_rules.report.sections import ReportSection, SectionMerge
 from tsos_rules.snapshot import bulk_allocation
 from tsos_rules.snapshot.sharded import Manifest, Shard, assemble, read_reference, read_shards
@@ -145,7 +145,8 @@ def _keys_and_needs(index: FactIndex, shard: Shard) -> tuple[str, list[Need]]:
     records = shard.records
     # What FactIndex.company_keys_of gives each lead and deal, once per account: the
     # account's key and its name's; a lead on no named account adds its company's name.
-    on = {r.account_id for c in ("leads", "opportunities") for r in records[c]} - {None, ""}
+    referenced = {r.account_id for c in ("leads", "opportunities") for r in records[c]}
+    on = referenced - {None, ""}
     keys = {f"account:{account_id}" for account_id in on}
     keys.update(f"account:{a.id}" for a in records["accounts"])
     named = set()
@@ -162,12 +163,7 @@ def _keys_and_needs(index: FactIndex, shard: Shard) -> tuple[str, list[Need]]:
     deals = {d.id for d in records["opportunities"]}
     n = shard.number
     read: dict[str, set[str]] = {
-        "account": {
-            record.account_id
-            for collection in ("opportunities", "leads", "activities")
-            for record in records[collection]
-        }
-        - accounts,
+        "account": (referenced | {a.account_id for a in records["activities"]}) - accounts,
         "lead": {deal.lead_id for deal in records["opportunities"]} - leads,
         "opportunity": (
             {a.what_id for a in records["activities"]}
@@ -244,7 +240,7 @@ def judge_task(
     judged = copy.copy(index)  # the totals are this run's
     judged.totals = totals
     engine = recipe.engine()
-    found = engine.judge(judged, own)
+    found = FindingList(engine.judge(judged, own))  # pickled by columns, for the driver
     verdict = ShardVerdict(found, problems)
     if ask.sections:
         verdict = attrs.evolve(verdict, sections=_sections(engine, judged, found, own, ask))
@@ -362,10 +358,14 @@ def _phase(
     failures: list[int],
     fn: Callable[..., Any],
     *args: Any,
+    meanwhile: Callable[[], None] | None = None,
 ) -> list[Any]:
     """``fn(work, *args)`` on every slot; a slot that fails is given a fresh worker (which
-    reads its shards again), and a slot's second failure fails the run."""
+    reads its shards again), and a slot's second failure fails the run. ``meanwhile`` is the
+    driver's own work, done while the workers run (what it raises fails the run)."""
     futures = [slots.pool(k).submit(fn, work, *args) for k, work in enumerate(works)]
+    if meanwhile is not None:
+        meanwhile()
     results: dict[int, Any] = {}
     waiting = list(enumerate(futures))
     while waiting:
@@ -452,13 +452,22 @@ def _judge(
         shares: list[ShardShare] = _phase(
             slots, works, failures, share_task, engine.recipe, engine.aggregates
         )
-        _split_groups(manifest, shares)
         totals: Totals = {}
         if engine.aggregates:
             totals = finalize(engine.aggregates, combine(s.partial for s in shares))
         needs = [need for share in shares for need in share.needs]
+        # The company-key check runs while the workers judge: a split group fails the run
+        # before any finding is used (the workers' judging is then wasted, not reported).
         verdicts: list[ShardVerdict] = _phase(
-            slots, works, failures, judge_task, engine.recipe, totals, needs, ask
+            slots,
+            works,
+            failures,
+            judge_task,
+            engine.recipe,
+            totals,
+            needs,
+            ask,
+            meanwhile=lambda: _split_groups(manifest, shares),
         )
     finally:
         slots.close(run)

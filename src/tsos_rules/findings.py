@@ -74,7 +74,7 @@ _FIELDS = tuple(field.name for field in attrs.fields(Finding))
 
 class FindingList(list[Finding]):
     """Findings a worker sends back to its driver: pickled as one list a field, about twice as
-    fast both ways as one finding's state at a time (bench/README.md, sixth pass)."""
+    fast both ways as one finding's state at a time (docs/scale-measured.md)."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         if any(type(finding) is not Finding for finding in self):  # a subclass keeps its own

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tsos_rules.connectors.base import Action, ActionResult
+from tsos_rules.connectors.base import Action, ActionKind, ActionResult
 from tsos_rules.connectors.local.connector import LocalConnector
 from tsos_rules.engine import Engine, filter_severity
 from tsos_rules.errors import ConfigError, ExitCode
@@ -384,3 +384,30 @@ def test_a_dry_run_lists_every_planned_write_not_only_the_impossible_ones(org: A
     assert org.crm.tasks() == []
     wet = org.sync(mode="enforce")
     assert wet.to_dict()["planned_actions"] == []  # only a dry run lists them
+
+
+class _Recording(LocalConnector):
+    """The local connector, keeping every action it was asked to write, in order."""
+
+    def __init__(self, inner: LocalConnector) -> None:
+        super().__init__(inner.crm)
+        self.written: list[Action] = []
+
+    def write(self, actions: Sequence[Action]) -> list[ActionResult]:
+        self.written.extend(actions)
+        return super().write(actions)
+
+
+def test_tasks_of_resolved_findings_are_closed_in_the_findings_order(
+    make_org: MakeOrg,
+) -> None:
+    deals = [b.deal(f"o{n:02d}", next_step="TBD") for n in range(30)]
+    org = make_org(b.snapshot(opportunities=deals))
+    org.sync()
+    for deal in deals:
+        org.crm.update("opportunity", deal["id"], {"next_step": "Call the CFO"}, by="u1")
+    recording = _Recording(LocalConnector(org.crm))
+    summary = org.sync(connector=recording)
+    assert not summary.full and summary.findings_resolved == 30
+    closed = [a.record_id for a in recording.written if a.kind is ActionKind.CLOSE_TASK]
+    assert closed == [f"o{n:02d}" for n in range(30)]  # the same order in every run

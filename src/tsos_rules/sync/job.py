@@ -86,6 +86,7 @@ from tsos_rules.sync.planner import (
 )
 from tsos_rules.sync.settings import SyncSettings, parse_mode
 from tsos_rules.sync.state import (
+    FindingState,
     OwnerTally,
     PendingWrite,
     Push,
@@ -718,7 +719,10 @@ class _Job:
             self._add_sections(index, current)
 
         previous = self.state.open_findings_for(self.key, judged_keys | batch.deleted, rules=rules)
-        resolved = [state for fp, state in previous.items() if fp not in current]
+        # In the findings' order (the look-up follows a set's, which varies between runs).
+        resolved = sorted(
+            (state for fp, state in previous.items() if fp not in current), key=_finding_order
+        )
         why = {
             state.fingerprint: "the record was deleted"
             for state in resolved
@@ -1347,3 +1351,8 @@ def worklist_page(state: StateStore, connector: str, specs: Mapping[str, RuleSpe
         for row in state.worklist(connector, WorklistQuery(status=status))
     ]
     return WorklistPage(tuple(rows), dict(specs))
+
+
+def _finding_order(state: FindingState) -> tuple[str, str, str, str]:
+    """A stored finding's place in a findings document: record type, record id, rule, reason."""
+    return (state.record_type, state.record_id, state.rule, state.reason)

@@ -48,3 +48,18 @@ def test_no_link_when_the_portal_id_cannot_be_read() -> None:
     assert connector.record_url("opportunity", "981") is None
     assert connector.record_url("opportunity", "982") is None
     assert client.calls == 1
+
+
+def test_an_account_hosted_in_the_eu_links_to_its_own_web_app() -> None:
+    connector, _ = _connector({"portalId": 139, "uiDomain": "app-eu1.hubspot.com"})
+    assert (
+        connector.record_url("opportunity", "981")
+        == "https://app-eu1.hubspot.com/contacts/139/record/0-3/981"
+    )
+
+
+def test_a_ui_domain_that_is_not_hubspots_is_not_used_as_the_host() -> None:
+    connector, _ = _connector({"portalId": 139, "uiDomain": "evil.example/app.hubspot.com"})
+    assert connector.record_url("account", "77") == (
+        "https://app.hubspot.com/contacts/139/record/0-2/77"
+    )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,16 @@ def test_sync_writes_one_task_per_finding_and_no_more_on_rerun(
             deal for task in tasks for deal in fake.links[("tasks", "deals")].get(task["id"], {})
         }
         assert ids["deal"] in linked
+        # The worklist links the deal's finding to the deal in the portal's web app.
+        with contextlib.closing(sqlite3.connect(tmp_path / "state.sqlite3")) as state:
+            urls = {
+                url
+                for (url,) in state.execute(
+                    "SELECT record_url FROM findings WHERE record_id = ?", (ids["deal"],)
+                )
+            }
+        assert urls == {f"https://app.hubspot.com/contacts/2519445/record/0-3/{ids['deal']}"}
+        assert fake.count("GET", "/account-info/v3/details") == 1
         before = len(tasks)
         again = run([*args, "--full"])
         capsys.readouterr()

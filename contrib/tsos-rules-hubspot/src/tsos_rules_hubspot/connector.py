@@ -135,6 +135,9 @@ class _Loaded:
     owners: list[Json] = attrs.field(factory=list)
 
 
+#: A web app domain HubSpot names (``app.hubspot.com``, ``app-eu1.hubspot.com``); any other
+#: answer is not trusted as a link's host.
+_UI_DOMAIN = re.compile(r"app(-[a-z0-9]+)?\.hubspot\.com")
 #: HubSpot object type ids of our record types, for links to records in the web app.
 _RECORD_TYPE_IDS = {"opportunity": "0-3", "account": "0-2", "lead": "0-136"}
 _ACTIVITY_TYPE_IDS = {
@@ -189,6 +192,8 @@ class HubSpotConnector:
         self._partner_type: tuple[str, int] | None = None
         #: The portal (Hub) id for record links: None until asked, "" when unknown.
         self._portal_id: str | None = None
+        #: The web app's domain the account details name (another for EU-hosted accounts).
+        self._ui_domain = "app.hubspot.com"
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], **kwargs: Any) -> HubSpotConnector:
@@ -212,17 +217,22 @@ class HubSpotConnector:
         self.client.close()
 
     def record_url(self, record_type: str, record_id: str) -> str | None:
-        """The record in the HubSpot web app, ``https://app.hubspot.com/contacts/<portal id>/
+        """The record in the HubSpot web app, ``https://<ui domain>/contacts/<portal id>/
         record/<object type id>/<id>`` (deals 0-3, companies 0-2, leads 0-136; an activity by
-        the type the last read saw). The portal id is asked once (``/account-info/v3/details``);
-        None when that fails or the type is unknown."""
+        the type the last read saw). The portal id and its web app's domain (``app-eu1.
+        hubspot.com`` for an account hosted in the EU) are asked once
+        (``/account-info/v3/details``); None when that fails or the type is unknown."""
         if self._portal_id is None:
             try:
                 answer = self.client.request("GET", "/account-info/v3/details")
             except (ConnectorError, requests.RequestException):  # links are optional
                 answer = {}
-            portal = answer.get("portalId") if isinstance(answer, dict) else None
+            if not isinstance(answer, dict):
+                answer = {}
+            portal, domain = answer.get("portalId"), answer.get("uiDomain")
             self._portal_id = str(portal) if isinstance(portal, int) and portal > 0 else ""
+            if isinstance(domain, str) and _UI_DOMAIN.fullmatch(domain):
+                self._ui_domain = domain
         if not self._portal_id or not record_id:
             return None
         type_id = _RECORD_TYPE_IDS.get(record_type)
@@ -231,7 +241,7 @@ class HubSpotConnector:
             type_id = _ACTIVITY_TYPE_IDS.get(link[0]) if link else None
         if type_id is None:
             return None
-        return f"https://app.hubspot.com/contacts/{self._portal_id}/record/{type_id}/{record_id}"
+        return f"https://{self._ui_domain}/contacts/{self._portal_id}/record/{type_id}/{record_id}"
 
     def check(self, ladder: Sequence[str]) -> list[Any]:
         """What ``tsos-rules connectors check hubspot`` reports: missing properties, the

@@ -1,5 +1,6 @@
-"""An in-memory HubSpot for tests: the CRM v3 / associations v4 endpoints the connector uses,
-answering with HubSpot's JSON shapes, served through ``responses``.
+"""An in-memory HubSpot for tests: the CRM v3 / associations v4 endpoints the connector uses
+and the account details (``/account-info/v3/details``, for record links), answering with
+HubSpot's JSON shapes, served through ``responses``.
 
     fake = FakeHubSpot()
     deal = fake.add("deals", {"dealname": "Boeing fleet", "dealstage": "closedwon"})
@@ -101,6 +102,18 @@ class FakeHubSpot:
             lambda: defaultdict(dict)
         )
         self.owners: list[Json] = []
+        #: What ``GET /account-info/v3/details`` answers (HubSpot's documented shape).
+        self.account: Json = {
+            "portalId": 2519445,
+            "accountType": "STANDARD",
+            "timeZone": "US/Eastern",
+            "companyCurrency": "USD",
+            "additionalCurrencies": [],
+            "utcOffset": "-05:00",
+            "utcOffsetMilliseconds": -18000000,
+            "uiDomain": "app.hubspot.com",
+            "dataHostingLocation": "na1",
+        }
         #: Property definitions ``/crm/v3/properties`` knows, by object type and name.
         self.property_defs: dict[str, dict[str, Json]] = defaultdict(dict)
         #: Deal pipelines, HubSpot's default one to begin with.
@@ -429,12 +442,12 @@ class FakeHubSpot:
     def install(self, rsps: Any) -> None:
         """Register the fake on a ``responses.RequestsMock`` (or the ``responses`` module).
 
-        The fake answers every CRM path, so a test need not call each of them: the mock's
-        ``assert_all_requests_are_fired`` is turned off.
+        The fake answers every CRM and account-info path, so a test need not call each of them:
+        the mock's ``assert_all_requests_are_fired`` is turned off.
         """
         if hasattr(rsps, "assert_all_requests_are_fired"):
             rsps.assert_all_requests_are_fired = False
-        pattern = re.compile(re.escape(self.base_url) + r"/crm/.*")
+        pattern = re.compile(re.escape(self.base_url) + r"/(crm|account-info)/.*")
         for method in ("GET", "POST", "PATCH"):
             rsps.add_callback(method, pattern, callback=self._serve)
 
@@ -510,6 +523,8 @@ class FakeHubSpot:
             return _answer(200, {"results": self.pipelines})
         if path == "/crm/v3/owners" and method == "GET":
             return self._owners(query)
+        if path == "/account-info/v3/details" and method == "GET":
+            return _answer(200, self.account)
         raise _Refused(404, "NOT_FOUND", f"no route {method} {path}")
 
     # -- endpoints ---------------------------------------------------------------------------

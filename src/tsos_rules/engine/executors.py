@@ -98,7 +98,7 @@ class _Runner(Protocol):
 _WORKER_DIED = frozenset({"BrokenProcessPool", "KilledWorker", "FutureCancelledError"})
 
 
-def _why(exc: BaseException) -> str:
+def failure_cause(exc: BaseException) -> str:
     if type(exc).__name__ in _WORKER_DIED:
         return f"its worker died: {type(exc).__name__}"
     return f"{type(exc).__name__}: {exc}"
@@ -107,12 +107,12 @@ def _why(exc: BaseException) -> str:
 def _failed(partition: Partition, total: int, exc: BaseException) -> ExecutorError:
     return ExecutorError(
         f"partition {partition.number + 1} of {total} ({partition.size:,} records) failed "
-        f"twice ({_why(exc)}); no findings are reported from a partial run"
+        f"twice ({failure_cause(exc)}); no findings are reported from a partial run"
     )
 
 
 def _retrying(partition: Partition, exc: BaseException) -> None:
-    log.warning("partition %d failed (%s); retrying it", partition.number + 1, _why(exc))
+    log.warning("partition %d failed (%s); retrying it", partition.number + 1, failure_cause(exc))
 
 
 #: The partitions of the run in progress, which forked workers inherit (set before the pool
@@ -126,7 +126,7 @@ def _on_inherited(fn: Callable[..., Any], at: int, *args: Any) -> Any:
     return fn(_inherited[at], *args)
 
 
-def _fork_context() -> BaseContext | None:
+def fork_context() -> BaseContext | None:
     """Fork where it is safe and cheap (Linux); elsewhere partitions travel pickled."""
     return multiprocessing.get_context("fork") if sys.platform == "linux" else None
 
@@ -138,7 +138,7 @@ class _Pool:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self.context = _fork_context()
+        self.context = fork_context()
         self._pool: ProcessPoolExecutor | None = None
         self._froze = False
 

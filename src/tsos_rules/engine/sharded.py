@@ -29,7 +29,7 @@ import attrs
 
 from tsos_rules.engine.aggregates import BoundAggregate, Partial, Totals, combine, finalize
 from tsos_rules.engine.aggregates import partial_totals as _partial_totals
-from tsos_rules.engine.executors import _fork_context, _why, auto_workers
+from tsos_rules.engine.executors import auto_workers, failure_cause, fork_context
 from tsos_rules.engine.recipe import EngineRecipe, ExecutorSpec
 from tsos_rules.errors import ExecutorError, InputError, SnapshotError
 from tsos_rules.facts import FactIndex, build_index
@@ -293,7 +293,7 @@ class _Slots:
     index between the phases; replaced when its worker dies."""
 
     def __init__(self, count: int) -> None:
-        self.context = _fork_context()
+        self.context = fork_context()
         self._pools: list[ProcessPoolExecutor | None] = [None] * count
 
     def pool(self, slot: int) -> ProcessPoolExecutor:
@@ -379,10 +379,12 @@ def _phase(
                 failures[k] += 1
                 if failures[k] >= 2:
                     raise ExecutorError(
-                        f"shards {works[k].files} failed twice ({_why(exc)}); no findings "
+                        f"shards {works[k].files} failed twice ({failure_cause(exc)}); no findings "
                         "are reported from a partial run"
                     ) from exc
-                log.warning("shards %s failed (%s); retrying them", works[k].files, _why(exc))
+                log.warning(
+                    "shards %s failed (%s); retrying them", works[k].files, failure_cause(exc)
+                )
                 retry.append(k)
         for k in retry:
             slots.renew(k)

@@ -23,7 +23,7 @@ from tsos_rules.model import (
     User,
     UserRole,
 )
-from tsos_rules.snapshot._fast import _unstructure_value, make_bulk_unstructure
+from tsos_rules.snapshot._fast import make_bulk_unstructure, unstructure_value
 
 if TYPE_CHECKING:
     from tsos_rules.facts.index import FactIndex
@@ -570,7 +570,7 @@ def _flat_value(
     if key not in _field_names(type(record)):
         return None if name == "record_id" else default
     found = getattr(record, key)
-    return found if type(found) in _PLAIN else _unstructure_value(found)
+    return found if type(found) in _PLAIN else unstructure_value(found)
 
 
 _PLAIN = (str, bool, int, float, type(None))

@@ -54,7 +54,7 @@ def _read_date(text: str) -> dt.date:
     return value
 
 
-def _split_optional(tp: Any) -> tuple[Any, bool]:
+def split_optional(tp: Any) -> tuple[Any, bool]:
     if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if len(args) == 1:
@@ -173,7 +173,7 @@ def _generate(
     for i, field in enumerate(fields):
         var = f"v{i}"
         names[field.name] = var
-        inner, optional = _split_optional(field.type)
+        inner, optional = split_optional(field.type)
         default: Any = field.default
         if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
             namespace[f"factory{i}"] = default.factory
@@ -210,7 +210,7 @@ def _generate(
     else:
         unknown = sorted(set(shape) - set(known))
         lines.append("    extra = {" + ", ".join(f"{k!r}: d[{k!r}]" for k in unknown) + "}")
-    setters = _slot_setters(cls)
+    setters = slot_setters(cls)
     if setters is None:
         lines.append(f"    r = cls({', '.join(names.values())}, extra=extra)")
     else:
@@ -228,7 +228,7 @@ def _generate(
     return namespace["structure"]  # type: ignore[no-any-return]
 
 
-def _slot_setters(cls: type[Any]) -> dict[str, Callable[[Any, Any], None]] | None:
+def slot_setters(cls: type[Any]) -> dict[str, Callable[[Any, Any], None]] | None:
     """Each field's slot setter, when attrs' ``__init__`` only stores the values (frozen,
     slotted, no validators, converters, post-init or hash cache); else None."""
     fields = attrs.fields(cls)
@@ -289,7 +289,7 @@ def _check(
     raise TypeError(f"no bulk structure for {tp!r}")
 
 
-def _unstructure_value(value: Any) -> Any:
+def unstructure_value(value: Any) -> Any:
     """A model value as JSON: dates as ISO strings, enums as values, tuples as lists."""
     if value is None or type(value) in (str, bool, int, float):
         return value
@@ -298,7 +298,7 @@ def _unstructure_value(value: Any) -> Any:
     if isinstance(value, dt.date):  # datetime is a date too
         return value.isoformat()
     if isinstance(value, tuple):
-        return [_unstructure_value(item) for item in value]
+        return [unstructure_value(item) for item in value]
     if attrs.has(type(value)):
         return make_bulk_unstructure(type(value))(value)
     return value
@@ -319,7 +319,7 @@ def make_bulk_unstructure(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
         out: dict[str, Any] = {}
         for name in names:
             value = getattr(record, name)
-            out[name] = value if type(value) in plain else _unstructure_value(value)
+            out[name] = value if type(value) in plain else unstructure_value(value)
         out.update(record.extra)
         return out
 

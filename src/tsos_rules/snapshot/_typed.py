@@ -29,8 +29,8 @@ from tsos_rules.snapshot._fast import (
     MAX_YEAR,
     MIN_YEAR,
     Refused,
-    _slot_setters,
-    _split_optional,
+    slot_setters,
+    split_optional,
 )
 
 #: Keys outside a record's fields learnt per collection before it is left to the fast path.
@@ -117,7 +117,7 @@ def _struct(
     same defaults) and of ``extras`` (any value; absent: UNSET), refusing any other key."""
     fields: list[Any] = []
     for field in _fields(cls):
-        inner, optional = _split_optional(field.type)
+        inner, optional = split_optional(field.type)
         decoded: Any
         if inner in _PLAIN or inner is dt.date:
             decoded = inner
@@ -163,7 +163,7 @@ def _converter(
     for i, field in enumerate(_fields(cls)):
         var = f"v{i}"
         names.append((field.name, var))
-        inner, optional = _split_optional(field.type)
+        inner, optional = split_optional(field.type)
         lines.append(f"        {var} = s.{field.name}")
         check: list[str] = []
         if inner is dt.date:
@@ -185,7 +185,7 @@ def _converter(
     for i, name in sorted(enumerate(extras), key=lambda item: item[1]):
         lines.append(f"        value = s.extra_{i}")
         lines.append(f"        if value is not UNSET: extra[{name!r}] = value")
-    setters = _slot_setters(cls)
+    setters = slot_setters(cls)
     if setters is None:
         arguments = ", ".join(f"{name}={var}" for name, var in names)
         lines.append(f"        append(cls({arguments}, extra=extra))")

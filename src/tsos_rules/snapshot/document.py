@@ -77,7 +77,7 @@ class FieldProblem(ValueError):
     """A value of the wrong type; the message reads "expected X, got Y"."""
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     try:
         text = json.dumps(value) if not isinstance(value, str) else repr(value)
     except (RecursionError, ValueError):
@@ -88,7 +88,7 @@ def _shown(value: Any) -> str:
 def _structure_str(value: Any, _: type) -> str:
     if type(value) is str:
         return value
-    raise FieldProblem(f"expected a string, got {_shown(value)}")
+    raise FieldProblem(f"expected a string, got {shown(value)}")
 
 
 def _structure_float(value: Any, _: type) -> float:
@@ -98,26 +98,26 @@ def _structure_float(value: Any, _: type) -> float:
         try:
             return float(value)
         except OverflowError:  # an integer of more than 308 digits, read exactly
-            raise FieldProblem(f"expected a number, got {_shown(value)} (too large)") from None
-    raise FieldProblem(f"expected a number, got {_shown(value)}")
+            raise FieldProblem(f"expected a number, got {shown(value)} (too large)") from None
+    raise FieldProblem(f"expected a number, got {shown(value)}")
 
 
 def _structure_int(value: Any, _: type) -> int:
     if type(value) is int:
         return int(value)
-    raise FieldProblem(f"expected a whole number, got {_shown(value)}")
+    raise FieldProblem(f"expected a whole number, got {shown(value)}")
 
 
 def _structure_bool(value: Any, _: type) -> bool:
     if type(value) is bool:
         return value
-    raise FieldProblem(f"expected true or false, got {_shown(value)}")
+    raise FieldProblem(f"expected true or false, got {shown(value)}")
 
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-def _structure_date(value: Any, _: type) -> dt.date:
+def structure_date(value: Any, _: type) -> dt.date:
     if type(value) is str and _ISO_DATE.fullmatch(value):
         try:
             parsed = dt.date.fromisoformat(value)
@@ -127,7 +127,7 @@ def _structure_date(value: Any, _: type) -> dt.date:
             if MIN_YEAR <= parsed.year <= MAX_YEAR:
                 return parsed
             raise FieldProblem(f"expected a year from {MIN_YEAR} to {MAX_YEAR}, got {value!r}")
-    raise FieldProblem(f"expected a date YYYY-MM-DD, got {_shown(value)}")
+    raise FieldProblem(f"expected a date YYYY-MM-DD, got {shown(value)}")
 
 
 def _structure_datetime(value: Any, _: type) -> dt.datetime:
@@ -139,14 +139,12 @@ def _structure_datetime(value: Any, _: type) -> dt.datetime:
         else:
             if not MIN_YEAR <= parsed.year <= MAX_YEAR:
                 raise FieldProblem(
-                    f"expected a year from {MIN_YEAR} to {MAX_YEAR}, got {_shown(value)}"
+                    f"expected a year from {MIN_YEAR} to {MAX_YEAR}, got {shown(value)}"
                 )
             if parsed.tzinfo is not None:
                 return parsed
-            raise FieldProblem(
-                f"expected an ISO 8601 timestamp with an offset, got {_shown(value)}"
-            )
-    raise FieldProblem(f"expected an ISO 8601 timestamp, got {_shown(value)}")
+            raise FieldProblem(f"expected an ISO 8601 timestamp with an offset, got {shown(value)}")
+    raise FieldProblem(f"expected an ISO 8601 timestamp, got {shown(value)}")
 
 
 def _structure_enum(value: Any, cls: type[enum.StrEnum]) -> enum.StrEnum:
@@ -154,13 +152,13 @@ def _structure_enum(value: Any, cls: type[enum.StrEnum]) -> enum.StrEnum:
         return cls(value)
     except (ValueError, TypeError):
         allowed = ", ".join(member.value for member in cls)
-        raise FieldProblem(f"expected one of {allowed}, got {_shown(value)}") from None
+        raise FieldProblem(f"expected one of {allowed}, got {shown(value)}") from None
 
 
 def _structure_str_tuple(value: Any, _: type) -> tuple[str, ...]:
     if type(value) is list and all(type(item) is str for item in value):
         return tuple(value)
-    raise FieldProblem(f"expected a list of strings, got {_shown(value)}")
+    raise FieldProblem(f"expected a list of strings, got {shown(value)}")
 
 
 _RECORD_CLASSES: tuple[type[Any], ...] = (
@@ -180,7 +178,7 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(float, _structure_float)
     converter.register_structure_hook(int, _structure_int)
     converter.register_structure_hook(bool, _structure_bool)
-    converter.register_structure_hook(dt.date, _structure_date)
+    converter.register_structure_hook(dt.date, structure_date)
     converter.register_structure_hook(dt.datetime, _structure_datetime)
     converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _structure_str_tuple)
     for enum_cls in ENUMS:
@@ -217,7 +215,7 @@ def _register_record(converter: cattrs.Converter, cls: type[Any]) -> None:
 
     def structure(data: Any, _: type) -> Any:
         if type(data) is not dict:
-            raise FieldProblem(f"expected an object, got {_shown(data)}")
+            raise FieldProblem(f"expected an object, got {shown(data)}")
         record = base(data, cls)
         if len(data) > len(known) or not data.keys() <= known:
             extra = {key: data[key] for key in sorted(data.keys() - known)}
@@ -272,7 +270,7 @@ _BULK_ROWS: dict[type[Any], Callable[[list[Any]], list[Any]]] = {
 def _find_problem(data: Any, cls: type[Any]) -> tuple[str | None, str | None]:
     """Name the first field of ``data`` that does not structure into ``cls``, and why."""
     if type(data) is not dict:
-        return None, f"expected an object, got {_shown(data)}"
+        return None, f"expected an object, got {shown(data)}"
     for field in attrs.fields(cls):
         if field.name == "extra":
             continue
@@ -291,7 +289,7 @@ def _find_problem(data: Any, cls: type[Any]) -> tuple[str | None, str | None]:
         except FieldProblem as exc:
             return field.name, str(exc)
         except Exception as exc:  # cattrs reports other shapes in its own words
-            return field.name, f"invalid value {_shown(value)} ({exc.__class__.__name__})"
+            return field.name, f"invalid value {shown(value)} ({exc.__class__.__name__})"
     return None, None
 
 
@@ -372,9 +370,7 @@ def snapshot_from_dict(
     already read into records (by :func:`_decode_typed`), in place of ``data``'s.
     """
     if type(data) is not dict:
-        raise SnapshotError(
-            f"{source}: expected a JSON object at the top level, got {_shown(data)}"
-        )
+        raise SnapshotError(f"{source}: expected a JSON object at the top level, got {shown(data)}")
     errors: list[RecordError] = []
     values: dict[str, Any] = {}
     for plural, _, cls in COLLECTIONS:
@@ -388,7 +384,7 @@ def snapshot_from_dict(
             if rows is None:
                 rows = []
             if type(rows) is not list:
-                raise SnapshotError(f"{source}: {plural}: expected a list, got {_shown(rows)}")
+                raise SnapshotError(f"{source}: {plural}: expected a list, got {shown(rows)}")
             try:
                 records = _BULK_ROWS[cls](rows)
             except Exception:
@@ -415,7 +411,7 @@ def snapshot_from_dict(
     as_of = data.get("as_of")
     if as_of is not None:
         try:
-            values["as_of"] = _structure_date(as_of, dt.date)
+            values["as_of"] = structure_date(as_of, dt.date)
         except FieldProblem as exc:
             raise SnapshotError(f"{source}: as_of: {exc}") from None
     values["exemptions"] = _crm_exemptions(data.get("exemptions"), source, skip_bad_records, errors)
@@ -431,7 +427,7 @@ def _crm_exemptions(
     if rows is None:
         return ()
     if type(rows) is not list:
-        raise SnapshotError(f"{source}: exemptions: expected a list, got {_shown(rows)}")
+        raise SnapshotError(f"{source}: exemptions: expected a list, got {shown(rows)}")
     out = []
     for index, row in enumerate(rows):
         try:
@@ -501,7 +497,7 @@ def _too_large(source: str, limit: int) -> SnapshotError:
     )
 
 
-def _read_path(path: str | Path, limit: int) -> bytes:
+def read_path(path: str | Path, limit: int) -> bytes:
     """The bytes of a regular file or a pipe, at most ``limit``."""
     raw = _map_path(path, limit)
     if isinstance(raw, mmap.mmap):

@@ -25,12 +25,12 @@ from tsos_rules.model import Snapshot
 from tsos_rules.snapshot.document import (
     FieldProblem,
     SnapshotError,
-    _read_path,
-    _shown,
-    _structure_date,
     decode_document,
     max_snapshot_bytes,
+    read_path,
+    shown,
     snapshot_from_dict,
+    structure_date,
 )
 
 FORMAT = "tsos-rules/sharded-snapshot"
@@ -81,7 +81,7 @@ def is_sharded(path: str | os.PathLike[str]) -> bool:
 def _load_json(path: Path) -> tuple[Any, dict[str, list[Any]]]:
     """A file of the directory, read as ``load_snapshot`` reads one: its parsed JSON less the
     collections already read into records (``decode_document``), and those records."""
-    text = _read_path(path, max_snapshot_bytes()).removeprefix(b"\xef\xbb\xbf")
+    text = read_path(path, max_snapshot_bytes()).removeprefix(b"\xef\xbb\xbf")
     data, structured = decode_document(text, str(path))
     return data, structured or {}
 
@@ -90,7 +90,7 @@ def _file_in(directory: Path, name: Any, where: str) -> Path:
     """A file named in the manifest: a plain relative name inside the directory."""
     if type(name) is not str or not name or name.startswith("/") or "\\" in name:
         raise SnapshotError(
-            f"{where}: expected a file name inside the directory, got {_shown(name)}"
+            f"{where}: expected a file name inside the directory, got {shown(name)}"
         )
     if any(part in ("", ".", "..") for part in name.split("/")):
         raise SnapshotError(f"{where}: expected a file name inside the directory, got {name!r}")
@@ -105,25 +105,23 @@ def read_manifest(directory: str | os.PathLike[str]) -> Manifest:
         raise SnapshotError(f"{root}: is a directory without {MANIFEST}, not a sharded snapshot")
     data, _ = _load_json(path)
     if type(data) is not dict:
-        raise SnapshotError(f"{path}: expected a JSON object at the top level, got {_shown(data)}")
+        raise SnapshotError(f"{path}: expected a JSON object at the top level, got {shown(data)}")
     if data.get("format") != FORMAT:
-        raise SnapshotError(
-            f"{path}: format: expected {FORMAT!r}, got {_shown(data.get('format'))}"
-        )
+        raise SnapshotError(f"{path}: format: expected {FORMAT!r}, got {shown(data.get('format'))}")
     if data.get("version") != VERSION:
         raise SnapshotError(
-            f"{path}: version: expected {VERSION}, got {_shown(data.get('version'))}"
+            f"{path}: version: expected {VERSION}, got {shown(data.get('version'))}"
         )
     as_of = data.get("as_of")
     if as_of is not None:
         try:
-            as_of = _structure_date(as_of, dt.date)
+            as_of = structure_date(as_of, dt.date)
         except FieldProblem as exc:
             raise SnapshotError(f"{path}: as_of: {exc}") from None
     reference = _file_in(root, data.get("reference"), f"{path}: reference")
     shards = data.get("shards")
     if type(shards) is not list:
-        raise SnapshotError(f"{path}: shards: expected a list of file names, got {_shown(shards)}")
+        raise SnapshotError(f"{path}: shards: expected a list of file names, got {shown(shards)}")
     files = tuple(_file_in(root, name, f"{path}: shards[{i}]") for i, name in enumerate(shards))
     seen: dict[Path, int] = {}
     for i, file in enumerate(files):
@@ -163,12 +161,10 @@ def _positions(value: Any, count: int, where: str) -> list[int] | None:
     if value is None:
         return None
     if type(value) is not list or len(value) != count:
-        raise SnapshotError(f"{where}: expected a list of {count} positions, got {_shown(value)}")
+        raise SnapshotError(f"{where}: expected a list of {count} positions, got {shown(value)}")
     if not all(type(p) is int and 0 <= p < _UNPLACED for p in value):
         bad = next(p for p in value if not (type(p) is int and 0 <= p < _UNPLACED))
-        raise SnapshotError(
-            f"{where}: expected positions (whole numbers from 0), got {_shown(bad)}"
-        )
+        raise SnapshotError(f"{where}: expected positions (whole numbers from 0), got {shown(bad)}")
     return value
 
 
@@ -184,15 +180,13 @@ def read_shard(path: Path, number: int) -> Shard:
     source = str(path)
     data, structured = _load_json(path)
     if type(data) is not dict:
-        raise SnapshotError(
-            f"{source}: expected a JSON object at the top level, got {_shown(data)}"
-        )
+        raise SnapshotError(f"{source}: expected a JSON object at the top level, got {shown(data)}")
     for name in REFERENCE:
         if data.get(name) or structured.get(name):
             raise SnapshotError(f"{source}: {name}: belongs in the reference file, not a shard")
     layout = data.pop(LAYOUT, None) or {}
     if type(layout) is not dict:
-        raise SnapshotError(f"{source}: {LAYOUT}: expected an object, got {_shown(layout)}")
+        raise SnapshotError(f"{source}: {LAYOUT}: expected an object, got {shown(layout)}")
     own, _ = snapshot_from_dict(data, source=source, structured=structured)
     context_rows = layout.get("context") or {}
     if type(context_rows) is not dict:

@@ -31,7 +31,7 @@ from tsos_rules.snapshot._fast import make_bulk_unstructure
 from tsos_rules.snapshot.document import (
     BULK_STRUCTURE,
     SnapshotError,
-    _shown,
+    shown,
     snapshot_from_dict,
     structure_record,
 )
@@ -212,7 +212,7 @@ def _top_level(fd: int, source: str, parser: Any) -> tuple[dict[str, Any], dict[
         if first is None or first[1] != "start_map":
             document = next(parser.items(_Reader(fd), "", use_float=True), None)
             raise SnapshotError(
-                f"{source}: expected a JSON object at the top level, got {_shown(document)}"
+                f"{source}: expected a JSON object at the top level, got {shown(document)}"
             )
         for _, event, key in events:
             if event == "end_map":
@@ -327,7 +327,7 @@ def outline_of(
             kind = kinds.get(plural, "null")
             if kind not in ("start_array", "null"):
                 raise SnapshotError(
-                    f"{source}: {plural}: expected a list, got {_shown(values.get(plural))}"
+                    f"{source}: {plural}: expected a list, got {shown(values.get(plural))}"
                 )
             records[plural], bounds[plural] = _stream(
                 fd, source, plural, _CLASSES[plural], scratch, parser

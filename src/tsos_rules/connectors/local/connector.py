@@ -38,12 +38,18 @@ from tsos_rules.connectors.local.crm import (
     INTEGRATION_USER,
     TABLES,
     LocalCRM,
-    _table,
     decode_watermark,
     encode_watermark,
+    table_of,
 )
 from tsos_rules.connectors.local.linked import load_linked, matching_ids, where_field
-from tsos_rules.connectors.local.reader import _HUMAN, SOURCE, _BatchReader, _merge, loads
+from tsos_rules.connectors.local.reader import (
+    BY_HUMAN,
+    SOURCE,
+    GroupReader,
+    loads,
+    merge_batches,
+)
 from tsos_rules.errors import (
     ConfigError,
     ConnectorError,
@@ -186,7 +192,7 @@ class LocalConnector:
         batches = list(self.read_batches(since, until=until, batch_size=1 << 62))
         if len(batches) == 1:
             return batches[0]
-        return _merge(batches)
+        return merge_batches(batches)
 
     def read_batches(
         self, since: str | None, *, until: dt.datetime | None = None, batch_size: int = 1000
@@ -225,7 +231,7 @@ class LocalConnector:
         db = self._reader_db()
         try:
             high = int(db.execute("SELECT stamp FROM clock").fetchone()[0])
-            reader = _BatchReader(db, high)
+            reader = GroupReader(db, high)
             plan: dict[str, set[RecordKey]] = {}
             for row in db.execute(
                 f"SELECT id, grp FROM {table.name} WHERE is_deleted = 0 AND modstamp <= ? "
@@ -259,7 +265,7 @@ class LocalConnector:
         db = self._reader_db()
         try:
             high = int(db.execute("SELECT stamp FROM clock").fetchone()[0])
-            reader = _BatchReader(db, high)
+            reader = GroupReader(db, high)
             ids = matching_ids(db, table, high, field, values)
             for start in range(0, len(ids), max(1, page_size)):
                 db.execute("BEGIN")
@@ -282,7 +288,7 @@ class LocalConnector:
         db = self._reader_db()
         try:
             high = int(db.execute("SELECT stamp FROM clock").fetchone()[0])
-            human = f" AND {_HUMAN}" if table.name == "activities" else ""
+            human = f" AND {BY_HUMAN}" if table.name == "activities" else ""
             query = (
                 f"SELECT id, data FROM {table.name} WHERE is_deleted = 0 "
                 f"AND modstamp <= ? AND id > ?{human} ORDER BY id LIMIT ?"
@@ -314,7 +320,7 @@ class LocalConnector:
         try:
             high = int(db.execute("SELECT stamp FROM clock").fetchone()[0])
             low = decode_watermark(since)
-            human = f" AND {_HUMAN}" if table.name == "activities" else ""
+            human = f" AND {BY_HUMAN}" if table.name == "activities" else ""
             query = (
                 f"SELECT id, is_deleted, data FROM {table.name} WHERE modstamp > ? "
                 f"AND modstamp <= ? AND id > ?{human} ORDER BY id LIMIT ?"
@@ -371,7 +377,7 @@ class LocalConnector:
             high = min(high, decode_watermark(until.isoformat()))
         low = decode_watermark(since) if since else None
         watermark = encode_watermark(high)
-        reader = _BatchReader(db, high)
+        reader = GroupReader(db, high)
         pages: Iterator[dict[str, frozenset[RecordKey] | None]]
         if low is None:
             every = reader.all_groups()
@@ -439,8 +445,8 @@ class LocalConnector:
         in its own savepoint: the tasks, their ids and the results are the same either way."""
         results: list[ActionResult] = []
         try:
-            with self.crm._transaction(durable=True):
-                stamp = self.crm._tick()
+            with self.crm.transaction(durable=True):
+                stamp = self.crm.tick()
                 for run in _runs(actions):
                     created = self._create_tasks(run, stamp) if len(run) > 1 else None
                     if created is None:
@@ -493,7 +499,7 @@ class LocalConnector:
             db.execute(_REOPEN_TASK, (_reopened(data, action, now), stamp, row["id"]))
             return self._result(action, ActionStatus.WRITTEN, row["id"])
         number = int(self.crm.meta("task_seq") or 0) + 1
-        self.crm._set_meta("task_seq", str(number))
+        self.crm.set_meta("task_seq", str(number))
         db.execute(_INSERT_TASK, _new_task(action, number, stamp, now))
         return self._result(action, ActionStatus.WRITTEN, _task_id(number))
 
@@ -549,7 +555,7 @@ class LocalConnector:
         db.executemany(_REOPEN_TASK, reopens)
         db.executemany(_INSERT_TASK, inserts)
         if number != first:
-            self.crm._set_meta("task_seq", str(number))
+            self.crm.set_meta("task_seq", str(number))
         return results
 
     def _close_task(self, action: Action, stamp: int) -> ActionResult:
@@ -577,7 +583,7 @@ class LocalConnector:
     def _update_fields(self, action: Action, stamp: int) -> ActionResult:
         """A conditional update: applied only if the record is still at ``expected_version``."""
         db = self.crm.db
-        table = _table(action.record_type)
+        table = table_of(action.record_type)
         changes = dict(action.changes)
         key = hashlib.sha256(
             json.dumps(
@@ -600,7 +606,7 @@ class LocalConnector:
                 f"record changed since it was read (version {row['modstamp']}, "
                 f"expected {action.expected_version})",
             )
-        self.crm._apply_update(
+        self.crm.apply_update(
             table,
             action.record_id,
             json.loads(row["data"]),

@@ -21,11 +21,11 @@ from typing import Any
 import attrs
 
 from tsos_rules.connectors.local.grouping import (
-    _BRIDGE,
+    BRIDGE_INSERT,
     GROUPING,
-    _account_group,
-    _Grouper,
-    _text,
+    CompanyGrouper,
+    group_of_account,
+    text_or_none,
 )
 from tsos_rules.errors import ConfigError, FatalConnectorError
 
@@ -36,7 +36,7 @@ DEMO_SEED = 7
 
 
 @attrs.frozen
-class _Table:
+class CrmTable:
     """One CRM object: its snapshot collection and the relation columns kept beside the JSON."""
 
     record_type: str
@@ -46,27 +46,27 @@ class _Table:
     grouped: bool
 
 
-TABLES: dict[str, _Table] = {
+TABLES: dict[str, CrmTable] = {
     t.record_type: t
     for t in (
-        _Table("user", "users", "users", (), False),
-        _Table("partner", "partners", "partners", (), False),
-        _Table("account", "accounts", "accounts", ("partner_of_record_id",), True),
-        _Table(
+        CrmTable("user", "users", "users", (), False),
+        CrmTable("partner", "partners", "partners", (), False),
+        CrmTable("account", "accounts", "accounts", ("partner_of_record_id",), True),
+        CrmTable(
             "lead",
             "leads",
             "leads",
             ("account_id", "owner_id", "partner_id", "converted_opportunity_id"),
             True,
         ),
-        _Table(
+        CrmTable(
             "opportunity",
             "opportunities",
             "opportunities",
             ("account_id", "owner_id", "partner_id", "lead_id"),
             True,
         ),
-        _Table(
+        CrmTable(
             "activity",
             "activities",
             "activities",
@@ -189,13 +189,13 @@ class LocalCRM:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def _set_meta(self, key: str, value: str) -> None:
+    def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def is_seeded(self) -> bool:
         return self.meta("seeded_at") is not None
 
-    def _tick(self) -> int:
+    def tick(self) -> int:
         """The modstamp of the current write transaction (call inside BEGIN IMMEDIATE)."""
         last = int(self.db.execute("SELECT stamp FROM clock").fetchone()[0])
         stamp = max(_now_micros(), last + 1)
@@ -205,7 +205,7 @@ class LocalCRM:
     def clock(self) -> int:
         return int(self.db.execute("SELECT stamp FROM clock").fetchone()[0])
 
-    def _transaction(self, *, durable: bool = False) -> _Tx:
+    def transaction(self, *, durable: bool = False) -> _Tx:
         """A write transaction; ``durable``: synced to disk at its commit (``synchronous=FULL``
         for it), not only at the next checkpoint."""
         return _Tx(self.db, durable=durable)
@@ -214,7 +214,7 @@ class LocalCRM:
 
     def reset(self) -> None:
         """Empty the CRM (every record, history, task and the write log)."""
-        with self._transaction():
+        with self.transaction():
             for table in TABLES.values():
                 self.db.execute(f"DELETE FROM {table.name}")
             for name in (
@@ -243,10 +243,10 @@ class LocalCRM:
         counts: dict[str, int] = {}
         accounts: dict[str, tuple[bool, str, str | None]] = {}
         opportunity_groups: dict[str, str] = {}
-        grouper = _Grouper(lambda aid: accounts[aid][:2] if aid in accounts else None)
+        grouper = CompanyGrouper(lambda aid: accounts[aid][:2] if aid in accounts else None)
         db = self.db
-        with self._transaction():
-            stamp = self._tick()
+        with self.transaction():
+            stamp = self.tick()
             now = dt.datetime.now(dt.UTC).isoformat()
             pending: dict[str, list[tuple[Any, ...]]] = {}
 
@@ -258,7 +258,7 @@ class LocalCRM:
             for count, (collection, record) in enumerate(records):
                 counts[collection] = counts.get(collection, 0) + 1
                 if collection == "close_date_changes":
-                    opportunity_id = _text(record.get("opportunity_id")) or ""
+                    opportunity_id = text_or_none(record.get("opportunity_id")) or ""
                     pending.setdefault(
                         "INSERT INTO close_date_history (opportunity_id, modstamp, data) "
                         "VALUES (?, ?, ?)",
@@ -268,29 +268,29 @@ class LocalCRM:
                 table = _BY_COLLECTION.get(collection)
                 if table is None:
                     continue
-                record_id = _text(record.get("id")) or f"{table.record_type}-{count}"
+                record_id = text_or_none(record.get("id")) or f"{table.record_type}-{count}"
                 group = None
                 if table.record_type == "account":
                     name = record.get("name")
                     named = isinstance(name, str) and bool(name)
-                    group = _account_group(record_id, record)
-                    por = _text(record.get("partner_of_record_id"))
+                    group = group_of_account(record_id, record)
+                    por = text_or_none(record.get("partner_of_record_id"))
                     accounts[record_id] = (named, group, por)
                 elif table.record_type == "lead":
                     group = grouper.lead(record_id, record)
                     bridge = grouper.lead_bridge(record_id, record)
                     if bridge:
-                        pending.setdefault(_BRIDGE, []).append(bridge)
+                        pending.setdefault(BRIDGE_INSERT, []).append(bridge)
                 elif table.record_type == "opportunity":
                     group = grouper.opportunity(record_id, record)
                     opportunity_groups[record_id] = group
-                    for user_id in _team(record):
+                    for user_id in team_of(record):
                         pending.setdefault(
                             "INSERT OR IGNORE INTO opportunity_team VALUES (?, ?)", []
                         ).append((record_id, user_id))
                     self._seed_partner_removal(record_id, record, accounts, stamp, pending)
                 elif table.record_type == "activity":
-                    what = _text(record.get("what_id"))
+                    what = text_or_none(record.get("what_id"))
                     group = grouper.activity(
                         record_id, record, opportunity_groups.get(what) if what else None
                     )
@@ -299,10 +299,10 @@ class LocalCRM:
                 if count % 20_000 == 0:
                     flush()
             flush()
-            self._set_meta("seeded_at", now)
-            self._set_meta("grouping", GROUPING)
+            self.set_meta("seeded_at", now)
+            self.set_meta("grouping", GROUPING)
             if as_of is not None:
-                self._set_meta("seed_as_of", str(as_of))
+                self.set_meta("seed_as_of", str(as_of))
         return counts
 
     def _seed_partner_removal(
@@ -315,7 +315,7 @@ class LocalCRM:
     ) -> None:
         if record.get("partner_id") or record.get("is_closed"):
             return
-        account = accounts.get(_text(record.get("account_id")) or "")
+        account = accounts.get(text_or_none(record.get("account_id")) or "")
         if account is None or account[2] is None:
             return
         changed_at = record.get("stage_changed_at") or dt.datetime.now(dt.UTC).isoformat()
@@ -331,7 +331,7 @@ class LocalCRM:
                 json.dumps(account[2]),
                 "null",
                 changed_at,
-                _text(record.get("owner_id")),
+                text_or_none(record.get("owner_id")),
                 stamp,
             )
         )
@@ -339,7 +339,7 @@ class LocalCRM:
     def regroup(self) -> None:
         """Recompute every record's company group and the bridges (a file from an older
         grouping); modstamps are untouched, and the sync's next full run judges the result."""
-        with self._transaction():
+        with self.transaction():
             self.db.execute("DELETE FROM group_bridges")
             for record_type in ("account", "opportunity", "lead", "activity"):
                 table = TABLES[record_type]
@@ -349,7 +349,7 @@ class LocalCRM:
                     self.db.execute(
                         f"UPDATE {table.name} SET grp = ? WHERE id = ?", (group, row[0])
                     )
-            self._set_meta("grouping", GROUPING)
+            self.set_meta("grouping", GROUPING)
 
     def seed_demo(
         self, *, opportunities: int = DEMO_OPPORTUNITIES, seed: int = DEMO_SEED, as_of: dt.date
@@ -360,23 +360,23 @@ class LocalCRM:
         org = generate_org(opportunities=opportunities, seed=seed, as_of=as_of)
         self.reset()
         counts = self.seed(org)
-        with self._transaction():
-            self._set_meta("demo_seed", str(seed))
-            self._set_meta("demo_opportunities", str(opportunities))
+        with self.transaction():
+            self.set_meta("demo_seed", str(seed))
+            self.set_meta("demo_opportunities", str(opportunities))
         return counts
 
     # -- what people do in the CRM -----------------------------------------------------------
 
     def get(self, record_type: str, record_id: str) -> dict[str, Any] | None:
         """A record's fields as stored (None when absent or deleted)."""
-        table = _table(record_type)
+        table = table_of(record_type)
         row = self.db.execute(
             f"SELECT data FROM {table.name} WHERE id = ? AND is_deleted = 0", (record_id,)
         ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
     def version(self, record_type: str, record_id: str) -> str | None:
-        table = _table(record_type)
+        table = table_of(record_type)
         row = self.db.execute(
             f"SELECT modstamp FROM {table.name} WHERE id = ?", (record_id,)
         ).fetchone()
@@ -406,16 +406,16 @@ class LocalCRM:
     ) -> list[str]:
         """Several edits in one transaction (they share one modstamp, as a bulk edit does)."""
         versions = []
-        with self._transaction():
-            stamp = self._tick()
+        with self.transaction():
+            stamp = self.tick()
             for record_type, record_id, changes in edits:
-                table = _table(record_type)
+                table = table_of(record_type)
                 row = self.db.execute(
                     f"SELECT data FROM {table.name} WHERE id = ? AND is_deleted = 0", (record_id,)
                 ).fetchone()
                 if row is None:
                     raise KeyError(f"{record_type} {record_id} does not exist")
-                self._apply_update(
+                self.apply_update(
                     table, record_id, json.loads(row[0]), changes, stamp, by, approved_by
                 )
                 versions.append(str(stamp))
@@ -423,12 +423,12 @@ class LocalCRM:
 
     def insert(self, record_type: str, record: Mapping[str, Any]) -> str:
         """Create a record (its ``id`` is required); returns its version."""
-        table = _table(record_type)
-        record_id = _text(record.get("id"))
+        table = table_of(record_type)
+        record_id = text_or_none(record.get("id"))
         if record_id is None:
             raise ValueError("insert: the record needs an id")
-        with self._transaction():
-            stamp = self._tick()
+        with self.transaction():
+            stamp = self.tick()
             group = self._group_of(table, record_id, record) if table.grouped else None
             sql, row = _insert_row(table, record_id, stamp, record, group)
             self.db.execute(sql.replace("INSERT", "INSERT OR REPLACE", 1), row)
@@ -439,8 +439,8 @@ class LocalCRM:
     def add_close_date_change(self, change: Mapping[str, Any]) -> None:
         """Append a history row as the CRM's own audit would (bumps the deal's modstamp)."""
         opportunity_id = str(change["opportunity_id"])
-        with self._transaction():
-            stamp = self._tick()
+        with self.transaction():
+            stamp = self.tick()
             self.db.execute(
                 "INSERT INTO close_date_history (opportunity_id, modstamp, data) VALUES (?, ?, ?)",
                 (opportunity_id, stamp, json.dumps(dict(change))),
@@ -451,9 +451,9 @@ class LocalCRM:
 
     def delete(self, record_type: str, record_id: str) -> None:
         """Delete a record, leaving a tombstone that the next incremental read reports."""
-        table = _table(record_type)
-        with self._transaction():
-            stamp = self._tick()
+        table = table_of(record_type)
+        with self.transaction():
+            stamp = self.tick()
             self.db.execute(
                 f"UPDATE {table.name} SET is_deleted = 1, modstamp = ? WHERE id = ?",
                 (stamp, record_id),
@@ -500,18 +500,18 @@ class LocalCRM:
 
     # -- internals shared by edits and the connector's writes ----------------------------------
 
-    def _group_of(self, table: _Table, record_id: str, data: Mapping[str, Any]) -> str:
-        grouper = _Grouper(self._lookup_account_group)
+    def _group_of(self, table: CrmTable, record_id: str, data: Mapping[str, Any]) -> str:
+        grouper = CompanyGrouper(self._lookup_account_group)
         if table.record_type == "account":
-            return _account_group(record_id, data)
+            return group_of_account(record_id, data)
         if table.record_type == "lead":
             bridge = grouper.lead_bridge(record_id, data)
             if bridge:
-                self.db.execute(_BRIDGE, bridge)
+                self.db.execute(BRIDGE_INSERT, bridge)
             return grouper.lead(record_id, data)
         if table.record_type == "opportunity":
             return grouper.opportunity(record_id, data)
-        what = _text(data.get("what_id"))
+        what = text_or_none(data.get("what_id"))
         opp_group = None
         if what:
             row = self.db.execute("SELECT grp FROM opportunities WHERE id = ?", (what,)).fetchone()
@@ -526,18 +526,18 @@ class LocalCRM:
             return None
         data = json.loads(row[0])
         name = data.get("name")
-        return (isinstance(name, str) and bool(name), _account_group(account_id, data))
+        return (isinstance(name, str) and bool(name), group_of_account(account_id, data))
 
     def _set_team(self, record_id: str, data: Mapping[str, Any]) -> None:
         self.db.execute("DELETE FROM opportunity_team WHERE opportunity_id = ?", (record_id,))
         self.db.executemany(
             "INSERT OR IGNORE INTO opportunity_team VALUES (?, ?)",
-            [(record_id, user_id) for user_id in _team(data)],
+            [(record_id, user_id) for user_id in team_of(data)],
         )
 
-    def _apply_update(
+    def apply_update(
         self,
-        table: _Table,
+        table: CrmTable,
         record_id: str,
         old: Mapping[str, Any],
         changes: Mapping[str, Any],
@@ -579,7 +579,7 @@ class LocalCRM:
                 "INSERT INTO close_date_history (opportunity_id, modstamp, data) VALUES (?, ?, ?)",
                 (record_id, stamp, json.dumps(change)),
             )
-        values = {c: _text(new.get(c)) for c in table.columns}
+        values = {c: text_or_none(new.get(c)) for c in table.columns}
         assignments = ", ".join(f"{c} = :{c}" for c in table.columns)
         sets = f"modstamp = :stamp, data = :data{', ' + assignments if assignments else ''}"
         params: dict[str, Any] = {
@@ -677,23 +677,23 @@ class _Tx:
 _BY_COLLECTION = {t.collection: t for t in TABLES.values()}
 
 
-def _table(record_type: str) -> _Table:
+def table_of(record_type: str) -> CrmTable:
     try:
         return TABLES[record_type]
     except KeyError:
         raise ValueError(f"no such record type: {record_type!r}") from None
 
 
-def _team(data: Mapping[str, Any]) -> list[str]:
+def team_of(data: Mapping[str, Any]) -> list[str]:
     team = data.get("team_user_ids")
     return [u for u in team if isinstance(u, str)] if isinstance(team, list) else []
 
 
 def _insert_row(
-    table: _Table, record_id: str, stamp: int, data: Mapping[str, Any], group: str | None
+    table: CrmTable, record_id: str, stamp: int, data: Mapping[str, Any], group: str | None
 ) -> tuple[str, tuple[Any, ...]]:
     columns = ["id", "modstamp", *table.columns]
-    values: list[Any] = [record_id, stamp, *(_text(data.get(c)) for c in table.columns)]
+    values: list[Any] = [record_id, stamp, *(text_or_none(data.get(c)) for c in table.columns)]
     if table.grouped:
         columns.append("grp")
         values.append(group)

@@ -13,14 +13,14 @@ from typing import Any
 from tsos_rules.org import company_key
 
 
-def _text(value: Any) -> str | None:
+def text_or_none(value: Any) -> str | None:
     """A relation value as the CRM column holds it (None for blanks)."""
     if value is None or value == "":
         return None
     return value if isinstance(value, str) else str(value)
 
 
-def _account_group(account_id: str, data: Mapping[str, Any]) -> str:
+def group_of_account(account_id: str, data: Mapping[str, Any]) -> str:
     """A named account groups by its normalised name, an unnamed one by its id (facts.py)."""
     name = data.get("name")
     if isinstance(name, str) and name:
@@ -28,7 +28,7 @@ def _account_group(account_id: str, data: Mapping[str, Any]) -> str:
     return f"account:{account_id}"
 
 
-class _Grouper:
+class CompanyGrouper:
     """A record's company group, mirroring facts.company_keys_of: records sharing an account
     id or a company name are one company. A lead whose account is unnamed or missing but that
     names a company carries both keys: it *bridges* the two groups (see ``lead_bridge``)."""
@@ -38,14 +38,14 @@ class _Grouper:
         self.account_group = account_group
 
     def opportunity(self, record_id: str, data: Mapping[str, Any]) -> str:
-        account_id = _text(data.get("account_id"))
+        account_id = text_or_none(data.get("account_id"))
         if account_id is None:
             return f"opportunity:{record_id}"
         found = self.account_group(account_id)
         return found[1] if found else f"account:{account_id}"
 
     def _lead_keys(self, record_id: str, data: Mapping[str, Any]) -> tuple[str, str | None]:
-        account_id = _text(data.get("account_id"))
+        account_id = text_or_none(data.get("account_id"))
         found = self.account_group(account_id) if account_id else None
         if found and found[0]:
             return found[1], None
@@ -67,7 +67,7 @@ class _Grouper:
     def activity(
         self, record_id: str, data: Mapping[str, Any], opportunity_group: str | None
     ) -> str:
-        account_id = _text(data.get("account_id"))
+        account_id = text_or_none(data.get("account_id"))
         found = self.account_group(account_id) if account_id else None
         if found:
             return found[1]
@@ -76,6 +76,6 @@ class _Grouper:
         return f"account:{account_id}" if account_id else f"activity:{record_id}"
 
 
-_BRIDGE = "INSERT OR IGNORE INTO group_bridges VALUES (?, ?)"
+BRIDGE_INSERT = "INSERT OR IGNORE INTO group_bridges VALUES (?, ?)"
 #: Bump when the grouping changes: files grouped otherwise are regrouped when opened.
 GROUPING = "2"

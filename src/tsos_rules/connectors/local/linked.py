@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from tsos_rules.connectors.base import ReadResult, RecordKey
-from tsos_rules.connectors.local.crm import _Table, _team
-from tsos_rules.connectors.local.reader import _HUMAN, _IN, SOURCE, _BatchReader, loads
+from tsos_rules.connectors.local.crm import CrmTable, team_of
+from tsos_rules.connectors.local.reader import BY_HUMAN, IN_LIST, SOURCE, GroupReader, loads
 from tsos_rules.snapshot.document import snapshot_from_dict
 
 
@@ -24,18 +24,18 @@ def where_field(field: str, values: Iterable[str], columns: Sequence[str]) -> tu
     column or the id when it is one (indexed), else the record's JSON field."""
     wanted = json.dumps(list(values))
     if field == "id" or field in columns:
-        return f"{field} {_IN}", [wanted]
+        return f"{field} {IN_LIST}", [wanted]
     path = '$."' + field.replace('"', '""') + '"'
-    return f"json_extract(data, ?) {_IN}", [path, wanted]
+    return f"json_extract(data, ?) {IN_LIST}", [path, wanted]
 
 
 def matching_ids(
-    db: sqlite3.Connection, table: _Table, high: int, field: str, values: Iterable[str]
+    db: sqlite3.Connection, table: CrmTable, high: int, field: str, values: Iterable[str]
 ) -> list[str]:
     """The ids of the current records of ``table`` whose ``field`` is one of ``values``, sorted:
     one indexed query."""
     where, params = where_field(field, values, table.columns)
-    human = f" AND {_HUMAN}" if table.name == "activities" else ""
+    human = f" AND {BY_HUMAN}" if table.name == "activities" else ""
     return [
         row[0]
         for row in db.execute(
@@ -46,14 +46,14 @@ def matching_ids(
     ]
 
 
-def load_linked(reader: _BatchReader, table: _Table, ids: Sequence[str]) -> ReadResult:
+def load_linked(reader: GroupReader, table: CrmTable, ids: Sequence[str]) -> ReadResult:
     """The records of ``table`` named by ``ids`` as ``affected``, with their accounts, the
     accounts' partners of record, their owners and team members, and their partners."""
     db = reader.db
     rows = {
         row["id"]: row
         for row in db.execute(
-            f"SELECT * FROM {table.name} WHERE id {_IN} AND is_deleted = 0 "
+            f"SELECT * FROM {table.name} WHERE id {IN_LIST} AND is_deleted = 0 "
             f"AND modstamp <= {reader.high}",
             (json.dumps(list(ids)),),
         )
@@ -66,7 +66,7 @@ def load_linked(reader: _BatchReader, table: _Table, ids: Sequence[str]) -> Read
         account_rows = {
             row["id"]: row
             for row in db.execute(
-                f"SELECT * FROM accounts WHERE id {_IN} AND is_deleted = 0 "
+                f"SELECT * FROM accounts WHERE id {IN_LIST} AND is_deleted = 0 "
                 f"AND modstamp <= {reader.high}",
                 (json.dumps(sorted(i for i in account_ids if i)),),
             )
@@ -95,7 +95,7 @@ def load_linked(reader: _BatchReader, table: _Table, ids: Sequence[str]) -> Read
             if column in columns and row[column]:
                 partner_ids.add(row[column])
     for record in records:
-        user_ids.update(_team(record))
+        user_ids.update(team_of(record))
     partner_ids.update(
         r["partner_of_record_id"] for r in account_rows.values() if r["partner_of_record_id"]
     )

@@ -16,7 +16,7 @@ import attrs
 import orjson
 
 from tsos_rules.connectors.base import ReadResult, RecordKey
-from tsos_rules.connectors.local.crm import GROUPED, TABLES, _team
+from tsos_rules.connectors.local.crm import GROUPED, TABLES, team_of
 from tsos_rules.model import Snapshot
 from tsos_rules.snapshot.document import RecordError, snapshot_from_dict
 
@@ -84,12 +84,14 @@ def loads(text: str | bytes) -> Any:
         return json.loads(text)
 
 
-_IN = "IN (SELECT value FROM json_each(?))"
-_HUMAN = "created_by IS NULL"
+#: SQL: a column's value is one of a JSON array's items (the one parameter).
+IN_LIST = "IN (SELECT value FROM json_each(?))"
+#: SQL: an activity a person logged, not one the sync wrote.
+BY_HUMAN = "created_by IS NULL"
 _WINDOW = "modstamp > ? AND modstamp <= ?"
 
 
-class _BatchReader:
+class GroupReader:
     """Reads company groups from one read transaction and builds self-contained batches."""
 
     def __init__(self, db: sqlite3.Connection, high: int) -> None:
@@ -103,7 +105,7 @@ class _BatchReader:
     def _arms(self, select: str, where: str) -> list[str]:
         arms = []
         for table in GROUPED:
-            human = f" AND {_HUMAN}" if table.name == "activities" else ""
+            human = f" AND {BY_HUMAN}" if table.name == "activities" else ""
             arms.append(f"{select} FROM {table.name} WHERE is_deleted = 0{human}{where}")
         return arms
 
@@ -133,7 +135,7 @@ class _BatchReader:
         linked: dict[str, list[str]] = {}  # record type -> ids changed in a linking way
         solo: dict[str, list[str]] = {}  # record type -> ids changed in their own fields only
         for table in GROUPED:
-            human = f" AND {_HUMAN}" if table.name == "activities" else ""
+            human = f" AND {BY_HUMAN}" if table.name == "activities" else ""
             for row in db.execute(
                 f"SELECT id, grp, prev_grp, grp_changed, is_deleted FROM {table.name} "
                 f"WHERE {_WINDOW}{human}",
@@ -191,16 +193,18 @@ class _BatchReader:
         if linked.get("account"):
             arg = _json(linked["account"])
             for name in ("leads", "opportunities", "activities"):
-                group_wide.append((f"SELECT grp FROM {name} WHERE account_id {_IN}", (arg,)))
+                group_wide.append((f"SELECT grp FROM {name} WHERE account_id {IN_LIST}", (arg,)))
         for kind, source in (("group", linked), ("solo", solo)):
             embedding: list[tuple[str, tuple[Any, ...]]] = []
             if source.get("lead"):
                 arg = _json(source["lead"])
-                embedding.append((f"SELECT id, grp FROM opportunities WHERE lead_id {_IN}", (arg,)))
+                embedding.append(
+                    (f"SELECT id, grp FROM opportunities WHERE lead_id {IN_LIST}", (arg,))
+                )
                 embedding.append(
                     (
                         "SELECT o.id, o.grp FROM opportunities o JOIN leads l "
-                        f"ON o.id = l.converted_opportunity_id WHERE l.id {_IN}",
+                        f"ON o.id = l.converted_opportunity_id WHERE l.id {IN_LIST}",
                         (arg,),
                     )
                 )
@@ -208,7 +212,7 @@ class _BatchReader:
                 embedding.append(
                     (
                         "SELECT o.id, o.grp FROM opportunities o JOIN activities a "
-                        f"ON o.id = a.what_id WHERE a.id {_IN}",
+                        f"ON o.id = a.what_id WHERE a.id {IN_LIST}",
                         (_json(source["activity"]),),
                     )
                 )
@@ -221,11 +225,11 @@ class _BatchReader:
         if people.get("user"):
             arg = _json(people["user"])
             for name in ("leads", "opportunities", "activities"):
-                group_wide.append((f"SELECT grp FROM {name} WHERE owner_id {_IN}", (arg,)))
+                group_wide.append((f"SELECT grp FROM {name} WHERE owner_id {IN_LIST}", (arg,)))
             group_wide.append(
                 (
                     "SELECT o.grp FROM opportunities o JOIN opportunity_team t "
-                    f"ON o.id = t.opportunity_id WHERE t.user_id {_IN}",
+                    f"ON o.id = t.opportunity_id WHERE t.user_id {IN_LIST}",
                     (arg,),
                 )
             )
@@ -236,7 +240,7 @@ class _BatchReader:
                 ("opportunities", "partner_id"),
                 ("accounts", "partner_of_record_id"),
             ):
-                group_wide.append((f"SELECT grp FROM {name} WHERE {column} {_IN}", (arg,)))
+                group_wide.append((f"SELECT grp FROM {name} WHERE {column} {IN_LIST}", (arg,)))
         for sql, params in group_wide:
             found.groups.update(row[0] for row in db.execute(sql, params) if row[0])
 
@@ -249,8 +253,8 @@ class _BatchReader:
             arg = _json(frontier)
             frontier = []
             for a, b in self.db.execute(
-                f"SELECT a, b FROM group_bridges WHERE a {_IN} "
-                f"UNION SELECT a, b FROM group_bridges WHERE b {_IN}",
+                f"SELECT a, b FROM group_bridges WHERE a {IN_LIST} "
+                f"UNION SELECT a, b FROM group_bridges WHERE b {IN_LIST}",
                 (arg, arg),
             ):
                 edges.append((a, b))
@@ -286,7 +290,7 @@ class _BatchReader:
         found: dict[str, str] = {}
         for row in self.db.execute(
             "SELECT record_id, old_value, new_value FROM field_history WHERE "
-            f"record_type = 'opportunity' AND field = 'partner_id' AND record_id {_IN} "
+            f"record_type = 'opportunity' AND field = 'partner_id' AND record_id {IN_LIST} "
             f"AND modstamp <= {self.high} ORDER BY seq",
             (_json(partnerless),),
         ):
@@ -318,13 +322,14 @@ class _BatchReader:
             rows[table.record_type] = {
                 row["id"]: row
                 for row in db.execute(
-                    f"SELECT * FROM {table.name} WHERE grp {_IN} AND is_deleted = 0", (arg,)
+                    f"SELECT * FROM {table.name} WHERE grp {IN_LIST} AND is_deleted = 0",
+                    (arg,),
                 )
             }
         rows["activity"] = {
             row["id"]: row
             for row in db.execute(
-                f"SELECT * FROM activities WHERE grp {_IN} AND is_deleted = 0 AND {_HUMAN}",
+                f"SELECT * FROM activities WHERE grp {IN_LIST} AND is_deleted = 0 AND {BY_HUMAN}",
                 (_json(whole),),
             )
         }
@@ -349,7 +354,7 @@ class _BatchReader:
 
         context(
             "activity",
-            f"SELECT * FROM activities WHERE id {_IN} AND is_deleted = 0",
+            f"SELECT * FROM activities WHERE id {IN_LIST} AND is_deleted = 0",
             (_json(solo_activities),),
         )
         judged = {key: group for key, group in judged.items() if key[1] in rows.get(key[0], {})}
@@ -358,16 +363,18 @@ class _BatchReader:
         deal_ids = _json(judged_deals)
         lead_ids = [r["lead_id"] for r in opportunities.values() if r["lead_id"]]
         context(
-            "lead", f"SELECT * FROM leads WHERE id {_IN} AND is_deleted = 0", (_json(lead_ids),)
+            "lead",
+            f"SELECT * FROM leads WHERE id {IN_LIST} AND is_deleted = 0",
+            (_json(lead_ids),),
         )
         context(
             "lead",
-            f"SELECT * FROM leads WHERE converted_opportunity_id {_IN} AND is_deleted = 0",
+            f"SELECT * FROM leads WHERE converted_opportunity_id {IN_LIST} AND is_deleted = 0",
             (_json(opportunities),),
         )
         context(
             "activity",
-            f"SELECT * FROM activities WHERE what_id {_IN} AND is_deleted = 0 AND {_HUMAN}",
+            f"SELECT * FROM activities WHERE what_id {IN_LIST} AND is_deleted = 0 AND {BY_HUMAN}",
             (deal_ids,),
         )
         account_ids = {
@@ -378,11 +385,11 @@ class _BatchReader:
         } - set(rows["account"])
         context(
             "account",
-            f"SELECT * FROM accounts WHERE id {_IN} AND is_deleted = 0",
+            f"SELECT * FROM accounts WHERE id {IN_LIST} AND is_deleted = 0",
             (_json(account_ids),),
         )
         history = db.execute(
-            f"SELECT opportunity_id, data FROM close_date_history WHERE opportunity_id {_IN} "
+            f"SELECT opportunity_id, data FROM close_date_history WHERE opportunity_id {IN_LIST} "
             f"AND modstamp <= {self.high} ORDER BY seq",
             (deal_ids,),
         ).fetchall()
@@ -419,7 +426,7 @@ class _BatchReader:
             if row["partner_of_record_id"]:
                 partner_ids.add(row["partner_of_record_id"])
         for record in data["opportunities"]:
-            user_ids.update(_team(record))
+            user_ids.update(team_of(record))
         data["users"] = [users[u] for u in sorted(user_ids) if u in users]
         data["partners"] = [partners[p] for p in sorted(partner_ids) if p in partners]
 
@@ -514,7 +521,7 @@ def _incomplete(
     return frozenset(key for key, group in members.items() if group in bad_groups)
 
 
-def _merge(batches: Sequence[ReadResult]) -> ReadResult:
+def merge_batches(batches: Sequence[ReadResult]) -> ReadResult:
     """One ReadResult from several batches (for ``read``; batches never share judged records)."""
     collections: dict[str, dict[str, Any]] = {}
     history: list[Any] = []

@@ -18,8 +18,15 @@ from collections.abc import Collection, Iterator
 from itertools import islice
 
 from tsos_rules.connectors.base import ReadResult, RecordKey
+from tsos_rules.connectors.salesforce.mapping import SALESFORCE_ID
 from tsos_rules.connectors.salesforce.paging import PagedReader, id_chunks, matching_rows
-from tsos_rules.connectors.salesforce.reader import _ID, TEAM_SELECT, Reader, Row, _Batch, teams
+from tsos_rules.connectors.salesforce.reader import (
+    TEAM_SELECT,
+    Reader,
+    RecordBatch,
+    Row,
+    teams,
+)
 from tsos_rules.connectors.salesforce.stream import sobjects
 
 
@@ -44,20 +51,22 @@ def _linked(people: PagedReader, record_type: str, rows: list[Row], end: dt.date
     """``rows`` mapped as a read maps them, with their accounts (parent fields), team members,
     owners and partners."""
     reader = people.reader
-    batch = _Batch(reader.mapping, end.date(), reader.client.integration_user_id())
+    batch = RecordBatch(reader.mapping, end.date(), reader.client.integration_user_id())
     batch.exemption_fields = reader.exemptions
     if record_type == "opportunity":
-        ids = sorted({str(row.get("Id")) for row in rows if _ID.match(str(row.get("Id")))})
+        ids = sorted(
+            {str(row.get("Id")) for row in rows if SALESFORCE_ID.match(str(row.get("Id")))}
+        )
         team: list[Row] = []
         prefix = f"SELECT {TEAM_SELECT} FROM OpportunityTeamMember WHERE OpportunityId IN "
         for chunk in id_chunks(prefix, ids, reader.settings.id_chunk_size):
             team += reader.deal_team(f"IN {chunk}")
         batch.add_opportunities(
-            rows, teams(team), reader._account_rel("opportunity"), changed=False
+            rows, teams(team), reader.account_relationship("opportunity"), changed=False
         )
         judged: Collection[str] = batch.opportunities
     elif record_type == "lead":
-        batch.add_leads(rows, reader._account_rel("lead"), changed=False)
+        batch.add_leads(rows, reader.account_relationship("lead"), changed=False)
         judged = batch.leads
     elif record_type == "activity":
         batch.add_activities(rows, changed=False)
@@ -67,7 +76,7 @@ def _linked(people: PagedReader, record_type: str, rows: list[Row], end: dt.date
         )
     else:
         for row in rows:
-            batch._add_account(row, changed=False)
+            batch.add_account(row, changed=False)
         judged = batch.accounts
     people.add_people(batch)
     keys: set[RecordKey] = {(record_type, record_id) for record_id in judged}

@@ -243,7 +243,7 @@ PARTNER_USER_TYPES = frozenset({"PowerPartner"})
 INTERNAL_USER_TYPES = frozenset({"Standard"})
 
 #: Record ids: Salesforce's are 15 or 18 letters and digits (test orgs may use short ones).
-_ID = re.compile(r"^[A-Za-z0-9]{1,40}$")
+SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{1,40}$")
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
@@ -733,7 +733,7 @@ def _field_value(value: str, spec: FieldSpec, where: str) -> str | None:
 
 def _record_id(row: Row, record_type: str) -> str:
     value = row.get("Id")
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not SALESFORCE_ID.match(value):
         raise SkippableRecordError(
             record_type, str(value), "id", f"Id: not a Salesforce id: {value!r}"
         )
@@ -782,7 +782,7 @@ def convert(raw: Any, kind: str) -> Any:
     if kind in ("str", "enum"):
         return str(raw)
     if kind == "id":
-        if cls is str and _ID.match(raw):
+        if cls is str and SALESFORCE_ID.match(raw):
             return raw
         raise ValueError(f"expected a record id, got {raw!r}")
     if kind == "bool":

@@ -28,14 +28,13 @@ import attrs
 
 from tsos_rules.connectors.base import ReadResult, RecordKey, field_of
 from tsos_rules.connectors.grouping import KeyGroups
-from tsos_rules.connectors.salesforce.mapping import CATALOGUE, format_datetime
+from tsos_rules.connectors.salesforce.mapping import CATALOGUE, SALESFORCE_ID, format_datetime
 from tsos_rules.connectors.salesforce.reader import (
-    _ID,
+    DealContext,
     Reader,
+    RecordBatch,
     Row,
-    _Batch,
-    _Context,
-    _when,
+    datetime_or_none,
     id_list,
     parse_watermark,
     quote,
@@ -186,8 +185,8 @@ class PagedReader:
         select = ["Id", "SystemModstamp", *dict.fromkeys(f for f in fields if f)]
         if deleted:
             select.append("IsDeleted")
-        own = self.reader._own_filter() if sobject in ("Task", "Event") else ""
-        return self.reader._query(
+        own = self.reader.own_activity_filter() if sobject in ("Task", "Event") else ""
+        return self.reader.query(
             f"{'changed ids' if deleted else 'keys'} of {sobject}",
             f"SELECT {', '.join(select)} FROM {sobject} WHERE {where}{own}",
             all_rows=deleted,
@@ -288,10 +287,10 @@ class PagedReader:
 
     def by_ids(self, label: str, sobject: str, select: str, ids: Sequence[str]) -> list[Row]:
         rows: list[Row] = []
-        wanted = sorted(i for i in set(ids) if _ID.match(i))
+        wanted = sorted(i for i in set(ids) if SALESFORCE_ID.match(i))
         prefix = f"SELECT {select} FROM {sobject} WHERE Id IN "
         for chunk in id_chunks(prefix, wanted, self.reader.settings.id_chunk_size):
-            rows.extend(self.reader._query(label, prefix + chunk))
+            rows.extend(self.reader.query(label, prefix + chunk))
         return rows
 
     def _page(
@@ -309,21 +308,21 @@ class PagedReader:
             kind, _, record_id = node.partition(":")
             ids[kind].append(record_id)
             activities.extend(keys.activities.get(node, ()))
-        deals = self.by_ids("page deals", "Opportunity", reader._opportunity_select(), ids["deal"])
-        leads = self.by_ids("page leads", "Lead", reader._lead_select(), ids["lead"])
-        accounts = self.by_ids("page accounts", "Account", reader._account_select(), ids["account"])
+        deals = self.by_ids("page deals", "Opportunity", reader.opportunity_select(), ids["deal"])
+        leads = self.by_ids("page leads", "Lead", reader.lead_select(), ids["lead"])
+        accounts = self.by_ids("page accounts", "Account", reader.account_select(), ids["account"])
         activity_rows: list[Row] = []
         for sobject in ("Task", "Event"):
             wanted = [i for s, i in activities if s == sobject]
-            select = reader._activity_select(sobject)
+            select = reader.activity_select(sobject)
             activity_rows += self.by_ids(f"page {sobject} rows", sobject, select, wanted)
 
-        context = _Context()
-        deal_ids = sorted(str(r.get("Id")) for r in deals if _ID.match(str(r.get("Id"))))
+        context = DealContext()
+        deal_ids = sorted(str(r.get("Id")) for r in deals if SALESFORCE_ID.match(str(r.get("Id"))))
         # the longest context query (converted leads) sets the chunk length for all of them
-        longest = f"SELECT {reader._lead_select()} FROM Lead WHERE ConvertedOpportunityId IN "
+        longest = f"SELECT {reader.lead_select()} FROM Lead WHERE ConvertedOpportunityId IN "
         for chunk in id_chunks(longest, deal_ids, reader.settings.id_chunk_size):
-            reader._deal_context(context, f"IN {chunk}")
+            reader.read_deal_context(context, f"IN {chunk}")
         team = teams(context.team)
 
         def split(rows: list[Row]) -> tuple[list[Row], list[Row]]:
@@ -332,21 +331,24 @@ class PagedReader:
             inside: list[Row] = []
             outside: list[Row] = []
             for row in rows:
-                stamp = _when(row.get("SystemModstamp"))
+                stamp = datetime_or_none(row.get("SystemModstamp"))
                 fresh = stamp is not None and start < stamp <= end
                 (inside if fresh else outside).append(row)
             return inside, outside
 
-        batch = _Batch(reader.mapping, end.date(), reader.client.integration_user_id())
+        batch = RecordBatch(reader.mapping, end.date(), reader.client.integration_user_id())
         batch.exemption_fields = reader.exemptions
-        deal_rel, lead_rel = reader._account_rel("opportunity"), reader._account_rel("lead")
+        deal_rel, lead_rel = (
+            reader.account_relationship("opportunity"),
+            reader.account_relationship("lead"),
+        )
         judged: set[RecordKey] = set()
         for changed, rows in zip((True, False), split(deals), strict=True):
             batch.add_opportunities(rows, team, deal_rel, changed=changed)
             judged |= {("opportunity", str(r.get("Id"))) for r in rows}
         for changed, rows in zip((True, False), split(accounts), strict=True):
             for row in rows:
-                batch._add_account(row, changed=changed)
+                batch.add_account(row, changed=changed)
             judged |= {("account", str(r.get("Id"))) for r in rows}
         for changed, rows in zip((True, False), split(leads), strict=True):
             batch.add_leads(rows, lead_rel, changed=changed)
@@ -357,7 +359,7 @@ class PagedReader:
         batch.add_leads(context.leads, lead_rel, changed=False)
         batch.add_activities(context.activities, changed=False)
         batch.add_history(context.history)
-        reader._approve(batch)
+        reader.fill_approvals(batch)
         self.add_people(batch)
         batch.link_leads()
 
@@ -380,7 +382,7 @@ class PagedReader:
             incomplete=frozenset(incomplete),
         )
 
-    def add_people(self, batch: _Batch) -> None:
+    def add_people(self, batch: RecordBatch) -> None:
         """The page's partners and users: each read from the org once, then kept."""
         reader = self.reader
         missing = [i for i in batch.partner_ids() if i not in self._partners]
@@ -416,10 +418,10 @@ def matching_rows(
             select = select_of(reader, sobject, parents=whole)
         else:
             select = "Id" if column == "Id" else f"Id, {column}"
-        own = reader._own_filter() if record_type == "activity" else ""
+        own = reader.own_activity_filter() if record_type == "activity" else ""
         query = f"SELECT {select} FROM {sobject} WHERE SystemModstamp <= {format_datetime(end)}"
         if column is None:
-            rows = reader._query(f"{sobject} by {field}", query + own)
+            rows = reader.query(f"{sobject} by {field}", query + own)
             today = end.date()
             while page := list(islice(rows, STREAM_PAGE)):
                 snapshot = records_of(reader, record_type, page, today)
@@ -433,13 +435,13 @@ def matching_rows(
                 yield from (row for row in page if row.get("Id") in hits)
             continue
         if kind == "id":  # a value that is no record id names no record (and is refused)
-            usable = sorted(v for v in wanted if _ID.match(v))
+            usable = sorted(v for v in wanted if SALESFORCE_ID.match(v))
             literal = _id_literal
         else:
             usable, literal = sorted(wanted), quote
         prefix = f"{query}{own} AND {column} IN "
         for chunk in in_chunks(prefix, usable, reader.settings.id_chunk_size, literal):
-            for row in reader._query(f"{sobject} by {field}", prefix + chunk):
+            for row in reader.query(f"{sobject} by {field}", prefix + chunk):
                 if _text(row.get("Id")) is not None and row.get(column) in wanted:
                     yield row
 
@@ -457,7 +459,7 @@ def filter_column(reader: Reader, record_type: str, field: str) -> tuple[str | N
     return reader.mapping.sf(spec.key), spec.kind
 
 
-def _holds(batch: _Batch, key: RecordKey) -> bool:
+def _holds(batch: RecordBatch, key: RecordKey) -> bool:
     record_type, record_id = key
     collections: dict[str, dict[str, Any]] = {
         "opportunity": batch.opportunities,

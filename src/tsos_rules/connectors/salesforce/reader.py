@@ -30,6 +30,7 @@ import attrs
 from tsos_rules.connectors.base import ReadResult, RecordKey
 from tsos_rules.connectors.salesforce.client import SalesforceClient
 from tsos_rules.connectors.salesforce.mapping import (
+    SALESFORCE_ID,
     FieldMapping,
     format_datetime,
     parse_datetime,
@@ -61,8 +62,6 @@ log = logging.getLogger("tsos_rules.connectors.salesforce")
 SOURCE = "salesforce"
 #: A field-history approval counts for a close-date move made this close to it.
 FIELD_APPROVAL_WINDOW = dt.timedelta(minutes=5)
-#: Record ids as they may appear in SOQL: Salesforce's are 15 or 18 letters and digits.
-_ID = re.compile(r"^[A-Za-z0-9]{1,40}$")
 
 Row = dict[str, Any]
 #: The fields of an ``OpportunityTeamMember`` row a read uses.
@@ -78,7 +77,7 @@ def id_list(ids: Iterable[str]) -> str:
     """``('001...','001...')`` from ids that were checked to be Salesforce ids."""
     checked = []
     for value in ids:
-        if not _ID.match(value):
+        if not SALESFORCE_ID.match(value):
             raise ValueError(f"not a Salesforce id: {value!r}")
         checked.append(f"'{value}'")
     return "(" + ",".join(checked) + ")"
@@ -166,7 +165,7 @@ class Reader:
             if start is not None
             else "(SELECT Id FROM Opportunity)"
         )
-        batch = _Batch(self.mapping, end.date(), self.client.integration_user_id())
+        batch = RecordBatch(self.mapping, end.date(), self.client.integration_user_id())
         batch.exemption_fields = self.exemptions
 
         # Incremental windows go through queryAll: the same call reports the deletions.
@@ -183,12 +182,12 @@ class Reader:
                     live.append(row)
             return live
 
-        opportunity_rows = windowed("Opportunity", "opportunity", self._opportunity_select())
-        lead_rows = windowed("Lead", "lead", self._lead_select())
-        account_rows = windowed("Account", "account", self._account_select())
-        activity_rows = windowed("Task", "activity", self._activity_select("Task"), own=True)
+        opportunity_rows = windowed("Opportunity", "opportunity", self.opportunity_select())
+        lead_rows = windowed("Lead", "lead", self.lead_select())
+        account_rows = windowed("Account", "account", self.account_select())
+        activity_rows = windowed("Task", "activity", self.activity_select("Task"), own=True)
         if self.settings.events:
-            activity_rows += windowed("Event", "activity", self._activity_select("Event"), own=True)
+            activity_rows += windowed("Event", "activity", self.activity_select("Event"), own=True)
 
         # Deals of changed accounts: their findings may change with the account (partner of
         # record), and the account is judged over all its deals.
@@ -198,33 +197,35 @@ class Reader:
             changed_ids = {str(r.get("Id")) for r in opportunity_rows}
             affected_rows = [
                 row
-                for row in self._query(
+                for row in self.query(
                     "deals of changed accounts",
-                    f"SELECT {self._opportunity_select()} FROM Opportunity WHERE {account_field} "
+                    f"SELECT {self.opportunity_select()} FROM Opportunity WHERE {account_field} "
                     f"IN (SELECT Id FROM Account WHERE {window})",
                 )
                 if str(row.get("Id")) not in changed_ids
             ]
 
-        context = _Context()
+        context = DealContext()
         if opportunity_rows:
-            self._deal_context(context, f"IN {changed_deals}")
-        affected_ids = [str(r.get("Id")) for r in affected_rows if _ID.match(str(r.get("Id")))]
+            self.read_deal_context(context, f"IN {changed_deals}")
+        affected_ids = [
+            str(r.get("Id")) for r in affected_rows if SALESFORCE_ID.match(str(r.get("Id")))
+        ]
         size = self.settings.id_chunk_size
         for offset in range(0, len(affected_ids), size):
-            self._deal_context(context, f"IN {id_list(affected_ids[offset : offset + size])}")
+            self.read_deal_context(context, f"IN {id_list(affected_ids[offset : offset + size])}")
 
         team_by_deal = teams(context.team)
-        deal_rel = self._account_rel("opportunity")
+        deal_rel = self.account_relationship("opportunity")
         batch.add_opportunities(opportunity_rows, team_by_deal, deal_rel, changed=True)
         batch.add_opportunities(affected_rows, team_by_deal, deal_rel, changed=False)
         batch.add_accounts(account_rows)
-        batch.add_leads(lead_rows, self._account_rel("lead"), changed=True)
-        batch.add_leads(context.leads, self._account_rel("lead"), changed=False)
+        batch.add_leads(lead_rows, self.account_relationship("lead"), changed=True)
+        batch.add_leads(context.leads, self.account_relationship("lead"), changed=False)
         batch.add_activities(activity_rows, changed=True)
         batch.add_activities(context.activities, changed=False)
         batch.add_history(context.history)
-        self._approve(batch)
+        self.fill_approvals(batch)
 
         partner_ids = batch.partner_ids()
         if partner_ids:
@@ -274,31 +275,31 @@ class Reader:
             incomplete=frozenset(incomplete),
         )
 
-    def _deal_context(self, context: _Context, deals: str) -> None:
+    def read_deal_context(self, context: DealContext, deals: str) -> None:
         """Converted leads, close-date history, open activities and team of a set of deals
         (``deals`` is ``IN (semi-join)`` or ``IN (id list)``): one query each."""
         converted = self.mapping.sf("lead.converted_opportunity_id")
         if converted:
-            context.leads += self._query(
+            context.leads += self.query(
                 "converted leads",
-                f"SELECT {self._lead_select()} FROM Lead WHERE {converted} {deals}",
+                f"SELECT {self.lead_select()} FROM Lead WHERE {converted} {deals}",
             )
-        context.history += self._query(
+        context.history += self.query(
             "close-date history",
             "SELECT Id, OpportunityId, CloseDate, StageName, ForecastCategory, CreatedDate, "
             f"CreatedById FROM OpportunityHistory WHERE OpportunityId {deals} "
             "ORDER BY OpportunityId, CreatedDate, Id",
         )
-        context.activities += self._query(
+        context.activities += self.query(
             "open tasks",
-            f"SELECT {self._activity_select('Task')} FROM Task WHERE IsClosed = false "
-            f"AND WhatId {deals}{self._own_filter()}",
+            f"SELECT {self.activity_select('Task')} FROM Task WHERE IsClosed = false "
+            f"AND WhatId {deals}{self.own_activity_filter()}",
         )
         if self.settings.events:
-            context.activities += self._query(
+            context.activities += self.query(
                 "open events",
-                f"SELECT {self._activity_select('Event')} FROM Event WHERE ActivityDate >= "
-                f"TODAY AND WhatId {deals}{self._own_filter()}",
+                f"SELECT {self.activity_select('Event')} FROM Event WHERE ActivityDate >= "
+                f"TODAY AND WhatId {deals}{self.own_activity_filter()}",
             )
         context.team += self.deal_team(deals)
 
@@ -308,7 +309,7 @@ class Reader:
         if not self.settings.team_members:
             return []
         return list(
-            self._query(
+            self.query(
                 "deal team members",
                 f"SELECT {TEAM_SELECT} FROM OpportunityTeamMember WHERE OpportunityId {deals}",
             )
@@ -316,7 +317,7 @@ class Reader:
 
     # -- approvals ---------------------------------------------------------------------------
 
-    def _approve(self, batch: _Batch) -> None:
+    def fill_approvals(self, batch: RecordBatch) -> None:
         """Fill ``approved_by`` of close-date moves from the configured approval source: one
         query (in id chunks) on the deals that have a move, none when no deal has one."""
         source = self.approvals.source
@@ -329,7 +330,7 @@ class Reader:
                 if c.changed_at is not None and c.approved_by is None
             }
         )
-        deal_ids = [i for i in deal_ids if _ID.match(i)]
+        deal_ids = [i for i in deal_ids if SALESFORCE_ID.match(i)]
         if not deal_ids:
             return
         approvals: list[Approval] = []
@@ -338,7 +339,7 @@ class Reader:
             chunk = id_list(deal_ids[offset : offset + size])
             if source == "process_instance":
                 approvals += _process_approvals(
-                    self._query(
+                    self.query(
                         "approvals",
                         "SELECT Id, TargetObjectId, Status, CompletedDate, LastActorId "
                         f"FROM ProcessInstance WHERE TargetObjectId IN {chunk} "
@@ -347,7 +348,7 @@ class Reader:
                 )
             else:
                 approvals += _field_approvals(
-                    self._query(
+                    self.query(
                         "approval field history",
                         "SELECT Id, OpportunityId, Field, NewValue, CreatedDate "
                         f"FROM OpportunityFieldHistory WHERE OpportunityId IN {chunk} "
@@ -364,7 +365,7 @@ class Reader:
 
     # -- queries -----------------------------------------------------------------------------
 
-    def _query(self, label: str, soql: str, *, all_rows: bool = False) -> Iterator[Row]:
+    def query(self, label: str, soql: str, *, all_rows: bool = False) -> Iterator[Row]:
         log.debug("%s: %s", label, soql)
         return self.client.query(soql, label=label, all_rows=all_rows)
 
@@ -373,11 +374,11 @@ class Reader:
     ) -> list[Row]:
         """Rows changed in the window, in ``SystemModstamp, Id`` order; with ``with_deleted``
         through ``queryAll``, so deleted rows (``IsDeleted = true``) come in the same call."""
-        own_filter = self._own_filter() if own else ""
+        own_filter = self.own_activity_filter() if own else ""
         if with_deleted:
             select += ", IsDeleted"
         rows = list(
-            self._query(
+            self.query(
                 f"changed {sobject}",
                 f"SELECT {select} FROM {sobject} WHERE {window}{own_filter} "
                 "ORDER BY SystemModstamp, Id",
@@ -397,26 +398,26 @@ class Reader:
         for offset in range(0, len(ids), size):
             chunk = ids[offset : offset + size]
             rows.extend(
-                self._query(label, f"SELECT {select} FROM {sobject} WHERE Id IN {id_list(chunk)}")
+                self.query(label, f"SELECT {select} FROM {sobject} WHERE Id IN {id_list(chunk)}")
             )
         return rows
 
-    def _own_filter(self) -> str:
+    def own_activity_filter(self) -> str:
         """Leave out activities the integration itself wrote: they are not the rep's activity."""
         parts = []
         if self.write.object == "Task":
             parts.append(f" AND {self.write.external_id_field} = null")
         user_id = self.client.integration_user_id()
-        if user_id is not None and _ID.match(user_id):
+        if user_id is not None and SALESFORCE_ID.match(user_id):
             parts.append(f" AND CreatedById != {quote(user_id)}")
         return "".join(parts)
 
-    def _account_rel(self, record: str) -> str | None:
+    def account_relationship(self, record: str) -> str | None:
         field = self.mapping.sf(f"{record}.account_id")
         return relationship_name(field) if field else None
 
     def _parent(self, record: str) -> list[str]:
-        rel = self._account_rel(record)
+        rel = self.account_relationship(record)
         if rel is None:
             return []
         return [f"{rel}.{f}" for f in self._account_fields()]
@@ -425,10 +426,10 @@ class Reader:
         fields = self.mapping.account_fields()
         return fields + [f for f in ("OwnerId", "LastModifiedDate") if f not in fields]
 
-    def _account_select(self) -> str:
+    def account_select(self) -> str:
         return ", ".join([*self._account_fields(), "SystemModstamp"])
 
-    def _opportunity_select(self, *, parents: bool = True) -> str:
+    def opportunity_select(self, *, parents: bool = True) -> str:
         """The deal's fields, with its account's as parent fields unless ``parents`` is off
         (a deal read alone, for the packs' totals)."""
         fields = self.mapping.select(
@@ -437,13 +438,13 @@ class Reader:
         waiver = [f for f, _ in self.exemptions.fields() if f not in fields]
         return ", ".join(fields + waiver + (self._parent("opportunity") if parents else []))
 
-    def _lead_select(self, *, parents: bool = True) -> str:
+    def lead_select(self, *, parents: bool = True) -> str:
         fields = self.mapping.select(
             "lead", "Id", "IsConverted", "SystemModstamp", "LastModifiedDate"
         )
         return ", ".join(fields + (self._parent("lead") if parents else []))
 
-    def _activity_select(self, sobject: str, *, parents: bool = True) -> str:
+    def activity_select(self, sobject: str, *, parents: bool = True) -> str:
         base = ["Id", "WhatId", "AccountId", "OwnerId", "CreatedDate", "CreatedById"]
         base += ["SystemModstamp", "LastModifiedDate"]
         if sobject == "Task":
@@ -462,7 +463,7 @@ class Approval:
     by: str
 
 
-def _when(raw: Any) -> dt.datetime | None:
+def datetime_or_none(raw: Any) -> dt.datetime | None:
     if not isinstance(raw, str) or not raw:
         return None
     try:
@@ -478,7 +479,7 @@ def _process_approvals(rows: Iterable[Row]) -> list[Approval]:
         deal, by, at = (
             row.get("TargetObjectId"),
             row.get("LastActorId"),
-            _when(row.get("CompletedDate")),
+            datetime_or_none(row.get("CompletedDate")),
         )
         if row.get("Status") not in (None, "Approved"):
             continue
@@ -498,7 +499,7 @@ def _field_approvals(rows: Iterable[Row]) -> list[Approval]:
         deal, value, at = (
             row.get("OpportunityId"),
             row.get("NewValue"),
-            _when(row.get("CreatedDate")),
+            datetime_or_none(row.get("CreatedDate")),
         )
         if not isinstance(deal, str) or at is None or value in (None, ""):
             continue
@@ -541,7 +542,7 @@ def match_approvals(
 
 
 @attrs.define
-class _Context:
+class DealContext:
     """Rows fetched around a set of deals."""
 
     leads: list[Row] = attrs.field(factory=list)
@@ -550,7 +551,7 @@ class _Context:
     team: list[Row] = attrs.field(factory=list)
 
 
-class _Batch:
+class RecordBatch:
     """The records of one read, de-duplicated by id, with the errors of the rows skipped."""
 
     def __init__(self, mapping: FieldMapping, today: dt.date, own_user_id: str | None) -> None:
@@ -593,9 +594,9 @@ class _Batch:
         parent = _flat_parent(row, relationship)
         if parent is None or not parent.get("Id") or parent["Id"] in self.accounts:
             return  # many deals share an account: map it once
-        self._add_account(parent, changed=False)
+        self.add_account(parent, changed=False)
 
-    def _add_account(self, row: Row, *, changed: bool) -> None:
+    def add_account(self, row: Row, *, changed: bool) -> None:
         try:
             account = self.mapping.account(row)
         except SkippableRecordError as exc:
@@ -613,7 +614,7 @@ class _Batch:
 
     def add_accounts(self, rows: Iterable[Row]) -> None:
         for row in rows:
-            self._add_account(row, changed=True)
+            self.add_account(row, changed=True)
 
     def add_opportunities(
         self,
@@ -819,7 +820,7 @@ class _Batch:
         for lead in self.leads.values():
             if lead.partner_id:
                 ids.add(lead.partner_id)
-        return sorted(i for i in ids if _ID.match(i))
+        return sorted(i for i in ids if SALESFORCE_ID.match(i))
 
     def user_ids(self) -> list[str]:
         ids: set[str] = set()
@@ -834,7 +835,7 @@ class _Batch:
             if activity.owner_id:
                 ids.add(activity.owner_id)
         # Lead and task owners can be queues (00G...), which have no user record.
-        return sorted(i for i in ids if not i.startswith("00G") and _ID.match(i))
+        return sorted(i for i in ids if not i.startswith("00G") and SALESFORCE_ID.match(i))
 
     def snapshot(self) -> Snapshot:
         return Snapshot(

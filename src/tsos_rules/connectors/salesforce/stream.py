@@ -4,7 +4,7 @@ The cheap first read of a full sync whose packs total records over the org (``Ag
 one query of the object's own fields (no parent fields, no related records) through the
 client's usual paging (REST ``nextRecordsUrl`` pages of up to 2,000 rows, or above
 ``bulk_threshold`` a Bulk API 2.0 job whose ``Sforce-Locator`` result pages are fetched one at
-a time), mapped by the read's own ``_Batch`` and ``FieldMapping``, ``page_size`` records a
+a time), mapped by the read's own ``RecordBatch`` and ``FieldMapping``, ``page_size`` records a
 result. Memory holds one API page and one result, never the object. A record read alone has
 no related records: a deal's ``team_user_ids`` and ``lead_id`` (read from
 ``OpportunityTeamMember`` and the converted lead) are empty here.
@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 
 from tsos_rules.connectors.base import ReadResult
-from tsos_rules.connectors.salesforce.reader import Reader, Row, _Batch
+from tsos_rules.connectors.salesforce.reader import Reader, RecordBatch, Row
 from tsos_rules.model import Snapshot
 
 
@@ -39,7 +39,7 @@ def stream_records(reader: Reader, record_type: str, page_size: int) -> Iterator
     today = reader.window_end(None).date()  # logs in first; an Event is open while ahead
     size = max(1, page_size)
     for sobject in objects:
-        rows = reader._query(f"{sobject} records", _soql(reader, sobject))
+        rows = reader.query(f"{sobject} records", _soql(reader, sobject))
         while page := list(islice(rows, size)):
             yield ReadResult(
                 snapshot=records_of(reader, record_type, page, today),
@@ -50,7 +50,7 @@ def stream_records(reader: Reader, record_type: str, page_size: int) -> Iterator
 
 def records_of(reader: Reader, record_type: str, rows: Iterable[Row], today: dt.date) -> Snapshot:
     """``rows`` mapped as a read maps them, alone in a snapshot."""
-    batch = _Batch(reader.mapping, today, reader.client.integration_user_id())
+    batch = RecordBatch(reader.mapping, today, reader.client.integration_user_id())
     if record_type == "opportunity":
         batch.add_opportunities(rows, {}, None, changed=False)
         return Snapshot(opportunities=tuple(batch.opportunities.values()))
@@ -61,14 +61,14 @@ def records_of(reader: Reader, record_type: str, rows: Iterable[Row], today: dt.
         batch.add_activities(rows, changed=False)
         return Snapshot(activities=tuple(batch.activities.values()))
     for row in rows:
-        batch._add_account(row, changed=False)
+        batch.add_account(row, changed=False)
     return Snapshot(accounts=tuple(batch.accounts.values()))
 
 
 def _soql(reader: Reader, sobject: str) -> str:
     """The object's own fields, as a read selects them (the integration's own activities
     left out, as a read leaves them out)."""
-    own = reader._own_filter().removeprefix(" AND ") if sobject in ("Task", "Event") else ""
+    own = reader.own_activity_filter().removeprefix(" AND ") if sobject in ("Task", "Event") else ""
     return f"SELECT {select_of(reader, sobject, parents=False)} FROM {sobject}" + (
         f" WHERE {own}" if own else ""
     )
@@ -78,9 +78,9 @@ def select_of(reader: Reader, sobject: str, *, parents: bool) -> str:
     """The fields a read selects of ``sobject``: with the account's as parent fields when
     ``parents`` (a deal, lead or activity read with its account), else its own alone."""
     if sobject == "Opportunity":
-        return reader._opportunity_select(parents=parents)
+        return reader.opportunity_select(parents=parents)
     if sobject == "Lead":
-        return reader._lead_select(parents=parents)
+        return reader.lead_select(parents=parents)
     if sobject == "Account":
-        return reader._account_select()
-    return reader._activity_select(sobject, parents=parents)
+        return reader.account_select()
+    return reader.activity_select(sobject, parents=parents)

@@ -30,7 +30,7 @@ from tsos_rules.connectors.salesforce.faults import (
     error_entries,
     item_fault,
 )
-from tsos_rules.connectors.salesforce.mapping import FieldMapping, parse_datetime
+from tsos_rules.connectors.salesforce.mapping import SALESFORCE_ID, FieldMapping, parse_datetime
 from tsos_rules.connectors.salesforce.settings import WriteSettings
 from tsos_rules.errors import FatalConnectorError, RetriableConnectorError
 
@@ -41,7 +41,6 @@ COMPOSITE_SIZE = 25
 #: Ids or fingerprints per lookup query (keeps the query URL well under its length limit).
 LOOKUP_SIZE = 300
 
-_ID = re.compile(r"^[A-Za-z0-9]{1,40}$")
 _FINGERPRINT = re.compile(r"^[0-9a-f]{32}$")
 
 #: Doctrine record types that repairs may change, and their Salesforce objects.
@@ -154,7 +153,12 @@ class Writer:
             lines.append(f"Finding: {action.fingerprint}")
             record[settings.description_field] = "\n".join(line for line in lines if line)[:32000]
         owner = action.owner_id
-        if settings.owner_field and owner and _ID.match(owner) and not owner.startswith("00G"):
+        if (
+            settings.owner_field
+            and owner
+            and SALESFORCE_ID.match(owner)
+            and not owner.startswith("00G")
+        ):
             # A queue (00G...) cannot own a task: the task then stays with the integration user.
             record[settings.owner_field] = owner
         if settings.rule_field and action.rule:
@@ -172,11 +176,11 @@ class Writer:
         if settings.object != "Task":
             return {settings.record_field: target} if settings.record_field else {}
         if action.record_type == "lead":
-            return {"WhoId": target} if _ID.match(target) else {}
+            return {"WhoId": target} if SALESFORCE_ID.match(target) else {}
         if action.record_type == "activity":
             what = self.activity_what().get(target)
             return {"WhatId": what} if what else {}
-        return {"WhatId": target} if _ID.match(target) else {}
+        return {"WhatId": target} if SALESFORCE_ID.match(target) else {}
 
     def _open_tasks(
         self,
@@ -235,7 +239,7 @@ class Writer:
         sobject = SOBJECTS.get(action.record_type)
         if sobject is None:
             raise ValueError(f"repairs of {action.record_type} records are not supported")
-        if not _ID.match(action.record_id):
+        if not SALESFORCE_ID.match(action.record_id):
             raise ValueError(f"{action.record_id!r} is not a Salesforce id")
         if not action.expected_version:
             raise ValueError(
@@ -464,7 +468,7 @@ def _records_by_object(
 
 
 def _known_id(action: Action) -> str | None:
-    return action.crm_id if action.crm_id and _ID.match(action.crm_id) else None
+    return action.crm_id if action.crm_id and SALESFORCE_ID.match(action.crm_id) else None
 
 
 def _group_repairs(

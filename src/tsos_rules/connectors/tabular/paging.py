@@ -25,12 +25,12 @@ from tsos_rules.connectors.tabular.mapping import Codec
 from tsos_rules.connectors.tabular.reader import (
     JUDGED,
     TO_ONE,
+    LoadedRows,
     Reader,
-    _ids,
-    _incomplete,
-    _Loaded,
-    _window,
-    _with_related,
+    ids_of,
+    incomplete_keys,
+    window_predicate,
+    with_related,
 )
 from tsos_rules.connectors.tabular.settings import TableMapping
 from tsos_rules.model import Snapshot
@@ -103,7 +103,7 @@ class PagedReader:
         if not pages:
             yield ReadResult(snapshot=Snapshot(), changed=frozenset(), deleted=deleted, **common)
             return
-        in_window = _window(start, end)
+        in_window = window_predicate(start, end)
         for number, nodes in enumerate(pages, 1):
             loaded, judged = reader.retried(partial(self._page, reference, keys, nodes))
             judged -= loaded.bad
@@ -112,10 +112,10 @@ class PagedReader:
             else:
                 changed = {k for k in judged if in_window(loaded.modified.get(k))}
                 affected = judged - changed
-            incomplete = _incomplete(judged, loaded)
-            result = reader._result(
+            incomplete = incomplete_keys(judged, loaded)
+            result = reader.result_of(
                 loaded,
-                _with_related(judged, loaded.records),
+                with_related(judged, loaded.records),
                 changed=frozenset(changed - incomplete),
                 affected=frozenset(affected - incomplete),
                 incomplete=frozenset(incomplete),
@@ -130,7 +130,7 @@ class PagedReader:
 
     def _key_pass(self, start: dt.datetime | None, end: dt.datetime) -> _Keys:
         keys = _Keys()
-        in_window = _window(start, end)
+        in_window = window_predicate(start, end)
         order = ("account", "opportunity", "lead", "activity")
         for record in order:
             for mapping in self.settings.mappings(record):
@@ -196,19 +196,19 @@ class PagedReader:
 
     # -- one page --------------------------------------------------------------------------
 
-    def _reference(self) -> _Loaded:
+    def _reference(self) -> LoadedRows:
         """Users and partners: read once, shared by every page."""
-        loaded = _Loaded()
+        loaded = LoadedRows()
         for record in REFERENCE:
             for mapping in self.settings.mappings(record):
                 self.reader.load_table(loaded, mapping)
         return loaded
 
     def _page(
-        self, reference: _Loaded, keys: _Keys, nodes: list[str] | None
-    ) -> tuple[_Loaded, set[RecordKey]]:
+        self, reference: LoadedRows, keys: _Keys, nodes: list[str] | None
+    ) -> tuple[LoadedRows, set[RecordKey]]:
         """The page's records with everything they name; the keys of those it judges."""
-        loaded = _Loaded(
+        loaded = LoadedRows(
             records=dict(reference.records),
             modified=dict(reference.modified),
             versions=dict(reference.versions),
@@ -239,7 +239,7 @@ class PagedReader:
         return loaded, {k for k in judged if k[0] in JUDGED}
 
     def _rows(
-        self, loaded: _Loaded, record: str, field: str | None, values: list[str]
+        self, loaded: LoadedRows, record: str, field: str | None, values: list[str]
     ) -> set[RecordKey]:
         """Load the rows of ``record`` whose ``field`` (its id when None) is among ``values``."""
         found: set[RecordKey] = set()
@@ -252,7 +252,7 @@ class PagedReader:
             found.update(self.reader.load_table(loaded, mapping, (column, values)))
         return found
 
-    def _named(self, loaded: _Loaded) -> None:
+    def _named(self, loaded: LoadedRows) -> None:
         """Read the accounts, deals and leads the page's records name but it does not hold
         (a lead of another company's deal, the deal an activity is on), until none is left."""
         for _ in range(4):  # deal -> lead -> account -> (partner): a short chain
@@ -261,7 +261,7 @@ class PagedReader:
                 for field, target in TO_ONE[key[0]]:
                     if target in REFERENCE:
                         continue
-                    for target_id in _ids(record, field):
+                    for target_id in ids_of(record, field):
                         other = (target, target_id)
                         if other not in loaded.records and other not in loaded.bad:
                             missing[target].add(target_id)

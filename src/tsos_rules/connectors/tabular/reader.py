@@ -57,7 +57,7 @@ OF_DEAL = (
 
 
 @attrs.define
-class _Loaded:
+class LoadedRows:
     """Every mapped row read in this run, mapped (or named as bad)."""
 
     records: dict[RecordKey, dict[str, Any]] = attrs.field(factory=dict)
@@ -94,7 +94,7 @@ class Reader:
         end = self._end(until)
         start = _watermark(since) if since and self.incremental else None
         loaded = self.retried(self._load)
-        in_window = _window(start, end)
+        in_window = window_predicate(start, end)
         deleted = frozenset(k for k, at in loaded.deleted.items() if start and in_window(at))
         if start is None:
             changed = {k for k in loaded.records if k[0] in JUDGED}
@@ -105,9 +105,9 @@ class Reader:
                 k for k in loaded.records if k[0] in JUDGED and in_window(loaded.modified[k])
             }
             affected = _same_account(changed, loaded.records) - changed
-            wanted = _with_related(changed | affected, loaded.records)
-        incomplete = _incomplete(changed | affected, loaded)
-        return self._result(
+            wanted = with_related(changed | affected, loaded.records)
+        incomplete = incomplete_keys(changed | affected, loaded)
+        return self.result_of(
             loaded,
             wanted,
             changed=frozenset(changed - incomplete),
@@ -148,14 +148,14 @@ class Reader:
             delay=self.settings.retry_delay_seconds,
         )
 
-    def _load(self) -> _Loaded:
-        loaded = _Loaded()
+    def _load(self) -> LoadedRows:
+        loaded = LoadedRows()
         for mapping in self.settings.tables.values():
             self.load_table(loaded, mapping)
         return loaded
 
     def load_table(
-        self, loaded: _Loaded, mapping: TableMapping, within: Within | None = None
+        self, loaded: LoadedRows, mapping: TableMapping, within: Within | None = None
     ) -> list[RecordKey]:
         """Map the table's rows (only those ``within`` when given) into ``loaded``; their keys.
 
@@ -204,7 +204,7 @@ class Reader:
         return out
 
     def _load_row(
-        self, loaded: _Loaded, mapping: TableMapping, codec: Codec, row: Row, place: int | str
+        self, loaded: LoadedRows, mapping: TableMapping, codec: Codec, row: Row, place: int | str
     ) -> RecordKey:
         record_id = codec.record_id(row)
         if mapping.record == "close_date_change" and record_id is None:
@@ -239,7 +239,7 @@ class Reader:
 
     def _bad(
         self,
-        loaded: _Loaded,
+        loaded: LoadedRows,
         key: RecordKey,
         collection: str,
         position: int,
@@ -254,9 +254,9 @@ class Reader:
 
     # -- the result ------------------------------------------------------------------------
 
-    def _result(
+    def result_of(
         self,
-        loaded: _Loaded,
+        loaded: LoadedRows,
         wanted: Iterable[RecordKey],
         **fields: Any,
     ) -> ReadResult:
@@ -282,7 +282,9 @@ class Reader:
         affected: frozenset[RecordKey] = fields.pop("affected")
         incomplete: frozenset[RecordKey] = fields.pop("incomplete")
         if dropped:  # the records that needed a dropped one cannot be judged either
-            more = _incomplete(changed | affected, attrs.evolve(loaded, bad=loaded.bad | dropped))
+            more = incomplete_keys(
+                changed | affected, attrs.evolve(loaded, bad=loaded.bad | dropped)
+            )
             incomplete |= more - dropped
             changed -= more | dropped
             affected -= more | dropped
@@ -316,7 +318,9 @@ def _watermark(since: str) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def _window(start: dt.datetime | None, end: dt.datetime) -> Callable[[dt.datetime | None], bool]:
+def window_predicate(
+    start: dt.datetime | None, end: dt.datetime
+) -> Callable[[dt.datetime | None], bool]:
     def inside(moment: dt.datetime | None) -> bool:
         if moment is None:
             return start is None
@@ -335,7 +339,7 @@ def _join_key(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
-def _ids(record: Mapping[str, Any], field: str) -> list[str]:
+def ids_of(record: Mapping[str, Any], field: str) -> list[str]:
     value = record.get(field)
     if isinstance(value, list):
         return [str(v) for v in value if v]
@@ -361,7 +365,7 @@ def _same_account(
     }
 
 
-def _with_related(
+def with_related(
     judged: set[RecordKey], records: Mapping[RecordKey, dict[str, Any]]
 ) -> set[RecordKey]:
     """``judged`` with everything their facts read: what belongs with each deal, then every
@@ -378,7 +382,7 @@ def _with_related(
         key = frontier.pop()
         record = records.get(key, {})
         for field, target in TO_ONE[key[0]]:
-            for target_id in _ids(record, field):
+            for target_id in ids_of(record, field):
                 other = (target, target_id)
                 if other in records and other not in wanted:
                     wanted.add(other)
@@ -386,7 +390,7 @@ def _with_related(
     return wanted
 
 
-def _incomplete(keys: Iterable[RecordKey], loaded: _Loaded) -> set[RecordKey]:
+def incomplete_keys(keys: Iterable[RecordKey], loaded: LoadedRows) -> set[RecordKey]:
     """Judged records that name, or belong with, a record that could not be read."""
     if not loaded.bad:
         return set()
@@ -395,10 +399,11 @@ def _incomplete(keys: Iterable[RecordKey], loaded: _Loaded) -> set[RecordKey]:
     held = set()
     for key in keys:
         record = loaded.records.get(key, {})
-        named = {(target, i) for field, target in TO_ONE[key[0]] for i in _ids(record, field)}
+        named = {(target, i) for field, target in TO_ONE[key[0]] for i in ids_of(record, field)}
         if named & bad_ids or (
             key[0] in ("activity", "lead")
-            and bad_deals & set(_ids(record, "what_id") + _ids(record, "converted_opportunity_id"))
+            and bad_deals
+            & set(ids_of(record, "what_id") + ids_of(record, "converted_opportunity_id"))
         ):
             held.add(key)
     return held

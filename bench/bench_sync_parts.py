@@ -10,6 +10,7 @@ Times the sync job's steps in place (CPU and wall seconds, summed over the run; 
 is counted in its caller too: ``rejudge_readers`` holds its own reads, judging and commits).
 The state is ``DIR/state.sqlite3``; annotate mode, every installed pack. Prints one line per
 step, largest first, then the run's totals. A measuring aid, not a target: bench_sync.py is.
+``BENCH_BATCH_SIZE=N`` sets ``[sync] batch_size`` (default: the sync's own).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import functools
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -103,6 +105,8 @@ def main(argv: list[str]) -> int:
         "state": {"path": str(workdir / "state.sqlite3")},
         "sync": {"mode": "annotate"},
     }
+    if os.environ.get("BENCH_BATCH_SIZE"):
+        config["sync"]["batch_size"] = int(os.environ["BENCH_BATCH_SIZE"])
     cpu, wall = time.process_time(), time.perf_counter()
     summary = run_sync(config, as_of=AS_OF, full=argv[1] == "full").to_dict()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall

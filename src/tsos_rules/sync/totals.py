@@ -37,18 +37,27 @@ def digest(bound: Sequence[BoundAggregate]) -> str:
 
 
 def shares_of(
-    bound: Sequence[BoundAggregate], batches: Iterable[ReadResult], *, keep_none: bool = True
+    bound: Sequence[BoundAggregate],
+    batches: Iterable[ReadResult],
+    *,
+    keep_none: bool = True,
+    changed_only: bool = False,
 ) -> dict[ShareRef, Share]:
     """Each record's share as read (a record several batches carry counts once, as last read);
     deleted records' shares are None. Without ``keep_none`` (a full read) records that add
-    nothing are left out, so memory holds only the shares."""
+    nothing are left out, so memory holds only the shares. With ``changed_only``, only the
+    records a batch reads as changed (or holds back): its context's shares are as stored."""
     shares: dict[ShareRef, Share] = {}
     isfinite = math.isfinite
     for batch in batches:
+        mine = batch.changed | batch.incomplete if changed_only else None
         for item in bound:
             name, record_type = item.aggregate.name, item.aggregate.record_type
             contribution, parameters = item.aggregate.contribution, item.parameters
-            for record in getattr(batch.snapshot, COLLECTIONS[record_type]):
+            records = getattr(batch.snapshot, COLLECTIONS[record_type])
+            if mine is not None:
+                records = [r for r in records if (record_type, r.id) in mine]
+            for record in records:
                 # BoundAggregate.contribution's filter, without its exact Fraction: the
                 # stored share is the float either way.
                 found = contribution(record, parameters)
@@ -98,8 +107,10 @@ class TotalsUpdate:
 
     def refresh(self, bound: Sequence[BoundAggregate], batch: ReadResult) -> None:
         """Store the shares as the run's own read found them: a record changed between the
-        totals read and this read is stored as read here, the read the watermark covers."""
-        for ref, share in shares_of(bound, [batch]).items():
+        totals read and this read is stored as read here, the read the watermark covers.
+        Only the batch's changed records are looked at: a record unchanged since the last
+        watermark (context, a re-judged reader) still has the share stored for it."""
+        for ref, share in shares_of(bound, [batch], changed_only=True).items():
             if share is None and self.replace:  # a full read stores only what adds
                 self.shares.pop(ref, None)
             else:

@@ -131,9 +131,10 @@ def step_seed(workdir: Path, opportunities: int) -> dict[str, Any]:
     }
 
 
-def step_change(workdir: Path, share: float, round_: int) -> dict[str, Any]:
+def step_change(workdir: Path, share: float, round_: int, delta: str = "500") -> dict[str, Any]:
     """A sales team's day: ``share`` of the deals get a new next-step date and amount, in one
-    bulk edit; returns how many and the company groups they belong to."""
+    bulk edit; returns how many and the company groups they belong to. The amount moves by
+    ``delta``, or by +500 and -500 by turns with ``mixed`` (so some partners' totals fall)."""
     import sqlite3
 
     from tsos_rules.connectors.local import LocalCRM
@@ -143,7 +144,8 @@ def step_change(workdir: Path, share: float, round_: int) -> dict[str, Any]:
     every = max(1, round(1 / share))
     chosen = ids[round_ % every :: every]
     edits = []
-    for record_id in chosen:
+    for place, record_id in enumerate(chosen):
+        step = (500 if place % 2 == 0 else -500) if delta == "mixed" else int(delta)
         deal = crm.get("opportunity", record_id) or {}
         amount = deal.get("amount") if isinstance(deal.get("amount"), int | float) else 0
         edits.append(
@@ -152,7 +154,7 @@ def step_change(workdir: Path, share: float, round_: int) -> dict[str, Any]:
                 record_id,
                 {
                     "next_step_date": (AS_OF + dt.timedelta(days=9)).isoformat(),
-                    "amount": amount + 500,
+                    "amount": amount + step,
                 },
             )
         )
@@ -310,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(step_sync(Path(argv[1]), argv[2], argv[3] == "full", *on)))
         return 0
     if argv and argv[0] == "_change":
-        print(json.dumps(step_change(Path(argv[1]), float(argv[2]), int(argv[3]))))
+        print(json.dumps(step_change(Path(argv[1]), float(argv[2]), int(argv[3]), *argv[4:5])))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--opportunities", type=int, default=5000, help="demo org size (5000)")

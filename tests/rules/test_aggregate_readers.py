@@ -23,3 +23,14 @@ def test_an_unknown_reader_rule_is_refused() -> None:
     typo = r"read_by_rules: 'channel-economics\.partner-credit-limt' is not a rule"
     with pytest.raises(PackValidationError, match=typo):
         pack.validate()
+
+
+def test_findings_rising_with_the_total_needs_the_rules_it_is_true_of() -> None:
+    """The promise is about some rules' verdicts: without them named it would spare the
+    readers of every rule, which no pack can promise."""
+    (aggregate,) = PACK.aggregates
+    assert aggregate.findings_rise_with_total
+    wrong = attrs.evolve(aggregate, read_by_rules=())
+    pack = attrs.evolve(PACK, aggregates=(wrong,))
+    with pytest.raises(PackValidationError, match="findings_rise_with_total: needs the rules"):
+        pack.validate()

@@ -8,6 +8,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
 import pytest
 
 from local_subsets import GroupReads
@@ -247,3 +248,107 @@ def test_a_readers_crm_exemption_survives_its_judging_again(
     finally:
         state.close()
     assert [(e.source, e.revoked_at) for e in mine] == [("crm", None)]
+
+
+def _fallen_partner(org: Org) -> tuple[dict[str, Any], set[str], set[str]]:
+    """A commit deal whose partner has open deals elsewhere both with and without a credit
+    finding: the deal, and those two sets of the partner's other deals."""
+    flagged = {rid for rule, _, rid, *_ in _open(org) if rule == RULE}
+    deals = _deals(org)
+    for commit in sorted(deals, key=lambda d: str(d["id"])):
+        if commit["forecast_category"] != "commit" or commit["is_closed"]:
+            continue
+        others = {
+            d["id"]
+            for d in deals
+            if d["partner_id"] == commit["partner_id"]
+            and d["grp"] != commit["grp"]
+            and not d["is_closed"]
+            and d.get("amount")
+        }
+        if commit["partner_id"] and others & flagged and others - flagged:
+            return commit, others & flagged, others - flagged
+    raise AssertionError("the generated org has no such partner")
+
+
+def _credit_findings_seen(org: Org, run_id: int) -> set[str]:
+    """The deals whose credit finding the run ``run_id`` saw (opened, kept or updated)."""
+    state = org.state()
+    try:
+        rows = state.db.execute(
+            "SELECT record_id FROM findings WHERE rule = ? AND last_run = ?", (RULE, run_id)
+        ).fetchall()
+    finally:
+        state.close()
+    return {row[0] for row in rows}
+
+
+def _falls(
+    make_org: Callable[[Mapping[str, Any]], Org],
+    document: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    pack_says_so: bool = True,
+    interrupted: bool = False,
+) -> tuple[Any, Org, set[str], set[str]]:
+    """A partner's commit total falls (one of its commit deals leaves commit) and the next
+    incremental run: the run, the org, the partner's other deals over and under its limit."""
+    import tsos_rules_channel_economics.plugin as plugin
+
+    pack = plugin.PACK
+    aggregates = tuple(
+        attrs.evolve(a, findings_rise_with_total=pack_says_so) for a in pack.aggregates
+    )
+    monkeypatch.setattr(plugin, "PACK", attrs.evolve(pack, aggregates=aggregates))
+    org = make_org(document)
+    org.sync(batch_size=25)
+    commit, over, under = _fallen_partner(org)
+    if interrupted:
+        state = org.state()
+        try:  # a run that never finished: the next one marks it interrupted
+            state.start_run(
+                "local",
+                as_of=AS_OF,
+                mode="annotate",
+                full=False,
+                dry_run=False,
+                watermark_from=None,
+            )
+        finally:
+            state.close()
+    org.crm.update("opportunity", commit["id"], {"forecast_category": "pipeline"})
+    run = org.sync(batch_size=25)
+    assert not run.full
+    full = make_org(document)
+    full.crm.update("opportunity", commit["id"], {"forecast_category": "pipeline"})
+    full.sync(batch_size=25)
+    assert _open(org) == _open(full)  # whichever readers were judged again
+    return run, org, over, under
+
+
+def test_when_a_partners_total_falls_only_its_deals_over_the_limit_are_judged_again(
+    make_org: Callable[[Mapping[str, Any]], Org],
+    org_document: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Less committed means more credit left: a deal under the partner's limit stays under
+    it, so of the partner's other deals only those over it are judged again (the figures in
+    their findings move), and the findings are a full run's."""
+    every, _, _, _ = _falls(make_org, org_document, monkeypatch, pack_says_so=False)
+    run, org, over, under = _falls(make_org, org_document, monkeypatch)
+    assert _credit_findings_seen(org, run.run_id) & (over | under) == over
+    assert run.records_judged == every.records_judged - len(under)
+    assert run.records_read < every.records_read  # nor read: they and their accounts
+
+
+def test_after_an_interrupted_run_every_reader_of_a_fallen_total_is_judged_again(
+    make_org: Callable[[Mapping[str, Any]], Org],
+    org_document: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run that died may have judged readers with a total that was never stored: the next
+    run does not rely on their stored findings and judges them all."""
+    every, _, _, _ = _falls(make_org, org_document, monkeypatch, pack_says_so=False)
+    run, org, over, _ = _falls(make_org, org_document, monkeypatch, interrupted=True)
+    assert _credit_findings_seen(org, run.run_id) >= over
+    assert run.records_judged == every.records_judged

@@ -57,3 +57,25 @@ def test_one_cent_many_times_is_the_exact_sum() -> None:
     assert update.totals["a"]["p1"] == float(
         Fraction(1, 100) * 0 + sum(map(Fraction, [0.01] * 1000))
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(stored=SHARES, replaced=SHARES)
+def test_the_totals_that_fell_are_those_whose_exact_sum_is_lower(
+    stored: list[tuple[str, float]], replaced: list[tuple[str, float]]
+) -> None:
+    before = {("a", "opportunity", str(i)): share for i, share in enumerate(stored)}
+    read: dict[Any, Any] = {("a", "opportunity", str(i)): share for i, share in enumerate(replaced)}
+    update = totals.from_stored(_bound(), [("a", k, v) for k, v in stored], before, read)
+    now = dict(before)
+    now.update(read)
+
+    def exact(shares: list[tuple[str, float]], key: str) -> Fraction:
+        return sum((Fraction(v) for k, v in shares if k == key), Fraction(0))
+
+    moved = update.moved.get("a", frozenset())
+    # lower as the rules read it: the float, which an exact change too small to move it
+    # leaves where it was (rounding keeps order, so a lower float is a lower exact sum)
+    fell = {k for k in moved if float(exact(list(now.values()), k)) < float(exact(stored, k))}
+    assert update.fell.get("a", frozenset()) == fell
+    assert update.fell.get("a", frozenset()) <= moved

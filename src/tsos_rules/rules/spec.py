@@ -152,6 +152,12 @@ class Aggregate:
     #: Which readers can be affected at all (``reads_when(record, parameters)``: an open deal,
     #: not a closed one); the others are not judged again. None: every reader.
     reads_when: ReadsWhenFn | None = None
+    #: The rules of ``read_by_rules`` flag a reader only more as its key's total rises
+    #: (partner-credit-limit: a smaller commit total leaves the partner more credit). When a
+    #: total falls, a reader holding none of their findings cannot get one, so an incremental
+    #: sync judges again only the readers that hold one open. False: every reader of a moved
+    #: total, whichever way it moved.
+    findings_rise_with_total: bool = False
 
 
 @attrs.frozen
@@ -242,6 +248,11 @@ class RulePack:
             if aggregate.record_type not in RECORD_TYPES:
                 raise PackValidationError(
                     f"aggregate {aggregate.name}: record_type: unknown {aggregate.record_type!r}"
+                )
+            if aggregate.findings_rise_with_total and not aggregate.read_by_rules:
+                raise PackValidationError(
+                    f"aggregate {aggregate.name}: findings_rise_with_total: needs the rules it "
+                    "is true of, in read_by_rules"
                 )
             for rule_id in aggregate.read_by_rules:
                 if rule_id not in seen:

@@ -385,7 +385,7 @@ class _Job:
                         findings=summary.findings_new,
                     )
                 if self._totals is not None and self._totals.moved:
-                    self._rejudge_readers(self._totals.moved, as_of)
+                    self._rejudge_readers(self._totals, as_of)
             summary.sections = self._merged_sections()
             if is_full:
                 self._sweep()
@@ -540,38 +540,85 @@ class _Job:
             yield batch
         self._reread = kept
 
-    def _rejudge_readers(self, moved: Mapping[str, frozenset[str]], as_of: dt.date) -> None:
+    def _rejudge_readers(self, update: totals.TotalsUpdate, as_of: dt.date) -> None:
         """Judge again, this run, the records that read a total that moved (a partner's other
         deals when one commit deal's amount changed): no finding waits for a full run."""
         for item in self.engine.aggregates:
             aggregate = item.aggregate
-            keys = moved.get(aggregate.name)
+            keys = update.moved.get(aggregate.name)
             if not keys:
                 continue
-            field, values = aggregate.read_by, sorted(keys)
+            rules = self._reader_rules(aggregate)
+            if rules is not None and not rules:
+                continue  # none of the rules that read it is loaded
+            fell = self._fallen(aggregate, update.fell.get(aggregate.name, frozenset()))
+            field, values = aggregate.read_by, sorted(keys - fell)
             if field is None:  # the records adding to a key are the ones reading it
                 field = "id"
                 values = self.state.aggregate_adders(self.key, aggregate.name, keys)
             self.progress.note(
                 f"{aggregate.name}: {len(keys)} total(s) moved; judging again the "
                 f"{aggregate.record_type} records that read them"
-            )
-            rules = self._reader_rules(aggregate)
-            if rules is not None and not rules:
-                continue  # none of the rules that read it is loaded
-            linked = rules is not None
-            for batch in self._readers(aggregate.record_type, field, values, linked=linked):
-                fresh = _reading(item, batch) - (self._judged or set())
-                if rules is not None:
-                    fresh = {key for key in fresh if not rules <= self._scoped.get(key, set())}
-                if not fresh:
-                    continue
-                batch = attrs.evolve(
-                    batch, changed=frozenset(), affected=frozenset(fresh), deleted=frozenset()
+                + (
+                    f" ({len(fell)} fell: of their readers, only those with an open finding)"
+                    if fell
+                    else ""
                 )
-                self._process(batch, as_of, rules=rules)
-                for key in fresh if rules is not None else ():
-                    self._scoped.setdefault(key, set()).update(rules or ())
+            )
+            linked = rules is not None
+            if values:
+                readers = self._readers(aggregate.record_type, field, values, linked=linked)
+                self._judge_readers(item, readers, rules, as_of)
+            if fell and rules:
+                # the records holding a finding of those rules, less those judged already
+                record_type, judged = aggregate.record_type, self._judged or set()
+                column = SCOPE_COLUMNS.get((record_type, aggregate.read_by or ""))
+                found = self.state.open_finding_records(
+                    self.key, record_type, rules, scope=(column, fell) if column else None
+                )
+                held = [
+                    record_id
+                    for record_id in found
+                    if (record_type, record_id) not in judged
+                    and not rules <= self._scoped.get((record_type, record_id), set())
+                ]
+                if held:
+                    readers = self._readers(record_type, "id", held, linked=True)
+                    self._judge_readers(item, readers, rules, as_of, keys=fell)
+
+    def _fallen(self, aggregate: Aggregate, fell: frozenset[str]) -> frozenset[str]:
+        """The keys whose total fell, when that spares their readers without a finding: the
+        pack says its rules flag only more as a total rises, and the last run finished, so
+        every such reader was last judged with a total at least the stored one."""
+        if not fell or not aggregate.findings_rise_with_total or aggregate.read_by is None:
+            return frozenset()
+        if not self.state.last_run_finished(self.key, self.run_id):
+            return frozenset()
+        return fell
+
+    def _judge_readers(
+        self,
+        item: BoundAggregate,
+        readers: Iterable[ReadResult],
+        rules: frozenset[str] | None,
+        as_of: dt.date,
+        *,
+        keys: frozenset[str] | None = None,
+    ) -> None:
+        """Judge the readers in ``readers`` not judged yet this run (with ``keys``, those of
+        them whose ``read_by`` field holds one of those keys)."""
+        for batch in readers:
+            fresh = _reading(item, batch, keys) - (self._judged or set())
+            if rules is not None:
+                fresh = {key for key in fresh if not rules <= self._scoped.get(key, set())}
+            if not fresh:
+                continue
+            batch = attrs.evolve(
+                batch, changed=frozenset(), affected=frozenset(fresh), deleted=frozenset()
+            )
+            self._process(batch, as_of, rules=rules)
+            for key in fresh if rules is not None else ():
+                self._scoped.setdefault(key, set()).update(rules or ())
 
     def _reader_rules(self, aggregate: Aggregate) -> frozenset[str] | None:
         """The loaded rules that judge an aggregate's readers again: those it names (maybe
@@ -1180,6 +1227,18 @@ def _exempt_note(exemption: Exemption) -> str:
     )
 
 
+#: For a finding on a record of a type, the state's column holding that record's field
+#: (``_describe`` stores them): where a reader's stored findings can be found by its key.
+SCOPE_COLUMNS = {
+    ("opportunity", "owner_id"): "owner_id",
+    ("opportunity", "partner_id"): "partner_id",
+    ("opportunity", "account_id"): "account_id",
+    ("lead", "owner_id"): "owner_id",
+    ("lead", "partner_id"): "partner_id",
+    ("account", "partner_of_record_id"): "partner_id",
+}
+
+
 def _describe(
     facts: RecordFacts, index: FactIndex, version: str | None
 ) -> tuple[RecordInfo, Named, Named, Named]:
@@ -1253,18 +1312,23 @@ def _describe(
     )
 
 
-def _reading(item: BoundAggregate, batch: ReadResult) -> set[RecordKey]:
+def _reading(
+    item: BoundAggregate, batch: ReadResult, values: frozenset[str] | None = None
+) -> set[RecordKey]:
     """The records ``batch`` judges whose verdict can read ``item`` at all (its ``reads_when``:
-    an open deal reads its partner's commit total, a closed one not)."""
+    an open deal reads its partner's commit total, a closed one not); with ``values``, only
+    those whose ``read_by`` field holds one of them."""
     keys = set(batch.changed | batch.affected)
     reads_when = item.aggregate.reads_when
-    if reads_when is None:
+    if reads_when is None and values is None:
         return keys
-    record_type = item.aggregate.record_type
+    record_type, field = item.aggregate.record_type, item.aggregate.read_by
     return {
         (record_type, record.id)
         for record in getattr(batch.snapshot, COLLECTIONS[record_type])
-        if (record_type, record.id) in keys and reads_when(record, item.parameters)
+        if (record_type, record.id) in keys
+        and (reads_when is None or reads_when(record, item.parameters))
+        and (values is None or field is None or field_of(record, field) in values)
     } | {key for key in keys if key[0] != record_type}
 
 

@@ -104,6 +104,9 @@ class TotalsUpdate:
     shares: dict[ShareRef, Share]
     replace: bool
     moved: Mapping[str, frozenset[str]] = attrs.field(factory=dict)
+    #: The moved keys whose total, as the rules read it (a float), is now lower than the
+    #: stored shares' total.
+    fell: Mapping[str, frozenset[str]] = attrs.field(factory=dict)
 
     def refresh(self, bound: Sequence[BoundAggregate], batch: ReadResult) -> None:
         """Store the shares as the run's own read found them: a record changed between the
@@ -138,23 +141,33 @@ def from_stored(
     terms: _Terms = {}
     for name, key, value in stored:
         _add(terms, name, key, value)
+    changed = {ref: share for ref, share in read.items() if before.get(ref) != share}
     touched: dict[str, set[str]] = {}
-    changed: dict[ShareRef, Share] = {}
-    for ref, share in read.items():
+    for ref, share in changed.items():
         old = before.get(ref)
-        if old == share:
-            continue
-        changed[ref] = share
-        name = ref[0]
+        for found in (old, share):
+            if found is not None:
+                touched.setdefault(ref[0], set()).add(found[0])
+    was = _partial(
+        {
+            name: {k: list(terms.get(name, {}).get(k, ())) for k in keys}
+            for name, keys in touched.items()
+        }
+    )
+    for ref, share in changed.items():
+        old = before.get(ref)
         if old is not None:
-            _add(terms, name, old[0], -old[1])
-            touched.setdefault(name, set()).add(old[0])
+            _add(terms, ref[0], old[0], -old[1])
         if share is not None:
-            _add(terms, name, share[0], share[1])
-            touched.setdefault(name, set()).add(share[0])
-    totals = finalize(bound, _partial(terms))
+            _add(terms, ref[0], share[0], share[1])
+    partial = _partial(terms)
+    totals = finalize(bound, partial)
     # A key whose shares changed but whose exact sum did not (one deal moved 500 to another
     # deal of the same partner) still moved for the rule: its readers are re-judged anyway,
     # since a reader may subtract its own share (a deal's "other" commit deals).
     moved = {name: frozenset(keys) for name, keys in touched.items() if keys}
-    return TotalsUpdate(totals, dict(changed), replace=False, moved=moved)
+    fell = {
+        name: frozenset(k for k in keys if float(partial[name][k]) < float(was[name][k]))
+        for name, keys in touched.items()
+    }
+    return TotalsUpdate(totals, changed, replace=False, moved=moved, fell=fell)

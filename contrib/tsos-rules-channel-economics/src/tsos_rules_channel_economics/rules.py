@@ -255,6 +255,8 @@ PACK = RulePack(
             # only partner-credit-limit reads it, from the deal and its partner alone
             read_by_rules=(f"{PACK_NAME}.partner-credit-limit",),
             reads_when=reads_commit_total,
+            # a smaller commit total leaves more credit: no deal goes over when it falls
+            findings_rise_with_total=True,
         ),
     ),
     python_rules=(

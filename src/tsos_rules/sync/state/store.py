@@ -1036,6 +1036,38 @@ class StateStore:
             )
         ]
 
+    def open_finding_records(
+        self,
+        connector: str,
+        record_type: str,
+        rules: Iterable[str],
+        *,
+        scope: tuple[str, Iterable[str]] | None = None,
+    ) -> list[str]:
+        """Ids of the ``record_type`` records holding an open finding of one of ``rules``;
+        with ``scope`` (``("partner_id", ids)``: owner_id, partner_id or account_id), only
+        the findings stored with one of those ids there."""
+        sql = (
+            "SELECT DISTINCT record_id FROM findings WHERE connector = ? AND status = 'open' "
+            "AND record_type = ? AND rule IN (SELECT value FROM json_each(?))"
+        )
+        params: list[Any] = [connector, record_type, json.dumps(sorted(rules))]
+        if scope is not None:
+            column, ids = scope
+            if column not in _SCOPE_COLUMNS:
+                raise ValueError(f"not a finding's scope column: {column!r}")
+            sql += f" AND {column} IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(sorted(ids)))
+        return [str(row[0]) for row in self.db.execute(sql + " ORDER BY record_id", params)]
+
+    def last_run_finished(self, connector: str, before_run: int) -> bool:
+        """Whether the run logged last before ``before_run`` finished (not failed, stopped)."""
+        row = self.db.execute(
+            "SELECT outcome FROM runs WHERE connector = ? AND id < ? ORDER BY id DESC LIMIT 1",
+            (connector, before_run),
+        ).fetchone()
+        return row is not None and row[0] == "ok"
+
     def save_aggregate_shares(
         self,
         connector: str,
@@ -1358,6 +1390,8 @@ WAL_CHECKPOINT_PAGES = 16_384
 
 #: How long opening the state waits for another process that holds it.
 BUSY_SECONDS = 30.0
+#: The columns holding the owner, partner and account a finding was stored with.
+_SCOPE_COLUMNS = frozenset({"owner_id", "partner_id", "account_id"})
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:

@@ -494,6 +494,17 @@ class ConnectorContract:
             # the linked records alone: a deal's lead is not needed by the rules reading it
             assert [line for line in missing if ": lead " not in line] == []
 
+    def test_reader_streams_read_records_by_id(self, seeded: Connector) -> None:
+        """``stream_where`` (optional) by ``id``: a sync reads again by id the readers of a
+        fallen total that hold a finding; the records named, judged, an unknown id ignored."""
+        if not isinstance(seeded, ReaderStream):
+            pytest.skip("the connector does not implement stream_where")
+        whole = self.first_read(seeded)
+        wanted = sorted(d.id for d in whole.snapshot.opportunities)[:2]
+        pages = list(seeded.stream_where("opportunity", "id", [*wanted, "no-such-deal"]))
+        judged = sorted(key for page in pages for key in page.affected)
+        assert judged == [("opportunity", i) for i in wanted]
+
     def test_streamed_records_are_every_record_once(self, seeded: Connector) -> None:
         """``stream_records`` (optional): every deal once, none judged."""
         if not isinstance(seeded, RecordStream):

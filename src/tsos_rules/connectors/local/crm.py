@@ -95,6 +95,13 @@ def _schema() -> str:
             f"{extra}, data TEXT NOT NULL)"
         )
         parts.append(f"CREATE INDEX IF NOT EXISTS {table.name}_modstamp ON {table.name} (modstamp)")
+        if table.name == "activities":
+            # a read of what changed skips the sync's own tasks: without this, the first
+            # incremental run after a full one walked every task that run wrote
+            parts.append(
+                "CREATE INDEX IF NOT EXISTS activities_human_modstamp ON activities (modstamp) "
+                "WHERE created_by IS NULL"
+            )
         if table.grouped:
             parts.append(f"CREATE INDEX IF NOT EXISTS {table.name}_grp ON {table.name} (grp)")
         for column in table.columns:

@@ -91,6 +91,13 @@ BY_HUMAN = "created_by IS NULL"
 _WINDOW = "modstamp > ? AND modstamp <= ?"
 
 
+def changed_rows_sql(table: str) -> str:
+    """The rows of a grouped ``table`` written in a modstamp window, people's edits only (an
+    activity the sync wrote itself is no change: the partial index skips them)."""
+    human = f" AND {BY_HUMAN}" if table == "activities" else ""
+    return f"SELECT id, grp, prev_grp, grp_changed, is_deleted FROM {table} WHERE {_WINDOW}{human}"
+
+
 class GroupReader:
     """Reads company groups from one read transaction and builds self-contained batches."""
 
@@ -135,12 +142,7 @@ class GroupReader:
         linked: dict[str, list[str]] = {}  # record type -> ids changed in a linking way
         solo: dict[str, list[str]] = {}  # record type -> ids changed in their own fields only
         for table in GROUPED:
-            human = f" AND {BY_HUMAN}" if table.name == "activities" else ""
-            for row in db.execute(
-                f"SELECT id, grp, prev_grp, grp_changed, is_deleted FROM {table.name} "
-                f"WHERE {_WINDOW}{human}",
-                window,
-            ):
+            for row in db.execute(changed_rows_sql(table.name), window):
                 key = (table.record_type, row["id"])
                 group_of[key] = row["grp"]
                 if row["prev_grp"] and (row["grp_changed"] or 0) > low:

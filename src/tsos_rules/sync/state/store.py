@@ -1046,19 +1046,23 @@ class StateStore:
     ) -> list[str]:
         """Ids of the ``record_type`` records holding an open finding of one of ``rules``;
         with ``scope`` (``("partner_id", ids)``: owner_id, partner_id or account_id), only
-        the findings stored with one of those ids there."""
+        the findings stored with one of those ids there.
+
+        Driven by the rules (``CROSS JOIN`` keeps that order): left to itself, SQLite walked
+        every open finding of the record type (2.8 s at a million deals, against 0.2 s)."""
         sql = (
-            "SELECT DISTINCT record_id FROM findings WHERE connector = ? AND status = 'open' "
-            "AND record_type = ? AND rule IN (SELECT value FROM json_each(?))"
+            "SELECT DISTINCT f.record_id FROM json_each(?) AS r CROSS JOIN findings AS f "
+            "WHERE f.connector = ? AND f.rule = r.value AND f.status = 'open' "
+            "AND f.record_type = ?"
         )
-        params: list[Any] = [connector, record_type, json.dumps(sorted(rules))]
+        params: list[Any] = [json.dumps(sorted(rules)), connector, record_type]
         if scope is not None:
             column, ids = scope
             if column not in _SCOPE_COLUMNS:
                 raise ValueError(f"not a finding's scope column: {column!r}")
-            sql += f" AND {column} IN (SELECT value FROM json_each(?))"
+            sql += f" AND f.{column} IN (SELECT value FROM json_each(?))"
             params.append(json.dumps(sorted(ids)))
-        return [str(row[0]) for row in self.db.execute(sql + " ORDER BY record_id", params)]
+        return [str(row[0]) for row in self.db.execute(sql + " ORDER BY f.record_id", params)]
 
     def last_run_finished(self, connector: str, before_run: int) -> bool:
         """Whether the run logged last before ``before_run`` finished (not failed, stopped)."""

@@ -493,6 +493,7 @@ class JudgingSession:
         count = min(self.spec.partitions or 2 * self.workers, MAX_PARTITIONS)
         ownership = assign_owners(index, count)
         if self.shares_index:
+            index.company_conflicts  # noqa: B018 -- built once here, not in each forked worker
             partitions = shared_partitions(index, ownership)
         else:
             partitions = cut(index, ownership)

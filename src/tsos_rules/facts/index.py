@@ -9,6 +9,7 @@ its related records.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -114,7 +115,6 @@ class FactIndex:
         self.channel_accounts: set[str] = set()
         #: by deal id, for indexed deals
         self._channel_reasons: dict[str, tuple[str, ...]] = self._all_channel_reasons()
-        self.company_conflicts = self._company_conflicts()
         #: Org-wide totals of the packs' aggregates by name and key, set by the engine.
         self.totals: Mapping[str, Mapping[str, float]] = {}
 
@@ -237,6 +237,13 @@ class FactIndex:
             not lead.converted_opportunity_id
             and (lead.status or "open") not in self.org.closed_lead_statuses
         )
+
+    @functools.cached_property
+    def company_conflicts(self) -> dict[tuple[str, str], CompanyConflict]:
+        """Open leads and deals whose company is worked by several owners or both direct and
+        through a partner, by record. Built on first use: an aggregate's readers judged again
+        by rules that never compare companies do not pay for it (1.4 s at a million deals)."""
+        return self._company_conflicts()
 
     def _company_conflicts(self) -> dict[tuple[str, str], CompanyConflict]:
         """Group open leads and deals by company (same account or same name), then judge."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from state_rows import finding_row, insert_row
 from tsos_rules.sync.state import StateStore
 
 RULE = "channel-economics.partner-credit-limit"
@@ -18,26 +19,18 @@ OTHER = "tsos.next-step-required"
 
 
 def _row(n: int, **columns: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "connector": "local",
-        "fingerprint": f"{n:032x}",
+    """A partner-credit-limit finding on deal n, its owner, partner and account cycling."""
+    row = {
         "rule": RULE,
         "severity": "warn",
-        "record_type": "opportunity",
         "record_id": f"o{n:04d}",
         "reason": "over_credit",
-        "message": "m",
         "owner_id": f"u{n % 3}",
         "partner_id": f"p{n % 4}",
         "account_id": f"a{n % 5}",
-        "status": "open",
-        "first_seen": "2026-11-01T00:00:00+00:00",
-        "last_seen": "2026-11-01T00:00:00+00:00",
-        "last_run": 1,
-        "shadow": 0,
     }
     row.update(columns)
-    return row
+    return finding_row(str(row.pop("fingerprint", f"{n:032x}")), **row)
 
 
 ROWS = [
@@ -56,10 +49,7 @@ def state(tmp_path: Path) -> Any:
     StateStore(path).close()
     db = sqlite3.connect(path)
     for row in ROWS:
-        db.execute(
-            f"INSERT INTO findings ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-            list(row.values()),
-        )
+        insert_row(db, row)
     db.commit()
     db.close()
     store = StateStore(path)

@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from state_rows import finding_row, insert_row
 from tsos_rules.findings import Finding, Severity
 from tsos_rules.sync.state import MIGRATIONS, SCHEMA_VERSION, Push, SeenFinding, StateStore
 
@@ -101,35 +102,7 @@ def assert_tallies_match_scans(path: Path, connector: str = "local", after: str 
     assert tallied == scanned, after
 
 
-def _finding(fingerprint: str, **columns: Any) -> dict[str, Any]:
-    row = {
-        "connector": "local",
-        "fingerprint": fingerprint,
-        "rule": "tsos.next-step-required",
-        "severity": "block",
-        "record_type": "opportunity",
-        "record_id": fingerprint,
-        "reason": "r",
-        "message": "m",
-        "owner_id": "u1",
-        "owner_name": "Ann",
-        "partner_id": None,
-        "partner_name": None,
-        "status": "open",
-        "first_seen": "2026-11-01T00:00:00+00:00",
-        "last_seen": "2026-11-01T00:00:00+00:00",
-        "last_run": 1,
-        "shadow": 0,
-    }
-    row.update(columns)
-    return row
-
-
-def _insert(db: sqlite3.Connection, row: dict[str, Any]) -> None:
-    names = ", ".join(row)
-    db.execute(
-        f"INSERT INTO findings ({names}) VALUES ({', '.join('?' * len(row))})", list(row.values())
-    )
+_finding, _insert = finding_row, insert_row
 
 
 OLD_FINDINGS = [

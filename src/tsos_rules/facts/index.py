@@ -9,7 +9,6 @@ its related records.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,6 +27,7 @@ from tsos_rules.facts.records import (
     LeadFacts,
     OpportunityFacts,
     RecordFacts,
+    once,
 )
 from tsos_rules.model import (
     Account,
@@ -238,7 +238,7 @@ class FactIndex:
             and (lead.status or "open") not in self.org.closed_lead_statuses
         )
 
-    @functools.cached_property
+    @once
     def company_conflicts(self) -> dict[tuple[str, str], CompanyConflict]:
         """Open leads and deals whose company is worked by several owners or both direct and
         through a partner, by record. Built on first use: an aggregate's readers judged again

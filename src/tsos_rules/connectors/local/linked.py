@@ -15,7 +15,14 @@ from typing import Any
 
 from tsos_rules.connectors.base import ReadResult, RecordKey
 from tsos_rules.connectors.local.crm import CrmTable, team_of
-from tsos_rules.connectors.local.reader import BY_HUMAN, IN_LIST, SOURCE, GroupReader, loads
+from tsos_rules.connectors.local.reader import (
+    BY_HUMAN,
+    COLUMNS,
+    IN_LIST,
+    SOURCE,
+    GroupReader,
+    loads,
+)
 from tsos_rules.snapshot.document import snapshot_from_dict
 
 
@@ -53,8 +60,8 @@ def load_linked(reader: GroupReader, table: CrmTable, ids: Sequence[str]) -> Rea
     rows = {
         row["id"]: row
         for row in db.execute(
-            f"SELECT * FROM {table.name} WHERE id {IN_LIST} AND is_deleted = 0 "
-            f"AND modstamp <= {reader.high}",
+            f"SELECT {COLUMNS[table.record_type]} FROM {table.name} WHERE id {IN_LIST} "
+            f"AND is_deleted = 0 AND modstamp <= {reader.high}",
             (json.dumps(list(ids)),),
         )
     }
@@ -66,7 +73,7 @@ def load_linked(reader: GroupReader, table: CrmTable, ids: Sequence[str]) -> Rea
         account_rows = {
             row["id"]: row
             for row in db.execute(
-                f"SELECT * FROM accounts WHERE id {IN_LIST} AND is_deleted = 0 "
+                f"SELECT {COLUMNS['account']} FROM accounts WHERE id {IN_LIST} AND is_deleted = 0 "
                 f"AND modstamp <= {reader.high}",
                 (json.dumps(sorted(i for i in account_ids if i)),),
             )

@@ -89,6 +89,11 @@ IN_LIST = "IN (SELECT value FROM json_each(?))"
 #: SQL: an activity a person logged, not one the sync wrote.
 BY_HUMAN = "created_by IS NULL"
 _WINDOW = "modstamp > ? AND modstamp <= ?"
+#: SQL: a row outside the groups a batch already read whole (the second parameter).
+_OUTSIDE = f"(grp IS NULL OR grp NOT {IN_LIST})"
+#: The columns a read takes of each grouped table: its relations, group, version and JSON (the
+#: bookkeeping columns are never used, and converting them cost time on every row).
+COLUMNS = {t.record_type: ", ".join(("id", "modstamp", "grp", *t.columns, "data")) for t in GROUPED}
 
 
 def changed_rows_sql(table: str) -> str:
@@ -324,30 +329,28 @@ class GroupReader:
             rows[table.record_type] = {
                 row["id"]: row
                 for row in db.execute(
-                    f"SELECT * FROM {table.name} WHERE grp {IN_LIST} AND is_deleted = 0",
+                    f"SELECT {COLUMNS[table.record_type]} FROM {table.name} "
+                    f"WHERE grp {IN_LIST} AND is_deleted = 0",
                     (arg,),
                 )
             }
         rows["activity"] = {
             row["id"]: row
             for row in db.execute(
-                f"SELECT * FROM activities WHERE grp {IN_LIST} AND is_deleted = 0 AND {BY_HUMAN}",
+                f"SELECT {COLUMNS['activity']} FROM activities "
+                f"WHERE grp {IN_LIST} AND is_deleted = 0 AND {BY_HUMAN}",
                 (_json(whole),),
             )
         }
         whole_set = set(whole)
         judged: dict[RecordKey, str] = {}
-        for record_type, by_id in rows.items():
-            for record_id, row in by_id.items():
-                if row["grp"] in whole_set:
-                    judged[(record_type, record_id)] = row["grp"]
-        solo_activities = []
-        for group, keys in plan.items():
-            for key in keys or ():
-                if key[0] == "activity":
-                    solo_activities.append(key[1])
-                if key[1] in rows.get(key[0], {}) or key[0] == "activity":
-                    judged[key] = group
+        if whole_set:
+            for record_type, by_id in rows.items():
+                for record_id, row in by_id.items():
+                    group = row["grp"]
+                    if group in whole_set:
+                        judged[(record_type, record_id)] = group
+        solo = [(key, group) for group, keys in plan.items() for key in keys or ()]
 
         def context(record_type: str, sql: str, params: tuple[Any, ...]) -> None:
             by_id = rows[record_type]
@@ -356,28 +359,35 @@ class GroupReader:
 
         context(
             "activity",
-            f"SELECT * FROM activities WHERE id {IN_LIST} AND is_deleted = 0",
-            (_json(solo_activities),),
+            f"SELECT {COLUMNS['activity']} FROM activities WHERE id {IN_LIST} AND is_deleted = 0",
+            (_json(key[1] for key, _ in solo if key[0] == "activity"),),
         )
-        judged = {key: group for key, group in judged.items() if key[1] in rows.get(key[0], {})}
+        for key, group in solo:  # those still there (an activity: after the read above)
+            if key[1] in rows.get(key[0], ()):
+                judged[key] = group
         opportunities = rows["opportunity"]
         judged_deals = [i for (t, i) in judged if t == "opportunity"]
         deal_ids = _json(judged_deals)
+        # The context below skips what the reads above already hold: in a full read nearly
+        # every deal's leads and tasks are in its own group, and were fetched twice.
+        leads = rows["lead"]
         lead_ids = [r["lead_id"] for r in opportunities.values() if r["lead_id"]]
         context(
             "lead",
-            f"SELECT * FROM leads WHERE id {IN_LIST} AND is_deleted = 0",
-            (_json(lead_ids),),
+            f"SELECT {COLUMNS['lead']} FROM leads WHERE id {IN_LIST} AND is_deleted = 0",
+            (_json(i for i in lead_ids if i not in leads),),
         )
         context(
             "lead",
-            f"SELECT * FROM leads WHERE converted_opportunity_id {IN_LIST} AND is_deleted = 0",
-            (_json(opportunities),),
+            f"SELECT {COLUMNS['lead']} FROM leads WHERE converted_opportunity_id {IN_LIST} "
+            f"AND is_deleted = 0 AND {_OUTSIDE}",
+            (_json(opportunities), arg),
         )
         context(
             "activity",
-            f"SELECT * FROM activities WHERE what_id {IN_LIST} AND is_deleted = 0 AND {BY_HUMAN}",
-            (deal_ids,),
+            f"SELECT {COLUMNS['activity']} FROM activities WHERE what_id {IN_LIST} "
+            f"AND is_deleted = 0 AND {BY_HUMAN} AND {_OUTSIDE}",
+            (deal_ids, _json(whole)),
         )
         account_ids = {
             r["account_id"]
@@ -387,7 +397,7 @@ class GroupReader:
         } - set(rows["account"])
         context(
             "account",
-            f"SELECT * FROM accounts WHERE id {IN_LIST} AND is_deleted = 0",
+            f"SELECT {COLUMNS['account']} FROM accounts WHERE id {IN_LIST} AND is_deleted = 0",
             (_json(account_ids),),
         )
         history = db.execute(

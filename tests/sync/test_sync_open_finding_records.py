@@ -101,3 +101,29 @@ def test_the_state_looks_the_rules_findings_up_by_rule(state: StateStore) -> Non
     (query,) = [s for s in statements if "FROM" in s]
     plan = " ".join(str(row[-1]) for row in state.db.execute("EXPLAIN QUERY PLAN " + query))
     assert "findings_by_rule" in plan, plan
+
+
+def test_the_open_findings_of_judged_records_are_theirs_alone(state: StateStore) -> None:
+    """``open_findings_for`` (what a batch's verdicts are compared with): each record's open
+    findings by fingerprint, of its own record type and org, and with ``rules`` only theirs."""
+    keys = {("opportunity", "o0003"), ("opportunity", "o0103"), ("lead", "l1")}
+    keys |= {("opportunity", "o0200"), ("opportunity", "o0201"), ("lead", "o0004")}
+    expected = {
+        row["fingerprint"]
+        for row in ROWS
+        if row["connector"] == "local"
+        and row["status"] == "open"
+        and (row["record_type"], row["record_id"]) in keys
+    }
+    found = state.open_findings_for("local", keys)
+    assert set(found) == expected
+    assert {(s.record_type, s.record_id) for s in found.values()} == {
+        ("opportunity", "o0003"),
+        ("opportunity", "o0103"),
+        ("lead", "l1"),
+    }
+    assert len(expected) == 4  # o0003 has two reasons; the resolved and other org's are out
+    only = state.open_findings_for("local", keys, rules=[RULE])
+    assert set(only) == {fp for fp in expected if found[fp].rule == RULE}
+    assert {s.record_id for s in only.values()} == {"o0003", "l1"}
+    assert state.open_findings_for("local", []) == {}

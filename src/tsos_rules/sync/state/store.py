@@ -508,22 +508,24 @@ class StateStore:
     ) -> dict[str, FindingState]:
         """Open findings on the given records, by fingerprint; with ``rules``, only theirs (an
         aggregate's readers judged again by a few rules: most of their findings are others')."""
-        pairs = [[record_type, record_id] for record_type, record_id in keys]
-        if not pairs:
-            return {}
-        # CROSS JOIN keeps json_each outside, so each record is one look-up in
-        # findings_by_record instead of a scan of every open finding.
+        by_type: dict[str, list[str]] = {}
+        for record_type, record_id in keys:
+            by_type.setdefault(record_type, []).append(record_id)
+        # One query a record type, the ids a flat JSON list: CROSS JOIN keeps json_each
+        # outside, so each record is one look-up in findings_by_record instead of a scan of
+        # every open finding (and no [type, id] pair is parsed again per row).
         columns = ", ".join(f"f.{c.strip()}" for c in _FINDING_COLUMNS.split(","))
         sql = (
             f"SELECT {columns} FROM json_each(?) AS j CROSS JOIN findings AS f "
-            "WHERE f.connector = ? AND f.record_type = json_extract(j.value, '$[0]') "
-            "AND f.record_id = json_extract(j.value, '$[1]') AND f.status = 'open'"
+            "WHERE f.connector = ? AND f.record_type = ? AND f.record_id = j.value "
+            "AND f.status = 'open'"
         )
-        params: tuple[Any, ...] = (json.dumps(pairs), connector)
         if rules is not None:
             sql += " AND f.rule IN (SELECT value FROM json_each(?))"
-            params += (json.dumps(sorted(rules)),)
-        rows = self.db.execute(sql, params).fetchall()
+        wanted = (json.dumps(sorted(rules)),) if rules is not None else ()
+        rows: list[Any] = []
+        for record_type, ids in sorted(by_type.items()):
+            rows += self.db.execute(sql, (json.dumps(ids), connector, record_type, *wanted))
         return {row["fingerprint"]: _finding_state(row) for row in rows}
 
     def findings(

@@ -22,6 +22,7 @@ import sys
 import time
 
 from tsos_rules.connectors.local.demo import write_org_json
+from tsos_rules.errors import SnapshotError
 
 DEFAULT_AS_OF = dt.date(2026, 11, 24)
 
@@ -46,13 +47,22 @@ def main(argv: list[str] | None = None) -> int:
 
     if not 0 <= args.shards <= 255:
         parser.error("--shards must be from 0 (one file) to 255")
+    # Refused before minutes of generating, as split and the file write would refuse it after.
+    if args.shards and os.path.exists(args.out) and not _empty_dir(args.out):
+        parser.error(f"--out {args.out}: exists and is not an empty directory")
+    if not args.shards and os.path.isdir(args.out):
+        parser.error(f"--out {args.out}: is a directory (a sharded snapshot needs --shards)")
     started = time.perf_counter()
     target = f"{args.out}.whole.json" if args.shards else args.out
-    counts = write_org_json(
-        target, opportunities=args.opportunities, seed=args.seed, as_of=args.as_of
-    )
-    if args.shards:
-        split(target, args.shards, args.out)
+    try:
+        counts = write_org_json(
+            target, opportunities=args.opportunities, seed=args.seed, as_of=args.as_of
+        )
+        if args.shards:
+            split(target, args.shards, args.out)
+    except (OSError, SnapshotError) as exc:
+        print(f"generate.py: error: {exc}", file=sys.stderr)
+        return 2
     seconds = time.perf_counter() - started
     size_mb = _size(args.out) / 1e6
     print(json.dumps({"file": args.out, "as_of": args.as_of.isoformat(), "counts": counts}))
@@ -70,6 +80,10 @@ def split(whole: str, shards: int, out: str) -> None:
         snapshot, _ = load_snapshot(whole)
         os.remove(whole)
         split_snapshot(snapshot, shards, out)
+
+
+def _empty_dir(path: str) -> bool:
+    return os.path.isdir(path) and not os.listdir(path)
 
 
 def _size(path: str) -> int:

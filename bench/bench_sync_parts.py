@@ -9,7 +9,8 @@
 Times the sync job's steps in place (CPU and wall seconds, summed over the run; a nested step
 is counted in its caller too: ``rejudge_readers`` holds its own reads, judging and commits).
 The state is ``DIR/state.sqlite3``; annotate mode, every installed pack. Prints one line per
-step, largest first, then the run's totals. A measuring aid, not a target: bench_sync.py is.
+step (with the bytes it caused to be written to storage, on Linux), largest first, then the
+run's totals. A measuring aid, not a target: bench_sync.py is.
 ``BENCH_BATCH_SIZE=N`` sets ``[sync] batch_size`` (default: the sync's own).
 """
 
@@ -29,17 +30,31 @@ AS_OF = dt.date(2026, 11, 24)
 
 CPU: collections.Counter[str] = collections.Counter()
 WALL: collections.Counter[str] = collections.Counter()
+WRITTEN: collections.Counter[str] = collections.Counter()
+_IO = Path("/proc/self/io")
+
+
+def _written() -> int:
+    """Bytes this process has caused to be written to storage (Linux; 0 elsewhere)."""
+    try:
+        for line in _IO.read_text().splitlines():
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def _timed(function: Callable[..., Any], label: str) -> Callable[..., Any]:
     @functools.wraps(function)
     def timed(*args: Any, **kwargs: Any) -> Any:
-        cpu, wall = time.process_time(), time.perf_counter()
+        cpu, wall, written = time.process_time(), time.perf_counter(), _written()
         try:
             return function(*args, **kwargs)
         finally:
             CPU[label] += time.process_time() - cpu
             WALL[label] += time.perf_counter() - wall
+            WRITTEN[label] += _written() - written
 
     return timed
 
@@ -51,7 +66,7 @@ def _timed_iter(function: Callable[..., Iterator[Any]], label: str) -> Callable[
     def timed(*args: Any, **kwargs: Any) -> Iterator[Any]:
         items = function(*args, **kwargs)
         while True:
-            cpu, wall = time.process_time(), time.perf_counter()
+            cpu, wall, written = time.process_time(), time.perf_counter(), _written()
             try:
                 item = next(items)
             except StopIteration:
@@ -59,6 +74,7 @@ def _timed_iter(function: Callable[..., Iterator[Any]], label: str) -> Callable[
             finally:
                 CPU[label] += time.process_time() - cpu
                 WALL[label] += time.perf_counter() - wall
+                WRITTEN[label] += _written() - written
             yield item
 
     return timed
@@ -81,6 +97,7 @@ def _instrument() -> None:
         (StateStore, "commit_batch", "commit (state)", False),
         (StateStore, "open_findings_for", "open findings of judged records", False),
         (StateStore, "save_aggregate_shares", "save aggregate shares", False),
+        (StateStore, "build_deferred_indexes", "build deferred indexes (first run)", False),
         (job._Job, "_rejudge_readers", "rejudge readers (nested: all of it)", False),
         (job._Job, "_sweep", "sweep (full run)", False),
         (job._Job, "_final_counts", "final counts and charts", False),
@@ -107,15 +124,20 @@ def main(argv: list[str]) -> int:
     }
     if os.environ.get("BENCH_BATCH_SIZE"):
         config["sync"]["batch_size"] = int(os.environ["BENCH_BATCH_SIZE"])
-    cpu, wall = time.process_time(), time.perf_counter()
+    cpu, wall, written = time.process_time(), time.perf_counter(), _written()
     summary = run_sync(config, as_of=AS_OF, full=argv[1] == "full").to_dict()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    written = _written() - written
     for label, seconds in CPU.most_common():
-        print(f"{label:40s} {seconds:8.2f} s CPU {WALL[label]:8.2f} s wall")
+        print(
+            f"{label:40s} {seconds:8.2f} s CPU {WALL[label]:8.2f} s wall "
+            f"{WRITTEN[label] / 1e6:9.0f} MB written"
+        )
     records = summary["records"]
     print(
-        f"{'the whole run':40s} {cpu:8.2f} s CPU {wall:8.2f} s wall "
-        f"(full: {summary['full']}, {records['read']:,} read, {records['judged']:,} judged)"
+        f"{'the whole run':40s} {cpu:8.2f} s CPU {wall:8.2f} s wall {written / 1e6:9.0f} MB "
+        f"written (full: {summary['full']}, {records['read']:,} read, "
+        f"{records['judged']:,} judged)"
     )
     return 0
 

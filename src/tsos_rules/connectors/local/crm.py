@@ -178,6 +178,9 @@ class LocalCRM:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA cache_size=-65536")
+            # The savepoints of a batch's task writes journal every page they change: in a
+            # temporary file, a 200k-deal full sync wrote 1.2 GB of them (14.8 -> 13.2 s).
+            self.db.execute("PRAGMA temp_store=MEMORY")
             self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             self.db.executescript(_schema())
             if self.is_seeded() and self.meta("grouping") != GROUPING:

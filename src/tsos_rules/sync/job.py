@@ -368,6 +368,8 @@ class _Job:
             self.progress.note(f"{left} CRM write(s) left pending by an earlier run: {then}")
         try:
             watermark = cursor.watermark
+            if is_full and self.state.defer_finding_indexes():
+                self.progress.note("first run: the findings indexes are built after its writes")
             self._judged = None if is_full else set()
             with bulk_allocation(), self._judging():
                 # Automatic collections paused while reading and judging (they walked every
@@ -390,6 +392,7 @@ class _Job:
                     )
                 if self._totals is not None and self._totals.moved:
                     self._rejudge_readers(self._totals, as_of)
+            self.state.build_deferred_indexes()
             summary.sections = self._merged_sections()
             if is_full:
                 self._sweep()

@@ -271,5 +271,16 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             FROM close_date_pushes GROUP BY 1, 2;
         """,
     ),
+    (
+        11,
+        "the findings indexes a first full run builds after its writes instead of during them "
+        "(each one's definition kept here until it is built again)",
+        """
+        CREATE TABLE deferred_indexes (
+            name TEXT PRIMARY KEY,
+            sql TEXT NOT NULL
+        );
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -280,6 +280,59 @@ class StateStore:
             self.db.execute("ROLLBACK")
         self.db.close()
 
+    # -- bulk loading -------------------------------------------------------------------
+
+    def defer_finding_indexes(self) -> bool:
+        """On a state without findings, drop the findings' secondary indexes until
+        ``build_deferred_indexes``: a first full run of a big org inserts every finding, and
+        keeping a dozen indexes up to date row by row cost it far more than building them once
+        after (a 200k-deal first sync: state commits 15.8 -> 9.9 s, the build 2 s). The key and
+        ``findings_by_record`` (each batch looks up its records' findings) stay. Each dropped
+        index's definition is kept in the state, so a run that stops before the build leaves
+        it to the next run. False (nothing dropped) when there are findings or in a dry run."""
+        if self.dry_run or self.db.execute("SELECT 1 FROM findings LIMIT 1").fetchone():
+            return False
+        self._begin()
+        try:
+            rows = self.db.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                "AND tbl_name = 'findings' AND sql IS NOT NULL AND name != ? ORDER BY name",
+                (_KEPT_FINDINGS_INDEX,),
+            ).fetchall()
+            for name, sql in rows:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO deferred_indexes (name, sql) VALUES (?, ?)", (name, sql)
+                )
+                self.db.execute(f'DROP INDEX "{name}"')
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return bool(rows)
+
+    def build_deferred_indexes(self) -> int:
+        """Build the indexes ``defer_finding_indexes`` dropped (by this run or by one that
+        stopped before building them); how many were built. A dry run builds none: it leaves
+        the state's content as it found it."""
+        if self.dry_run:
+            return 0
+        rows = self.db.execute("SELECT name, sql FROM deferred_indexes ORDER BY name").fetchall()
+        if not rows:
+            return 0
+        self._begin()
+        try:
+            for name, sql in rows:
+                if not self.db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)
+                ).fetchone():
+                    self.db.execute(sql)
+                self.db.execute("DELETE FROM deferred_indexes WHERE name = ?", (name,))
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return len(rows)
+
     # -- cursors and runs ---------------------------------------------------------------
 
     def cursor(self, connector: str) -> Cursor:
@@ -1393,6 +1446,8 @@ PRUNED_PER_RUN = 20_000
 #: default is 1,000: a batch's commit is larger, so every commit paid a checkpoint and its
 #: fsync). Durability does not depend on it: see docs/sync.md, *Crash safety*.
 WAL_CHECKPOINT_PAGES = 16_384
+#: The findings index a first full run keeps while it writes: each batch reads by it.
+_KEPT_FINDINGS_INDEX = "findings_by_record"
 
 #: How long opening the state waits for another process that holds it.
 BUSY_SECONDS = 30.0

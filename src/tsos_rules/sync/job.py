@@ -369,7 +369,9 @@ class _Job:
         try:
             watermark = cursor.watermark
             if is_full and self.state.defer_finding_indexes():
-                self.progress.note("first run: the findings indexes are built after its writes")
+                self.progress.note(
+                    "no findings stored yet: their indexes are built after the batches"
+                )
             self._judged = None if is_full else set()
             with bulk_allocation(), self._judging():
                 # Automatic collections paused while reading and judging (they walked every

@@ -298,7 +298,12 @@ def _falls(
 
     pack = plugin.PACK
     aggregates = tuple(
-        attrs.evolve(a, findings_rise_with_total=pack_says_so) for a in pack.aggregates
+        attrs.evolve(
+            a,
+            findings_rise_with_total=pack_says_so,
+            flags_above=a.flags_above if pack_says_so else None,
+        )
+        for a in pack.aggregates
     )
     monkeypatch.setattr(plugin, "PACK", attrs.evolve(pack, aggregates=aggregates))
     org = make_org(document)

@@ -125,6 +125,10 @@ ContributionFn = Callable[[Any, Mapping[str, Any]], "tuple[str, float] | None"]
 #: Whether a record's verdict reads an aggregate at all (an open deal does, a closed one not).
 ReadsWhenFn = Callable[[Any, Mapping[str, Any]], bool]
 
+#: The total of its key above which a reader's rules would flag it (``flags_above(facts,
+#: parameters)``), or None when no total would.
+FlagsAboveFn = Callable[[Any, Mapping[str, Any]], "float | None"]
+
 
 @attrs.frozen(kw_only=True)
 class Aggregate:
@@ -158,6 +162,13 @@ class Aggregate:
     #: sync judges again only the readers that hold one open. False: every reader of a moved
     #: total, whichever way it moved.
     findings_rise_with_total: bool = False
+    #: With ``findings_rise_with_total``: ``flags_above(facts, parameters)``, the total of the
+    #: reader's key above which the rules of ``read_by_rules`` would flag this reader, which
+    #: they do not flag now (None: no total would). An incremental sync keeps, for each key,
+    #: the lowest such total over its readers without a finding; while a rising total stays
+    #: at or below it, only the readers holding a finding are judged again. A value too low
+    #: only judges more; too high would miss a finding, so round down.
+    flags_above: FlagsAboveFn | None = None
 
 
 @attrs.frozen
@@ -253,6 +264,13 @@ class RulePack:
                 raise PackValidationError(
                     f"aggregate {aggregate.name}: findings_rise_with_total: needs the rules it "
                     "is true of, in read_by_rules"
+                )
+            if aggregate.flags_above is not None and not (
+                aggregate.findings_rise_with_total and aggregate.read_by
+            ):
+                raise PackValidationError(
+                    f"aggregate {aggregate.name}: flags_above: needs findings_rise_with_total "
+                    "and read_by (the field holding the key its readers read)"
                 )
             for rule_id in aggregate.read_by_rules:
                 if rule_id not in seen:

@@ -76,6 +76,7 @@ from tsos_rules.report.sections import ReportSection, SectionMerge
 from tsos_rules.rules.spec import Aggregate, RuleSpec
 from tsos_rules.snapshot import bulk_allocation
 from tsos_rules.sync import totals
+from tsos_rules.sync.bounds import ReaderBounds
 from tsos_rules.sync.notify import NotifySettings, notify_run
 from tsos_rules.sync.planner import (
     Mode,
@@ -305,6 +306,8 @@ class _Job:
         #: Records an incremental run judged again with some rules only (an aggregate's
         #: readers), with those rules.
         self._scoped: dict[RecordKey, set[str]] = {}
+        #: How far each key's total can rise before a reader without a finding gets one.
+        self._bounds = ReaderBounds(engine.aggregates, engine.specs)
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -381,6 +384,7 @@ class _Job:
                     # one batch nor only the changed records (see sync/totals.py).
                     self._totals = self._org_totals(since if not is_full else None)
                     self.totals = self._totals.totals
+                    self._trust_bounds(is_full)
                 kept, self._reread = self._reread, None
                 for batch in kept if kept is not None else self._batches(since):
                     watermark = batch.watermark
@@ -415,6 +419,7 @@ class _Job:
                     self._totals.shares,
                     replace=self._totals.replace,
                 )
+                self._bounds.save(self.state, self.key, full=is_full)
             pruned = self.state.finish_run(
                 self.run_id,
                 self.key,
@@ -561,16 +566,27 @@ class _Job:
             if rules is not None and not rules:
                 continue  # none of the rules that read it is loaded
             fell = self._fallen(aggregate, update.fell.get(aggregate.name, frozenset()))
-            field, values = aggregate.read_by, sorted(keys - fell)
+            within = self._bounds.within(
+                self.state,
+                self.key,
+                aggregate.name,
+                keys - fell,
+                update.totals.get(aggregate.name, {}),
+            )
+            spared = fell | within
+            field, values = aggregate.read_by, sorted(keys - spared)
             if field is None:  # the records adding to a key are the ones reading it
                 field = "id"
                 values = self.state.aggregate_adders(self.key, aggregate.name, keys)
+            else:
+                self._bounds.whole(aggregate.name, values)
             self.progress.note(
                 f"{aggregate.name}: {len(keys)} total(s) moved; judging again the "
                 f"{aggregate.record_type} records that read them"
                 + (
-                    f" ({len(fell)} fell: of their readers, only those with an open finding)"
-                    if fell
+                    f" ({_spared_note(len(fell), len(within))}: of their readers, only those "
+                    "with an open finding)"
+                    if spared
                     else ""
                 )
             )
@@ -578,12 +594,12 @@ class _Job:
             if values:
                 readers = self._readers(aggregate.record_type, field, values, linked=linked)
                 self._judge_readers(item, readers, rules, as_of)
-            if fell and rules:
+            if spared and rules:
                 # the records holding a finding of those rules, less those judged already
                 record_type, judged = aggregate.record_type, self._judged or set()
                 column = SCOPE_COLUMNS.get((record_type, aggregate.read_by or ""))
                 found = self.state.open_finding_records(
-                    self.key, record_type, rules, scope=(column, fell) if column else None
+                    self.key, record_type, rules, scope=(column, spared) if column else None
                 )
                 held = [
                     record_id
@@ -593,7 +609,22 @@ class _Job:
                 ]
                 if held:
                     readers = self._readers(record_type, "id", held, linked=True)
-                    self._judge_readers(item, readers, rules, as_of, keys=fell)
+                    self._judge_readers(item, readers, rules, as_of, keys=spared)
+
+    def _trust_bounds(self, is_full: bool) -> None:
+        """Let the stored reader bounds spare readers only in an incremental run after one that
+        finished, with the stored shares' totals; else forget them (this run stores anew those
+        it learns whole)."""
+        if not self._bounds.record_types or self._totals is None:
+            return
+        trusted = (
+            not is_full
+            and not self._totals.replace
+            and self.state.last_run_finished(self.key, self.run_id)
+        )
+        self._bounds.trusted = trusted
+        if not trusted and not is_full:
+            self.state.forget_aggregate_bounds(self.key)
 
     def _fallen(self, aggregate: Aggregate, fell: frozenset[str]) -> frozenset[str]:
         """The keys whose total fell, when that spares their readers without a finding: the
@@ -732,6 +763,7 @@ class _Job:
         judged_keys = (batch.changed | batch.affected) - batch.incomplete
         if self._judged is not None and rules is None:
             self._judged.update(judged_keys)
+            self._bounds.changed(batch.changed | batch.deleted)
         if self._totals is not None:
             self._totals.refresh(self.engine.aggregates, batch)
         index = self.engine.index(snapshot, as_of, totals=self.totals)
@@ -742,6 +774,7 @@ class _Job:
         pushes: list[Push] = []
         judged_opportunities: list[str] = []
         include_info = self.settings.include_info
+        bounds, bounded = self._bounds, self._bounds.record_types
         judged = 0
         for facts, verdict in self._verdicts(index, judged_keys, rules):
             judged += 1
@@ -753,6 +786,8 @@ class _Job:
                 for finding in verdict
                 if include_info or finding.severity is not Severity.INFO
             ]
+            if facts.record_type in bounded:
+                bounds.judged(facts, found)
             if not found:
                 continue
             record_key = (facts.record_type, facts.record_id)
@@ -1328,6 +1363,13 @@ def _describe(
         (partner_id, partner.name if partner else None),
         (account_id, named_account.name if named_account else None),
     )
+
+
+def _spared_note(fell: int, within: int) -> str:
+    parts = [f"{fell} fell"] if fell else []
+    if within:
+        parts.append(f"{within} rose no higher than a reader without a finding allows")
+    return ", ".join(parts)
 
 
 def _reading(

@@ -6,6 +6,7 @@ partner), page by page; and an incremental sync that judges them from it as it d
 from __future__ import annotations
 
 import datetime as dt
+import math
 import urllib.parse
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ from sf_support import Org, fresh_org
 
 from tsos_rules.connectors.base import ReaderStream, ReadResult, RecordKey
 from tsos_rules.connectors.salesforce.paging import MAX_QUERY_URI_BYTES, MAX_SOQL_CHARS
+from tsos_rules.sync.state import StateStore
 from tsos_rules.testing.fake_salesforce import FakeSalesforce
 
 
@@ -198,6 +200,16 @@ class KeyedOnly(Batched):
         return self.inner.read_where(record_type, field, values, batch_size=batch_size)
 
 
+def _bounds(where: Path, partner: str) -> dict[str, float]:
+    state = StateStore(where / "state.sqlite")
+    try:
+        return state.aggregate_bounds(
+            "salesforce", "channel-economics.commit-by-partner", [partner]
+        )
+    finally:
+        state.close()
+
+
 def _commit_of(made: dict[str, list[str]], fake: FakeSalesforce) -> str:
     deals = fake.tables["Opportunity"]
     return next(
@@ -239,6 +251,7 @@ def test_an_incremental_sync_judges_the_readers_streamed_as_with_their_companies
             if way != "full":
                 sync(org, where, connector_of(org), 3)
                 runs[f"{way} before"] = open_findings(where)
+                runs["bounds"] = _bounds(where, made["partners"][0])
             org.fake.now = NOW + dt.timedelta(minutes=5)
             amount = org.fake.tables["Opportunity"][deal]["Amount"]
             org.fake.update("Opportunity", deal, **change(made, amount))
@@ -253,6 +266,8 @@ def test_an_incremental_sync_judges_the_readers_streamed_as_with_their_companies
                 rows_by_label(connector),
             )
     linked, companies, full = runs["linked"], runs["companies"], runs["full"]
+    if edit == "to_another_partner":
+        assert runs["bounds"] == {made["partners"][0]: math.inf}
     assert not linked[0].full and not companies[0].full
     assert linked[1] == companies[1] == full[1]  # the same open findings
     assert linked[2] == companies[2]  # and the same tasks in Salesforce
@@ -263,14 +278,15 @@ def test_an_incremental_sync_judges_the_readers_streamed_as_with_their_companies
     assert found and found == {  # the same readers
         label: n for label, n in companies[3].items() if label.startswith("Opportunity by ")
     }
-    # a partner whose commit total rose has its deals read again by partner; one whose total
-    # fell only its deals holding a credit finding, by id (less credit used: none goes over)
-    assert ("Opportunity by partner_id" in found) == (edit != "out_of_commit")
+    # a partner whose commit total rose past what its deals without a finding allow has its
+    # deals read again by partner; one whose total fell, or rose where every deal is over its
+    # credit already (the deal moved to partner 0), only its deals holding a credit finding,
+    # by id
+    assert ("Opportunity by partner_id" in found) == (edit == "amount_up")
     assert ("Opportunity by id" in found) == (edit != "amount_up")
     # the readers by one filter query, without read_where's second key pass over the org
     assert linked[3]["keys of Opportunity"] == len(made["deals"])
-    # the fallback's key pass, once per reader read: by partner, by id, or (a deal moved from
-    # one partner to another) both
-    passes = 2 if edit == "to_another_partner" else 1
-    assert companies[3]["keys of Opportunity"] == (1 + passes) * len(made["deals"])
+    # the fallback's key pass, once per reader read: by partner, or by id (the partners a deal
+    # moved between, one fell and one is all over its credit, share one read)
+    assert companies[3]["keys of Opportunity"] == 2 * len(made["deals"])
     assert "Opportunity records" not in linked[3]  # totals from the stored shares

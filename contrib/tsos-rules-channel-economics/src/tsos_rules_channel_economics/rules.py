@@ -119,6 +119,27 @@ def reads_commit_total(deal: Opportunity, params: Params) -> bool:
     )
 
 
+def flags_above_commit_total(facts: OpportunityFacts, params: Params) -> float | None:
+    """The partner commit total above which partner-credit-limit flags this deal: its amount
+    exceeds ``limit - balance - (total - its own commit amount)`` just when the total exceeds
+    ``limit - balance - amount + its own commit amount``. Rounded down by a billionth of the
+    largest figure, so float rounding in the rule never flags a deal below it."""
+    deal = facts.opportunity
+    partner = facts.partner
+    if (
+        not params["reserve_commit_deals"]
+        or not facts.is_open
+        or partner is None
+        or partner.credit_limit is None
+        or not deal.amount
+    ):
+        return None
+    used = number(partner.extra.get(str(params["credit_used_field"]))) or 0.0
+    own = deal.amount if deal.forecast_category == "commit" else 0.0
+    figures = (partner.credit_limit, used, deal.amount, 1.0)
+    return partner.credit_limit - used - deal.amount + own - 1e-9 * max(map(abs, figures))
+
+
 def partner_credit_limit(facts: OpportunityFacts, params: Params) -> Iterator[Violation]:
     deal = facts.opportunity
     partner = facts.partner
@@ -257,6 +278,8 @@ PACK = RulePack(
             reads_when=reads_commit_total,
             # a smaller commit total leaves more credit: no deal goes over when it falls
             findings_rise_with_total=True,
+            # while a partner's total stays at or below this, its unflagged deals stay so
+            flags_above=flags_above_commit_total,
         ),
     ),
     python_rules=(

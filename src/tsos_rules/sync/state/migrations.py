@@ -282,5 +282,19 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        12,
+        "for each key of a pack's total, the lowest total at which one of its readers without "
+        "a finding would get one (a rise that stays below it judges only the readers holding one)",
+        """
+        CREATE TABLE aggregate_bounds (
+            connector TEXT NOT NULL,
+            aggregate TEXT NOT NULL,
+            key TEXT NOT NULL,
+            bound REAL NOT NULL,
+            PRIMARY KEY (connector, aggregate, key)
+        ) WITHOUT ROWID;
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]

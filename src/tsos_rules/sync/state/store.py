@@ -1031,6 +1031,7 @@ class StateStore:
                 "exemptions",
                 "aggregate_shares",
                 "aggregate_sets",
+                "aggregate_bounds",
                 "open_tallies",
                 "push_months",
             ):
@@ -1090,6 +1091,72 @@ class StateStore:
                 (connector, aggregate, json.dumps(sorted(keys))),
             )
         ]
+
+    def aggregate_bounds(
+        self, connector: str, aggregate: str, keys: Iterable[str]
+    ) -> dict[str, float]:
+        """The stored bound of each of ``keys`` that has one: the total above which one of its
+        readers without a finding would get one (``Aggregate.flags_above``)."""
+        return {
+            str(row[0]): float(row[1])
+            for row in self.db.execute(
+                "SELECT key, bound FROM aggregate_bounds WHERE connector = ? AND aggregate = ? "
+                "AND key IN (SELECT value FROM json_each(?))",
+                (connector, aggregate, json.dumps(sorted(keys))),
+            )
+        }
+
+    def save_aggregate_bounds(
+        self,
+        connector: str,
+        aggregate: str,
+        *,
+        exact: Mapping[str, float],
+        lowered: Mapping[str, float],
+        forgotten: Collection[str] = (),
+        replace: bool,
+    ) -> None:
+        """Store the bounds of keys whose every reader was judged (``exact``), lower those of
+        keys only some of whose readers were (``lowered``; a key without a stored bound keeps
+        none) and drop those of ``forgotten``. ``replace`` drops every other stored bound of
+        ``aggregate``."""
+        self._begin()
+        try:
+            db = self.db
+            if replace:
+                db.execute(
+                    "DELETE FROM aggregate_bounds WHERE connector = ? AND aggregate = ?",
+                    (connector, aggregate),
+                )
+            db.execute(
+                "DELETE FROM aggregate_bounds WHERE connector = ? AND aggregate = ? "
+                "AND key IN (SELECT value FROM json_each(?))",
+                (connector, aggregate, json.dumps(sorted(forgotten))),
+            )
+            db.executemany(
+                "UPDATE aggregate_bounds SET bound = min(bound, ?) "
+                "WHERE connector = ? AND aggregate = ? AND key = ?",
+                [(value, connector, aggregate, key) for key, value in lowered.items()],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO aggregate_bounds VALUES (?, ?, ?, ?)",
+                [(connector, aggregate, key, value) for key, value in exact.items()],
+            )
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    def forget_aggregate_bounds(self, connector: str) -> None:
+        """Drop every stored bound: after a run that did not finish, the stored findings may
+        have been judged with totals the bounds were not kept for."""
+        self._begin()
+        try:
+            self.db.execute("DELETE FROM aggregate_bounds WHERE connector = ?", (connector,))
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
 
     def open_finding_records(
         self,

@@ -1,0 +1,73 @@
+"""A partner's stored bound (``Aggregate.flags_above``) on Salesforce, whose incremental read
+brings a changed partner account but not the deals that name it (``PartnerAccountId``): the
+bound of a partner read as changed no longer spares its deals."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sf_credit import NOW, connector_of, generate, only_channel_economics, open_findings, sync
+from sf_support import fresh_org
+
+from tsos_rules.sync.state import StateStore
+
+TOTAL = "channel-economics.commit-by-partner"
+
+
+@pytest.fixture(autouse=True)
+def channel_economics(isolated_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    only_channel_economics(monkeypatch)
+
+
+def _bound_and_total(where: Path, partner: str) -> tuple[float, float]:
+    state = StateStore(where / "state.sqlite")
+    try:
+        bound = state.aggregate_bounds("salesforce", TOTAL, [partner])[partner]
+        (total,) = state.db.execute(
+            "SELECT sum(value) FROM aggregate_shares WHERE aggregate = ? AND key = ?",
+            (TOTAL, partner),
+        ).fetchone()
+    finally:
+        state.close()
+    return bound, float(total)
+
+
+def test_a_partner_whose_credit_changed_has_every_deal_judged_when_its_total_rises(
+    tmp_path: Path, key_pair: tuple[str, str]
+) -> None:
+    """The partner's credit limit drops below what its deals allow and one of its commit deals
+    grows by 1, well within the bound kept from the full sync: the incremental run still ends
+    where a full sync ends, with deals of the partner newly over its credit."""
+    runs: dict[str, Any] = {}
+    drop = 0.0
+    for way in ("incremental", "full"):
+        where = tmp_path / way
+        where.mkdir()
+        with fresh_org(where, key_pair) as org:
+            made = generate(org.fake)
+            partner = made["partners"][2]
+            deals = org.fake.tables["Opportunity"]
+            commit = next(
+                d
+                for d in made["deals"]
+                if deals[d]["ForecastCategoryName"] == "Commit"
+                and deals[d]["PartnerAccountId"] == partner
+            )
+            if way == "incremental":
+                sync(org, where, connector_of(org), 3)
+                runs["before"] = open_findings(where)
+                bound, total = _bound_and_total(where, partner)
+                assert bound > total + 2  # the rise below stays within it
+                drop = bound - total + 1_000  # the least-covered deal goes over
+            limit = org.fake.tables["Account"][partner]["Partner_Credit_Limit__c"]
+            org.fake.now = NOW + dt.timedelta(minutes=5)
+            org.fake.update("Account", partner, Partner_Credit_Limit__c=limit - drop)
+            org.fake.update("Opportunity", commit, Amount=deals[commit]["Amount"] + 1.0)
+            org.fake.now = NOW + dt.timedelta(minutes=10)
+            runs[way] = (sync(org, where, connector_of(org), 3), open_findings(where))
+    assert not runs["incremental"][0].full
+    assert runs["incremental"][1] == runs["full"][1]
+    assert runs["incremental"][1] - runs["before"]  # deals newly over the partner's credit

@@ -1,0 +1,228 @@
+"""A partner's commit total that rises but stays below what its deals without a finding allow
+(``Aggregate.flags_above``) judges again only its deals holding a finding, and an incremental
+run still finds what a full run finds: the bounds are exact after a full run, lowered by every
+deal judged since, and forgotten after a run that did not finish."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+import pytest
+
+from tsos_rules.connectors.local.demo import generate_org
+
+AS_OF = dt.date(2026, 11, 24)
+Org = Any
+RULE = "channel-economics.partner-credit-limit"
+TOTAL = "channel-economics.commit-by-partner"
+Edit = tuple[str, str, dict[str, Any]]
+
+
+@pytest.fixture(autouse=True)
+def contrib_packs(data_dir: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every installed pack, contrib packs included (the sync fixtures turn them off)."""
+    monkeypatch.delenv("TSOS_RULES_DISABLE_PLUGINS", raising=False)
+
+
+@pytest.fixture(scope="module")
+def org_document() -> dict[str, Any]:
+    return generate_org(opportunities=300, seed=7, as_of=AS_OF)
+
+
+def _without_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The channel-economics pack as if it gave no ``flags_above``: every reader of a risen
+    total is judged again (the runs to compare with)."""
+    import tsos_rules_channel_economics.plugin as plugin
+
+    pack = plugin.PACK
+    aggregates = tuple(attrs.evolve(a, flags_above=None) for a in pack.aggregates)
+    monkeypatch.setattr(plugin, "PACK", attrs.evolve(pack, aggregates=aggregates))
+
+
+def _open(org: Org) -> set[tuple[str, str, str, str, str]]:
+    """What a user sees of each open finding: rule, record, reason and message."""
+    return {
+        (f.rule, f.record_id, f.reason, f.severity, f.message) for f in org.open_findings().values()
+    }
+
+
+def _bounds(org: Org) -> dict[str, float]:
+    state = org.state()
+    try:
+        rows = state.db.execute(
+            "SELECT key, bound FROM aggregate_bounds WHERE aggregate = ?", (TOTAL,)
+        ).fetchall()
+    finally:
+        state.close()
+    return {str(key): float(bound) for key, bound in rows}
+
+
+def _totals(org: Org) -> dict[str, float]:
+    state = org.state()
+    try:
+        rows = state.db.execute(
+            "SELECT key, sum(value) FROM aggregate_shares WHERE aggregate = ? GROUP BY key",
+            (TOTAL,),
+        ).fetchall()
+    finally:
+        state.close()
+    return {str(key): float(total) for key, total in rows}
+
+
+def _deals(org: Org) -> list[dict[str, Any]]:
+    rows = org.crm.db.execute("SELECT id, grp FROM opportunities WHERE is_deleted = 0")
+    return [
+        {**(org.crm.get("opportunity", i) or {}), "grp": g} for i, g in sorted(map(tuple, rows))
+    ]
+
+
+def _flagged(org: Org) -> set[str]:
+    return {f.record_id for f in org.open_findings().values() if f.rule == RULE}
+
+
+def _partner(org: Org, document: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A partner with room under its bound, one of its open commit deals and one of its open
+    non-commit deals without a credit finding in another company group (judged only as a
+    reader when the commit deal changes): (partner id, commit deal, other deal)."""
+    bounds, totals, flagged = _bounds(org), _totals(org), _flagged(org)
+    deals = _deals(org)
+    for partner in sorted(document["partners"], key=lambda p: str(p["id"])):
+        pid = partner["id"]
+        if not math.isfinite(bounds.get(pid, math.inf)) or bounds[pid] <= totals.get(pid, 0):
+            continue
+        mine = [d for d in deals if d["partner_id"] == pid and not d["is_closed"]]
+        commit = [d for d in mine if d["forecast_category"] == "commit" and d.get("amount")]
+        other = [
+            d
+            for d in mine
+            if d["forecast_category"] != "commit"
+            and d.get("amount")
+            and d["id"] not in flagged
+            and not d.get("partner_consent")  # its finding would be info: not stored
+        ]
+        for deal in commit:
+            elsewhere = [d for d in other if d["grp"] != deal["grp"]]
+            if elsewhere:
+                return pid, deal, elsewhere[0]
+    raise AssertionError("the generated org has no such partner")
+
+
+def _run_steps(
+    make_org: Callable[[Mapping[str, Any]], Org],
+    document: dict[str, Any],
+    plan: Callable[[Org], list[list[Edit]]],
+) -> list[int]:
+    """A full sync, then each step's edits and an incremental sync, each checked against a
+    full run of the same CRM; the records each incremental run judged."""
+    org, full = make_org(document), make_org(document)
+    org.sync(batch_size=25)
+    judged = []
+    for edits in plan(org):
+        for target in (org, full):
+            for record_type, record_id, changes in edits:
+                target.crm.update(record_type, record_id, changes)
+        run = org.sync(batch_size=25)
+        assert not run.full
+        full.sync(batch_size=25, full=True)
+        assert _open(org) == _open(full)
+        judged.append(run.records_judged)
+    return judged
+
+
+def _room(org: Org, document: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], float]:
+    pid, commit, other = _partner(org, document)
+    return commit, other, _bounds(org)[pid] - _totals(org).get(pid, 0.0)
+
+
+def test_a_rise_within_the_bound_judges_only_the_deals_holding_a_finding(
+    make_org: Callable[[Mapping[str, Any]], Org],
+    org_document: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One commit deal grows by a quarter of its partner's room: no other deal of the partner
+    can go over its credit, so fewer are judged than without bounds, and the findings are a
+    full run's."""
+
+    edits: list[list[Edit]] = []
+
+    def plan(org: Org) -> list[list[Edit]]:
+        if not edits:  # the same edits for the runs without bounds
+            commit, _, room = _room(org, org_document)
+            edits.append([("opportunity", commit["id"], {"amount": commit["amount"] + room / 4})])
+        return edits
+
+    (bounded,) = _run_steps(make_org, org_document, plan)
+    _without_bounds(monkeypatch)
+    (every,) = _run_steps(make_org, org_document, plan)
+    assert bounded < every
+
+
+def test_a_deal_judged_since_lowers_its_partners_bound(
+    make_org: Callable[[Mapping[str, Any]], Org], org_document: dict[str, Any]
+) -> None:
+    """A non-commit deal grows until a quarter of the room is left before it goes over; then
+    a commit deal grows by half the room: past the lowered bound, that deal goes over. A bound
+    kept from the full run would have spared it."""
+
+    def plan(org: Org) -> list[list[Edit]]:
+        commit, other, room = _room(org, org_document)
+        pid = commit["partner_id"]
+        limit = next(p["credit_limit"] for p in org_document["partners"] if p["id"] == pid)
+        # over once the partner's commit total passes limit - amount
+        grown = limit - (_totals(org)[pid] + room / 4)
+        return [
+            [("opportunity", other["id"], {"amount": grown})],
+            [("opportunity", commit["id"], {"amount": commit["amount"] + room / 2})],
+        ]
+
+    _run_steps(make_org, org_document, plan)
+
+
+def test_a_partners_credit_change_and_many_rises_find_what_full_runs_find(
+    make_org: Callable[[Mapping[str, Any]], Org], org_document: dict[str, Any]
+) -> None:
+    """Rises within and past the bound, a lower credit limit, a higher balance, a deal that
+    changes partner: after each, an incremental run finds what a full run finds."""
+
+    def plan(org: Org) -> list[list[Edit]]:
+        commit, other, room = _room(org, org_document)
+        pid = commit["partner_id"]
+        limit = next(p["credit_limit"] for p in org_document["partners"] if p["id"] == pid)
+        elsewhere = next(p["id"] for p in org_document["partners"] if p["id"] != pid)
+        return [
+            [("opportunity", commit["id"], {"amount": commit["amount"] + room / 8})],
+            [("opportunity", commit["id"], {"amount": commit["amount"] + room / 2})],
+            [("partner", pid, {"credit_limit": limit - room / 4})],
+            [("partner", pid, {"credit_used": room / 8})],
+            [("opportunity", other["id"], {"partner_id": elsewhere})],
+            [("opportunity", commit["id"], {"amount": commit["amount"] + 3 * room})],
+            [("opportunity", commit["id"], {"forecast_category": "pipeline"})],
+        ]
+
+    _run_steps(make_org, org_document, plan)
+
+
+def test_after_an_interrupted_run_the_bounds_spare_no_reader(
+    make_org: Callable[[Mapping[str, Any]], Org], org_document: dict[str, Any]
+) -> None:
+    """A run that never finished may have judged deals with totals the bounds were not kept
+    for: the next run forgets them and judges every reader of a risen total."""
+    org = make_org(org_document)
+    org.sync(batch_size=25)
+    commit, _, room = _room(org, org_document)
+    state = org.state()
+    try:  # a run that never finished: the next one marks it interrupted
+        state.start_run(
+            "local", as_of=AS_OF, mode="annotate", full=False, dry_run=False, watermark_from=None
+        )
+    finally:
+        state.close()
+    org.crm.update("opportunity", commit["id"], {"amount": commit["amount"] + room / 4})
+    org.sync(batch_size=25)
+    bounds = _bounds(org)
+    assert commit["partner_id"] in bounds  # stored again: every reader was judged
+    assert len(bounds) == 1  # the others forgotten until a full run

@@ -71,3 +71,29 @@ def test_a_partner_whose_credit_changed_has_every_deal_judged_when_its_total_ris
     assert not runs["incremental"][0].full
     assert runs["incremental"][1] == runs["full"][1]
     assert runs["incremental"][1] - runs["before"]  # deals newly over the partner's credit
+
+
+def test_a_partner_whose_credit_dropped_has_its_deals_judged_again(
+    tmp_path: Path, key_pair: tuple[str, str]
+) -> None:
+    """Only the partner account changes (its credit limit drops): the key pass pages the
+    companies of the deals that name it as their partner, so the incremental run judges them
+    again and ends where a full sync ends."""
+    runs: dict[str, Any] = {}
+    for way in ("incremental", "full"):
+        where = tmp_path / way
+        where.mkdir()
+        with fresh_org(where, key_pair) as org:
+            made = generate(org.fake)
+            partner = made["partners"][2]
+            connector = connector_of(org)
+            if way == "incremental":
+                sync(org, where, connector, 3)
+                runs["before"] = open_findings(where)
+            org.fake.now = NOW + dt.timedelta(minutes=5)
+            org.fake.update("Account", partner, Partner_Credit_Limit__c=100_000.0)
+            org.fake.now = NOW + dt.timedelta(minutes=10)
+            runs[way] = (sync(org, where, connector, 3), open_findings(where))
+    assert not runs["incremental"][0].full
+    assert runs["incremental"][1] == runs["full"][1]
+    assert runs["incremental"][1] - runs["before"]  # deals newly over the partner's credit

@@ -243,39 +243,51 @@ class PagedReader:
         full read) are the ones to read."""
         keys = _Keys()
         where = f"SystemModstamp <= {format_datetime(end)}"
+        sf = self.reader.mapping.sf
 
-        def note(record_type: str, record_id: str, node: str) -> None:
-            """Mark ``node`` for reading when its record changed (a full read reads all)."""
-            if changed is not None and (record_type, record_id) in changed:
+        def note(
+            record_type: str, record_id: str, node: str, row: Row, partner: str | None
+        ) -> None:
+            """Mark ``node`` for reading when its record changed (a full read reads all), or
+            the partner account its ``partner`` field names did: a partner is an account, and
+            the records naming it (a deal's credit against the partner's limit) are judged
+            from its fields, though it is in another company."""
+            if changed is None:
+                return
+            named = _text(row.get(partner)) if partner else None
+            if (record_type, record_id) in changed or ("account", named or "") in changed:
                 keys.touch(node)
 
         (name_field,) = self._key_fields("Account")
-        for row in self._key_rows("Account", [name_field], where):
+        of_record = sf("account.partner_of_record_id")
+        for row in self._key_rows("Account", [name_field, of_record], where):
             account = _text(row.get("Id"))
             if account is not None:
                 name = _text(row.get(name_field)) if name_field else None
-                note("account", account, keys.account(account, name))
+                note("account", account, keys.account(account, name), row, of_record)
         (deal_account,) = self._key_fields("Opportunity")
-        for row in self._key_rows("Opportunity", [deal_account], where):
+        deal_partner = sf("opportunity.partner_id")
+        for row in self._key_rows("Opportunity", [deal_account, deal_partner], where):
             deal = _text(row.get("Id"))
             if deal is not None:
                 account = _text(row.get(deal_account)) if deal_account else None
-                note("opportunity", deal, keys.deal(deal, account))
+                note("opportunity", deal, keys.deal(deal, account), row, deal_partner)
         lead_fields = self._key_fields("Lead")
-        for row in self._key_rows("Lead", lead_fields, where):
+        lead_partner = sf("lead.partner_id")
+        for row in self._key_rows("Lead", [*lead_fields, lead_partner], where):
             lead = _text(row.get("Id"))
             if lead is not None:
                 account, company, converted = (
                     _text(row.get(f)) if f else None for f in lead_fields
                 )
-                note("lead", lead, keys.lead(lead, account, company, converted))
+                note("lead", lead, keys.lead(lead, account, company, converted), row, lead_partner)
         for sobject, _ in self._sobjects()[3:]:
             for row in self._key_rows(sobject, ["AccountId", "WhatId"], where):
                 activity = _text(row.get("Id"))
                 if activity is None:
                     continue
                 node = keys.activity(_text(row.get("AccountId")), _text(row.get("WhatId")))
-                note("activity", activity, node)
+                note("activity", activity, node, row, None)
                 if node:
                     keys.activities[node].append((sobject, activity))
                 else:

@@ -28,6 +28,13 @@ def data_dir(isolated_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     return path
 
 
+@pytest.fixture
+def contrib_packs(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every installed pack, contrib packs included (``data_dir``'s isolation turns third-party
+    plugins off): ``pytestmark = pytest.mark.usefixtures("contrib_packs")``."""
+    monkeypatch.delenv("TSOS_RULES_DISABLE_PLUGINS", raising=False)
+
+
 @pytest.fixture(scope="session")
 def demo_org() -> dict[str, Any]:
     """A generated org of 300 deals (about 1,400 records), as of AS_OF."""

@@ -24,10 +24,8 @@ CLOCK = ("created_at", "closed_at", "reopened_at", "due_date")
 Org = Any
 
 
-@pytest.fixture(autouse=True)
-def contrib_packs(data_dir: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every installed pack, contrib packs (and their partner-credit aggregate) included."""
-    monkeypatch.delenv("TSOS_RULES_DISABLE_PLUGINS", raising=False)
+#: Every installed pack, contrib packs included (the sync fixtures turn them off).
+pytestmark = pytest.mark.usefixtures("contrib_packs")
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,6 @@ from typing import Any
 import attrs
 import pytest
 
-from tsos_rules.connectors.local.demo import generate_org
-
 AS_OF = dt.date(2026, 11, 24)
 Org = Any
 RULE = "channel-economics.partner-credit-limit"
@@ -22,15 +20,8 @@ TOTAL = "channel-economics.commit-by-partner"
 Edit = tuple[str, str, dict[str, Any]]
 
 
-@pytest.fixture(autouse=True)
-def contrib_packs(data_dir: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every installed pack, contrib packs included (the sync fixtures turn them off)."""
-    monkeypatch.delenv("TSOS_RULES_DISABLE_PLUGINS", raising=False)
-
-
-@pytest.fixture(scope="module")
-def org_document() -> dict[str, Any]:
-    return generate_org(opportunities=300, seed=7, as_of=AS_OF)
+#: Every installed pack, contrib packs included (the sync fixtures turn them off).
+pytestmark = pytest.mark.usefixtures("contrib_packs")
 
 
 def _without_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -140,7 +131,7 @@ def _room(org: Org, document: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
 
 def test_a_rise_within_the_bound_judges_only_the_deals_holding_a_finding(
     make_org: Callable[[Mapping[str, Any]], Org],
-    org_document: dict[str, Any],
+    demo_org: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """One commit deal grows by a quarter of its partner's room: no other deal of the partner
@@ -151,27 +142,27 @@ def test_a_rise_within_the_bound_judges_only_the_deals_holding_a_finding(
 
     def plan(org: Org) -> list[list[Edit]]:
         if not edits:  # the same edits for the runs without bounds
-            commit, _, room = _room(org, org_document)
+            commit, _, room = _room(org, demo_org)
             edits.append([("opportunity", commit["id"], {"amount": commit["amount"] + room / 4})])
         return edits
 
-    (bounded,) = _run_steps(make_org, org_document, plan)
+    (bounded,) = _run_steps(make_org, demo_org, plan)
     _without_bounds(monkeypatch)
-    (every,) = _run_steps(make_org, org_document, plan)
+    (every,) = _run_steps(make_org, demo_org, plan)
     assert bounded < every
 
 
 def test_a_deal_judged_since_lowers_its_partners_bound(
-    make_org: Callable[[Mapping[str, Any]], Org], org_document: dict[str, Any]
+    make_org: Callable[[Mapping[str, Any]], Org], demo_org: dict[str, Any]
 ) -> None:
     """A non-commit deal grows until a quarter of the room is left before it goes over; then
     a commit deal grows by half the room: past the lowered bound, that deal goes over. A bound
     kept from the full run would have spared it."""
 
     def plan(org: Org) -> list[list[Edit]]:
-        commit, other, room = _room(org, org_document)
+        commit, other, room = _room(org, demo_org)
         pid = commit["partner_id"]
-        limit = next(p["credit_limit"] for p in org_document["partners"] if p["id"] == pid)
+        limit = next(p["credit_limit"] for p in demo_org["partners"] if p["id"] == pid)
         # over once the partner's commit total passes limit - amount
         grown = limit - (_totals(org)[pid] + room / 4)
         return [
@@ -179,20 +170,20 @@ def test_a_deal_judged_since_lowers_its_partners_bound(
             [("opportunity", commit["id"], {"amount": commit["amount"] + room / 2})],
         ]
 
-    _run_steps(make_org, org_document, plan)
+    _run_steps(make_org, demo_org, plan)
 
 
 def test_a_partners_credit_change_and_many_rises_find_what_full_runs_find(
-    make_org: Callable[[Mapping[str, Any]], Org], org_document: dict[str, Any]
+    make_org: Callable[[Mapping[str, Any]], Org], demo_org: dict[str, Any]
 ) -> None:
     """Rises within and past the bound, a lower credit limit, a higher balance, a deal that
     changes partner: after each, an incremental run finds what a full run finds."""
 
     def plan(org: Org) -> list[list[Edit]]:
-        commit, other, room = _room(org, org_document)
+        commit, other, room = _room(org, demo_org)
         pid = commit["partner_id"]
-        limit = next(p["credit_limit"] for p in org_document["partners"] if p["id"] == pid)
-        elsewhere = next(p["id"] for p in org_document["partners"] if p["id"] != pid)
+        limit = next(p["credit_limit"] for p in demo_org["partners"] if p["id"] == pid)
+        elsewhere = next(p["id"] for p in demo_org["partners"] if p["id"] != pid)
         return [
             [("opportunity", commit["id"], {"amount": commit["amount"] + room / 8})],
             [("opportunity", commit["id"], {"amount": commit["amount"] + room / 2})],
@@ -203,17 +194,17 @@ def test_a_partners_credit_change_and_many_rises_find_what_full_runs_find(
             [("opportunity", commit["id"], {"forecast_category": "pipeline"})],
         ]
 
-    _run_steps(make_org, org_document, plan)
+    _run_steps(make_org, demo_org, plan)
 
 
 def test_after_an_interrupted_run_the_bounds_spare_no_reader(
-    make_org: Callable[[Mapping[str, Any]], Org], org_document: dict[str, Any]
+    make_org: Callable[[Mapping[str, Any]], Org], demo_org: dict[str, Any]
 ) -> None:
     """A run that never finished may have judged deals with totals the bounds were not kept
     for: the next run forgets them and judges every reader of a risen total."""
-    org = make_org(org_document)
+    org = make_org(demo_org)
     org.sync(batch_size=25)
-    commit, _, room = _room(org, org_document)
+    commit, _, room = _room(org, demo_org)
     state = org.state()
     try:  # a run that never finished: the next one marks it interrupted
         state.start_run(
@@ -226,3 +217,34 @@ def test_after_an_interrupted_run_the_bounds_spare_no_reader(
     bounds = _bounds(org)
     assert commit["partner_id"] in bounds  # stored again: every reader was judged
     assert len(bounds) == 1  # the others forgotten until a full run
+
+
+def test_a_key_read_as_changed_spares_no_reader_and_loses_its_bound(tmp_path: Any) -> None:
+    """A connector that reads a changed partner without the deals naming it leaves their
+    bound stale: a key whose own record the run read as changed is not spared, and its bound
+    is dropped, whatever the stored bound says."""
+    import tsos_rules_channel_economics.plugin as plugin
+
+    from tsos_rules.engine.aggregates import BoundAggregate
+    from tsos_rules.sync.bounds import ReaderBounds
+    from tsos_rules.sync.state import StateStore
+
+    (aggregate,) = plugin.PACK.aggregates
+    item = BoundAggregate(aggregate, {"reserve_commit_deals": True, "credit_used_field": "x"})
+    state = StateStore(tmp_path / "state.sqlite3")
+    try:
+        state.save_aggregate_bounds(
+            "local", TOTAL, exact={"p1": 100.0, "p2": 100.0}, lowered={}, replace=True
+        )
+        bounds = ReaderBounds([item], [RULE])
+        bounds.trusted = True
+        totals = {"p1": 50.0, "p2": 50.0}
+        assert bounds.within(state, "local", TOTAL, ["p1", "p2"], totals) == {"p1", "p2"}
+        bounds.changed([("partner", "p1")])
+        assert bounds.within(state, "local", TOTAL, ["p1", "p2"], totals) == {"p2"}
+        bounds.save(state, "local", full=False)
+        assert state.aggregate_bounds("local", TOTAL, ["p1", "p2"]) == {"p2": 100.0}
+        # a total within a billionth of its bound is past it
+        assert bounds.within(state, "local", TOTAL, ["p2"], {"p2": 100.0 - 1e-8}) == set()
+    finally:
+        state.close()

@@ -18,10 +18,8 @@ AS_OF = dt.date(2026, 11, 24)
 Org = Any
 
 
-@pytest.fixture(autouse=True)
-def contrib_packs(data_dir: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every installed pack, contrib packs included (the sync fixtures turn them off)."""
-    monkeypatch.delenv("TSOS_RULES_DISABLE_PLUGINS", raising=False)
+#: Every installed pack, contrib packs included (the sync fixtures turn them off).
+pytestmark = pytest.mark.usefixtures("contrib_packs")
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,13 @@ bound of a partner read as changed no longer spares its deals."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sf_credit import NOW, connector_of, generate, only_channel_economics, open_findings, sync
-from sf_support import fresh_org
+from sf_support import Org, fresh_org
 
 from tsos_rules.sync.state import StateStore
 
@@ -35,42 +36,57 @@ def _bound_and_total(where: Path, partner: str) -> tuple[float, float]:
     return bound, float(total)
 
 
-def test_a_partner_whose_credit_changed_has_every_deal_judged_when_its_total_rises(
-    tmp_path: Path, key_pair: tuple[str, str]
-) -> None:
-    """The partner's credit limit drops below what its deals allow and one of its commit deals
-    grows by 1, well within the bound kept from the full sync: the incremental run still ends
-    where a full sync ends, with deals of the partner newly over its credit."""
+#: Edits made to the org after the first sync (``where`` holds its state, or none yet).
+Change = Callable[[Org, dict[str, list[str]], Path], None]
+
+
+def _incremental_and_full(tmp_path: Path, key_pair: tuple[str, str], change: Change) -> None:
+    """One org synced, changed and synced again; another changed and synced in full: both
+    end with the same open findings, and the change put deals over their partner's credit."""
     runs: dict[str, Any] = {}
-    drop = 0.0
     for way in ("incremental", "full"):
         where = tmp_path / way
         where.mkdir()
         with fresh_org(where, key_pair) as org:
             made = generate(org.fake)
-            partner = made["partners"][2]
-            deals = org.fake.tables["Opportunity"]
-            commit = next(
-                d
-                for d in made["deals"]
-                if deals[d]["ForecastCategoryName"] == "Commit"
-                and deals[d]["PartnerAccountId"] == partner
-            )
             if way == "incremental":
                 sync(org, where, connector_of(org), 3)
                 runs["before"] = open_findings(where)
-                bound, total = _bound_and_total(where, partner)
-                assert bound > total + 2  # the rise below stays within it
-                drop = bound - total + 1_000  # the least-covered deal goes over
-            limit = org.fake.tables["Account"][partner]["Partner_Credit_Limit__c"]
             org.fake.now = NOW + dt.timedelta(minutes=5)
-            org.fake.update("Account", partner, Partner_Credit_Limit__c=limit - drop)
-            org.fake.update("Opportunity", commit, Amount=deals[commit]["Amount"] + 1.0)
+            change(org, made, where)
             org.fake.now = NOW + dt.timedelta(minutes=10)
             runs[way] = (sync(org, where, connector_of(org), 3), open_findings(where))
     assert not runs["incremental"][0].full
     assert runs["incremental"][1] == runs["full"][1]
     assert runs["incremental"][1] - runs["before"]  # deals newly over the partner's credit
+
+
+def test_a_partner_whose_credit_changed_has_every_deal_judged_when_its_total_rises(
+    tmp_path: Path, key_pair: tuple[str, str]
+) -> None:
+    """The partner's credit limit drops below what its deals allow and one of its commit deals
+    grows by 1, well within the bound kept from the full sync: the incremental run still ends
+    where a full sync ends."""
+    drop: list[float] = []
+
+    def change(org: Org, made: dict[str, list[str]], where: Path) -> None:
+        partner = made["partners"][2]
+        if not drop:  # the incremental way, first: how far the limit must drop
+            bound, total = _bound_and_total(where, partner)
+            assert bound > total + 2  # the rise below stays within it
+            drop.append(bound - total + 1_000)  # the least-covered deal goes over
+        deals = org.fake.tables["Opportunity"]
+        commit = next(
+            d
+            for d in made["deals"]
+            if deals[d]["ForecastCategoryName"] == "Commit"
+            and deals[d]["PartnerAccountId"] == partner
+        )
+        limit = org.fake.tables["Account"][partner]["Partner_Credit_Limit__c"]
+        org.fake.update("Account", partner, Partner_Credit_Limit__c=limit - drop[0])
+        org.fake.update("Opportunity", commit, Amount=deals[commit]["Amount"] + 1.0)
+
+    _incremental_and_full(tmp_path, key_pair, change)
 
 
 def test_a_partner_whose_credit_dropped_has_its_deals_judged_again(
@@ -79,21 +95,8 @@ def test_a_partner_whose_credit_dropped_has_its_deals_judged_again(
     """Only the partner account changes (its credit limit drops): the key pass pages the
     companies of the deals that name it as their partner, so the incremental run judges them
     again and ends where a full sync ends."""
-    runs: dict[str, Any] = {}
-    for way in ("incremental", "full"):
-        where = tmp_path / way
-        where.mkdir()
-        with fresh_org(where, key_pair) as org:
-            made = generate(org.fake)
-            partner = made["partners"][2]
-            connector = connector_of(org)
-            if way == "incremental":
-                sync(org, where, connector, 3)
-                runs["before"] = open_findings(where)
-            org.fake.now = NOW + dt.timedelta(minutes=5)
-            org.fake.update("Account", partner, Partner_Credit_Limit__c=100_000.0)
-            org.fake.now = NOW + dt.timedelta(minutes=10)
-            runs[way] = (sync(org, where, connector, 3), open_findings(where))
-    assert not runs["incremental"][0].full
-    assert runs["incremental"][1] == runs["full"][1]
-    assert runs["incremental"][1] - runs["before"]  # deals newly over the partner's credit
+
+    def change(org: Org, made: dict[str, list[str]], where: Path) -> None:
+        org.fake.update("Account", made["partners"][2], Partner_Credit_Limit__c=100_000.0)
+
+    _incremental_and_full(tmp_path, key_pair, change)

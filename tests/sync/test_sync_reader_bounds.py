@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -193,6 +194,43 @@ def test_a_partners_credit_change_and_many_rises_find_what_full_runs_find(
             [("opportunity", commit["id"], {"amount": commit["amount"] + 3 * room})],
             [("opportunity", commit["id"], {"forecast_category": "pipeline"})],
         ]
+
+    _run_steps(make_org, demo_org, plan)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_edits_find_what_full_runs_find(
+    make_org: Callable[[Mapping[str, Any]], Org], demo_org: dict[str, Any], seed: int
+) -> None:
+    """Eight steps of one to three random edits (small and large rises and falls of amounts,
+    deals in and out of commit, partners' limits up and down, deals moved between partners):
+    after each, the incremental run, spared by whatever bounds hold, finds what a full run
+    finds."""
+    rng = random.Random(seed)
+
+    def plan(org: Org) -> list[list[Edit]]:
+        deals = [d for d in _deals(org) if d["partner_id"] and not d["is_closed"]]
+        partners = [p for p in demo_org["partners"] if p.get("credit_limit")]
+        steps: list[list[Edit]] = []
+        for _ in range(8):
+            step: list[Edit] = []
+            for _ in range(rng.randint(1, 3)):
+                deal, partner = rng.choice(deals), rng.choice(partners)
+                amount = deal["amount"] or 10_000
+                change = rng.choice(
+                    [
+                        {"amount": amount + rng.uniform(1, 2_000)},
+                        {"amount": round(amount * rng.uniform(0.3, 2.5), 2)},
+                        {"forecast_category": rng.choice(["commit", "pipeline"])},
+                        {"partner_id": partner["id"]},
+                    ]
+                )
+                step.append(("opportunity", deal["id"], change))
+                if rng.random() < 0.3:
+                    limit = round(partner["credit_limit"] * rng.uniform(0.6, 1.4))
+                    step.append(("partner", partner["id"], {"credit_limit": limit}))
+            steps.append(step)
+        return steps
 
     _run_steps(make_org, demo_org, plan)
 

@@ -280,6 +280,7 @@ def test_a_key_read_as_changed_spares_no_reader_and_loses_its_bound(tmp_path: An
         assert bounds.within(state, "local", TOTAL, ["p1", "p2"], totals) == {"p1", "p2"}
         bounds.changed([("partner", "p1")])
         assert bounds.within(state, "local", TOTAL, ["p1", "p2"], totals) == {"p2"}
+        assert bounds.unchanged(["p1", "p2"]) == {"p2"}  # nor spared when its total fell
         bounds.save(state, "local", full=False)
         assert state.aggregate_bounds("local", TOTAL, ["p1", "p2"]) == {"p2": 100.0}
         # a total within a billionth of its bound is past it

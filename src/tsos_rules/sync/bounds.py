@@ -50,9 +50,11 @@ class ReaderBounds:
         #: Per aggregate: keys every reader of which this run judged.
         self._whole: dict[str, set[str]] = {}
         #: Ids of the records an incremental run read as changed or deleted: a key that is
-        #: one of them (a partner whose credit limit changed) loses its bound unless every
-        #: reader of it was judged, whether or not the connector brought its readers along.
+        #: one of them (a partner whose credit limit changed) spares none of its readers, risen
+        #: or fallen, and loses its bound unless every reader of it was judged, whether or not
+        #: the connector brought its readers along.
         self._changed: set[str] = set()
+        self._watching = any(item.aggregate.findings_rise_with_total for item in aggregates)
         #: Whether the stored bounds may spare readers (set by the job once it knows).
         self.trusted = False
         self._attribute: dict[tuple[type, str], bool] = {}
@@ -95,8 +97,13 @@ class ReaderBounds:
 
     def changed(self, records: Iterable[RecordKey]) -> None:
         """Note the records an incremental run's batch read as changed or deleted."""
-        if self._items:
+        if self._watching:
             self._changed.update(record_id for _, record_id in records)
+
+    def unchanged(self, keys: Iterable[str]) -> frozenset[str]:
+        """The keys of ``keys`` whose own record this run did not read as changed: only those
+        may spare readers (a partner's lower limit can flag a deal whatever its total did)."""
+        return frozenset(key for key in keys if key not in self._changed)
 
     def whole(self, aggregate: str, keys: Iterable[str]) -> None:
         """Every reader of ``keys`` has been (or is being) judged this run."""
@@ -112,7 +119,7 @@ class ReaderBounds:
     ) -> frozenset[str]:
         """The keys of ``keys`` whose total is at or below their stored bound (and that did
         not change themselves this run): their readers without a finding still have none."""
-        keys = [key for key in keys if key not in self._changed]
+        keys = sorted(self.unchanged(keys))
         if not self.trusted or aggregate not in self._lowest or not keys:
             return frozenset()
         spared = set()

@@ -565,7 +565,9 @@ class _Job:
             rules = self._reader_rules(aggregate)
             if rules is not None and not rules:
                 continue  # none of the rules that read it is loaded
-            fell = self._fallen(aggregate, update.fell.get(aggregate.name, frozenset()))
+            fell = self._bounds.unchanged(
+                self._fallen(aggregate, update.fell.get(aggregate.name, frozenset()))
+            )
             within = self._bounds.within(
                 self.state,
                 self.key,

@@ -10,8 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sf_credit import NOW, connector_of, generate, only_channel_economics, open_findings, sync
-from sf_support import Org, fresh_org
+from sf_credit import (
+    NOW,
+    RULE,
+    connector_of,
+    generate,
+    only_channel_economics,
+    open_findings,
+    sync,
+)
+from sf_support import Org, WholeRead, fresh_org
 
 from tsos_rules.sync.state import StateStore
 
@@ -100,3 +108,45 @@ def test_a_partner_whose_credit_dropped_has_its_deals_judged_again(
         org.fake.update("Account", made["partners"][2], Partner_Credit_Limit__c=100_000.0)
 
     _incremental_and_full(tmp_path, key_pair, change)
+
+
+def test_a_changed_partner_whose_total_fell_has_every_deal_judged(
+    tmp_path: Path, key_pair: tuple[str, str]
+) -> None:
+    """Read by a connector that brings a changed partner account without the deals naming it
+    (the whole-org ``read``): the partner's limit drops and one of its commit deals leaves
+    commit, so its total falls. A fall alone would spare its deals without a finding; the
+    partner changed too, so every deal of it is judged again and the credit findings are a
+    full sync's."""
+    runs: dict[str, set[tuple[str, str, str]]] = {}
+    for way in ("incremental", "full"):
+        where = tmp_path / way
+        where.mkdir()
+        with fresh_org(where, key_pair) as org:
+            made = generate(org.fake)
+            partner = made["partners"][2]
+            deals = org.fake.tables["Opportunity"]
+            commit = next(
+                d
+                for d in made["deals"]
+                if deals[d]["ForecastCategoryName"] == "Commit"
+                and deals[d]["PartnerAccountId"] == partner
+            )
+            if way == "incremental":
+                sync(org, where, WholeRead(connector_of(org)), 3)
+                runs["before"] = _credit(open_findings(where))
+            org.fake.now = NOW + dt.timedelta(minutes=5)
+            org.fake.update("Account", partner, Partner_Credit_Limit__c=100_000.0)
+            org.fake.update("Opportunity", commit, ForecastCategoryName="Pipeline")
+            org.fake.now = NOW + dt.timedelta(minutes=10)
+            summary = sync(org, where, WholeRead(connector_of(org)), 3, full=way == "full")
+            assert summary.full == (way == "full")
+            runs[way] = _credit(open_findings(where))
+    assert runs["incremental"] == runs["full"]
+    assert runs["incremental"] - runs["before"]  # deals newly over the partner's credit
+
+
+def _credit(found: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+    """The credit findings alone: the whole-org read judges a changed record without its
+    company's other leads, which other rules compare."""
+    return {finding for finding in found if finding[0] == RULE}

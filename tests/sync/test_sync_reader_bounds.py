@@ -42,27 +42,24 @@ def _open(org: Org) -> set[tuple[str, str, str, str, str]]:
     }
 
 
-def _bounds(org: Org) -> dict[str, float]:
+def _by_key(org: Org, sql: str) -> dict[str, float]:
+    """``(key, figure)`` rows of the org's state for the commit total, as a mapping."""
     state = org.state()
     try:
-        rows = state.db.execute(
-            "SELECT key, bound FROM aggregate_bounds WHERE aggregate = ?", (TOTAL,)
-        ).fetchall()
+        rows = state.db.execute(sql, (TOTAL,)).fetchall()
     finally:
         state.close()
-    return {str(key): float(bound) for key, bound in rows}
+    return {str(key): float(figure) for key, figure in rows}
+
+
+def _bounds(org: Org) -> dict[str, float]:
+    return _by_key(org, "SELECT key, bound FROM aggregate_bounds WHERE aggregate = ?")
 
 
 def _totals(org: Org) -> dict[str, float]:
-    state = org.state()
-    try:
-        rows = state.db.execute(
-            "SELECT key, sum(value) FROM aggregate_shares WHERE aggregate = ? GROUP BY key",
-            (TOTAL,),
-        ).fetchall()
-    finally:
-        state.close()
-    return {str(key): float(total) for key, total in rows}
+    return _by_key(
+        org, "SELECT key, sum(value) FROM aggregate_shares WHERE aggregate = ? GROUP BY key"
+    )
 
 
 def _deals(org: Org) -> list[dict[str, Any]]:

@@ -271,11 +271,15 @@ def _fallen_partner(org: Org) -> tuple[dict[str, Any], set[str], set[str]]:
 
 
 def _credit_findings_seen(org: Org, run_id: int) -> set[str]:
-    """The deals whose credit finding the run ``run_id`` saw (opened, kept or updated)."""
+    """The deals whose credit finding the run ``run_id`` wrote: opened or resolved (its run
+    marked), or its text updated (an incremental run leaves a finding it sees unchanged as
+    it was, and marks no run on it)."""
     state = org.state()
     try:
         rows = state.db.execute(
-            "SELECT record_id FROM findings WHERE rule = ? AND last_run = ?", (RULE, run_id)
+            "SELECT record_id FROM findings WHERE rule = ? AND (last_run = ? OR last_seen >= "
+            "(SELECT started_at FROM runs WHERE id = ?))",
+            (RULE, run_id, run_id),
         ).fetchall()
     finally:
         state.close()

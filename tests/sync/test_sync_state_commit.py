@@ -85,3 +85,35 @@ def test_a_finding_seen_again_is_stored_alike_however_it_is_written(tmp_path: Pa
         assert state.open_count("local") == 1
     finally:
         state.close()
+
+
+def test_an_incremental_commit_writes_only_the_findings_whose_text_changed(
+    tmp_path: Path,
+) -> None:
+    """An incremental run sees the same findings again on every record it judges: one stored as
+    it is now is left alone, one whose text moved gets its text, and neither is marked with the
+    run (only a full run marks what it saw, to resolve what it did not)."""
+    state = StateStore(tmp_path / "state.sqlite3")
+    try:
+        first = _run(state)
+        state.commit_batch("local", first, seen=[_seen("2026-11-01")])
+        stored = _row(state)
+        state.commit_batch("local", _run(state), seen=[_seen("2026-11-01")], full=False)
+        assert _row(state) == stored  # not written: the same last_seen and last_run
+
+        state.commit_batch("local", _run(state), seen=[_seen("2026-11-02")], full=False)
+        moved = _row(state)
+        assert moved["message"] == "2026-11-02" and moved["last_seen"] > stored["last_seen"]
+        assert moved["last_run"] == first
+
+        full = _run(state)
+        unseen = [
+            [f.fingerprint for f in chunk]
+            for chunk in state.unseen_open("local", full, exclude=frozenset())
+        ]
+        assert unseen == [[_seen("x").finding.fingerprint]]  # a full run that missed it resolves it
+        state.commit_batch("local", full, seen=[_seen("2026-11-02")])
+        assert _row(state)["last_run"] == full
+        assert list(state.unseen_open("local", full, exclude=frozenset())) == []
+    finally:
+        state.close()

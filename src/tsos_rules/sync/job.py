@@ -852,6 +852,7 @@ class _Job:
             resolved=[state.fingerprint for state in resolved],
             results=results,
             pushes=(judged_opportunities, pushes) if rules is None else None,
+            full=self._judged is None,
             **self._settle(plan, results),
         )
 

@@ -736,13 +736,18 @@ class StateStore:
         retried: Sequence[str] = (),
         refused: Sequence[tuple[str, ActionKind, str | None]] = (),
         abandoned: Sequence[tuple[str, ActionKind, str]] = (),
+        full: bool = True,
     ) -> None:
         """Record one batch in one transaction: findings seen, findings resolved, the results
         of the writes already made for them, the judged deals' close-date pushes, the journal
         entries (fingerprint, kind) those results settle, the fingerprints whose journal
         entries a failed write leaves pending for another attempt (one more attempt counted), the
         entries the CRM refused (fingerprint, kind, error: marked as refused) and the entries
-        given up (fingerprint, kind, why: logged as ``abandoned`` actions, then dropped)."""
+        given up (fingerprint, kind, why: logged as ``abandoned`` actions, then dropped).
+
+        A ``full`` run marks every finding it sees with its run (``unseen_open`` resolves the
+        others). An incremental run has nothing to mark: a finding it sees stored as it is now
+        is not written at all, and one whose text changed gets its text alone."""
         now = _now()
         db = self.db
         self._begin()
@@ -751,28 +756,37 @@ class StateStore:
             self._tally(connector, seen, resolved, stored)
             kept = [s for s in seen if _as_stored(stored.get(s.finding.fingerprint), s)]
             if kept:
-                # Only the columns no index holds (and last_run): the full upsert rewrites every
-                # index entry of the row, several times the cost on a big state.
+                done = {s.finding.fingerprint for s in kept}
+                seen = [s for s in seen if s.finding.fingerprint not in done]
+                # Only the columns no index holds (and, in a full run, last_run): the full
+                # upsert rewrites every index entry of the row, several times the cost on a big
+                # state; an incremental run skips the unchanged rows, most of what it sees.
+                texts = [(s, _details(s.finding)) for s in kept]
+                if not full:
+                    texts = [
+                        (s, details)
+                        for s, details in texts
+                        if _text_changed(stored[s.finding.fingerprint], s, details)
+                    ]
+                mark = ", last_run = ?" if full else ""
                 db.executemany(
                     "UPDATE findings SET message = ?, details = ?, record_name = ?, "
-                    "record_url = ?, last_seen = ?, last_run = ? "
+                    f"record_url = ?, last_seen = ?{mark} "
                     "WHERE connector = ? AND fingerprint = ?",
                     [
                         (
                             s.finding.message,
-                            _details(s.finding),
+                            details,
                             s.record_name,
                             s.record_url,
                             now,
-                            run_id,
+                            *((run_id,) if full else ()),
                             connector,
                             s.finding.fingerprint,
                         )
-                        for s in kept
+                        for s, details in texts
                     ],
                 )
-                done = {s.finding.fingerprint for s in kept}
-                seen = [s for s in seen if s.finding.fingerprint not in done]
             db.executemany(
                 "INSERT INTO findings (connector, fingerprint, rule, severity, record_type, "
                 "record_id, reason, message, details, owner_id, owner_name, partner_id, "
@@ -862,7 +876,8 @@ class StateStore:
             return {}
         rows = self.db.execute(
             f"SELECT fingerprint, status, resolved_at, {_tallies.COLUMNS}, account_id, "
-            "account_name FROM findings WHERE connector = ? "
+            "account_name, message, details, record_name, record_url FROM findings "
+            "WHERE connector = ? "
             "AND fingerprint IN (SELECT value FROM json_each(?))",
             (connector, json.dumps(sorted(set(fingerprints)))),
         )
@@ -1436,6 +1451,17 @@ def _as_stored(row: sqlite3.Row | None, seen: SeenFinding) -> bool:
         and row["partner_name"] == seen.partner_name
         and row["account_id"] == seen.account_id
         and row["account_name"] == seen.account_name
+    )
+
+
+def _text_changed(row: sqlite3.Row, seen: SeenFinding, details: str | None) -> bool:
+    """Whether a finding stored as it is now (``_as_stored``) reads differently: its message,
+    details, record name or link."""
+    return (
+        row["message"] != seen.finding.message
+        or row["details"] != details
+        or row["record_name"] != seen.record_name
+        or row["record_url"] != seen.record_url
     )
 
 

@@ -753,10 +753,16 @@ class StateStore:
         self._begin()
         try:
             stored = self._stored(connector, [s.finding.fingerprint for s in seen] + list(resolved))
-            self._tally(connector, seen, resolved, stored)
             kept = [s for s in seen if _as_stored(stored.get(s.finding.fingerprint), s)]
+            done = {s.finding.fingerprint for s in kept}
+            # a kept finding counts as it did: its tally key is made of the columns it keeps
+            self._tally(
+                connector,
+                [s for s in seen if s.finding.fingerprint not in done],
+                resolved,
+                {fp: row for fp, row in stored.items() if fp not in done},
+            )
             if kept:
-                done = {s.finding.fingerprint for s in kept}
                 seen = [s for s in seen if s.finding.fingerprint not in done]
                 # Only the columns no index holds (and, in a full run, last_run): the full
                 # upsert rewrites every index entry of the row, several times the cost on a big
@@ -1457,7 +1463,7 @@ def _as_stored(row: sqlite3.Row | None, seen: SeenFinding) -> bool:
 def _text_changed(row: sqlite3.Row, seen: SeenFinding, details: str | None) -> bool:
     """Whether a finding stored as it is now (``_as_stored``) reads differently: its message,
     details, record name or link."""
-    return (
+    return bool(
         row["message"] != seen.finding.message
         or row["details"] != details
         or row["record_name"] != seen.record_name

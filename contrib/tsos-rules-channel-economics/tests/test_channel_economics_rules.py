@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
+import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tsos_rules_channel_economics import PACK, tier_margins
 
 from tsos_rules.testing import (
@@ -179,3 +184,95 @@ def test_the_readme_example_prints_what_it_says() -> None:
 
     example = run_markdown_example(Path(__file__).parents[1] / "README.md")
     assert example.expected and example.printed == example.expected
+
+
+# -- restating a credit finding when the partner's commit total rises ----------------------------
+
+_CENTS = st.integers(min_value=1, max_value=30_000_000).map(lambda c: c / 100)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    amounts=st.lists(st.tuples(_CENTS, st.booleans()), min_size=2, max_size=6),
+    used=st.sampled_from([0, 1_000, 12_345.67]),
+    rise=_CENTS,
+    consented=st.booleans(),
+)
+def test_a_restated_credit_finding_is_the_one_judging_gives(
+    amounts: list[tuple[float, bool]], used: float, rise: float, consented: bool
+) -> None:
+    """The sync's shortcut for a partner whose commit total rose: each deal still over its
+    credit gets, from its stored finding alone, exactly the message and details judging the
+    deal again gives (figures with cents, a balance or none, commit deals and others)."""
+    aggregate = PACK.aggregates[0]
+    params = PACK.resolve_parameters(None)
+    partners = [partner("p1", credit_limit=400_000.5, credit_used=used)]
+    grown, by_commit = 0, {i: commit for i, (_, commit) in enumerate(amounts)}
+    if not any(by_commit.values()):
+        return  # nothing commit to grow
+    grown = next(i for i, commit in by_commit.items() if commit)
+
+    def deals(extra: float) -> list[dict[str, object]]:
+        return [
+            channel_deal(
+                f"o{i}",
+                name=f"Deal (limit 1 = 1) {i}",  # the quoted sum's shape in a name too
+                amount=amount + (extra if i == grown else 0),
+                forecast_category="commit" if commit else "pipeline",
+                stage="closing" if commit else "proposal",
+                **({"partner_consent": consent(reason="credit_limit")} if consented else {}),
+            )
+            for i, (amount, commit) in enumerate(amounts)
+        ]
+
+    before = {f.record_id: f for f in run(*deals(0), partners=partners) if f.rule == CREDIT}
+    after_deals = deals(rise)
+    after = {f.record_id: f for f in run(*after_deals, partners=partners) if f.rule == CREDIT}
+    # the engine's total: the exact sum, then a float
+    total = float(
+        sum(Fraction(d["amount"]) for d in after_deals if d["forecast_category"] == "commit")
+    )
+    for record_id, finding in before.items():
+        if record_id == f"o{grown}":
+            continue  # its own record changed: it is judged, never restated
+        i = int(record_id[1:])
+        own = amounts[i][0] if amounts[i][1] else 0.0
+        restated = aggregate.restate(finding, "p1", total, own, params)
+        assert restated == after[record_id]
+        assert restated.message == after[record_id].message
+        assert dict(restated.details) == dict(after[record_id].details)
+
+
+def test_a_credit_finding_is_not_restated_when_its_partner_total_would_clear_it() -> None:
+    """Restating is for a rising total: one that would leave the deal within its credit (or a
+    finding this code did not write) is judged again instead."""
+    aggregate = PACK.aggregates[0]
+    params = PACK.resolve_parameters(None)
+    finding = only(run(channel_deal(amount=300_000)), CREDIT)
+    assert aggregate.restate(finding, "p1", -60_000.0, 0.0, params) is None
+    assert (
+        aggregate.restate(attrs.evolve(finding, message="reworded"), "p1", 10.0, 0.0, params)
+        is None
+    )
+    assert aggregate.restate(attrs.evolve(finding, rule=DISCOUNT), "p1", 10.0, 0.0, params) is None
+    risen = aggregate.restate(finding, "p1", 10.0, 0.0, params)
+    assert risen is not None and risen.details["available_credit"] == 250_000 - 10.0
+
+
+def test_a_deal_named_like_its_sum_keeps_its_name_when_restated() -> None:
+    aggregate = PACK.aggregates[0]
+    params = PACK.resolve_parameters(None)
+    quoted = "(limit 250,000 - 10 on its other commit deals = 249,990)"
+
+    def judged(commit_amount: float) -> object:
+        deals = [
+            channel_deal("o1", name=f"Deal {quoted}", amount=300_000),
+            channel_deal("o2", amount=commit_amount, forecast_category="commit", stage="closing"),
+        ]
+        return next(f for f in run(*deals) if f.rule == CREDIT and f.record_id == "o1")
+
+    before, after = judged(10), judged(20)
+    assert before.message.count(quoted) == 2
+    restated = aggregate.restate(before, "p1", 20.0, 0.0, params)
+    assert restated is not None and restated.message == after.message
+    assert restated.message.startswith(f"Deal Deal {quoted} (300,000)")

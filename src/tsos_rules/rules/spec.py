@@ -129,6 +129,10 @@ ReadsWhenFn = Callable[[Any, Mapping[str, Any]], bool]
 #: parameters)``), or None when no total would.
 FlagsAboveFn = Callable[[Any, Mapping[str, Any]], "float | None"]
 
+#: A reader's stored finding with its key's total now ``total`` (``restate(finding, key, total,
+#: own, parameters)``; ``own``: the reader's own share of that total), or None to judge it.
+RestateFn = Callable[[Finding, str, float, float, Mapping[str, Any]], "Finding | None"]
+
 
 @attrs.frozen(kw_only=True)
 class Aggregate:
@@ -169,6 +173,13 @@ class Aggregate:
     #: at or below it, only the readers holding a finding are judged again. A value too low
     #: only judges more; too high would miss a finding, so round down.
     flags_above: FlagsAboveFn | None = None
+    #: With ``flags_above``: ``restate(finding, key, total, own, parameters)``, a stored finding
+    #: of ``read_by_rules`` on a reader whose key's total rose while neither the reader nor the
+    #: key's record changed, as the rules would word it now (its figures brought up to date),
+    #: from the finding alone: an incremental sync then need not read the reader again. ``own``
+    #: is the reader's own share of ``total``. Return None (the reader is read and judged)
+    #: unless the result is exactly what judging would give, byte for byte.
+    restate: RestateFn | None = None
 
 
 @attrs.frozen
@@ -271,6 +282,11 @@ class RulePack:
                 raise PackValidationError(
                     f"aggregate {aggregate.name}: flags_above: needs findings_rise_with_total "
                     "and read_by (the field holding the key its readers read)"
+                )
+            if aggregate.restate is not None and aggregate.flags_above is None:
+                raise PackValidationError(
+                    f"aggregate {aggregate.name}: restate: needs flags_above (only the readers "
+                    "of a total risen within its bound keep their findings for certain)"
                 )
             for rule_id in aggregate.read_by_rules:
                 if rule_id not in seen:

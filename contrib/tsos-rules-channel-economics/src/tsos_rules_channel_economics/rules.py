@@ -18,8 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, cast
 
+import attrs
+
 from tsos_rules import Parameter, PythonRule, RulePack, RuleSpec, Severity, Violation
 from tsos_rules.facts import OpportunityFacts
+from tsos_rules.findings import Finding
 from tsos_rules.model import Opportunity
 from tsos_rules.rules.spec import Aggregate, CheckFn
 
@@ -161,18 +164,14 @@ def partner_credit_limit(facts: OpportunityFacts, params: Params) -> Iterator[Vi
         "reserved_for_commit_deals": reserved,
         "available_credit": available,
     }
-    arithmetic = f"limit {_money(partner.credit_limit)}"
-    if used:
-        arithmetic += f" - balance {_money(used)}"
-    if reserved:
-        arithmetic += f" - {_money(reserved)} on its other commit deals"
+    figures = _credit_figures(details)
     consent = deal.partner_consent
     if consent is not None and consent.reason == "credit_limit":
         yield Violation(
             "over_credit_direct_fulfilment",
             f"Deal {_deal_name(facts)} ({_money(deal.amount)}) exceeds {_partner_name(facts)}'s "
-            f"available credit ({arithmetic} = {_money(available)}); the partner agreed to "
-            "direct fulfilment, keep them in the deal.",
+            f"available credit {figures}; the partner agreed to direct fulfilment, keep them "
+            "in the deal.",
             severity=Severity.INFO,
             details=details,
         )
@@ -180,11 +179,53 @@ def partner_credit_limit(facts: OpportunityFacts, params: Params) -> Iterator[Vi
     yield Violation(
         "over_credit",
         f"Deal {_deal_name(facts)} ({_money(deal.amount)}) exceeds {_partner_name(facts)}'s "
-        f"available credit ({arithmetic} = {_money(available)}); check the partner's credit "
-        "with finance now so the order is not held up, or agree direct fulfilment with the "
-        "partner and record their consent (reason credit_limit).",
+        f"available credit {figures}; check the partner's credit with finance now so the "
+        "order is not held up, or agree direct fulfilment with the partner and record their "
+        "consent (reason credit_limit).",
         details=details,
     )
+
+
+def _credit_figures(details: Mapping[str, Any]) -> str:
+    """The sum a credit finding quotes: ``(limit L - balance B - R on its other commit deals =
+    A)``, each term only when it is not zero."""
+    arithmetic = f"limit {_money(details['credit_limit'])}"
+    if details["credit_used"]:
+        arithmetic += f" - balance {_money(details['credit_used'])}"
+    if details["reserved_for_commit_deals"]:
+        arithmetic += f" - {_money(details['reserved_for_commit_deals'])} on its other commit deals"
+    return f"({arithmetic} = {_money(details['available_credit'])})"
+
+
+def restate_credit_finding(
+    finding: Finding, key: str, total: float, own: float, params: Params
+) -> Finding | None:
+    """A credit finding with its partner's commit total now ``total``, from the finding alone:
+    the same sum as the rule's (``total`` less the deal's own commit amount, ``own``), its
+    quoted figures swapped. None when it is not one this code wrote, or the deal would no
+    longer be over (which a rising total never does): the deal is then judged again."""
+    details = finding.details
+    try:
+        amount = details["amount"]
+        limit = details["credit_limit"]
+        used = details["credit_used"]
+        quoted = _credit_figures(details)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if finding.rule != f"{PACK_NAME}.partner-credit-limit" or not params["reserve_commit_deals"]:
+        return None
+    reserved = total
+    if own:
+        reserved -= own
+    available = limit - used - reserved
+    if amount <= available:
+        return None
+    before, found, after = finding.message.rpartition(quoted)
+    if not found:
+        return None
+    restated = {**details, "reserved_for_commit_deals": reserved, "available_credit": available}
+    message = before + _credit_figures(restated) + after
+    return attrs.evolve(finding, message=message, details=restated)
 
 
 # -- discount-needs-size-and-timeframe ---------------------------------------------------------
@@ -280,6 +321,8 @@ PACK = RulePack(
             findings_rise_with_total=True,
             # while a partner's total stays at or below this, its unflagged deals stay so
             flags_above=flags_above_commit_total,
+            # its findings' quoted figures follow a rise without reading the deal again
+            restate=restate_credit_finding,
         ),
     ),
     python_rules=(

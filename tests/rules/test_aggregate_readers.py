@@ -34,3 +34,18 @@ def test_findings_rising_with_the_total_needs_the_rules_it_is_true_of() -> None:
     pack = attrs.evolve(PACK, aggregates=(wrong,))
     with pytest.raises(PackValidationError, match="findings_rise_with_total: needs the rules"):
         pack.validate()
+
+
+def test_restating_findings_needs_the_rules_and_the_key_field() -> None:
+    """``restate`` rewords the findings of the reader rules on the readers of a key: without
+    those rules (every rule's findings) or the field holding the key, it has nothing to go by."""
+    (aggregate,) = PACK.aggregates
+    assert aggregate.restate is not None
+    no_key = attrs.evolve(aggregate, read_by=None, flags_above=None)
+    with pytest.raises(PackValidationError, match="restate: needs read_by_rules"):
+        attrs.evolve(PACK, aggregates=(no_key,)).validate()
+    no_rules = attrs.evolve(
+        aggregate, read_by_rules=(), findings_rise_with_total=False, flags_above=None
+    )
+    with pytest.raises(PackValidationError, match="restate: needs read_by_rules"):
+        attrs.evolve(PACK, aggregates=(no_rules,)).validate()

@@ -25,21 +25,35 @@ Edit = tuple[str, str, dict[str, Any]]
 pytestmark = pytest.mark.usefixtures("contrib_packs")
 
 
-def _without_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The channel-economics pack as if it gave no ``flags_above``: every reader of a risen
-    total is judged again (the runs to compare with)."""
+def _without_bounds(monkeypatch: pytest.MonkeyPatch, *, restate: bool = False) -> None:
+    """The channel-economics pack as if it gave no ``flags_above`` (every reader of a risen
+    total is judged again), or with ``restate`` no ``restate`` alone (the readers holding a
+    finding are read and judged again): the runs to compare with."""
     import tsos_rules_channel_economics.plugin as plugin
 
     pack = plugin.PACK
-    aggregates = tuple(attrs.evolve(a, flags_above=None) for a in pack.aggregates)
+    aggregates = tuple(
+        attrs.evolve(a, restate=None)
+        if restate
+        else attrs.evolve(a, flags_above=None, restate=None)
+        for a in pack.aggregates
+    )
     monkeypatch.setattr(plugin, "PACK", attrs.evolve(pack, aggregates=aggregates))
 
 
-def _open(org: Org) -> set[tuple[str, str, str, str, str]]:
-    """What a user sees of each open finding: rule, record, reason and message."""
-    return {
-        (f.rule, f.record_id, f.reason, f.severity, f.message) for f in org.open_findings().values()
-    }
+def _open(org: Org) -> set[tuple[Any, ...]]:
+    """What a user sees of each open finding: rule, record, reason, severity, message,
+    details, and the names and link it is listed with."""
+    state = org.state()
+    try:
+        rows = state.db.execute(
+            "SELECT rule, record_id, reason, severity, message, details, owner_name, "
+            "partner_name, record_name, account_name, record_url, shadow FROM findings "
+            "WHERE status = 'open'"
+        ).fetchall()
+    finally:
+        state.close()
+    return {tuple(row) for row in rows}
 
 
 def _by_key(org: Org, sql: str) -> dict[str, float]:
@@ -148,6 +162,41 @@ def test_a_rise_within_the_bound_judges_only_the_deals_holding_a_finding(
     _without_bounds(monkeypatch)
     (every,) = _run_steps(make_org, demo_org, plan)
     assert bounded < every
+
+
+def test_a_rise_within_the_bound_rewords_the_held_findings_without_reading_their_deals(
+    make_org: Callable[[Mapping[str, Any]], Org],
+    demo_org: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The partner's deals over its credit quote its commit total: a rise within the bound
+    gets their findings reworded from the state (``Aggregate.restate``), so none of them is
+    read or judged, and every finding, figures and details included, is a full run's."""
+    edits: list[list[Edit]] = []
+    runs = []
+
+    def plan(org: Org) -> list[list[Edit]]:
+        if not edits:
+            commit, _, room = _room(org, demo_org)
+            edits.append([("opportunity", commit["id"], {"amount": commit["amount"] + room / 4})])
+            runs.append((org, commit))
+        return edits
+
+    (restated,) = _run_steps(make_org, demo_org, plan)
+    org, commit = runs[0]
+    pid = commit["partner_id"]
+    held = {
+        f.record_id
+        for f in org.open_findings().values()
+        if f.rule == RULE and f.record_id != commit["id"] and _partner_of(org, f.record_id) == pid
+    }
+    _without_bounds(monkeypatch, restate=True)
+    (judged,) = _run_steps(make_org, demo_org, plan)
+    assert held and restated == judged - len(held)
+
+
+def _partner_of(org: Org, deal_id: str) -> Any:
+    return (org.crm.get("opportunity", deal_id) or {}).get("partner_id")
 
 
 def test_a_deal_judged_since_lowers_its_partners_bound(

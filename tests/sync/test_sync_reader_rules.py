@@ -304,6 +304,7 @@ def _falls(
             a,
             findings_rise_with_total=pack_says_so,
             flags_above=a.flags_above if pack_says_so else None,
+            restate=a.restate if pack_says_so else None,
         )
         for a in pack.aggregates
     )

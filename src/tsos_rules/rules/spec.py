@@ -173,12 +173,14 @@ class Aggregate:
     #: at or below it, only the readers holding a finding are judged again. A value too low
     #: only judges more; too high would miss a finding, so round down.
     flags_above: FlagsAboveFn | None = None
-    #: With ``flags_above``: ``restate(finding, key, total, own, parameters)``, a stored finding
-    #: of ``read_by_rules`` on a reader whose key's total rose while neither the reader nor the
-    #: key's record changed, as the rules would word it now (its figures brought up to date),
-    #: from the finding alone: an incremental sync then need not read the reader again. ``own``
-    #: is the reader's own share of ``total``. Return None (the reader is read and judged)
-    #: unless the result is exactly what judging would give, byte for byte.
+    #: ``restate(finding, key, total, own, parameters)``: a stored finding of
+    #: ``read_by_rules`` on a reader of ``key``, whose total moved to ``total`` while neither
+    #: the reader nor the key's record changed, as the rules would word it now (its quoted
+    #: figures brought up to date), from the finding alone: an incremental sync then neither
+    #: reads nor judges that reader again. ``own`` is the reader's own share of ``total``.
+    #: Return None (the reader is read and judged) unless the result is exactly what judging
+    #: would give, byte for byte: when the new total would clear the finding or change it
+    #: otherwise, or the finding is not one the code knows.
     restate: RestateFn | None = None
 
 
@@ -283,10 +285,12 @@ class RulePack:
                     f"aggregate {aggregate.name}: flags_above: needs findings_rise_with_total "
                     "and read_by (the field holding the key its readers read)"
                 )
-            if aggregate.restate is not None and aggregate.flags_above is None:
+            if aggregate.restate is not None and not (
+                aggregate.read_by_rules and aggregate.read_by
+            ):
                 raise PackValidationError(
-                    f"aggregate {aggregate.name}: restate: needs flags_above (only the readers "
-                    "of a total risen within its bound keep their findings for certain)"
+                    f"aggregate {aggregate.name}: restate: needs read_by_rules (the rules whose "
+                    "findings it rewords) and read_by (the field holding the key)"
                 )
             for rule_id in aggregate.read_by_rules:
                 if rule_id not in seen:

@@ -79,6 +79,7 @@ from tsos_rules.sync import totals
 from tsos_rules.sync.bounds import ReaderBounds
 from tsos_rules.sync.notify import NotifySettings, notify_run
 from tsos_rules.sync.planner import (
+    REPAIRS,
     Mode,
     ModePolicy,
     Plan,
@@ -593,13 +594,16 @@ class _Job:
                 )
             )
             linked = rules is not None
+            column = SCOPE_COLUMNS.get((aggregate.record_type, aggregate.read_by or ""))
+            if rules and column and aggregate.restate is not None:
+                # first: the readers it rewords are then neither judged nor read by id
+                self._restate_holders(item, rules, column, self._bounds.unchanged(keys))
             if values:
                 readers = self._readers(aggregate.record_type, field, values, linked=linked)
                 self._judge_readers(item, readers, rules, as_of)
             if spared and rules:
                 # the records holding a finding of those rules, less those judged already
                 record_type, judged = aggregate.record_type, self._judged or set()
-                column = SCOPE_COLUMNS.get((record_type, aggregate.read_by or ""))
                 found = self.state.open_finding_records(
                     self.key, record_type, rules, scope=(column, spared) if column else None
                 )
@@ -612,6 +616,74 @@ class _Job:
                 if held:
                     readers = self._readers(record_type, "id", held, linked=True)
                     self._judge_readers(item, readers, rules, as_of, keys=spared)
+
+    def _restate_holders(
+        self, item: BoundAggregate, rules: frozenset[str], column: str, keys: frozenset[str]
+    ) -> None:
+        """The findings of ``rules`` on the readers of ``keys`` (moved totals whose own record
+        did not change), reworded by the pack for the new totals (``Aggregate.restate``) and
+        committed without reading or judging the readers again: only their totals moved. A
+        reader any of whose findings the pack does not restate (one a fallen total clears) is
+        left to be read and judged."""
+        aggregate, totals_now = item.aggregate, (self.totals or {}).get(item.aggregate.name, {})
+        restate, judged = aggregate.restate, self._judged or set()
+        assert restate is not None
+        by_record: dict[RecordKey, list[tuple[FindingState, SeenFinding]]] = {}
+        for state, seen in self.state.open_findings_scoped(
+            self.key, aggregate.record_type, rules, column, keys
+        ):
+            by_record.setdefault(state.record_key, []).append((state, seen))
+        shares = self.state.aggregate_shares_of(
+            self.key, [(aggregate.name, *key) for key in by_record]
+        )
+        previous: dict[str, FindingState] = {}
+        current: dict[str, Finding] = {}
+        seen_now: list[SeenFinding] = []
+        records: dict[RecordKey, RecordInfo] = {}
+        scopes: dict[str, tuple[str | None, str | None]] = {}
+        for record_key, found in by_record.items():
+            if (
+                record_key in judged
+                or record_key in self.held
+                or rules <= self._scoped.get(record_key, set())
+            ):
+                continue
+            restated: list[tuple[FindingState, SeenFinding]] = []
+            for state, seen in found:
+                key = getattr(seen, column)
+                mode = self.policy.mode_for(state.rule)
+                share = shares.get((aggregate.name, *record_key))
+                own = share[1] if share is not None and share[0] == key else 0.0
+                finding = None
+                if key in keys and not (
+                    mode is Mode.ENFORCE and (state.rule, state.reason) in REPAIRS
+                ):
+                    finding = restate(
+                        seen.finding, key, totals_now.get(key, 0.0), own, item.parameters
+                    )
+                if finding is None or finding.fingerprint != state.fingerprint:
+                    break
+                spec = self.engine.specs.get(state.rule)
+                finding = attrs.evolve(finding, doctrine=spec.doctrine if spec else "")
+                shadow = mode is Mode.SHADOW
+                restated.append((state, attrs.evolve(seen, finding=finding, shadow=shadow)))
+            else:
+                for state, seen in restated:
+                    previous[state.fingerprint] = state
+                    current[state.fingerprint] = seen.finding
+                    seen_now.append(seen)
+                    scopes[state.fingerprint] = (seen.account_id, seen.partner_id)
+                    records[record_key] = RecordInfo(
+                        *record_key, label=seen.record_name or record_key[1], owner_id=seen.owner_id
+                    )
+                self._scoped.setdefault(record_key, set()).update(rules)
+        if not current:
+            return
+        self.progress.note(
+            f"{aggregate.name}: {len(current)} finding(s) of {len(records)} reader(s) "
+            "reworded for the new totals, without reading them again"
+        )
+        self._commit_verdicts(previous, current, seen_now, records, scopes)
 
     def _trust_bounds(self, is_full: bool) -> None:
         """Let the stored reader bounds spare readers only in an incremental run after one that
@@ -821,6 +893,30 @@ class _Job:
             self._add_sections(index, current)
 
         previous = self.state.open_findings_for(self.key, judged_keys | batch.deleted, rules=rules)
+        self._commit_verdicts(
+            previous,
+            current,
+            seen,
+            records,
+            scopes,
+            deleted=batch.deleted,
+            pushes=(judged_opportunities, pushes) if rules is None else None,
+        )
+
+    def _commit_verdicts(
+        self,
+        previous: Mapping[str, FindingState],
+        current: Mapping[str, Finding],
+        seen: Sequence[SeenFinding],
+        records: Mapping[RecordKey, RecordInfo],
+        scopes: Mapping[str, tuple[str | None, str | None]],
+        *,
+        deleted: frozenset[RecordKey] = frozenset(),
+        pushes: tuple[Sequence[str], Sequence[Push]] | None = None,
+    ) -> None:
+        """The findings of judged records against ``previous`` (their open findings stored):
+        count what is new and resolved, plan and make the writes, and commit the batch."""
+        summary = self.summary
         # In the findings' order (the look-up follows a set's, which varies between runs).
         resolved = sorted(
             (state for fp, state in previous.items() if fp not in current), key=_finding_order
@@ -828,7 +924,7 @@ class _Job:
         why = {
             state.fingerprint: "the record was deleted"
             for state in resolved
-            if state.record_key in batch.deleted
+            if state.record_key in deleted
         }
         pairs = [(finding, previous.get(fp)) for fp, finding in current.items()]
         owners = {s.finding.fingerprint: (s.owner_id, s.owner_name) for s in seen}
@@ -851,7 +947,7 @@ class _Job:
             seen=seen,
             resolved=[state.fingerprint for state in resolved],
             results=results,
-            pushes=(judged_opportunities, pushes) if rules is None else None,
+            pushes=pushes,
             full=self._judged is None,
             **self._settle(plan, results),
         )

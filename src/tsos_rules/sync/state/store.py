@@ -19,7 +19,7 @@ import orjson
 
 from tsos_rules.connectors.base import Action, ActionKind, ActionResult, ActionStatus, RecordKey
 from tsos_rules.errors import ConfigError, StateError
-from tsos_rules.findings import Finding
+from tsos_rules.findings import Finding, Severity
 from tsos_rules.sync.state import exemptions as _exemptions
 from tsos_rules.sync.state import tallies as _tallies
 from tsos_rules.sync.state import worklist as _worklist
@@ -1206,6 +1206,58 @@ class StateStore:
             sql += f" AND f.{column} IN (SELECT value FROM json_each(?))"
             params.append(json.dumps(sorted(ids)))
         return [str(row[0]) for row in self.db.execute(sql + " ORDER BY f.record_id", params)]
+
+    def open_findings_scoped(
+        self,
+        connector: str,
+        record_type: str,
+        rules: Iterable[str],
+        column: str,
+        ids: Iterable[str],
+    ) -> list[tuple[FindingState, SeenFinding]]:
+        """The open findings of ``rules`` on ``record_type`` records stored with one of ``ids``
+        in ``column`` (owner_id, partner_id or account_id), each as its state and as it was
+        last seen (its details, names and link; the finding's doctrine left empty)."""
+        if column not in _SCOPE_COLUMNS:
+            raise ValueError(f"not a finding's scope column: {column!r}")
+        columns = ", ".join(f"f.{c.strip()}" for c in _FINDING_COLUMNS.split(","))
+        rows = self.db.execute(
+            f"SELECT {columns}, f.details, f.partner_id, f.partner_name, f.record_name, "
+            "f.account_id, f.account_name, f.record_url, f.shadow "
+            "FROM json_each(?) AS r CROSS JOIN findings AS f "
+            "WHERE f.connector = ? AND f.rule = r.value AND f.status = 'open' "
+            f"AND f.record_type = ? AND f.{column} IN (SELECT value FROM json_each(?)) "
+            "ORDER BY f.record_id, f.fingerprint",
+            (json.dumps(sorted(rules)), connector, record_type, json.dumps(sorted(ids))),
+        )
+        found = []
+        for row in rows:
+            state = _finding_state(row)
+            details = row["details"]
+            finding = Finding(
+                rule=state.rule,
+                severity=Severity(state.severity),
+                record_type=state.record_type,
+                record_id=state.record_id,
+                reason=state.reason,
+                message=state.message,
+                doctrine="",
+                details=json.loads(details) if details else {},
+            )
+            seen = SeenFinding(
+                finding,
+                state.owner_id,
+                state.owner_name,
+                row["partner_id"],
+                row["partner_name"],
+                record_name=row["record_name"],
+                account_id=row["account_id"],
+                account_name=row["account_name"],
+                record_url=row["record_url"],
+                shadow=bool(row["shadow"]),
+            )
+            found.append((state, seen))
+        return found
 
     def last_run_finished(self, connector: str, before_run: int) -> bool:
         """Whether the run logged last before ``before_run`` finished (not failed, stopped)."""

@@ -220,28 +220,42 @@ def test_a_deal_judged_since_lowers_its_partners_bound(
     _run_steps(make_org, demo_org, plan)
 
 
+@pytest.mark.parametrize("promises", ["bounds", "restate alone"])
 def test_a_partners_credit_change_and_many_rises_find_what_full_runs_find(
-    make_org: Callable[[Mapping[str, Any]], Org], demo_org: dict[str, Any]
+    make_org: Callable[[Mapping[str, Any]], Org],
+    demo_org: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    promises: str,
 ) -> None:
     """Rises within and past the bound, a lower credit limit, a higher balance, a deal that
-    changes partner: after each, an incremental run finds what a full run finds."""
+    changes partner: after each, an incremental run finds what a full run finds (and so with
+    a pack that rewords its findings but promises nothing of how they rise with the total:
+    a changed partner's findings are judged, never reworded from stale figures)."""
+    first = make_org(demo_org)  # the partner and its room, as the pack's bounds see them
+    first.sync(batch_size=25)
+    commit, other, room = _room(first, demo_org)
+    pid = commit["partner_id"]
+    limit = next(p["credit_limit"] for p in demo_org["partners"] if p["id"] == pid)
+    elsewhere = next(p["id"] for p in demo_org["partners"] if p["id"] != pid)
+    steps: list[list[Edit]] = [
+        [("opportunity", commit["id"], {"amount": commit["amount"] + room / 8})],
+        [("opportunity", commit["id"], {"amount": commit["amount"] + room / 2})],
+        [("partner", pid, {"credit_limit": limit - room / 4})],
+        [("partner", pid, {"credit_used": room / 8})],
+        [("opportunity", other["id"], {"partner_id": elsewhere})],
+        [("opportunity", commit["id"], {"amount": commit["amount"] + 3 * room})],
+        [("opportunity", commit["id"], {"forecast_category": "pipeline"})],
+    ]
+    if promises == "restate alone":
+        import tsos_rules_channel_economics.plugin as plugin
 
-    def plan(org: Org) -> list[list[Edit]]:
-        commit, other, room = _room(org, demo_org)
-        pid = commit["partner_id"]
-        limit = next(p["credit_limit"] for p in demo_org["partners"] if p["id"] == pid)
-        elsewhere = next(p["id"] for p in demo_org["partners"] if p["id"] != pid)
-        return [
-            [("opportunity", commit["id"], {"amount": commit["amount"] + room / 8})],
-            [("opportunity", commit["id"], {"amount": commit["amount"] + room / 2})],
-            [("partner", pid, {"credit_limit": limit - room / 4})],
-            [("partner", pid, {"credit_used": room / 8})],
-            [("opportunity", other["id"], {"partner_id": elsewhere})],
-            [("opportunity", commit["id"], {"amount": commit["amount"] + 3 * room})],
-            [("opportunity", commit["id"], {"forecast_category": "pipeline"})],
-        ]
-
-    _run_steps(make_org, demo_org, plan)
+        pack = plugin.PACK
+        aggregates = tuple(
+            attrs.evolve(a, findings_rise_with_total=False, flags_above=None)
+            for a in pack.aggregates
+        )
+        monkeypatch.setattr(plugin, "PACK", attrs.evolve(pack, aggregates=aggregates))
+    _run_steps(make_org, demo_org, lambda org: steps)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -333,3 +347,19 @@ def test_a_key_read_as_changed_spares_no_reader_and_loses_its_bound(tmp_path: An
         assert bounds.within(state, "local", TOTAL, ["p2"], {"p2": 100.0 - 1e-8}) == set()
     finally:
         state.close()
+
+
+def test_a_key_read_as_changed_has_no_finding_reworded_whatever_the_pack_promises() -> None:
+    """A pack that rewords its readers' findings (``restate``) without promising how they
+    rise with the total still has a changed partner's deals judged: their stored figures
+    (its old limit) are stale."""
+    import tsos_rules_channel_economics.plugin as plugin
+
+    from tsos_rules.engine.aggregates import BoundAggregate
+    from tsos_rules.sync.bounds import ReaderBounds
+
+    (aggregate,) = plugin.PACK.aggregates
+    plain = attrs.evolve(aggregate, findings_rise_with_total=False, flags_above=None)
+    bounds = ReaderBounds([BoundAggregate(plain, {})], [RULE])
+    bounds.changed([("partner", "p1")])
+    assert bounds.unchanged(["p1", "p2"]) == {"p2"}

@@ -51,10 +51,14 @@ class ReaderBounds:
         self._whole: dict[str, set[str]] = {}
         #: Ids of the records an incremental run read as changed or deleted: a key that is
         #: one of them (a partner whose credit limit changed) spares none of its readers, risen
-        #: or fallen, and loses its bound unless every reader of it was judged, whether or not
-        #: the connector brought its readers along.
+        #: or fallen, has none of their findings reworded (``Aggregate.restate``), and loses its
+        #: bound unless every reader of it was judged, whether or not the connector brought its
+        #: readers along.
         self._changed: set[str] = set()
-        self._watching = any(item.aggregate.findings_rise_with_total for item in aggregates)
+        self._watching = any(
+            item.aggregate.findings_rise_with_total or item.aggregate.restate is not None
+            for item in aggregates
+        )
         #: Whether the stored bounds may spare readers (set by the job once it knows).
         self.trusted = False
         self._attribute: dict[tuple[type, str], bool] = {}

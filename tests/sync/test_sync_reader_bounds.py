@@ -9,7 +9,7 @@ import datetime as dt
 import math
 import random
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 import pytest
@@ -363,3 +363,42 @@ def test_a_key_read_as_changed_has_no_finding_reworded_whatever_the_pack_promise
     bounds = ReaderBounds([BoundAggregate(plain, {})], [RULE])
     bounds.changed([("partner", "p1")])
     assert bounds.unchanged(["p1", "p2"]) == {"p2"}
+
+
+def test_a_rise_past_the_bound_reads_only_the_readers_not_reworded(
+    make_org: Callable[[Mapping[str, Any]], Org],
+    demo_org: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past its bound every reader of the partner may go over, so those without a finding
+    are read and judged; the ones whose findings were reworded are not read again when the
+    connector lists the readers' ids first (``ids_where``): fewer records read, the same
+    findings as a full run."""
+    from tsos_rules.sync import job
+
+    @runtime_checkable
+    class Unlisted(Protocol):  # no connector has it: the job streams every reader
+        def no_such_method(self) -> None: ...
+
+    first = make_org(demo_org)
+    first.sync(batch_size=25)
+    commit, _, room = _room(first, demo_org)
+    steps = [[("opportunity", commit["id"], {"amount": commit["amount"] + 3 * room})]]
+    reads = []
+    for lists_ids in (True, False):
+        if not lists_ids:
+            monkeypatch.setattr(job, "ReaderIds", Unlisted)
+        org = make_org(demo_org)
+        org.sync(batch_size=25)
+        for edits in steps:
+            for record_type, record_id, changes in edits:
+                org.crm.update(record_type, record_id, changes)
+        run = org.sync(batch_size=25)
+        full = make_org(demo_org)
+        for record_type, record_id, changes in steps[0]:
+            full.crm.update(record_type, record_id, changes)
+        full.sync(batch_size=25)
+        assert _open(org) == _open(full)
+        reads.append((run.records_read, run.records_judged))
+    (listed, listed_judged), (every, every_judged) = reads
+    assert listed < every and listed_judged == every_judged

@@ -189,6 +189,18 @@ class ReaderStream(Protocol):
         ...
 
 
+@runtime_checkable
+class ReaderIds(Protocol):
+    """Optional, beside ``ReaderStream``: the ids of the records whose field holds one of some
+    values, without reading them. The job then streams only the readers it has not judged or
+    reworded already this run (``stream_where`` by ``id``), not every reader of the key."""
+
+    def ids_where(self, record_type: str, field: str, values: Collection[str]) -> list[str]:
+        """The ids of the current records of ``record_type`` whose ``field`` is one of
+        ``values`` (as ``stream_where`` matches them), sorted."""
+        ...
+
+
 def field_of(record: Any, field: str) -> Any:
     """What ``read_where`` compares: a record's model attribute ``field``, else its CRM extra
     ``field`` (None when it has neither)."""

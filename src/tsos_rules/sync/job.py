@@ -44,6 +44,7 @@ from tsos_rules.connectors.base import (
     ChangedRecordStream,
     Connector,
     KeyedReader,
+    ReaderIds,
     ReaderStream,
     ReadResult,
     RecordKey,
@@ -599,20 +600,17 @@ class _Job:
                 # first: the readers it rewords are then neither judged nor read by id
                 self._restate_holders(item, rules, column, self._bounds.unchanged(keys))
             if values:
-                readers = self._readers(aggregate.record_type, field, values, linked=linked)
+                readers = self._readers(
+                    aggregate.record_type, field, values, linked=linked, skip=self._done(rules)
+                )
                 self._judge_readers(item, readers, rules, as_of)
             if spared and rules:
                 # the records holding a finding of those rules, less those judged already
-                record_type, judged = aggregate.record_type, self._judged or set()
+                record_type, done = aggregate.record_type, self._done(rules)
                 found = self.state.open_finding_records(
                     self.key, record_type, rules, scope=(column, spared) if column else None
                 )
-                held = [
-                    record_id
-                    for record_id in found
-                    if (record_type, record_id) not in judged
-                    and not rules <= self._scoped.get((record_type, record_id), set())
-                ]
+                held = [record_id for record_id in found if not done((record_type, record_id))]
                 if held:
                     readers = self._readers(record_type, "id", held, linked=True)
                     self._judge_readers(item, readers, rules, as_of, keys=spared)
@@ -626,7 +624,7 @@ class _Job:
         reader any of whose findings the pack does not restate (one a fallen total clears) is
         left to be read and judged."""
         aggregate, totals_now = item.aggregate, (self.totals or {}).get(item.aggregate.name, {})
-        restate, judged = aggregate.restate, self._judged or set()
+        restate, done = aggregate.restate, self._done(rules)
         assert restate is not None
         by_record: dict[RecordKey, list[tuple[FindingState, SeenFinding]]] = {}
         for state, seen in self.state.open_findings_scoped(
@@ -642,11 +640,7 @@ class _Job:
         records: dict[RecordKey, RecordInfo] = {}
         scopes: dict[str, tuple[str | None, str | None]] = {}
         for record_key, found in by_record.items():
-            if (
-                record_key in judged
-                or record_key in self.held
-                or rules <= self._scoped.get(record_key, set())
-            ):
+            if done(record_key) or record_key in self.held:
                 continue
             restated: list[tuple[FindingState, SeenFinding]] = []
             for state, seen in found:
@@ -721,10 +715,9 @@ class _Job:
     ) -> None:
         """Judge the readers in ``readers`` not judged yet this run (with ``keys``, those of
         them whose ``read_by`` field holds one of those keys)."""
+        done = self._done(rules)
         for batch in readers:
-            fresh = _reading(item, batch, keys) - (self._judged or set())
-            if rules is not None:
-                fresh = {key for key in fresh if not rules <= self._scoped.get(key, set())}
+            fresh = {key for key in _reading(item, batch, keys) if not done(key)}
             if not fresh:
                 continue
             batch = attrs.evolve(
@@ -734,6 +727,16 @@ class _Job:
             for key in fresh if rules is not None else ():
                 self._scoped.setdefault(key, set()).update(rules or ())
 
+    def _done(self, rules: frozenset[str] | None) -> Callable[[RecordKey], bool]:
+        """Whether a record is judged (or its findings reworded) this run for ``rules``
+        already: judged with every rule, or with these (None: every rule)."""
+        judged, scoped = self._judged or set(), self._scoped
+
+        def done(key: RecordKey) -> bool:
+            return key in judged or (rules is not None and rules <= scoped.get(key, set()))
+
+        return done
+
     def _reader_rules(self, aggregate: Aggregate) -> frozenset[str] | None:
         """The loaded rules that judge an aggregate's readers again: those it names (maybe
         none loaded), or None (it names none) for every rule."""
@@ -742,14 +745,27 @@ class _Job:
         return frozenset(aggregate.read_by_rules) & frozenset(self.engine.specs)
 
     def _readers(
-        self, record_type: str, field: str, values: Sequence[str], *, linked: bool = False
+        self,
+        record_type: str,
+        field: str,
+        values: Sequence[str],
+        *,
+        linked: bool = False,
+        skip: Callable[[RecordKey], bool] | None = None,
     ) -> Iterator[ReadResult]:
         """The records of ``record_type`` whose ``field`` holds one of ``values``, in batches:
         with their directly linked records alone when ``linked`` (the rules judging them need
-        no more) and the connector can, else read by key with their company groups when it
-        can, else picked out of a full read."""
+        no more) and the connector can (less those ``skip`` says are done, when it can list
+        their ids first), else read by key with their company groups when it can, else picked
+        out of a full read."""
         connector = self.connector
         if linked and isinstance(connector, ReaderStream):
+            if skip is not None and field != "id" and isinstance(connector, ReaderIds):
+                ids = connector.ids_where(record_type, field, values)
+                unread = [i for i in ids if not skip((record_type, i))]
+                if unread:
+                    yield from connector.stream_where(record_type, "id", unread)
+                return
             yield from connector.stream_where(record_type, field, values)
             return
         if isinstance(connector, KeyedReader):

@@ -33,8 +33,8 @@ What is checked (each check says in its docstring why it matters to the sync job
 - optional: deletions reported in ``deleted``; ``read_batches`` (if implemented) agrees with
   ``read``; ``read_where`` judges exactly the records whose field matches, with their related
   records; ``stream_where`` reads the same records with their account, owner, team and
-  partner; ``stream_records`` gives every record once; the connector is registered under
-  :attr:`ConnectorContract.connector_name`.
+  partner; ``ids_where`` lists their ids; ``stream_records`` gives every record once; the
+  connector is registered under :attr:`ConnectorContract.connector_name`.
 
 Checks that need a capability the connector does not declare (tasks, field updates,
 conditional updates) or a harness method left unimplemented are skipped, with the reason.
@@ -62,6 +62,7 @@ from tsos_rules.connectors.base import (
     ChangedRecordStream,
     Connector,
     KeyedReader,
+    ReaderIds,
     ReaderStream,
     ReadResult,
     RecordKey,
@@ -504,6 +505,17 @@ class ConnectorContract:
         pages = list(seeded.stream_where("opportunity", "id", [*wanted, "no-such-deal"]))
         judged = sorted(key for page in pages for key in page.affected)
         assert judged == [("opportunity", i) for i in wanted]
+
+    def test_reader_ids_are_the_ids_a_reader_stream_reads(self, seeded: Connector) -> None:
+        """``ids_where`` (optional): the sorted ids of the records ``stream_where`` reads for
+        the same field and values, a partner's deals; none for an unknown partner."""
+        if not isinstance(seeded, ReaderIds):
+            pytest.skip("the connector does not implement ids_where")
+        whole = self.first_read(seeded)
+        deals = sorted(d.id for d in whole.snapshot.opportunities if d.partner_id == "p1")
+        assert deals, "the contract's seed gives partner p1 deals"
+        assert seeded.ids_where("opportunity", "partner_id", ["p1"]) == deals
+        assert seeded.ids_where("opportunity", "partner_id", ["no-such-partner"]) == []
 
     def test_streamed_records_are_every_record_once(self, seeded: Connector) -> None:
         """``stream_records`` (optional): every deal once, none judged."""

@@ -279,6 +279,20 @@ class LocalConnector:
         finally:
             self._close_reader()
 
+    def ids_where(self, record_type: str, field: str, values: Collection[str]) -> list[str]:
+        """The ids ``stream_where`` would read, from one indexed query (``ReaderIds``)."""
+        table = TABLES.get(record_type)
+        if table is None or not table.grouped or not values:
+            return []
+        db = self._reader_db()
+        try:
+            high = int(db.execute("SELECT stamp FROM clock").fetchone()[0])
+            return matching_ids(db, table, high, field, values)
+        except sqlite3.DatabaseError as exc:
+            raise self._crm_error(exc) from None
+        finally:
+            self._close_reader()
+
     def stream_records(self, record_type: str, *, page_size: int = 5000) -> Iterator[ReadResult]:
         """Every current record of ``record_type`` alone, ``page_size`` a page (keyset pages
         on the id, each in its own read transaction): a full sync's totals read."""

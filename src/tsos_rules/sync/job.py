@@ -627,8 +627,10 @@ class _Job:
         restate, done = aggregate.restate, self._done(rules)
         assert restate is not None
         by_record: dict[RecordKey, list[tuple[FindingState, SeenFinding]]] = {}
+        specs = self.engine.specs
+        doctrines = {rule: specs[rule].doctrine if rule in specs else "" for rule in rules}
         for state, seen in self.state.open_findings_scoped(
-            self.key, aggregate.record_type, rules, column, keys
+            self.key, aggregate.record_type, doctrines, column, keys
         ):
             by_record.setdefault(state.record_key, []).append((state, seen))
         shares = self.state.aggregate_shares_of(
@@ -657,10 +659,19 @@ class _Job:
                     )
                 if finding is None or finding.fingerprint != state.fingerprint:
                     break
-                spec = self.engine.specs.get(state.rule)
-                finding = attrs.evolve(finding, doctrine=spec.doctrine if spec else "")
-                shadow = mode is Mode.SHADOW
-                restated.append((state, attrs.evolve(seen, finding=finding, shadow=shadow)))
+                now = SeenFinding(
+                    finding,
+                    seen.owner_id,
+                    seen.owner_name,
+                    seen.partner_id,
+                    seen.partner_name,
+                    record_name=seen.record_name,
+                    account_id=seen.account_id,
+                    account_name=seen.account_name,
+                    record_url=seen.record_url,
+                    shadow=mode is Mode.SHADOW,
+                )
+                restated.append((state, now))
             else:
                 for state, seen in restated:
                     previous[state.fingerprint] = state

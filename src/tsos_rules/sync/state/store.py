@@ -1211,13 +1211,13 @@ class StateStore:
         self,
         connector: str,
         record_type: str,
-        rules: Iterable[str],
+        rules: Mapping[str, str],
         column: str,
         ids: Iterable[str],
     ) -> list[tuple[FindingState, SeenFinding]]:
-        """The open findings of ``rules`` on ``record_type`` records stored with one of ``ids``
-        in ``column`` (owner_id, partner_id or account_id), each as its state and as it was
-        last seen (its details, names and link; the finding's doctrine left empty)."""
+        """The open findings of ``rules`` (id: doctrine) on ``record_type`` records stored with
+        one of ``ids`` in ``column`` (owner_id, partner_id or account_id), each as its state
+        and as it was last seen (its details, names and link)."""
         if column not in _SCOPE_COLUMNS:
             raise ValueError(f"not a finding's scope column: {column!r}")
         columns = ", ".join(f"f.{c.strip()}" for c in _FINDING_COLUMNS.split(","))
@@ -1241,7 +1241,7 @@ class StateStore:
                 record_id=state.record_id,
                 reason=state.reason,
                 message=state.message,
-                doctrine="",
+                doctrine=rules.get(state.rule, ""),
                 details=json.loads(details) if details else {},
             )
             seen = SeenFinding(

@@ -34,14 +34,29 @@ WRITTEN: collections.Counter[str] = collections.Counter()
 _IO = Path("/proc/self/io")
 
 
+def _io_fd() -> int | None:
+    try:
+        return os.open(_IO, os.O_RDONLY)
+    except OSError:
+        return None
+
+
+#: Kept open: a step timed per item (judging, per record) reads it twice an item, and opening
+#: it each time cost about 0.3 s of a million-deal incremental run.
+_IO_FD = _io_fd()
+
+
 def _written() -> int:
     """Bytes this process has caused to be written to storage (Linux; 0 elsewhere)."""
+    if _IO_FD is None:
+        return 0
     try:
-        for line in _IO.read_text().splitlines():
-            if line.startswith("write_bytes:"):
-                return int(line.split()[1])
+        text = os.pread(_IO_FD, 4096, 0).decode()
     except OSError:
-        pass
+        return 0
+    for line in text.splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
     return 0
 
 

@@ -766,19 +766,21 @@ class StateStore:
                 seen = [s for s in seen if s.finding.fingerprint not in done]
                 # Only the columns no index holds (and, in a full run, last_run): the full
                 # upsert rewrites every index entry of the row, several times the cost on a big
-                # state; an incremental run skips the unchanged rows, most of what it sees.
-                texts = [(s, _details(s.finding)) for s in kept]
-                if not full:
-                    texts = [
-                        (s, details)
-                        for s, details in texts
-                        if _text_changed(stored[s.finding.fingerprint], s, details)
-                    ]
+                # state. An incremental run writes only the rows whose text differs, most of
+                # what it sees being as stored: SQLite compares them where they lie, and a row
+                # the condition leaves out is not written at all.
                 mark = ", last_run = ?" if full else ""
+                unchanged = (
+                    ""
+                    if full
+                    else " AND (message IS NOT ? OR details IS NOT ? OR record_name IS NOT ? "
+                    "OR record_url IS NOT ?)"
+                )
+                texts = [(s, _details(s.finding)) for s in kept]
                 db.executemany(
                     "UPDATE findings SET message = ?, details = ?, record_name = ?, "
                     f"record_url = ?, last_seen = ?{mark} "
-                    "WHERE connector = ? AND fingerprint = ?",
+                    f"WHERE connector = ? AND fingerprint = ?{unchanged}",
                     [
                         (
                             s.finding.message,
@@ -789,6 +791,11 @@ class StateStore:
                             *((run_id,) if full else ()),
                             connector,
                             s.finding.fingerprint,
+                            *(
+                                ()
+                                if full
+                                else (s.finding.message, details, s.record_name, s.record_url)
+                            ),
                         )
                         for s, details in texts
                     ],
@@ -882,8 +889,7 @@ class StateStore:
             return {}
         rows = self.db.execute(
             f"SELECT fingerprint, status, resolved_at, {_tallies.COLUMNS}, account_id, "
-            "account_name, message, details, record_name, record_url FROM findings "
-            "WHERE connector = ? "
+            "account_name FROM findings WHERE connector = ? "
             "AND fingerprint IN (SELECT value FROM json_each(?))",
             (connector, json.dumps(sorted(set(fingerprints)))),
         )
@@ -1509,17 +1515,6 @@ def _as_stored(row: sqlite3.Row | None, seen: SeenFinding) -> bool:
         and row["partner_name"] == seen.partner_name
         and row["account_id"] == seen.account_id
         and row["account_name"] == seen.account_name
-    )
-
-
-def _text_changed(row: sqlite3.Row, seen: SeenFinding, details: str | None) -> bool:
-    """Whether a finding stored as it is now (``_as_stored``) reads differently: its message,
-    details, record name or link."""
-    return bool(
-        row["message"] != seen.finding.message
-        or row["details"] != details
-        or row["record_name"] != seen.record_name
-        or row["record_url"] != seen.record_url
     )
 
 

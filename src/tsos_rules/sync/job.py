@@ -622,7 +622,16 @@ class _Job:
         did not change), reworded by the pack for the new totals (``Aggregate.restate``) and
         committed without reading or judging the readers again: only their totals moved. A
         reader any of whose findings the pack does not restate (one a fallen total clears) is
-        left to be read and judged."""
+        left to be read and judged. :data:`RESTATED_KEYS` keys a batch, each committed alone."""
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), RESTATED_KEYS):
+            self._restate_batch(
+                item, rules, column, frozenset(ordered[start : start + RESTATED_KEYS])
+            )
+
+    def _restate_batch(
+        self, item: BoundAggregate, rules: frozenset[str], column: str, keys: frozenset[str]
+    ) -> None:
         aggregate, totals_now = item.aggregate, (self.totals or {}).get(item.aggregate.name, {})
         restate, done = aggregate.restate, self._done(rules)
         assert restate is not None
@@ -1408,6 +1417,10 @@ def _exempt_note(exemption: Exemption) -> str:
 
 #: For a finding on a record of a type, the state's column holding that record's field
 #: (``_describe`` stores them): where a reader's stored findings can be found by its key.
+#: Keys (partners) whose readers' findings are reworded and committed together: bounds what
+#: one batch holds when a key's total moves for thousands of them.
+RESTATED_KEYS = 500
+
 SCOPE_COLUMNS = {
     ("opportunity", "owner_id"): "owner_id",
     ("opportunity", "partner_id"): "partner_id",

@@ -216,7 +216,7 @@ class Planner:
         for state in lapsed:
             if state.has_open_task or not self._wants_task(state.rule, state.severity):
                 continue
-            task = self._task(_finding_of(state), _record_of(state))
+            task = self._task(state.finding(), _record_of(state))
             actions.append(PlannedAction(attrs.evolve(task, fingerprint=state.fingerprint)))
         return Plan(tuple(actions))
 
@@ -286,15 +286,7 @@ class Planner:
             if ActionKind.CLOSE_TASK not in kinds and state.has_open_task:
                 return None  # this run adopted the task already
             if self._wants_task(state.rule, state.severity):
-                finding = Finding(
-                    rule=state.rule,
-                    severity=Severity(state.severity),
-                    record_type=state.record_type,
-                    record_id=state.record_id,
-                    reason=state.reason,
-                    message=state.message,
-                    doctrine="",
-                )
+                finding = state.finding()
                 record = RecordInfo(
                     record_type=state.record_type,
                     record_id=state.record_id,
@@ -361,19 +353,6 @@ class Planner:
 def _skip(finding: Finding, reason: str) -> SkippedRepair:
     return SkippedRepair(
         finding.fingerprint, finding.record_type, finding.record_id, finding.rule, reason
-    )
-
-
-def _finding_of(state: FindingState) -> Finding:
-    """A stored finding as the engine would produce it (for a task planned from the state)."""
-    return Finding(
-        rule=state.rule,
-        severity=Severity(state.severity),
-        record_type=state.record_type,
-        record_id=state.record_id,
-        reason=state.reason,
-        message=state.message,
-        doctrine="",
     )
 
 

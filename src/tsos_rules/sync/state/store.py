@@ -65,6 +65,20 @@ class FindingState:
     def has_open_task(self) -> bool:
         return self.task_id is not None and self.task_status == "open"
 
+    def finding(self, *, doctrine: str = "", details: Mapping[str, Any] | None = None) -> Finding:
+        """The stored finding as the engine would produce it (the state keeps no doctrine;
+        ``details`` when the caller read them)."""
+        return Finding(
+            rule=self.rule,
+            severity=Severity(self.severity),
+            record_type=self.record_type,
+            record_id=self.record_id,
+            reason=self.reason,
+            message=self.message,
+            doctrine=doctrine,
+            details=dict(details or {}),
+        )
+
 
 @attrs.frozen
 class PendingWrite:
@@ -1240,15 +1254,9 @@ class StateStore:
         for row in rows:
             state = _finding_state(row)
             details = row["details"]
-            finding = Finding(
-                rule=state.rule,
-                severity=Severity(state.severity),
-                record_type=state.record_type,
-                record_id=state.record_id,
-                reason=state.reason,
-                message=state.message,
+            finding = state.finding(
                 doctrine=rules.get(state.rule, ""),
-                details=json.loads(details) if details else {},
+                details=json.loads(details) if details else None,
             )
             seen = SeenFinding(
                 finding,
